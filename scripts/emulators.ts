@@ -1,0 +1,98 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** A free TCP port on the loopback interface, chosen by the kernel. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface Emulator {
+  name: 'datastore' | 'pubsub';
+  host: string;
+  pid: number;
+  /** Stops the emulator and its Java child (the whole process group). */
+  stop(): Promise<void>;
+}
+
+export function requireGcloud(): void {
+  const probe = spawnSync('gcloud', ['--version'], { stdio: 'ignore' });
+  if (probe.error || probe.status !== 0) {
+    throw new Error(
+      'gcloud is not installed or not on PATH. The tests and `npm start -- --emulators` need the Google Cloud CLI ' +
+        'with the Firestore and Pub/Sub emulators (Debian packages google-cloud-cli, ' +
+        'google-cloud-cli-firestore-emulator, google-cloud-cli-pubsub-emulator) and Java.',
+    );
+  }
+}
+
+async function waitReady(host: string, child: ChildProcess, name: string, output: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} emulator exited with ${child.exitCode}:\n${output()}`);
+    try {
+      const res = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${name} emulator did not become ready on ${host} within ${timeoutMs} ms:\n${output()}`);
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Starts a gcloud emulator on a free port in its own process group, so that stopping it also
+ * stops the Java process gcloud spawns (no orphans).
+ */
+export async function startEmulator(name: 'datastore' | 'pubsub', options: { port?: number; timeoutMs?: number } = {}): Promise<Emulator> {
+  requireGcloud();
+  const port = options.port ?? (await freePort());
+  const host = `127.0.0.1:${port}`;
+  const args =
+    name === 'datastore'
+      ? ['emulators', 'firestore', 'start', '--database-mode=datastore-mode', `--host-port=${host}`]
+      : ['beta', 'emulators', 'pubsub', 'start', `--host-port=${host}`];
+  const child = spawn('gcloud', args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const collect = (b: Buffer) => {
+    out = (out + b.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const pid = child.pid!;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    killGroup(pid, 'SIGTERM');
+    const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+    // gcloud may exit before its Java child: make sure the whole group is gone.
+    killGroup(pid, 'SIGKILL');
+  };
+  try {
+    await waitReady(host, child, name, () => out, options.timeoutMs ?? 60_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  child.unref();
+  (child.stdout as unknown as { unref?: () => void }).unref?.();
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
+  return { name, host, pid, stop };
+}

@@ -1,0 +1,141 @@
+import { z } from 'zod';
+import { type SameSite, validateCookieName } from './cookies';
+import { ConfigError } from './errors';
+import type { SessionSettings } from './session';
+
+/**
+ * Everything the service reads from its environment, parsed and validated once at start-up.
+ * A bad value stops the process with a message naming the variable; nothing is silently ignored.
+ */
+export interface Config {
+  projectId: string;
+  store: 'datastore' | 'memory';
+  kind: string;
+  /** Datastore namespace; empty for the default one. */
+  namespace: string | undefined;
+  /** Named Firestore database in Datastore mode; undefined for `(default)`. */
+  databaseId: string | undefined;
+  storeTimeoutMs: number;
+  datastoreEmulatorHost: string | undefined;
+  session: SessionSettings;
+  killTopic: string;
+  /** Local only: deliver kill messages as Pub/Sub push requests to this URL instead of publishing. */
+  killPushUrl: string | undefined;
+  admin: {
+    audience: string | undefined;
+    principals: string[];
+    jwksFile: string | undefined;
+  };
+  /** Origins allowed to send cross-site requests that change a session. */
+  allowedOrigins: string[];
+  deletion: {
+    batchSize: number;
+    parallelism: number;
+    cleanupBudgetSeconds: number;
+    cleanupGraceSeconds: number;
+    killBudgetSeconds: number;
+  };
+}
+
+/** Every variable the configuration knows, with its default as documented (the README table and Terraform use these names). */
+export const CONFIG_VARIABLES = {
+  GOOGLE_CLOUD_PROJECT: 'project id; also part of the default cookie name',
+  DATASTORE_EMULATOR_HOST: 'host:port of the Datastore emulator (standard client switch)',
+  PUBSUB_EMULATOR_HOST: 'host:port of the Pub/Sub emulator (standard client switch)',
+  SESSION_STORE: 'datastore (default) or memory (local use only)',
+  SESSION_KIND: 'Datastore kind, default viur-session',
+  SESSION_NAMESPACE: 'Datastore namespace, default none',
+  SESSION_DATABASE: 'Firestore database id in Datastore mode, default (default)',
+  SESSION_STORE_TIMEOUT_MS: 'deadline of each Datastore call, default 5000',
+  SESSION_LIFETIME_SECONDS: 'idle lifetime, default 3600',
+  SESSION_REFRESH_INTERVAL_SECONDS: 'how old lastseen may get before a read rewrites it, default 300',
+  SESSION_COOKIE_NAME: 'default viur_cookie_<project>',
+  SESSION_SAME_SITE: 'lax (default), strict, none or off',
+  SESSION_COOKIE_PERSISTENT: 'true: Max-Age = lifetime; default false',
+  SESSION_PERSISTENT_FIELDS_ON_LOGIN: 'comma-separated keys kept across login, default language',
+  SESSION_PERSISTENT_FIELDS_ON_LOGOUT: 'comma-separated keys kept across logout, default language',
+  SESSION_MAX_DATA_BYTES: 'limit on session data as stored, default 786432, at most 1000000',
+  SESSION_MAX_SECURITY_KEYS: 'one-time keys valid at once per session, default 16',
+  SESSION_KILL_TOPIC: 'Pub/Sub topic of kill messages, default session-kill',
+  SESSION_KILL_PUSH_URL: 'local only: push kill messages to this URL instead of Pub/Sub',
+  SESSION_ADMIN_AUDIENCE: 'expected aud of privileged tokens, default the request URL',
+  SESSION_ADMIN_PRINCIPALS: 'comma-separated emails allowed on privileged routes, default none',
+  SESSION_ADMIN_JWKS_FILE: 'local/test only: verify privileged tokens against this JWKS file',
+  SESSION_ALLOWED_ORIGINS: 'comma-separated origins allowed to change sessions cross-site, default none',
+  SESSION_DELETE_BATCH_SIZE: 'keys per delete commit, default 500 (the maximum)',
+  SESSION_DELETE_PARALLELISM: 'delete commits in flight at once, default 4',
+  SESSION_CLEANUP_BUDGET_SECONDS: 'time one cleanup run may take, default 1200',
+  SESSION_CLEANUP_GRACE_SECONDS: 'how long past expiresAt a session is kept, default 300',
+  SESSION_KILL_BUDGET_SECONDS: 'time one kill invocation may take before it continues in a follow-up message, default 240',
+} as const;
+
+export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
+type Env = Record<string, string | undefined>;
+
+function read(env: Env, name: ConfigVariable): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function parse<T>(env: Env, name: ConfigVariable, schema: z.ZodType<T>, fallback: T): T {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const result = schema.safeParse(raw);
+  if (!result.success) throw new ConfigError(name, `${JSON.stringify(raw)} is not valid: ${result.error.issues[0]?.message ?? 'invalid'}`);
+  return result.data;
+}
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const boolean = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+const name = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'only letters, digits, _ . -');
+
+export function loadConfig(env: Env = process.env): Config {
+  const store = parse(env, 'SESSION_STORE', z.enum(['datastore', 'memory']), 'datastore');
+  const projectId = read(env, 'GOOGLE_CLOUD_PROJECT') ?? env.GCLOUD_PROJECT?.trim();
+  if (!projectId && store === 'datastore') {
+    throw new ConfigError('GOOGLE_CLOUD_PROJECT', 'must be set when SESSION_STORE is datastore');
+  }
+  const project = projectId || 'local';
+  const lifetimeSeconds = parse(env, 'SESSION_LIFETIME_SECONDS', integer(1, 366 * 24 * 3600), 3600);
+  const sameSiteRaw = parse(env, 'SESSION_SAME_SITE', z.enum(['lax', 'strict', 'none', 'off']), 'lax');
+  const sameSite: SameSite = sameSiteRaw === 'off' ? false : sameSiteRaw;
+  const cookieName = validateCookieName(read(env, 'SESSION_COOKIE_NAME') ?? `viur_cookie_${project}`, 'SESSION_COOKIE_NAME');
+  return {
+    projectId: project,
+    store,
+    kind: parse(env, 'SESSION_KIND', name, 'viur-session'),
+    namespace: parse<string | undefined>(env, 'SESSION_NAMESPACE', name, undefined),
+    databaseId: parse<string | undefined>(env, 'SESSION_DATABASE', name, undefined),
+    storeTimeoutMs: parse(env, 'SESSION_STORE_TIMEOUT_MS', integer(100, 600_000), 5000),
+    datastoreEmulatorHost: read(env, 'DATASTORE_EMULATOR_HOST'),
+    session: {
+      lifetimeSeconds,
+      refreshIntervalSeconds: parse(env, 'SESSION_REFRESH_INTERVAL_SECONDS', integer(0, 24 * 3600), 300),
+      persistentFieldsOnLogin: parse(env, 'SESSION_PERSISTENT_FIELDS_ON_LOGIN', list, ['language']),
+      persistentFieldsOnLogout: parse(env, 'SESSION_PERSISTENT_FIELDS_ON_LOGOUT', list, ['language']),
+      maxDataBytes: parse(env, 'SESSION_MAX_DATA_BYTES', integer(1024, 1_000_000), 786_432),
+      maxSecurityKeys: parse(env, 'SESSION_MAX_SECURITY_KEYS', integer(1, 100), 16),
+      cookie: {
+        name: cookieName,
+        sameSite,
+        persistent: parse(env, 'SESSION_COOKIE_PERSISTENT', boolean, false),
+      },
+    },
+    killTopic: parse(env, 'SESSION_KILL_TOPIC', z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, 'not a Pub/Sub topic id'), 'session-kill'),
+    killPushUrl: parse<string | undefined>(env, 'SESSION_KILL_PUSH_URL', z.url(), undefined),
+    admin: {
+      audience: read(env, 'SESSION_ADMIN_AUDIENCE'),
+      principals: parse(env, 'SESSION_ADMIN_PRINCIPALS', list, []),
+      jwksFile: read(env, 'SESSION_ADMIN_JWKS_FILE'),
+    },
+    allowedOrigins: parse(env, 'SESSION_ALLOWED_ORIGINS', list.pipe(z.array(z.url())), []).map((o) => new URL(o).origin),
+    deletion: {
+      batchSize: parse(env, 'SESSION_DELETE_BATCH_SIZE', integer(1, 500), 500),
+      parallelism: parse(env, 'SESSION_DELETE_PARALLELISM', integer(1, 32), 4),
+      cleanupBudgetSeconds: parse(env, 'SESSION_CLEANUP_BUDGET_SECONDS', integer(1, 3600), 1200),
+      cleanupGraceSeconds: parse(env, 'SESSION_CLEANUP_GRACE_SECONDS', integer(0, 7 * 24 * 3600), 300),
+      killBudgetSeconds: parse(env, 'SESSION_KILL_BUDGET_SECONDS', integer(1, 3600), 240),
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { parse, serialize } from 'cookie';
+import { ConfigError } from './errors';
+
+export type SameSite = 'lax' | 'strict' | 'none' | false;
+
+export interface CookieSettings {
+  name: string;
+  sameSite: SameSite;
+  /** true: the cookie carries Max-Age = lifetime; false: a browser-session cookie (the seed's default). */
+  persistent: boolean;
+}
+
+/** RFC 6265 cookie-name token characters. */
+const NAME_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Cookie names with the `__Host-` prefix are only accepted by browsers with Secure, Path=/ and no
+ * Domain; we always emit exactly that, so the check here is only that the name itself is a token.
+ */
+export function validateCookieName(name: string, variable: string): string {
+  if (!NAME_PATTERN.test(name)) throw new ConfigError(variable, 'is not a valid cookie name');
+  if (/^__(host|secure)-$/i.test(name)) throw new ConfigError(variable, 'a cookie prefix needs a name after it');
+  if (/^__host-/i.test(name) && !name.startsWith('__Host-')) {
+    throw new ConfigError(variable, 'the __Host- prefix is case-sensitive in some browsers: write it as __Host-');
+  }
+  return name;
+}
+
+/** The session cookie's value from a Cookie request header, or undefined. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  return parse(header)[name];
+}
+
+export function sessionCookie(settings: CookieSettings, value: string, lifetimeSeconds: number): string {
+  return serialize(settings.name, value, {
+    path: '/',
+    httpOnly: true,
+    secure: true,
+    sameSite: settings.sameSite === false ? undefined : settings.sameSite,
+    maxAge: settings.persistent ? lifetimeSeconds : undefined,
+  });
+}
+
+/** Tells the browser to drop a cookie that names no live session. */
+export function clearedCookie(settings: CookieSettings): string {
+  return serialize(settings.name, '', {
+    path: '/',
+    httpOnly: true,
+    secure: true,
+    sameSite: settings.sameSite === false ? undefined : settings.sameSite,
+    maxAge: 0,
+    expires: new Date(0),
+  });
+}

@@ -1,0 +1,80 @@
+import { InvalidKeyError, InvalidValueError } from './errors';
+
+export type JsonPrimitive = string | number | boolean | null;
+export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
+export type SessionData = Record<string, JsonValue>;
+
+/** Longest data key in UTF-8 bytes; Datastore allows 1,500 for a property name, we keep well under. */
+export const MAX_KEY_BYTES = 256;
+
+const MAX_DEPTH = 64;
+
+/**
+ * Data keys become Datastore property names of the embedded `data` entity: names of the form
+ * `__x__` are reserved there (and `__proto__` is one of them), so they are refused up front.
+ */
+export function assertValidKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) throw new InvalidKeyError('a key must be a non-empty string');
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    throw new InvalidKeyError(`a key may have at most ${MAX_KEY_BYTES} bytes`);
+  }
+  if (/^__.*__$/s.test(key)) throw new InvalidKeyError('keys of the form __name__ are reserved');
+  if (!key.isWellFormed()) throw new InvalidKeyError('a key must be well-formed unicode');
+}
+
+/**
+ * Accepts exactly the values that JSON.stringify/JSON.parse return unchanged: plain objects,
+ * arrays, strings, finite numbers, booleans and null. Anything else (undefined, NaN, Date,
+ * Map, class instances, functions, cycles) is refused instead of being silently altered.
+ */
+export function assertJsonValue(value: unknown, path = 'value', depth = 0, seen = new Set<object>()): asserts value is JsonValue {
+  if (depth > MAX_DEPTH) throw new InvalidValueError(`${path} is nested deeper than ${MAX_DEPTH} levels`);
+  if (value === null) return;
+  switch (typeof value) {
+    case 'string':
+      if (!value.isWellFormed()) throw new InvalidValueError(`${path} has a lone surrogate`);
+      return;
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) throw new InvalidValueError(`${path} is not a finite number`);
+      return;
+    case 'object':
+      break;
+    default:
+      throw new InvalidValueError(`${path} is a ${typeof value}, not a JSON value`);
+  }
+  const obj = value as object;
+  if (seen.has(obj)) throw new InvalidValueError(`${path} is circular`);
+  seen.add(obj);
+  if (Array.isArray(obj)) {
+    obj.forEach((item, i) => assertJsonValue(item, `${path}[${i}]`, depth + 1, seen));
+  } else {
+    const proto = Object.getPrototypeOf(obj);
+    if (proto !== Object.prototype && proto !== null) {
+      throw new InvalidValueError(`${path} is not a plain object`);
+    }
+    for (const [k, v] of Object.entries(obj)) assertJsonValue(v, `${path}.${k}`, depth + 1, seen);
+  }
+  seen.delete(obj);
+}
+
+/** Size of a value as stored (its JSON text in UTF-8), the measure of the data size limit. */
+export function storedSize(key: string, value: JsonValue): number {
+  return Buffer.byteLength(key, 'utf8') + Buffer.byteLength(JSON.stringify(value), 'utf8');
+}
+
+export function dataSize(data: SessionData): number {
+  let total = 0;
+  for (const [k, v] of Object.entries(data)) total += storedSize(k, v);
+  return total;
+}
+
+/** A data object without a prototype, so no key can reach Object.prototype. */
+export function emptyData(): SessionData {
+  return Object.create(null) as SessionData;
+}
+
+export function copyData(data: SessionData): SessionData {
+  return Object.assign(emptyData(), data);
+}

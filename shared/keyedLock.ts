@@ -1,0 +1,21 @@
+/**
+ * Runs tasks one at a time per key within this process. Requests of one session that reach the
+ * same instance queue here instead of contending inside the database, where every lost race
+ * costs a transaction abort and a retry.
+ */
+export class KeyedLock {
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const current = previous.then(task, task);
+    const tail = current.catch(() => undefined);
+    this.#tails.set(key, tail);
+    try {
+      return await current;
+    } finally {
+      // Only the last task in the queue removes the entry, so the map does not grow.
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { type Clock, systemClock } from './clock';
+import { type Config, loadConfig } from './config';
+import { cryptoRandom, type RandomSource } from './ids';
+import { log } from './log';
+import { MemorySessionStore } from './memoryStore';
+import { SessionManager } from './session';
+import type { SessionStore } from './store';
+
+/** What every function needs, built once per process. */
+export interface Runtime {
+  config: Config;
+  store: SessionStore;
+  sessions: SessionManager;
+  clock: Clock;
+  random: RandomSource;
+}
+
+/** The Datastore client is loaded here, on first use, so that a process on the memory store never loads it. */
+export function createStore(config: Config): SessionStore {
+  if (config.store === 'memory') return new MemorySessionStore();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Datastore } = require('@google-cloud/datastore') as typeof import('@google-cloud/datastore');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { DatastoreSessionStore } = require('./datastoreStore') as typeof import('./datastoreStore');
+  const datastore = new Datastore({ projectId: config.projectId, databaseId: config.databaseId });
+  return new DatastoreSessionStore({
+    datastore,
+    kind: config.kind,
+    namespace: config.namespace,
+    timeoutMs: config.storeTimeoutMs,
+    separateBegin: config.datastoreEmulatorHost !== undefined,
+  });
+}
+
+export function createRuntime(config: Config, parts: Partial<Pick<Runtime, 'store' | 'clock' | 'random'>> = {}): Runtime {
+  const store = parts.store ?? createStore(config);
+  const clock = parts.clock ?? systemClock;
+  const random = parts.random ?? cryptoRandom;
+  return { config, store, clock, random, sessions: new SessionManager({ store, settings: config.session, clock, random }) };
+}
+
+let configured: Config | undefined;
+let current: Runtime | undefined;
+
+/**
+ * Parses the environment once (at module load of the functions: a bad value stops the process
+ * there). Warns when the store is the in-memory one, which is for local use only.
+ */
+export function startupConfig(): Config {
+  if (!configured) {
+    configured = loadConfig();
+    if (configured.store === 'memory') {
+      log('WARNING', 'SESSION_STORE=memory: sessions live in this process only and vanish on restart; use it for local development, never in production');
+    }
+  }
+  return configured;
+}
+
+/** The process-wide runtime; the store is created on first call. */
+export function runtime(): Runtime {
+  current ??= createRuntime(startupConfig());
+  return current;
+}
+
+/** Lets the local launcher and tests run the functions on a runtime they built (one shared store). */
+export function setRuntime(next: Runtime | undefined): void {
+  current = next;
+  configured = next?.config;
+}

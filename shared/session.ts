@@ -1,0 +1,418 @@
+import { inspect } from 'node:util';
+import type { Clock } from './clock';
+import { type CookieSettings, clearedCookie, readCookie, sessionCookie } from './cookies';
+import { DataTooLargeError, InvalidUserError, KeyNotFoundError, SecurityKeyConflictError, SessionEndedError } from './errors';
+import { digest, digestsEqual, isWellFormedToken, newToken, type RandomSource } from './ids';
+import { assertJsonValue, assertValidKey, copyData, dataSize, emptyData, type JsonValue, type SessionData } from './json';
+import type { Decision, SessionStore, StorageKey, StoredSession } from './store';
+
+/** The user id stored for sessions without a user; `killSessionByUser(GUEST_USER)` kills them all. */
+export const GUEST_USER = '__guest__';
+
+/** Longest user id in UTF-8 bytes (it is an indexed Datastore string, limited to 1,500). */
+export const MAX_USER_BYTES = 500;
+
+export interface SessionSettings {
+  lifetimeSeconds: number;
+  /** lastSeen is rewritten on a read-only request only when older than this. */
+  refreshIntervalSeconds: number;
+  persistentFieldsOnLogin: readonly string[];
+  persistentFieldsOnLogout: readonly string[];
+  /** Limit on the data as stored (keys plus JSON text, UTF-8). */
+  maxDataBytes: number;
+  /** One-time keys valid at once per session; the oldest is dropped beyond this. */
+  maxSecurityKeys: number;
+  cookie: CookieSettings;
+}
+
+/**
+ * A change this request made. Saving replays them onto the stored entity inside a transaction, so
+ * two requests that change different keys of one session both survive. Random values are drawn
+ * when the operation is recorded, so a replay is deterministic and may be repeated on contention.
+ */
+type Operation =
+  | { type: 'set'; key: string; value: JsonValue }
+  | { type: 'delete'; key: string }
+  | { type: 'reset'; id: string; staticKeyDigest: string; keep: readonly string[]; user: string | null }
+  | { type: 'addKeys'; digests: string[] }
+  | { type: 'consumeKey'; digest: string };
+
+export interface SaveOutcome {
+  written: boolean;
+  /** A Set-Cookie header value to send, if the cookie must change. */
+  setCookie: string | null;
+  /** The static security key, when this save stored a new one: revealed exactly once. */
+  staticSecurityKey: string | null;
+}
+
+/**
+ * One request's view of a session: a map of JSON values plus the user binding and security keys.
+ * It never touches the store itself; SessionManager loads and saves it. Secrets (the id, the keys)
+ * are not enumerable and not shown by console.log or JSON.stringify.
+ */
+export class Session {
+  #id: string;
+  #state: StoredSession;
+  readonly #operations: Operation[] = [];
+  #forced = false;
+  #revealedStaticKey: string | null;
+
+  /** @internal created by SessionManager */
+  constructor(
+    id: string,
+    state: StoredSession,
+    /** The storage key the session was read under; null when it is not stored yet. */
+    readonly loadedKey: StorageKey | null,
+    /** The client sent a cookie that named no live session. */
+    readonly staleCookie: boolean,
+    revealedStaticKey: string | null,
+    private readonly settings: SessionSettings,
+    private readonly clock: Clock,
+    private readonly random: RandomSource,
+  ) {
+    this.#id = id;
+    this.#state = state;
+    this.#revealedStaticKey = revealedStaticKey;
+  }
+
+  /** True until the session has been written once. */
+  get isNew(): boolean {
+    return this.loadedKey === null;
+  }
+
+  get user(): string | null {
+    return this.#state.user;
+  }
+
+  has(key: string): boolean {
+    return Object.hasOwn(this.#state.data, key);
+  }
+
+  get<T extends JsonValue = JsonValue>(key: string): T | undefined;
+  get<T extends JsonValue = JsonValue>(key: string, fallback: T): T;
+  get(key: string, fallback?: JsonValue): JsonValue | undefined {
+    return this.has(key) ? structuredClone(this.#state.data[key]) : fallback;
+  }
+
+  /** Like `session[key]` in the original: fails on a missing key. */
+  getOrThrow<T extends JsonValue = JsonValue>(key: string): T {
+    if (!this.has(key)) throw new KeyNotFoundError(key);
+    return structuredClone(this.#state.data[key]) as T;
+  }
+
+  set(key: string, value: JsonValue): void {
+    assertValidKey(key);
+    assertJsonValue(value);
+    this.#record({ type: 'set', key, value: structuredClone(value) });
+  }
+
+  /** Fails on a missing key, as the original's `del session[key]`. */
+  delete(key: string): void {
+    if (!this.has(key)) throw new KeyNotFoundError(key);
+    this.#record({ type: 'delete', key });
+  }
+
+  /** Sets every key of `values`; all or nothing. */
+  merge(values: Record<string, JsonValue>): void {
+    const entries = Object.entries(values);
+    for (const [key, value] of entries) {
+      assertValidKey(key);
+      assertJsonValue(value, key);
+    }
+    const ops: Operation[] = entries.map(([key, value]) => ({ type: 'set', key, value: structuredClone(value) }));
+    this.#record(...ops);
+  }
+
+  entries(): Array<[string, JsonValue]> {
+    return Object.entries(this.#state.data).map(([k, v]) => [k, structuredClone(v)]);
+  }
+
+  items(): Array<[string, JsonValue]> {
+    return this.entries();
+  }
+
+  /** A copy of all data, as a plain object. */
+  toObject(): SessionData {
+    return Object.assign({}, structuredClone(this.#state.data));
+  }
+
+  markChanged(): void {
+    this.#forced = true;
+  }
+
+  /** Ends this session and starts an empty one with a new id and new keys. */
+  reset(): void {
+    this.#startOver([], null);
+  }
+
+  /**
+   * Binds `user` after a reset that keeps only the persistentFieldsOnLogin keys: a new id, so a
+   * session id known before the login (fixation) is worthless after it.
+   */
+  login(user: string): void {
+    if (typeof user !== 'string' || user.length === 0) throw new InvalidUserError('a user id must be a non-empty string');
+    if (user === GUEST_USER) throw new InvalidUserError(`${GUEST_USER} is not a user id`);
+    if (Buffer.byteLength(user, 'utf8') > MAX_USER_BYTES) throw new InvalidUserError(`a user id may have at most ${MAX_USER_BYTES} bytes`);
+    this.#startOver(this.settings.persistentFieldsOnLogin, user);
+  }
+
+  /** Resets to a guest session that keeps only the persistentFieldsOnLogout keys. */
+  logout(): void {
+    this.#startOver(this.settings.persistentFieldsOnLogout, null);
+  }
+
+  /** Hands out a new one-time CSRF key; the session is persisted at save even if new. */
+  getSecurityKey(): string {
+    return this.getSecurityKeys(1)[0]!;
+  }
+
+  /** Several one-time keys at once, for parallel form posts; at most maxSecurityKeys. */
+  getSecurityKeys(count: number): string[] {
+    if (!Number.isInteger(count) || count < 1 || count > this.settings.maxSecurityKeys) {
+      throw new RangeError(`count must be an integer from 1 to ${this.settings.maxSecurityKeys}`);
+    }
+    const keys = Array.from({ length: count }, () => newToken(this.random));
+    this.#record({ type: 'addKeys', digests: keys.map(digest) });
+    return keys;
+  }
+
+  /**
+   * True when `key` is one of this session's one-time keys; it is then consumed and a fresh key
+   * can be fetched. Compared in constant time. The consumption is committed by save (or by
+   * withSession), atomically: of two requests racing with one key, only one commits.
+   */
+  validateSecurityKey(key: string): boolean {
+    if (!isWellFormedToken(key)) return false;
+    const wanted = digest(key);
+    let found: string | undefined;
+    for (const d of this.#state.securityKeyDigests) if (digestsEqual(d, wanted)) found = d;
+    if (found === undefined) return false;
+    this.#record({ type: 'consumeKey', digest: found });
+    return true;
+  }
+
+  validateStaticSecurityKey(key: string): boolean {
+    return isWellFormedToken(key) && digestsEqual(this.#state.staticKeyDigest, digest(key));
+  }
+
+  /** @internal */
+  get operations(): readonly Operation[] {
+    return this.#operations;
+  }
+
+  /** @internal */
+  get forced(): boolean {
+    return this.#forced;
+  }
+
+  /** @internal */
+  get id(): string {
+    return this.#id;
+  }
+
+  /** @internal */
+  get state(): StoredSession {
+    return this.#state;
+  }
+
+  /** @internal the static key to reveal if the save stores it */
+  get revealedStaticKey(): string | null {
+    return this.#revealedStaticKey;
+  }
+
+  toJSON(): { user: string | null; data: SessionData } {
+    return { user: this.user, data: this.toObject() };
+  }
+
+  [inspect.custom](): string {
+    return `Session { user: ${JSON.stringify(this.user)}, keys: ${JSON.stringify(Object.keys(this.#state.data))} }`;
+  }
+
+  #startOver(keep: readonly string[], user: string | null): void {
+    const id = newToken(this.random);
+    const staticKey = newToken(this.random);
+    this.#record({ type: 'reset', id, staticKeyDigest: digest(staticKey), keep: [...keep], user });
+    this.#id = id;
+    this.#revealedStaticKey = staticKey;
+  }
+
+  /** Applies to the local view first, so a failing operation (size limit) is never recorded. */
+  #record(...ops: Operation[]): void {
+    const next = applyOperations(this.#state, ops, this.clock.now(), this.settings);
+    this.#state = next;
+    this.#operations.push(...ops);
+  }
+}
+
+/**
+ * The one place where operations change a stored session, used both for the request's local view
+ * and for the replay onto what the store holds at save time.
+ */
+function applyOperations(base: StoredSession, ops: readonly Operation[], now: number, settings: SessionSettings): StoredSession {
+  let state: StoredSession = { ...base, data: copyData(base.data), securityKeyDigests: [...base.securityKeyDigests] };
+  let dataChanged = false;
+  for (const op of ops) {
+    switch (op.type) {
+      case 'set':
+        state.data[op.key] = op.value;
+        dataChanged = true;
+        break;
+      case 'delete':
+        delete state.data[op.key];
+        break;
+      case 'reset': {
+        const data = emptyData();
+        for (const k of op.keep) if (Object.hasOwn(state.data, k)) data[k] = state.data[k]!;
+        state = freshState(now, op.staticKeyDigest, settings, op.user, data);
+        break;
+      }
+      case 'addKeys':
+        state.securityKeyDigests.push(...op.digests);
+        state.securityKeyDigests.splice(0, Math.max(0, state.securityKeyDigests.length - settings.maxSecurityKeys));
+        break;
+      case 'consumeKey': {
+        const at = state.securityKeyDigests.indexOf(op.digest);
+        if (at < 0) throw new SecurityKeyConflictError();
+        state.securityKeyDigests.splice(at, 1);
+        break;
+      }
+    }
+  }
+  if (dataChanged) {
+    const size = dataSize(state.data);
+    if (size > settings.maxDataBytes) throw new DataTooLargeError(size, settings.maxDataBytes);
+  }
+  return state;
+}
+
+function freshState(now: number, staticKeyDigest: string, settings: SessionSettings, user: string | null = null, data = emptyData()): StoredSession {
+  return {
+    data,
+    user,
+    lastSeen: now,
+    createdAt: now,
+    expiresAt: now + settings.lifetimeSeconds * 1000,
+    staticKeyDigest,
+    securityKeyDigests: [],
+  };
+}
+
+export interface SessionManagerOptions {
+  store: SessionStore;
+  settings: SessionSettings;
+  clock: Clock;
+  random: RandomSource;
+}
+
+/**
+ * Loads and saves sessions for requests. Round trips: a read of an existing session is one lookup;
+ * withSession() changing it is one lookup (that opens the transaction) and one commit.
+ */
+export class SessionManager {
+  readonly store: SessionStore;
+  readonly settings: SessionSettings;
+  readonly #clock: Clock;
+  readonly #random: RandomSource;
+
+  constructor(options: SessionManagerOptions) {
+    this.store = options.store;
+    this.settings = options.settings;
+    this.#clock = options.clock;
+    this.#random = options.random;
+  }
+
+  /** The session named by the Cookie header, or a fresh one: one lookup at most, none for a junk cookie. */
+  async load(cookieHeader: string | undefined): Promise<Session> {
+    const id = this.#cookieId(cookieHeader);
+    const stored = id === null ? null : await this.store.get(digest(id));
+    return this.#open(id, stored, cookieHeader);
+  }
+
+  /**
+   * Writes back what this request changed, merged into what is stored now (inside a transaction),
+   * and says which cookie and static key to send. Writes nothing when nothing needs writing.
+   */
+  async save(session: Session): Promise<SaveOutcome> {
+    if (!this.#needsWrite(session)) return this.#outcome(session, false);
+    const now = this.#clock.now();
+    const writes = await this.store.update(session.loadedKey, (current) => {
+      if (session.loadedKey !== null && current === null) throw new SessionEndedError();
+      const base = current ?? session.state;
+      const ops = current === null ? [] : session.operations;
+      return { writes: this.#writeSet(session, applyOperations(base, ops, now, this.settings), now), result: true };
+    });
+    return this.#outcome(session, writes);
+  }
+
+  /**
+   * Runs `change` on the session named by the cookie and commits the result atomically with the
+   * read (one lookup, one commit). On contention it runs again on fresh data, so `change` must
+   * only act on the session. A validated one-time key is thus consumed by exactly one request.
+   */
+  async withSession<T>(cookieHeader: string | undefined, change: (session: Session) => T): Promise<{ result: T; session: Session; outcome: SaveOutcome }> {
+    const id = this.#cookieId(cookieHeader);
+    let last: { session: Session; written: boolean } | undefined;
+    const result = await this.store.update(id === null ? null : digest(id), (current): Decision<T> => {
+      const session = this.#open(id, current, cookieHeader);
+      const value = change(session);
+      const written = this.#needsWrite(session);
+      last = { session, written };
+      const now = this.#clock.now();
+      return { writes: written ? this.#writeSet(session, session.state, now) : null, result: value };
+    });
+    const { session, written } = last!;
+    return { result, session, outcome: this.#outcome(session, written) };
+  }
+
+  /** Whether `stored` can still be used at `now` (idle lifetime, checked on every read). */
+  isAlive(stored: StoredSession, now = this.#clock.now()): boolean {
+    return now < stored.lastSeen + this.settings.lifetimeSeconds * 1000 && now < stored.expiresAt;
+  }
+
+  #cookieId(cookieHeader: string | undefined): string | null {
+    const value = readCookie(cookieHeader, this.settings.cookie.name);
+    return isWellFormedToken(value) ? value : null;
+  }
+
+  #open(id: string | null, stored: StoredSession | null, cookieHeader: string | undefined): Session {
+    if (id !== null && stored !== null && this.isAlive(stored)) {
+      return new Session(id, stored, digest(id), false, null, this.settings, this.#clock, this.#random);
+    }
+    const sentCookie = readCookie(cookieHeader, this.settings.cookie.name) !== undefined;
+    const staticKey = newToken(this.#random);
+    const state = freshState(this.#clock.now(), digest(staticKey), this.settings);
+    return new Session(newToken(this.#random), state, null, sentCookie, staticKey, this.settings, this.#clock, this.#random);
+  }
+
+  #needsWrite(session: Session): boolean {
+    const s = session.state;
+    if (session.isNew) {
+      return session.forced || s.user !== null || Object.keys(s.data).length > 0 || s.securityKeyDigests.length > 0;
+    }
+    if (session.forced || session.operations.length > 0) return true;
+    return this.#clock.now() - s.lastSeen >= this.settings.refreshIntervalSeconds * 1000;
+  }
+
+  #writeSet(session: Session, state: StoredSession, now: number) {
+    const key = digest(session.id);
+    const stored: StoredSession = { ...state, lastSeen: now, expiresAt: now + this.settings.lifetimeSeconds * 1000 };
+    const stale = session.loadedKey !== null && session.loadedKey !== key ? [session.loadedKey] : [];
+    return { put: [{ key, session: stored }], delete: stale };
+  }
+
+  #outcome(session: Session, written: boolean): SaveOutcome {
+    const cookie = this.settings.cookie;
+    const idChanged = session.loadedKey !== digest(session.id);
+    let setCookie: string | null = null;
+    if (written && (idChanged || cookie.persistent)) {
+      setCookie = sessionCookie(cookie, session.id, this.settings.lifetimeSeconds);
+    } else if (!written && (session.staleCookie || (idChanged && !session.isNew))) {
+      setCookie = clearedCookie(cookie);
+    }
+    return {
+      written,
+      setCookie,
+      staticSecurityKey: written && idChanged ? session.revealedStaticKey : null,
+    };
+  }
+}

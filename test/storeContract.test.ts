@@ -1,0 +1,154 @@
+import { PropertyFilter } from '@google-cloud/datastore';
+import { DatastoreSessionStore } from '../shared/datastoreStore';
+import { MemorySessionStore } from '../shared/memoryStore';
+import type { SessionStore, StoredSession } from '../shared/store';
+import { emptyData, type SessionData } from '../shared/json';
+import { datastore, datastoreStore, uniqueNamespace } from './support/fixtures';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+function record(overrides: Partial<StoredSession> = {}): StoredSession {
+  return {
+    data: Object.assign(emptyData(), { a: 1 }) as SessionData,
+    user: null,
+    lastSeen: T0,
+    createdAt: T0,
+    expiresAt: T0 + 3600_000,
+    staticKeyDigest: 'ab'.repeat(32),
+    securityKeyDigests: ['cd'.repeat(32)],
+    ...overrides,
+  };
+}
+
+const put = (key: string, session: StoredSession) => ({ writes: { put: [{ key, session }], delete: [] }, result: undefined });
+
+async function all(store: SessionStore, selector: Parameters<SessionStore['findKeys']>[0], limit = 3): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.findKeys(selector, limit, cursor);
+    expect(page.keys.length).toBeLessThanOrEqual(limit);
+    keys.push(...page.keys);
+    cursor = page.cursor;
+  } while (cursor);
+  return keys.sort();
+}
+
+const stores: Array<[string, () => SessionStore]> = [
+  ['MemorySessionStore', () => new MemorySessionStore()],
+  ['DatastoreSessionStore (emulator)', () => datastoreStore(uniqueNamespace('contract'))],
+];
+
+describe.each(stores)('store contract: %s', (_name, make) => {
+  let store: SessionStore;
+  beforeEach(() => {
+    store = make();
+  });
+
+  test('get of an absent key is null', async () => {
+    expect(await store.get('0'.repeat(64))).toBeNull();
+  });
+
+  test('a record round-trips exactly', async () => {
+    const data = Object.assign(emptyData(), {
+      nested: { a: [1, 2.5, -3, null, true, false, 'x'], b: { c: { d: 'deep' } } },
+      arrays: [[1, [2, [3]]], [], [{}]],
+      unicode: 'grüße 🌍 \u0000 \u2028',
+      big: 2 ** 53 + 2,
+      tiny: 5e-324,
+      empty: {},
+      'dotted.key[0]%2E*': 'odd key',
+      constructor: 'not special',
+    }) as SessionData;
+    const r = record({ data, user: 'user-1', securityKeyDigests: ['11'.repeat(32), '22'.repeat(32)] });
+    await store.update(null, () => put('k1', r));
+    const back = await store.get('k1');
+    expect(back).toEqual(r);
+    expect(JSON.stringify(back!.data)).toBe(JSON.stringify(r.data));
+  });
+
+  test('a 500 KB string nested in a value saves (data is excluded from indexes at every depth)', async () => {
+    const big = 'x'.repeat(500_000);
+    const r = record({ data: Object.assign(emptyData(), { outer: { inner: [{ big }] } }) as SessionData });
+    await store.update(null, () => put('big', r));
+    expect(((await store.get('big'))!.data.outer as { inner: Array<{ big: string }> }).inner[0]!.big).toHaveLength(500_000);
+  });
+
+  test('update reads the current record and commits puts and deletes together', async () => {
+    await store.update(null, () => put('old', record()));
+    const seen = await store.update('old', (current) => ({
+      writes: { put: [{ key: 'new', session: record({ user: 'u' }) }], delete: ['old'] },
+      result: current?.data.a,
+    }));
+    expect(seen).toBe(1);
+    expect(await store.get('old')).toBeNull();
+    expect((await store.get('new'))?.user).toBe('u');
+  });
+
+  test('update with no writes changes nothing; a throwing decide writes nothing', async () => {
+    await store.update(null, () => put('k', record()));
+    expect(await store.update('k', () => ({ writes: null, result: 7 }))).toBe(7);
+    await expect(
+      store.update('k', () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(await store.get('k')).toEqual(record());
+  });
+
+  test('update of an absent key sees null', async () => {
+    expect(await store.update('missing', (current) => ({ writes: null, result: current }))).toBeNull();
+  });
+
+  test('inserting a new session never overwrites an existing one', async () => {
+    await store.update(null, () => put('dup', record()));
+    await expect(store.update(null, () => put('dup', record({ user: 'intruder' })))).rejects.toThrow();
+    expect((await store.get('dup'))?.user).toBeNull();
+  });
+
+  test('findKeys selects expired sessions, pages with a cursor, and never returns a live one', async () => {
+    for (let i = 0; i < 7; i++) await store.update(null, () => put(`exp${i}`, record({ expiresAt: T0 + i * 1000 })));
+    await store.update(null, () => put('live', record({ expiresAt: T0 + 10_000 })));
+    expect(await all(store, { kind: 'expired', before: T0 + 7000 })).toEqual(['exp0', 'exp1', 'exp2', 'exp3', 'exp4', 'exp5', 'exp6']);
+    expect(await all(store, { kind: 'expired', before: T0 + 3000 })).toEqual(['exp0', 'exp1', 'exp2']);
+  });
+
+  test('findKeys selects by user and creation time; __guest__ means no user, null means everyone', async () => {
+    await store.update(null, () => put('a-old', record({ user: 'a', createdAt: T0 })));
+    await store.update(null, () => put('a-new', record({ user: 'a', createdAt: T0 + 5000 })));
+    await store.update(null, () => put('b', record({ user: 'b', createdAt: T0 })));
+    await store.update(null, () => put('g', record({ user: null, createdAt: T0 })));
+    expect(await all(store, { kind: 'user', user: 'a', createdAtOrBefore: T0 + 1000 })).toEqual(['a-old']);
+    expect(await all(store, { kind: 'user', user: 'a', createdAtOrBefore: T0 + 5000 })).toEqual(['a-new', 'a-old']);
+    expect(await all(store, { kind: 'user', user: '__guest__', createdAtOrBefore: T0 + 5000 })).toEqual(['g']);
+    expect(await all(store, { kind: 'user', user: null, createdAtOrBefore: T0 + 1000 })).toEqual(['a-old', 'b', 'g']);
+  });
+
+  test('deleteMany deletes, ignores absent keys, and refuses more than 500 keys', async () => {
+    await store.update(null, () => put('d1', record()));
+    await store.update(null, () => put('d2', record()));
+    await store.deleteMany(['d1', 'absent']);
+    expect(await store.get('d1')).toBeNull();
+    expect(await store.get('d2')).not.toBeNull();
+    await expect(store.deleteMany(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(RangeError);
+  });
+});
+
+describe('DatastoreSessionStore entity layout', () => {
+  test('stores the entity of SPEC §1 under the key name given, with only user/createdAt/expiresAt indexed', async () => {
+    const ns = uniqueNamespace('layout');
+    const ds = datastore();
+    const store = new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace: ns, timeoutMs: 10_000, separateBegin: true });
+    await store.update(null, () => put('f'.repeat(64), record({ user: null })));
+    const [entity] = await ds.get(ds.key({ namespace: ns, path: ['viur-session', 'f'.repeat(64)] }));
+    expect(entity).toMatchObject({ user: '__guest__', lastseen: T0 / 1000, staticSecurityKey: 'ab'.repeat(32), securityKeys: ['cd'.repeat(32)] });
+    expect(entity.createdAt).toBeInstanceOf(Date);
+    expect(entity.expiresAt).toBeInstanceOf(Date);
+    expect(entity.data).toEqual({ a: '1' });
+    // Unindexed properties cannot be queried on: a filter on them finds nothing.
+    const q = ds.createQuery(ns, 'viur-session').filter(new PropertyFilter('staticSecurityKey', '=', 'ab'.repeat(32)));
+    expect((await ds.runQuery(q))[0]).toHaveLength(0);
+    const q2 = ds.createQuery(ns, 'viur-session').filter(new PropertyFilter('user', '=', '__guest__'));
+    expect((await ds.runQuery(q2))[0]).toHaveLength(1);
+  });
+});

@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto';
+import { Datastore, v1 } from '@google-cloud/datastore';
+import type { Clock } from '../../shared/clock';
+import { loadConfig, type Config } from '../../shared/config';
+import { DatastoreSessionStore } from '../../shared/datastoreStore';
+import { SessionManager, type SessionSettings } from '../../shared/session';
+import { cryptoRandom } from '../../shared/ids';
+import type { SessionStore } from '../../shared/store';
+
+export class FakeClock implements Clock {
+  constructor(public t = Date.UTC(2026, 0, 1)) {}
+  now(): number {
+    return this.t;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+export function uniqueNamespace(prefix = 't'): string {
+  return `${prefix}-${randomBytes(6).toString('hex')}`;
+}
+
+export function datastore(): Datastore {
+  return new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT });
+}
+
+export function datastoreStore(namespace = uniqueNamespace(), ds = datastore(), timeoutMs = 10_000): DatastoreSessionStore {
+  return new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace, timeoutMs, separateBegin: true });
+}
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ GOOGLE_CLOUD_PROJECT: 'session-test', ...env });
+}
+
+export function settings(overrides: Partial<SessionSettings> = {}): SessionSettings {
+  return { ...testConfig().session, ...overrides };
+}
+
+export function manager(store: SessionStore, clock: Clock = new FakeClock(), s: SessionSettings = settings()): SessionManager {
+  return new SessionManager({ store, settings: s, clock, random: cryptoRandom });
+}
+
+/** Cookie header that sends back what a Set-Cookie header set. */
+export function cookieFrom(setCookie: string | null | undefined): string {
+  if (!setCookie) throw new Error('no Set-Cookie');
+  return setCookie.split(';')[0]!;
+}
+
+const RPC_METHODS = ['lookup', 'runQuery', 'runAggregationQuery', 'beginTransaction', 'commit', 'rollback', 'allocateIds', 'reserveIds'] as const;
+export type RpcCounts = Partial<Record<(typeof RPC_METHODS)[number], number>>;
+
+/**
+ * Counts Datastore round trips at the client's RPC level (the generated gRPC client every call
+ * goes through). It observes and calls through; it does not replace anything.
+ */
+export function countRpcs(): { counts: RpcCounts; reset(): void; total(): number; restore(): void } {
+  const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const counts: RpcCounts = {};
+  const originals = new Map<string, (...args: unknown[]) => unknown>();
+  for (const m of RPC_METHODS) {
+    const original = proto[m]!;
+    originals.set(m, original);
+    proto[m] = function (this: unknown, ...args: unknown[]) {
+      counts[m] = (counts[m] ?? 0) + 1;
+      return original.apply(this, args);
+    };
+  }
+  return {
+    counts,
+    reset: () => {
+      for (const k of Object.keys(counts)) delete counts[k as keyof RpcCounts];
+    },
+    total: () => Object.values(counts).reduce((a, b) => a + (b ?? 0), 0),
+    restore: () => {
+      for (const [m, f] of originals) proto[m] = f;
+    },
+  };
+}

@@ -1,0 +1,17 @@
+import { startEmulator, type Emulator } from '../../scripts/emulators';
+
+/**
+ * Starts the Firestore emulator (Datastore mode) and the Pub/Sub emulator once per test run on
+ * free ports; workers inherit the standard *_EMULATOR_HOST switches. Fails loudly when gcloud is
+ * missing: the emulator tests never skip silently.
+ */
+export default async function globalSetup(): Promise<void> {
+  const [datastore, pubsub] = await Promise.all([startEmulator('datastore'), startEmulator('pubsub')]);
+  (globalThis as unknown as { __emulators: Emulator[] }).__emulators = [datastore, pubsub];
+  process.env.DATASTORE_EMULATOR_HOST = datastore.host;
+  process.env.PUBSUB_EMULATOR_HOST = pubsub.host;
+  process.env.GOOGLE_CLOUD_PROJECT = 'session-test';
+  // No metadata server here: without this, the auth library probes for one on first use.
+  process.env.METADATA_SERVER_DETECTION = 'none';
+  process.env.TEST_DATASTORE_EMULATOR_PID = String(datastore.pid);
+}
