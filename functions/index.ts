@@ -1,0 +1,21 @@
+/**
+ * The module package.json `main` points to: it registers the three entry points with
+ * functions-framework, exactly as Cloud Functions loads them (`--target=NAME`). Configuration is
+ * parsed here, at load, so a bad variable stops the process at start with a message naming it.
+ * Heavy clients are not loaded here: Datastore on first request, Pub/Sub only where a message is
+ * published.
+ */
+import * as functions from '@google-cloud/functions-framework';
+import { startupConfig } from '../shared/runtime';
+import { killSessionByUser } from './killSessionByUser';
+import { sessionApi } from './sessionApi';
+import { startClearSessions } from './startClearSessions';
+
+startupConfig();
+
+functions.http('sessionApi', sessionApi);
+functions.cloudEvent('killSessionByUser', killSessionByUser);
+functions.http('startClearSessions', startClearSessions);
+
+/** The names registered above, for tests and the deployment check. */
+export const ENTRY_POINTS = ['sessionApi', 'killSessionByUser', 'startClearSessions'] as const;
