@@ -7,11 +7,14 @@
  */
 import * as functions from '@google-cloud/functions-framework';
 import { startupConfig } from '../shared/runtime';
+import { installRequestHooks } from './http/body';
 import { killSessionByUser } from './killSessionByUser';
 import { sessionApi } from './sessionApi';
 import { startClearSessions } from './startClearSessions';
 
-startupConfig();
+const config = startupConfig();
+// Room for JSON framing around the largest value the data limit allows.
+installRequestHooks(config.session.maxDataBytes + 64 * 1024);
 
 functions.http('sessionApi', sessionApi);
 functions.cloudEvent('killSessionByUser', killSessionByUser);

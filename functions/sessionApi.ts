@@ -1,6 +1,380 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
+import { assertValidKey, type JsonValue } from '../shared/json';
+import { publisherFor } from '../shared/killPublisher';
+import { runtime, type Runtime } from '../shared/runtime';
+import type { SaveOutcome, Session } from '../shared/session';
+import { AdminVerifier } from './http/adminAuth';
+import { HttpError, sendError, toHttpError } from './http/errors';
+import { logRequest } from './http/requestLog';
 
-/** Placeholder until the session API lands (issue 3). */
-export async function sessionApi(_req: Request, res: Response): Promise<void> {
-  res.status(501).json({ error: { code: 'not_implemented', message: 'sessionApi is not implemented yet' } });
+/**
+ * The session API: a thin adapter that parses the request, calls the session library, and maps
+ * its typed errors to HTTP. Reads cost one Datastore lookup; changes one lookup and one commit.
+ */
+
+const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
+const ONE_TIME_KEY_HEADER = 'X-Security-Key';
+
+type BodyRequest = Request & { jsonBody?: boolean };
+
+interface Context {
+  req: BodyRequest;
+  res: Response;
+  rt: Runtime;
+  params: Record<string, string>;
+}
+
+/** How a route touches the session. */
+type Endpoint =
+  /** Reads; one lookup, a write only when lastseen is due for a refresh. */
+  | { mode: 'read'; plan: Plan }
+  /** Changes atomically with the read (withSession); `csrf` demands a security key first. */
+  | { mode: 'write'; csrf: boolean; browser: boolean; plan: Plan; freshKey?: (result: Reply) => boolean }
+  /** Everything else: health, privileged routes. */
+  | { mode: 'custom'; run: (ctx: Context) => Promise<void> | void };
+
+/**
+ * Checks everything about the request itself (body, key, query) before the store is touched, and
+ * returns what to do with the session once it is loaded.
+ */
+type Plan = (ctx: Context) => (session: Session) => Reply;
+
+interface Reply {
+  status: number;
+  body?: unknown;
+}
+
+interface Route {
+  template: string;
+  pattern: RegExp;
+  methods: Partial<Record<string, Endpoint>>;
+}
+
+function view(session: Session): { user: string | null; data: Record<string, JsonValue> } {
+  return { user: session.user, data: session.toObject() };
+}
+
+function jsonBody(ctx: Context, what: 'object' | 'value'): unknown {
+  if (!ctx.req.jsonBody) throw new HttpError(415, 'unsupported_media_type', 'the body must be application/json');
+  const body: unknown = ctx.req.body;
+  if (body === undefined) throw new HttpError(400, 'bad_request', 'a JSON body is required');
+  if (what === 'object' && (typeof body !== 'object' || body === null || Array.isArray(body))) {
+    throw new HttpError(400, 'bad_request', 'the body must be a JSON object');
+  }
+  return body;
+}
+
+function stringField(ctx: Context, field: string): string {
+  const value = (jsonBody(ctx, 'object') as Record<string, unknown>)[field];
+  if (typeof value !== 'string') throw new HttpError(400, 'bad_request', `"${field}" must be a string`);
+  return value;
+}
+
+function keyParam(ctx: Context): string {
+  let key: string;
+  try {
+    key = decodeURIComponent(ctx.params.key!);
+  } catch {
+    throw new HttpError(400, 'invalid_key', 'the key is not valid percent-encoding');
+  }
+  assertValidKey(key);
+  return key;
+}
+
+function keyCount(ctx: Context): number {
+  const raw = ctx.req.query.count;
+  if (raw === undefined) return 0;
+  const max = ctx.rt.config.session.maxSecurityKeys;
+  const n = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= max)) throw new HttpError(400, 'bad_request', `count must be an integer from 1 to ${max}`);
+  return n;
+}
+
+/** The same origin, or one configured as allowed; requests browsers mark as cross-site are refused. */
+function assertSameSite(ctx: Context): void {
+  const origin = ctx.req.get('origin');
+  const allowed = ctx.rt.config.allowedOrigins;
+  if (origin !== undefined) {
+    let host: string | null = null;
+    try {
+      host = origin === 'null' ? null : new URL(origin).host;
+    } catch {
+      host = null;
+    }
+    const ownHost = ctx.req.get('x-forwarded-host') ?? ctx.req.get('host');
+    if (!(host !== null && (host === ownHost || allowed.includes(new URL(origin).origin)))) {
+      throw new HttpError(403, 'cross_site', 'cross-site requests may not change a session');
+    }
+    return;
+  }
+  if (ctx.req.get('sec-fetch-site') === 'cross-site') {
+    throw new HttpError(403, 'cross_site', 'cross-site requests may not change a session');
+  }
+}
+
+/** A one-time key (consumed) or the static key; otherwise 403 and, inside the transaction, nothing is written. */
+function checkSecurityKey(ctx: Context, session: Session): boolean {
+  const oneTime = ctx.req.get(ONE_TIME_KEY_HEADER);
+  if (oneTime !== undefined && session.validateSecurityKey(oneTime)) return true;
+  const staticKey = ctx.req.get(STATIC_KEY_HEADER);
+  if (staticKey !== undefined && session.validateStaticSecurityKey(staticKey)) return false;
+  throw new HttpError(403, 'csrf', `a valid ${ONE_TIME_KEY_HEADER} or ${STATIC_KEY_HEADER} header is required`);
+}
+
+function applyOutcome(res: Response, outcome: SaveOutcome): void {
+  if (outcome.setCookie) res.append('Set-Cookie', outcome.setCookie);
+  if (outcome.staticSecurityKey) res.setHeader(STATIC_KEY_HEADER, outcome.staticSecurityKey);
+}
+
+function send(res: Response, reply: Reply): void {
+  if (reply.body === undefined) res.status(reply.status).end();
+  else res.status(reply.status).json(reply.body);
+}
+
+let verifier: AdminVerifier | undefined;
+
+async function requireAdmin(ctx: Context): Promise<void> {
+  verifier ??= new AdminVerifier(ctx.rt.config.admin);
+  await verifier.verify(ctx.req.get('authorization'), `${ctx.req.protocol}://${ctx.req.get('host')}`);
+}
+
+async function runWrite(ctx: Context, endpoint: Extract<Endpoint, { mode: 'write' }>): Promise<void> {
+  if (endpoint.browser) assertSameSite(ctx);
+  const apply = endpoint.plan(ctx);
+  const { result, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (session) => {
+    const consumed = endpoint.csrf ? checkSecurityKey(ctx, session) : false;
+    const reply = apply(session);
+    // A consumed key is replaced in the same commit, so a client can go on posting.
+    const fresh = consumed || (endpoint.freshKey?.(reply) ?? false) ? session.getSecurityKey() : null;
+    return { reply, fresh };
+  });
+  applyOutcome(ctx.res, outcome);
+  if (result.fresh) ctx.res.setHeader(ONE_TIME_KEY_HEADER, result.fresh);
+  send(ctx.res, result.reply);
+}
+
+async function runRead(ctx: Context, endpoint: Extract<Endpoint, { mode: 'read' }>): Promise<void> {
+  const apply = endpoint.plan(ctx);
+  const session = await ctx.rt.sessions.load(ctx.req.get('cookie'));
+  const reply = apply(session);
+  applyOutcome(ctx.res, await ctx.rt.sessions.save(session));
+  send(ctx.res, reply);
+}
+
+async function kill(ctx: Context): Promise<void> {
+  await requireAdmin(ctx);
+  const body = jsonBody(ctx, 'object') as Record<string, unknown>;
+  if (!('user' in body) || !(body.user === null || (typeof body.user === 'string' && body.user.length > 0)) || Object.keys(body).length !== 1) {
+    throw new HttpError(400, 'bad_request', 'the body must be {"user": "<id>" | "__guest__" | null}');
+  }
+  // The publisher loads the Pub/Sub client on its first use, here: the rest of the API never needs it.
+  let messageId: string;
+  try {
+    messageId = await publisherFor(ctx.rt.config).publishKill({ user: body.user as string | null });
+  } catch {
+    throw new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+  }
+  ctx.res.status(202).json({ messageId });
+}
+
+async function login(ctx: Context): Promise<void> {
+  await requireAdmin(ctx);
+  const user = stringField(ctx, 'user');
+  const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user));
+  applyOutcome(ctx.res, outcome);
+  ctx.res.status(200).json(view(session));
+}
+
+const ROUTES: Route[] = [
+  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => void res.status(200).json({ status: 'ok' }) } } },
+  {
+    template: '/session',
+    pattern: /^\/session$/,
+    methods: {
+      GET: { mode: 'read', plan: () => (s) => ({ status: 200, body: view(s) }) },
+      PATCH: {
+        mode: 'write',
+        csrf: true,
+        browser: true,
+        plan: (ctx) => {
+          const values = jsonBody(ctx, 'object') as Record<string, JsonValue>;
+          return (s) => {
+            s.merge(values);
+            return { status: 200, body: view(s) };
+          };
+        },
+      },
+    },
+  },
+  {
+    template: '/session/data/{key}',
+    pattern: /^\/session\/data\/(?<key>[^/]+)$/,
+    methods: {
+      GET: {
+        mode: 'read',
+        plan: (ctx) => {
+          const key = keyParam(ctx);
+          return (s) => {
+            if (!s.has(key)) throw new HttpError(404, 'not_found', 'the session has no such key');
+            return { status: 200, body: { key, value: s.get(key) } };
+          };
+        },
+      },
+      PUT: {
+        mode: 'write',
+        csrf: true,
+        browser: true,
+        plan: (ctx) => {
+          const key = keyParam(ctx);
+          const value = jsonBody(ctx, 'value') as JsonValue;
+          return (s) => {
+            s.set(key, value);
+            return { status: 200, body: { key, value } };
+          };
+        },
+      },
+      DELETE: {
+        mode: 'write',
+        csrf: true,
+        browser: true,
+        plan: (ctx) => {
+          const key = keyParam(ctx);
+          return (s) => {
+            s.delete(key);
+            return { status: 204 };
+          };
+        },
+      },
+    },
+  },
+  {
+    template: '/session/reset',
+    pattern: /^\/session\/reset$/,
+    methods: {
+      POST: {
+        mode: 'write',
+        csrf: true,
+        browser: true,
+        plan: () => (s) => {
+          s.reset();
+          return { status: 200, body: view(s) };
+        },
+      },
+    },
+  },
+  {
+    template: '/session/touch',
+    pattern: /^\/session\/touch$/,
+    methods: {
+      POST: {
+        mode: 'write',
+        csrf: false,
+        browser: true,
+        plan: () => (s) => {
+          s.markChanged();
+          return { status: 204 };
+        },
+      },
+    },
+  },
+  {
+    template: '/session/security-key',
+    pattern: /^\/session\/security-key$/,
+    methods: {
+      GET: {
+        mode: 'write',
+        csrf: false,
+        browser: false,
+        plan: (ctx) => {
+          const count = keyCount(ctx);
+          return (s) => (count === 0 ? { status: 200, body: { securityKey: s.getSecurityKey() } } : { status: 200, body: { securityKeys: s.getSecurityKeys(count) } });
+        },
+      },
+    },
+  },
+  {
+    template: '/session/security-key/validate',
+    pattern: /^\/session\/security-key\/validate$/,
+    methods: {
+      POST: {
+        mode: 'write',
+        csrf: false,
+        browser: true,
+        plan: (ctx) => {
+          const key = stringField(ctx, 'key');
+          return (s) => ({ status: 200, body: { valid: s.validateSecurityKey(key) } });
+        },
+        freshKey: (reply) => (reply.body as { valid: boolean }).valid,
+      },
+    },
+  },
+  {
+    template: '/session/static-security-key/validate',
+    pattern: /^\/session\/static-security-key\/validate$/,
+    methods: {
+      POST: {
+        mode: 'read',
+        plan: (ctx) => {
+          const key = stringField(ctx, 'key');
+          return (s) => ({ status: 200, body: { valid: s.validateStaticSecurityKey(key) } });
+        },
+      },
+    },
+  },
+  { template: '/session/login', pattern: /^\/session\/login$/, methods: { POST: { mode: 'custom', run: login } } },
+  {
+    template: '/session/logout',
+    pattern: /^\/session\/logout$/,
+    methods: {
+      POST: {
+        mode: 'write',
+        csrf: true,
+        browser: true,
+        plan: () => (s) => {
+          s.logout();
+          return { status: 200, body: view(s) };
+        },
+      },
+    },
+  },
+  { template: '/sessions/kill', pattern: /^\/sessions\/kill$/, methods: { POST: { mode: 'custom', run: kill } } },
+];
+
+function match(path: string): { route: Route; params: Record<string, string> } | null {
+  for (const route of ROUTES) {
+    const m = route.pattern.exec(path);
+    if (m) return { route, params: { ...m.groups } };
+  }
+  return null;
+}
+
+export async function sessionApi(req: Request, res: Response): Promise<void> {
+  const startedAt = process.hrtime.bigint();
+  const rt = runtime();
+  const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path;
+  const found = match(path);
+  let errorCode: string | undefined;
+  res.setHeader('Cache-Control', 'no-store');
+  try {
+    if (!found) throw new HttpError(404, 'not_found', 'no such route');
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const endpoint = found.route.methods[method];
+    if (!endpoint) {
+      throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here`, { Allow: Object.keys(found.route.methods).join(', ') });
+    }
+    const ctx: Context = { req, res, rt, params: found.params };
+    if (endpoint.mode === 'read') await runRead(ctx, endpoint);
+    else if (endpoint.mode === 'write') await runWrite(ctx, endpoint);
+    else await endpoint.run(ctx);
+  } catch (err) {
+    const httpError = toHttpError(err);
+    errorCode = httpError.code;
+    if (httpError.status === 500) {
+      // The stack stays in the log (no request data in it); the client sees only the slug.
+      console.error(JSON.stringify({ severity: 'ERROR', message: 'unhandled error in sessionApi', stack: err instanceof Error ? err.stack : String(err) }));
+    }
+    sendError(res, httpError);
+  } finally {
+    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, errorCode);
+  }
 }
