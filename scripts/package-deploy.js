@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/**
+ * Assembles build/deploy: exactly what Terraform zips and uploads to Cloud Functions.
+ *
+ * Cloud Build compiles the TypeScript itself (npm ci, then the package's `gcp-build` script, which
+ * runs `tsc -p tsconfig.json`), so the upload holds sources, not dist/: the deployed JavaScript is
+ * always built from the uploaded sources by the same compiler version the lockfile pins.
+ *
+ * The repository's tsconfig.json also compiles scripts/ (local tooling such as the emulator
+ * harness), which the functions never load. Rather than uploading that tooling, the deploy copy
+ * gets a tsconfig.json whose include list keeps only the directories uploaded here; the script
+ * fails if an uploaded source imports anything outside them.
+ *
+ * Plain Node.js with built-ins only, so it runs without node_modules.
+ * Usage: node scripts/package-deploy.js   (npm run package:deploy)
+ */
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const out = path.join(root, 'build', 'deploy');
+
+/** Directories whose sources the deployed functions are built from. */
+const SOURCE_DIRS = ['shared', 'functions', 'bin'];
+/** Files npm and the compiler need at the top of the package. */
+const TOP_FILES = ['package.json', 'package-lock.json'];
+
+function fail(message) {
+  process.stderr.write(`package-deploy: ${message}\n`);
+  process.exit(1);
+}
+
+function readJson(file) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    return fail(`cannot read ${path.relative(root, file)} as JSON: ${err.message}`);
+  }
+}
+
+/** Hidden files, tests and compiler output have no place in the upload. */
+function uploaded(name) {
+  return !name.startsWith('.') && !/\.(test|spec)\.ts$/.test(name) && !name.endsWith('.tsbuildinfo');
+}
+
+function copyTree(from, to, copied) {
+  fs.mkdirSync(to, { recursive: true });
+  for (const entry of fs.readdirSync(from, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!uploaded(entry.name)) continue;
+    const src = path.join(from, entry.name);
+    const dest = path.join(to, entry.name);
+    // stat follows symlinks: the upload gets their content, never a link into the repository.
+    const stat = fs.statSync(src);
+    if (stat.isDirectory()) copyTree(src, dest, copied);
+    else if (stat.isFile()) {
+      fs.copyFileSync(src, dest);
+      copied.push(path.relative(out, dest));
+    }
+  }
+}
+
+/** Relative module specifiers of a TypeScript source (import/export from, import(), require()). */
+function relativeImports(text) {
+  const found = [];
+  const pattern = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)['"](\.{1,2}\/[^'"]*)['"]/gm;
+  for (let m = pattern.exec(text); m; m = pattern.exec(text)) found.push(m[1]);
+  return found;
+}
+
+function resolvesInside(fromFile, specifier) {
+  const base = path.resolve(path.dirname(fromFile), specifier);
+  if (!base.startsWith(out + path.sep)) return false;
+  const candidates = [base, `${base}.ts`, `${base}.json`, path.join(base, 'index.ts')];
+  // `import './x.js'` names the compiled file of ./x.ts.
+  if (base.endsWith('.js')) candidates.push(`${base.slice(0, -3)}.ts`);
+  return candidates.some((c) => fs.existsSync(c) && fs.statSync(c).isFile());
+}
+
+function main() {
+  const pkg = readJson(path.join(root, 'package.json'));
+  if (!pkg.scripts || !pkg.scripts['gcp-build']) fail('package.json has no "gcp-build" script; Cloud Build would upload uncompiled TypeScript');
+  if (typeof pkg.main !== 'string' || !/^dist\/.+\.js$/.test(pkg.main)) fail(`package.json "main" (${pkg.main}) is not a file under dist/`);
+
+  const tsconfig = readJson(path.join(root, 'tsconfig.json'));
+  if (tsconfig.extends || tsconfig.files || tsconfig.references) {
+    fail('tsconfig.json uses extends/files/references, which this script does not carry over; extend the script');
+  }
+  const include = (tsconfig.include || []).filter((pattern) => SOURCE_DIRS.includes(pattern.split('/')[0]));
+  if (include.length === 0) fail('tsconfig.json includes none of the uploaded directories');
+
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+
+  const copied = [];
+  for (const file of TOP_FILES) {
+    const src = path.join(root, file);
+    if (!fs.existsSync(src)) fail(`${file} is missing (Cloud Build installs exactly what the lockfile pins)`);
+    fs.copyFileSync(src, path.join(out, file));
+    copied.push(file);
+  }
+  fs.writeFileSync(path.join(out, 'tsconfig.json'), `${JSON.stringify({ compilerOptions: tsconfig.compilerOptions, include }, null, 2)}\n`);
+  copied.push('tsconfig.json');
+
+  for (const dir of SOURCE_DIRS) {
+    const src = path.join(root, dir);
+    // bin/ may not exist yet in a checkout; git does not keep empty directories.
+    if (fs.existsSync(src)) copyTree(src, path.join(out, dir), copied);
+  }
+
+  const entry = path.join(out, pkg.main.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+  if (!fs.existsSync(entry)) fail(`${path.relative(out, entry)} (the source of "main": ${pkg.main}) is not among the uploaded files`);
+
+  const outside = [];
+  for (const file of copied.filter((f) => f.endsWith('.ts'))) {
+    const abs = path.join(out, file);
+    for (const spec of relativeImports(fs.readFileSync(abs, 'utf8'))) {
+      if (!resolvesInside(abs, spec)) outside.push(`${file} imports ${spec}`);
+    }
+  }
+  if (outside.length > 0) {
+    fail(`uploaded sources import files that are not uploaded (add the directory to SOURCE_DIRS or move the code):\n  ${outside.join('\n  ')}`);
+  }
+
+  process.stdout.write(`package-deploy: ${copied.length} files in ${path.relative(root, out)}\n`);
+}
+
+main();
