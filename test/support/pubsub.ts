@@ -32,8 +32,12 @@ export async function pullTopic(client: PubSub, topicName: string): Promise<{ to
   return { topic, subscription };
 }
 
-/** Receives `count` messages (acknowledging them) or fails after `timeoutMs`. */
-export async function receive(subscription: Subscription, count: number, timeoutMs = 30_000): Promise<Message[]> {
+/**
+ * Receives `count` messages (acknowledging them) or fails after `timeoutMs`. A fresh Subscription
+ * object each time: a closed one does not reopen its stream.
+ */
+export async function receive(from: Subscription, count: number, timeoutMs = 30_000): Promise<Message[]> {
+  const subscription = from.pubsub.subscription(from.name);
   const messages: Message[] = [];
   try {
     await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * session-kill: publishes a kill message to the kill topic and prints its message id.
+ * Exit codes: 0 published, 1 publishing failed, 2 bad arguments (usage on stderr).
+ */
+import { parseArgs } from 'node:util';
+import { type KillTarget, MalformedKillMessageError, killMessageData, parseIssuedAt } from '../shared/killMessage';
+import { publishKill } from '../shared/killPublisher';
+import { GUEST_USER } from '../shared/session';
+
+const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID,...) [--issued-at ISO-8601] [--topic TOPIC] [--project PROJECT]
+
+  --user ID          kill the sessions of this user
+  --guests           kill every session without a user
+  --all              kill every session
+  --users A,B,...    kill the sessions of each of these users (one unit of work per user)
+  --issued-at T      only sessions created at or before T (default: the publish time)
+  --topic TOPIC      kill topic (default: $SESSION_KILL_TOPIC or session-kill)
+  --project PROJECT  Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)
+
+Honours PUBSUB_EMULATOR_HOST. Prints the message id on success.`;
+
+const TOPIC_ID = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
+
+class UsageError extends Error {}
+
+export interface CliRequest {
+  target: KillTarget;
+  issuedAt: Date | undefined;
+  topic: string;
+  projectId: string;
+}
+
+export function parseCli(argv: string[], env: Record<string, string | undefined>): CliRequest | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        user: { type: 'string' },
+        guests: { type: 'boolean' },
+        all: { type: 'boolean' },
+        users: { type: 'string' },
+        'issued-at': { type: 'string' },
+        topic: { type: 'string' },
+        project: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  if (values.help) return 'help';
+  const chosen = (['user', 'guests', 'all', 'users'] as const).filter((k) => values[k] !== undefined && values[k] !== false);
+  if (chosen.length !== 1) throw new UsageError('give exactly one of --user, --guests, --all, --users');
+  let target: KillTarget;
+  if (values.user !== undefined) target = { user: values.user };
+  else if (values.guests) target = { user: GUEST_USER };
+  else if (values.all) target = { user: null };
+  else target = { users: (values.users ?? '').split(',').map((u) => u.trim()).filter((u) => u.length > 0) };
+
+  let issuedAt: Date | undefined;
+  try {
+    issuedAt = values['issued-at'] === undefined ? undefined : parseIssuedAt(values['issued-at']);
+  } catch (err) {
+    if (err instanceof MalformedKillMessageError) throw new UsageError(`--issued-at ${JSON.stringify(values['issued-at'])}: ${err.message.replace(/^\w+: /, '')}`);
+    throw err;
+  }
+  const topic = values.topic ?? (env.SESSION_KILL_TOPIC?.trim() || 'session-kill');
+  if (!TOPIC_ID.test(topic)) throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a Pub/Sub topic id`);
+  const projectId = values.project ?? (env.GOOGLE_CLOUD_PROJECT?.trim() || env.GCLOUD_PROJECT?.trim());
+  if (!projectId) throw new UsageError('no project: give --project or set GOOGLE_CLOUD_PROJECT');
+  // The consumer's own rules, so the CLI never publishes a message the function would reject.
+  try {
+    killMessageData(target, issuedAt);
+  } catch (err) {
+    if (err instanceof MalformedKillMessageError) throw new UsageError(err.message);
+    throw err;
+  }
+  return { target, issuedAt, topic, projectId };
+}
+
+export async function main(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  let request: CliRequest | 'help';
+  try {
+    request = parseCli(argv, env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`session-kill: ${err.message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (request === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  try {
+    const messageId = await publishKill(request.target, { topic: request.topic, projectId: request.projectId, issuedAt: request.issuedAt });
+    process.stdout.write(`${messageId}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`session-kill: publishing to ${request.topic} in ${request.projectId} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2), process.env).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`session-kill: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
