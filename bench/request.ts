@@ -1,0 +1,144 @@
+/**
+ * Benchmark 1, the request path: sessionApi under the real functions-framework next to
+ * express-session + @google-cloud/connect-datastore, both on the same Datastore emulator, driven by
+ * the same load generator (its own process) with the same workload and concurrency. The two stacks
+ * take turns, run after run, so that noise on this shared machine falls on both alike; the report
+ * is the median of the runs.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { freePort } from '../scripts/emulators';
+import type { LoadResult, LoadSpec } from './loadgen';
+import { BENCH_JS, FUNCTIONS_FRAMEWORK, FUNCTIONS_SOURCE, lastJson, runNode, type ServerProcess, startServer } from './proc';
+import { median, ratio, round } from './stats';
+
+export interface RequestOptions {
+  datastoreHost: string;
+  project: string;
+  clients: number;
+  requests: number;
+  warmup: number;
+  probe: number;
+  repeats: number;
+  mixes: Array<{ name: string; writeRatio: number }>;
+}
+
+export interface StackSummary {
+  throughput: number;
+  p50: number;
+  p99: number;
+  rpcPerRequest: number;
+  rpcPerRead: number;
+  rpcPerWrite: number;
+  rpcPerReadDetail: Record<string, number>;
+  rpcPerWriteDetail: Record<string, number>;
+  errors: number;
+}
+
+export interface MixResult {
+  mix: string;
+  writeRatio: number;
+  clients: number;
+  requests: number;
+  repeats: number;
+  ours: StackSummary;
+  express: StackSummary;
+  /** ours ÷ express (throughput: higher is better; latency: lower is better). */
+  ratios: { throughput: number; p50: number; p99: number };
+  runs: LoadResult[];
+}
+
+export interface RequestBenchResult {
+  name: 'request';
+  mixes: MixResult[];
+  notes: string[];
+}
+
+function summarize(runs: LoadResult[]): StackSummary {
+  const m = (f: (r: LoadResult) => number) => round(median(runs.map(f)), 3);
+  return {
+    throughput: m((r) => r.throughput),
+    p50: m((r) => r.p50),
+    p99: m((r) => r.p99),
+    rpcPerRequest: m((r) => r.rpcPerRequest),
+    rpcPerRead: m((r) => r.rpcPerRead.total),
+    rpcPerWrite: m((r) => r.rpcPerWrite.total),
+    rpcPerReadDetail: runs[0]!.rpcPerRead,
+    rpcPerWriteDetail: runs[0]!.rpcPerWrite,
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+  };
+}
+
+export async function runRequestBench(options: RequestOptions, log: (line: string) => void = () => undefined): Promise<RequestBenchResult> {
+  const preload = ['-r', join(BENCH_JS, 'rpcPreload.js')];
+  const common = { DATASTORE_EMULATOR_HOST: options.datastoreHost, GOOGLE_CLOUD_PROJECT: options.project, BENCH_COUNT_RPCS: '1', NODE_ENV: 'production' };
+  const servers: ServerProcess[] = [];
+  try {
+    const oursPort = await freePort();
+    const ours = await startServer(
+      [...preload, FUNCTIONS_FRAMEWORK, '--target=sessionApi', '--signature-type=http', `--port=${oursPort}`, `--source=${FUNCTIONS_SOURCE}`],
+      { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
+      oursPort,
+      'sessionApi (functions-framework)',
+    );
+    servers.push(ours);
+    const expressPort = await freePort();
+    const express = await startServer([...preload, join(BENCH_JS, 'expressServer.js')], { ...common, PORT: String(expressPort), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` }, expressPort, 'express-session');
+    servers.push(express);
+
+    const mixes: MixResult[] = [];
+    for (const mix of options.mixes) {
+      const runs: LoadResult[] = [];
+      for (let rep = 0; rep < options.repeats; rep++) {
+        // Alternate which stack goes first, so neither always runs on a warmer (or busier) emulator.
+        const order = rep % 2 === 0 ? (['ours', 'express'] as const) : (['express', 'ours'] as const);
+        for (const stack of order) {
+          const spec: LoadSpec = {
+            url: stack === 'ours' ? ours.url : express.url,
+            stack,
+            cookieName: stack === 'ours' ? `viur_cookie_${options.project}` : 'connect.sid',
+            clients: options.clients,
+            requests: options.requests,
+            warmup: options.warmup,
+            writeRatio: mix.writeRatio,
+            probe: options.probe,
+            timeoutMs: 300_000,
+          };
+          const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, spec.timeoutMs + 10_000);
+          if (code !== 0) throw new Error(`load generator failed (${code}):\n${stderr}\nserver output:\n${(stack === 'ours' ? ours : express).output().slice(-3000)}`);
+          const result = lastJson<LoadResult>(stdout);
+          runs.push(result);
+          log(`  request ${mix.name} run ${rep + 1}/${options.repeats} ${stack.padEnd(7)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest} errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
+        }
+      }
+      const oursSummary = summarize(runs.filter((r) => r.stack === 'ours'));
+      const expressSummary = summarize(runs.filter((r) => r.stack === 'express'));
+      mixes.push({
+        mix: mix.name,
+        writeRatio: mix.writeRatio,
+        clients: options.clients,
+        requests: options.requests,
+        repeats: options.repeats,
+        ours: oursSummary,
+        express: expressSummary,
+        ratios: {
+          throughput: ratio(oursSummary.throughput, expressSummary.throughput),
+          p50: ratio(oursSummary.p50, expressSummary.p50),
+          p99: ratio(oursSummary.p99, expressSummary.p99),
+        },
+        runs,
+      });
+    }
+    return {
+      name: 'request',
+      mixes,
+      notes: [
+        'Writes on our API carry the static key (Sec-X-ViUR-StaticSKey): one constant-time compare, like the one cookie check of a typical app; the baseline has no CSRF check at all.',
+        'On the emulator our transactions open with a separate beginTransaction (the emulator mishandles lookups that open one), so a write shows beginTransaction + lookup + commit; in production the lookup opens the transaction: lookup + commit.',
+        'express-session + connect-datastore writes without a transaction (read, then a blind upsert): concurrent requests of one session lose updates; ours merges inside a transaction.',
+      ],
+    };
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}

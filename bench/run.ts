@@ -1,0 +1,168 @@
+/**
+ * `npm run bench`: starts the emulators the benchmarks need (its own, on free ports, stopped at the
+ * end with their process groups), runs each benchmark, prints a table and writes the JSON results
+ * to bench/results/. Every figure that matters is a ratio against a baseline measured in the same
+ * run on the same emulator.
+ *
+ *   npm run bench                      # everything, full sizes
+ *   npm run bench -- --only=request,coldStart --repeats=5
+ *   npm run bench -- --smoke           # tiny sizes: checks the harness, not the numbers
+ *
+ * --datastore-host / --pubsub-host use running emulators instead of starting new ones.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type Emulator, startEmulator } from '../scripts/emulators';
+import { runColdStartBench, type ColdStartResult } from './coldStart';
+import { ROOT } from './proc';
+import { runRequestBench, type RequestBenchResult } from './request';
+import { formatTable } from './table';
+
+export const BENCHMARKS = ['request', 'cleanup', 'kill', 'coldStart'] as const;
+export type BenchName = (typeof BENCHMARKS)[number];
+
+export interface BenchReport {
+  startedAt: string;
+  smoke: boolean;
+  machine: { nproc: number; memoryGiB: number; node: string; platform: string };
+  results: {
+    request?: RequestBenchResult;
+    cleanup?: unknown;
+    kill?: unknown;
+    coldStart?: ColdStartResult;
+  };
+  errors: Array<{ benchmark: string; error: string }>;
+  elapsedMs: number;
+}
+
+interface Options {
+  smoke: boolean;
+  only: BenchName[];
+  repeats: number;
+  datastoreHost?: string;
+  pubsubHost?: string;
+  out?: string;
+}
+
+function options(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      smoke: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      repeats: { type: 'string' },
+      'datastore-host': { type: 'string' },
+      'pubsub-host': { type: 'string' },
+      out: { type: 'string' },
+    },
+    strict: true,
+  });
+  const only = (values.only ?? BENCHMARKS.join(',')).split(',').map((s) => s.trim());
+  for (const o of only) if (!(BENCHMARKS as readonly string[]).includes(o)) throw new Error(`--only: unknown benchmark ${o} (known: ${BENCHMARKS.join(', ')})`);
+  const repeats = Number(values.repeats ?? (values.smoke ? 1 : 3));
+  if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
+  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out };
+}
+
+export async function main(argv: string[]): Promise<BenchReport> {
+  const opts = options(argv);
+  const started = Date.now();
+  const project = 'session-bench';
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const emulators: Emulator[] = [];
+  const report: BenchReport = {
+    startedAt: new Date(started).toISOString(),
+    smoke: opts.smoke,
+    machine: { nproc: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` },
+    results: {},
+    errors: [],
+    elapsedMs: 0,
+  };
+  // Ctrl-C: stop the emulators before leaving (children of proc.ts are killed on exit).
+  const onSignal = () => {
+    void Promise.all(emulators.map((e) => e.stop())).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const needsDatastore = opts.only.length > 0;
+    const needsPubsub = opts.only.includes('kill');
+    let datastoreHost = opts.datastoreHost;
+    let pubsubHost = opts.pubsubHost;
+    const starting: Array<Promise<void>> = [];
+    if (needsDatastore && !datastoreHost) {
+      starting.push(startEmulator('datastore').then((e) => void (emulators.push(e), (datastoreHost = e.host))));
+    }
+    if (needsPubsub && !pubsubHost) {
+      starting.push(startEmulator('pubsub').then((e) => void (emulators.push(e), (pubsubHost = e.host))));
+    }
+    await Promise.all(starting);
+    log(`emulators: datastore ${datastoreHost ?? '-'} pubsub ${pubsubHost ?? '-'}`);
+    // The in-process benchmarks (cleanup, kill's publisher) use the standard client switches.
+    if (datastoreHost) process.env.DATASTORE_EMULATOR_HOST = datastoreHost;
+    if (pubsubHost) process.env.PUBSUB_EMULATOR_HOST = pubsubHost;
+    process.env.GOOGLE_CLOUD_PROJECT = project;
+    process.env.METADATA_SERVER_DETECTION = 'none';
+
+    const attempt = async (name: BenchName, run: () => Promise<void>) => {
+      if (!opts.only.includes(name)) return;
+      log(`${name}…`);
+      const t0 = Date.now();
+      try {
+        await run();
+        log(`${name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      } catch (err) {
+        report.errors.push({ benchmark: name, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+        log(`${name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    };
+
+    await attempt('request', async () => {
+      report.results.request = await runRequestBench(
+        {
+          datastoreHost: datastoreHost!,
+          project,
+          clients: opts.smoke ? 2 : 16,
+          requests: opts.smoke ? 20 : 3000,
+          warmup: opts.smoke ? 4 : 600,
+          probe: opts.smoke ? 2 : 20,
+          repeats: opts.repeats,
+          mixes: [
+            { name: 'read-mostly', writeRatio: 0.1 },
+            { name: 'write-heavy', writeRatio: 0.5 },
+          ],
+        },
+        log,
+      );
+    });
+    await attempt('coldStart', async () => {
+      report.results.coldStart = await runColdStartBench({ runs: opts.smoke ? 1 : 9, project, datastoreHost: datastoreHost! });
+    });
+  } finally {
+    await Promise.all(emulators.map((e) => e.stop()));
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+  report.elapsedMs = Date.now() - started;
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const out = opts.out ?? join(dir, `${opts.smoke ? 'smoke' : 'bench'}-${report.startedAt.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+  process.stdout.write(formatTable(report) + '\n');
+  log(`results: ${out}`);
+  return report;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (report) => {
+      process.exitCode = report.errors.length > 0 ? 1 : 0;
+    },
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.stack : String(err));
+      process.exitCode = 1;
+    },
+  );
+}
