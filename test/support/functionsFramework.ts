@@ -58,6 +58,8 @@ export interface LogLine {
 
 export interface FunctionProcess {
   port: number;
+  /** The node process running functions-framework (leader of its own process group). */
+  pid: number;
   url: string;
   /** Structured log lines written so far (stdout and stderr). */
   logs(): LogLine[];
@@ -135,7 +137,7 @@ export async function startFunction(target: string, signatureType: 'http' | 'clo
   };
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`${target} exited with ${child.exitCode}:\n${text}`);
-    if (await listening(p)) return { port: p, url: `http://127.0.0.1:${p}`, logs: () => lines, output: () => text, stop };
+    if (await listening(p)) return { port: p, pid: child.pid!, url: `http://127.0.0.1:${p}`, logs: () => lines, output: () => text, stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();
