@@ -16,34 +16,40 @@ declare module 'express-session' {
   }
 }
 
-const app = express();
-app.use(
-  session({
-    store: new DatastoreStore({
-      kind: 'express-sessions',
-      // The same idle lifetime as sessionApi's default (checked on read, as ours is).
-      expirationMs: 3600 * 1000,
-      dataset: new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT, namespace: process.env.BENCH_NAMESPACE }),
+/** The app; exported so that expressFunction.ts can run the very same one under functions-framework. */
+export function createApp(): express.Express {
+  const app = express();
+  app.use(
+    session({
+      store: new DatastoreStore({
+        kind: 'express-sessions',
+        // The same idle lifetime as sessionApi's default (checked on read, as ours is).
+        expirationMs: 3600 * 1000,
+        dataset: new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT, namespace: process.env.BENCH_NAMESPACE }),
+      }),
+      secret: 'bench-secret-not-a-secret',
+      resave: false,
+      saveUninitialized: false,
     }),
-    secret: 'bench-secret-not-a-secret',
-    resave: false,
-    saveUninitialized: false,
-  }),
-);
+  );
 
-app.get('/session', (req, res) => {
-  res.set('Cache-Control', 'no-store').json({ data: req.session.data ?? {} });
-});
+  app.get('/session', (req, res) => {
+    res.set('Cache-Control', 'no-store').json({ data: req.session.data ?? {} });
+  });
 
-app.put('/session/data/:key', express.json({ strict: false }), (req, res) => {
-  const key = String(req.params.key);
-  req.session.data = { ...(req.session.data ?? {}), [key]: req.body as unknown };
-  res.set('Cache-Control', 'no-store').json({ key, value: req.body as unknown });
-});
+  app.put('/session/data/:key', express.json({ strict: false }), (req, res) => {
+    const key = String(req.params.key);
+    req.session.data = { ...(req.session.data ?? {}), [key]: req.body as unknown };
+    res.set('Cache-Control', 'no-store').json({ key, value: req.body as unknown });
+  });
 
-app.get('/healthz', (_req, res) => {
-  res.json({ status: 'ok' });
-});
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  return app;
+}
 
-const server = app.listen(Number(process.env.PORT ?? 8080), '127.0.0.1');
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+if (require.main === module) {
+  const server = createApp().listen(Number(process.env.PORT ?? 8080), '127.0.0.1');
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}

@@ -12,7 +12,7 @@ import { percentile, round } from './stats';
 
 export interface LoadSpec {
   url: string;
-  stack: 'ours' | 'express';
+  stack: 'ours' | 'express' | 'ff-express';
   /** Name of the session cookie the server sets. */
   cookieName: string;
   clients: number;
@@ -113,9 +113,9 @@ async function setup(spec: LoadSpec, base: URL, i: number): Promise<Client> {
   }
   const c: Client = { agent, cookie: cookie ?? '', staticKey, counter: 0 };
   const first = await request(base, agent, 'PUT', '/session/data/profile', headersFor(spec, c, true), JSON.stringify(PROFILE));
-  if (spec.stack === 'express') c.cookie = cookieOf(first, spec.cookieName) ?? '';
+  if (spec.stack !== 'ours') c.cookie = cookieOf(first, spec.cookieName) ?? '';
   if (first.status !== 200 || !c.cookie) throw new Error(`setup of client ${i}: ${first.status} ${first.body}`);
-  const second = await request(base, agent, 'PUT', '/session/data/counter', headersFor(spec, c, true), '0');
+  const second = await request(base, agent, 'PUT', '/session/data/counter', headersFor(spec, c, true), '{"n":0}');
   if (second.status !== 200) throw new Error(`setup of client ${i}: ${second.status} ${second.body}`);
   return c;
 }
@@ -123,7 +123,9 @@ async function setup(spec: LoadSpec, base: URL, i: number): Promise<Client> {
 function send(spec: LoadSpec, base: URL, c: Client, write: boolean): Promise<Reply> {
   if (write) {
     c.counter++;
-    return request(base, c.agent, 'PUT', '/session/data/counter', headersFor(spec, c, true), String(c.counter));
+    // An object, not a bare number: functions-framework's JSON parser (in front of the Express app
+    // of the ff-express stack) is strict.
+    return request(base, c.agent, 'PUT', '/session/data/counter', headersFor(spec, c, true), `{"n":${c.counter}}`);
   }
   return request(base, c.agent, 'GET', '/session', headersFor(spec, c, false));
 }

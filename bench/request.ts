@@ -21,7 +21,11 @@ export interface RequestOptions {
   probe: number;
   repeats: number;
   mixes: Array<{ name: string; writeRatio: number }>;
+  /** Also run the baseline app under functions-framework (the platform's share of the cost). */
+  ffBaseline: boolean;
 }
+
+export type Stack = 'ours' | 'express' | 'ff-express';
 
 export interface StackSummary {
   throughput: number;
@@ -43,8 +47,12 @@ export interface MixResult {
   repeats: number;
   ours: StackSummary;
   express: StackSummary;
+  /** The same express-session app, run under functions-framework as sessionApi is. */
+  ffExpress?: StackSummary;
   /** ours ÷ express (throughput: higher is better; latency: lower is better). */
   ratios: { throughput: number; p50: number; p99: number };
+  /** ours ÷ ff-express: the session code alone, both on the same platform. */
+  ratiosSamePlatform?: { throughput: number; p50: number; p99: number };
   runs: LoadResult[];
 }
 
@@ -85,18 +93,34 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
     const expressPort = await freePort();
     const express = await startServer([...preload, join(BENCH_JS, 'expressServer.js')], { ...common, PORT: String(expressPort), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` }, expressPort, 'express-session');
     servers.push(express);
+    let ffExpress: ServerProcess | undefined;
+    if (options.ffBaseline) {
+      const ffPort = await freePort();
+      ffExpress = await startServer(
+        [...preload, FUNCTIONS_FRAMEWORK, '--target=expressSession', '--signature-type=http', `--port=${ffPort}`, `--source=${join(BENCH_JS, 'expressFunction.js')}`],
+        { ...common, BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
+        ffPort,
+        'express-session (functions-framework)',
+      );
+      servers.push(ffExpress);
+    }
+    const stacks: Array<{ stack: Stack; server: ServerProcess; cookieName: string }> = [
+      { stack: 'ours', server: ours, cookieName: `viur_cookie_${options.project}` },
+      { stack: 'express', server: express, cookieName: 'connect.sid' },
+      ...(ffExpress ? [{ stack: 'ff-express' as const, server: ffExpress, cookieName: 'connect.sid' }] : []),
+    ];
 
     const mixes: MixResult[] = [];
     for (const mix of options.mixes) {
       const runs: LoadResult[] = [];
       for (let rep = 0; rep < options.repeats; rep++) {
-        // Alternate which stack goes first, so neither always runs on a warmer (or busier) emulator.
-        const order = rep % 2 === 0 ? (['ours', 'express'] as const) : (['express', 'ours'] as const);
-        for (const stack of order) {
+        // Rotate which stack goes first, so none always runs on a warmer (or busier) emulator.
+        const order = [...stacks.slice(rep % stacks.length), ...stacks.slice(0, rep % stacks.length)];
+        for (const { stack, server, cookieName } of order) {
           const spec: LoadSpec = {
-            url: stack === 'ours' ? ours.url : express.url,
+            url: server.url,
             stack,
-            cookieName: stack === 'ours' ? `viur_cookie_${options.project}` : 'connect.sid',
+            cookieName,
             clients: options.clients,
             requests: options.requests,
             warmup: options.warmup,
@@ -105,7 +129,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
             timeoutMs: 300_000,
           };
           const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, spec.timeoutMs + 10_000);
-          if (code !== 0) throw new Error(`load generator failed (${code}):\n${stderr}\nserver output:\n${(stack === 'ours' ? ours : express).output().slice(-3000)}`);
+          if (code !== 0) throw new Error(`load generator failed (${code}):\n${stderr}\nserver output:\n${server.output().slice(-3000)}`);
           const result = lastJson<LoadResult>(stdout);
           runs.push(result);
           log(`  request ${mix.name} run ${rep + 1}/${options.repeats} ${stack.padEnd(7)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest} errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
@@ -113,6 +137,8 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       }
       const oursSummary = summarize(runs.filter((r) => r.stack === 'ours'));
       const expressSummary = summarize(runs.filter((r) => r.stack === 'express'));
+      const ffRuns = runs.filter((r) => r.stack === 'ff-express');
+      const ffSummary = ffRuns.length > 0 ? summarize(ffRuns) : undefined;
       mixes.push({
         mix: mix.name,
         writeRatio: mix.writeRatio,
@@ -121,11 +147,21 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         repeats: options.repeats,
         ours: oursSummary,
         express: expressSummary,
+        ...(ffSummary ? { ffExpress: ffSummary } : {}),
         ratios: {
           throughput: ratio(oursSummary.throughput, expressSummary.throughput),
           p50: ratio(oursSummary.p50, expressSummary.p50),
           p99: ratio(oursSummary.p99, expressSummary.p99),
         },
+        ...(ffSummary
+          ? {
+              ratiosSamePlatform: {
+                throughput: ratio(oursSummary.throughput, ffSummary.throughput),
+                p50: ratio(oursSummary.p50, ffSummary.p50),
+                p99: ratio(oursSummary.p99, ffSummary.p99),
+              },
+            }
+          : {}),
         runs,
       });
     }
@@ -135,6 +171,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       notes: [
         'Writes on our API carry the static key (Sec-X-ViUR-StaticSKey): one constant-time compare, like the one cookie check of a typical app; the baseline has no CSRF check at all.',
         'On the emulator our transactions open with a separate beginTransaction (the emulator mishandles lookups that open one), so a write shows beginTransaction + lookup + commit; in production the lookup opens the transaction: lookup + commit.',
+        'ff-express is the same express-session app registered as an HTTP function and run under functions-framework, as sessionApi is: the difference to express is what the platform costs any stack (body parsers, a node:domain per request, execution context).',
         'express-session + connect-datastore writes without a transaction (read, then a blind upsert): concurrent requests of one session lose updates; ours merges inside a transaction.',
       ],
     };
