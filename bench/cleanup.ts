@@ -1,0 +1,219 @@
+/**
+ * Benchmark (not a test): cleanup of N expired sessions (default 20,000) with the batch-deletion
+ * engine next to a plain sequential loop (keys-only query of 500, delete them, repeat), on the same
+ * Firestore emulator (Datastore mode) in the same run, alternating the order over several rounds.
+ * Also records memory: RSS and heap before and at their peak during each run.
+ *
+ *   npx tsc -p bench/tsconfig.json && node dist-bench/bench/cleanup.js [--sessions N] [--rounds R]
+ *
+ * Starts its own emulator unless DATASTORE_EMULATOR_HOST is set.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { Datastore } from '@google-cloud/datastore';
+import { type Emulator, startEmulator } from '../scripts/emulators';
+import { batchDelete, expiredSelector } from '../shared/batchDelete';
+import { systemClock } from '../shared/clock';
+import { DatastoreSessionStore } from '../shared/datastoreStore';
+import { emptyData } from '../shared/json';
+import type { SessionStore, StoredSession } from '../shared/store';
+
+const { values } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '20000' },
+    rounds: { type: 'string', default: '3' },
+    parallelism: { type: 'string', default: '4' },
+    // Internal: run one measured deletion in this (fresh) process.
+    child: { type: 'string' },
+    namespace: { type: 'string' },
+  },
+});
+const N = Number(values.sessions);
+const ROUNDS = Number(values.rounds);
+const PARALLELISM = Number(values.parallelism);
+const NOW = Date.now();
+const MB = 1024 * 1024;
+
+function store(ds: Datastore, namespace: string): DatastoreSessionStore {
+  return new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace, timeoutMs: 60_000, separateBegin: true });
+}
+
+function session(i: number): StoredSession {
+  return {
+    data: emptyData(),
+    user: `user-${i % 1000}`,
+    lastSeen: NOW - 3 * 3600_000,
+    createdAt: NOW - 3 * 3600_000,
+    expiresAt: NOW - 3600_000 - i,
+    staticKeyDigest: 'ab'.repeat(32),
+    securityKeyDigests: [],
+  };
+}
+
+/** Seeds in commits of 500, four at a time (seeding is not what is measured). */
+async function seed(s: SessionStore, n: number): Promise<void> {
+  const prefix = randomBytes(8).toString('hex');
+  const chunks: number[] = [];
+  for (let i = 0; i < n; i += 500) chunks.push(i);
+  for (let c = 0; c < chunks.length; c += 4) {
+    await Promise.all(
+      chunks.slice(c, c + 4).map((start) => {
+        const put = Array.from({ length: Math.min(500, n - start) }, (_, j) => ({ key: `${prefix}-${start + j}`, session: session(start + j) }));
+        return s.update(null, () => ({ writes: { put, delete: [] }, result: undefined }));
+      }),
+    );
+  }
+}
+
+/** The baseline: what one would write without the engine. */
+async function plainLoop(s: SessionStore): Promise<number> {
+  const selector = expiredSelector(Date.now(), 300);
+  let deleted = 0;
+  for (let i = 0; i < 1_000_000; i++) {
+    const { keys } = await s.findKeys(selector, 500);
+    if (keys.length === 0) break;
+    await s.deleteMany(keys);
+    deleted += keys.length;
+  }
+  return deleted;
+}
+
+async function engine(s: SessionStore): Promise<number> {
+  const report = await batchDelete({
+    store: s,
+    selector: expiredSelector(Date.now(), 300),
+    batchSize: 500,
+    parallelism: PARALLELISM,
+    deadline: Date.now() + 3600_000,
+    clock: systemClock,
+  });
+  if (!report.done) throw new Error('engine did not finish');
+  return report.deleted;
+}
+
+interface Measurement {
+  method: string;
+  round: number;
+  ms: number;
+  deleted: number;
+  rssBeforeMB: number;
+  rssPeakMB: number;
+  heapBeforeMB: number;
+  heapPeakMB: number;
+  /** heapUsed after the run and a forced GC, minus before: what the run left behind. */
+  heapRetainedMB: number;
+}
+
+/**
+ * One measured deletion, run in a fresh child process so that its memory figures are its own: the
+ * parent has just seeded thousands of sessions, which would dominate RSS. The child connects and
+ * issues one query first (not measured), so the figures are the deletion's, not the client's start-up.
+ */
+async function child(method: 'engine' | 'plain', namespace: string): Promise<void> {
+  const ds = new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-bench' });
+  const s = store(ds, namespace);
+  await s.findKeys({ kind: 'expired', before: 0 }, 1);
+  global.gc?.();
+  const before = process.memoryUsage();
+  let rssPeak = before.rss;
+  let heapPeak = before.heapUsed;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    rssPeak = Math.max(rssPeak, m.rss);
+    heapPeak = Math.max(heapPeak, m.heapUsed);
+  }, 10);
+  const t0 = performance.now();
+  const deleted = method === 'engine' ? await engine(s) : await plainLoop(s);
+  const ms = performance.now() - t0;
+  clearInterval(sampler);
+  const after = process.memoryUsage();
+  global.gc?.();
+  const retained = process.memoryUsage();
+  console.log(
+    JSON.stringify({
+      ms: Math.round(ms),
+      deleted,
+      heapRetainedMB: +((retained.heapUsed - before.heapUsed) / MB).toFixed(1),
+      rssBeforeMB: +(before.rss / MB).toFixed(1),
+      rssPeakMB: +(Math.max(rssPeak, after.rss) / MB).toFixed(1),
+      heapBeforeMB: +(before.heapUsed / MB).toFixed(1),
+      heapPeakMB: +(Math.max(heapPeak, after.heapUsed) / MB).toFixed(1),
+    }),
+  );
+}
+
+function runChild(method: 'engine' | 'plain', namespace: string): Promise<Omit<Measurement, 'method' | 'round'>> {
+  return new Promise((resolve, reject) => {
+    const args = ['--expose-gc', ...(process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean), __filename, '--child', method, '--namespace', namespace, '--parallelism', String(PARALLELISM)];
+    execFile(process.execPath, args, { env: process.env, maxBuffer: 10 * MB, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${method} child failed: ${err.message}\n${stderr}`));
+      resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Omit<Measurement, 'method' | 'round'>);
+    });
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function main(): Promise<void> {
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+  if (values.child) return child(values.child === 'engine' ? 'engine' : 'plain', values.namespace!);
+  let emulator: Emulator | undefined;
+  if (!process.env.DATASTORE_EMULATOR_HOST) {
+    emulator = await startEmulator('datastore');
+    process.env.DATASTORE_EMULATOR_HOST = emulator.host;
+  }
+  try {
+    const ds = new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-bench' });
+    // Warm the emulator so the first measured run does not pay for its JIT.
+    const warmNs = `warm-${randomBytes(4).toString('hex')}`;
+    await seed(store(ds, warmNs), 2000);
+    await runChild('engine', warmNs);
+
+    const results: Measurement[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Alternate the order so neither method always runs on a fresher emulator.
+      const order = round % 2 ? (['engine', 'plain'] as const) : (['plain', 'engine'] as const);
+      for (const method of order) {
+        const namespace = `bench-${method}-${round}-${randomBytes(4).toString('hex')}`;
+        const t0 = performance.now();
+        await seed(store(ds, namespace), N);
+        const seedMs = performance.now() - t0;
+        const m = await runChild(method, namespace);
+        if (m.deleted !== N) throw new Error(`${method} deleted ${m.deleted} of ${N}`);
+        results.push({ method: method === 'engine' ? `engine (500 × ${PARALLELISM} in flight)` : 'plain loop (query 500, delete, repeat)', round, ...m });
+        process.stderr.write(`round ${round} ${method}: ${m.ms} ms (seeded in ${Math.round(seedMs)} ms)\n`);
+      }
+    }
+    console.table(results);
+    const e = results.filter((r) => r.method.startsWith('engine'));
+    const p = results.filter((r) => r.method.startsWith('plain'));
+    const eMs = median(e.map((r) => r.ms));
+    const pMs = median(p.map((r) => r.ms));
+    const summary = {
+      sessions: N,
+      rounds: ROUNDS,
+      engineMedianMs: eMs,
+      plainMedianMs: pMs,
+      speedup: +(pMs / eMs).toFixed(2),
+      enginePerSecond: Math.round(N / (eMs / 1000)),
+      plainPerSecond: Math.round(N / (pMs / 1000)),
+      engineMaxRssGrowthMB: Math.max(...e.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))),
+      plainMaxRssGrowthMB: Math.max(...p.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))),
+      engineMaxHeapGrowthMB: Math.max(...e.map((r) => +(r.heapPeakMB - r.heapBeforeMB).toFixed(1))),
+    };
+    console.table([summary]);
+    console.log(JSON.stringify(summary));
+  } finally {
+    await emulator?.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
