@@ -84,7 +84,7 @@ export async function killSessionByUser(event: CloudEvent<unknown>): Promise<voi
   }
 }
 
-/** Runs one validated message; exported for the benchmarks, which drive it without Pub/Sub. */
+/** Runs one validated message; separate from the CloudEvent unwrapping so it can be driven without Pub/Sub. */
 export async function processKillMessage(rt: Runtime, message: KillMessage, received: Pick<ReceivedMessage, 'messageId' | 'publishTime'>): Promise<void> {
   const { config, clock } = rt;
   const { messageId } = received;
