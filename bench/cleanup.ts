@@ -2,7 +2,9 @@
  * Benchmark (not a test): cleanup of N expired sessions (default 20,000) with the batch-deletion
  * engine next to a plain sequential loop (keys-only query of 500, delete them, repeat), on the same
  * Firestore emulator (Datastore mode) in the same run, alternating the order over several rounds.
- * Also records memory: RSS and heap before and at their peak during each run.
+ * Also records memory: RSS and heap before and at their peak during each run. A third method, one
+ * entity at a time (how the original deleted: iterate the query, one delete per entity), runs on
+ * fewer sessions (--one-at-a-time, default 2,000; 0 skips it) and is compared per entity.
  *
  *   npx tsc -p bench/tsconfig.json && node dist-bench/bench/cleanup.js [--sessions N] [--rounds R]
  *
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     sessions: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '3' },
     parallelism: { type: 'string', default: '4' },
+    'one-at-a-time': { type: 'string', default: '2000' },
     // Internal: run one measured deletion in this (fresh) process.
     child: { type: 'string' },
     namespace: { type: 'string' },
@@ -32,6 +35,7 @@ const { values } = parseArgs({
 const N = Number(values.sessions);
 const ROUNDS = Number(values.rounds);
 const PARALLELISM = Number(values.parallelism);
+const SINGLE_N = Number(values['one-at-a-time']);
 const NOW = Date.now();
 const MB = 1024 * 1024;
 
@@ -79,6 +83,27 @@ async function plainLoop(s: SessionStore): Promise<number> {
   return deleted;
 }
 
+/**
+ * The original's way (ViUR walks the query and deletes each entity on its own): one commit per
+ * entity. The keys come from keys-only pages of 500 taken by cursor, which flatters this baseline a
+ * little (the original fetched whole entities).
+ */
+async function oneAtATime(s: SessionStore): Promise<number> {
+  const selector = expiredSelector(Date.now(), 300);
+  let deleted = 0;
+  let cursor: string | undefined;
+  for (let i = 0; i < 1_000_000; i++) {
+    const page = await s.findKeys(selector, 500, cursor);
+    for (const key of page.keys) {
+      await s.deleteMany([key]);
+      deleted++;
+    }
+    if (page.cursor === undefined) break;
+    cursor = page.cursor;
+  }
+  return deleted;
+}
+
 async function engine(s: SessionStore): Promise<number> {
   const report = await batchDelete({
     store: s,
@@ -110,7 +135,9 @@ interface Measurement {
  * parent has just seeded thousands of sessions, which would dominate RSS. The child connects and
  * issues one query first (not measured), so the figures are the deletion's, not the client's start-up.
  */
-async function child(method: 'engine' | 'plain', namespace: string): Promise<void> {
+type Method = 'engine' | 'plain' | 'single';
+
+async function child(method: Method, namespace: string): Promise<void> {
   const ds = new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-bench' });
   const s = store(ds, namespace);
   await s.findKeys({ kind: 'expired', before: 0 }, 1);
@@ -124,7 +151,7 @@ async function child(method: 'engine' | 'plain', namespace: string): Promise<voi
     heapPeak = Math.max(heapPeak, m.heapUsed);
   }, 10);
   const t0 = performance.now();
-  const deleted = method === 'engine' ? await engine(s) : await plainLoop(s);
+  const deleted = method === 'engine' ? await engine(s) : method === 'plain' ? await plainLoop(s) : await oneAtATime(s);
   const ms = performance.now() - t0;
   clearInterval(sampler);
   const after = process.memoryUsage();
@@ -143,7 +170,7 @@ async function child(method: 'engine' | 'plain', namespace: string): Promise<voi
   );
 }
 
-function runChild(method: 'engine' | 'plain', namespace: string): Promise<Omit<Measurement, 'method' | 'round'>> {
+function runChild(method: Method, namespace: string): Promise<Omit<Measurement, 'method' | 'round'>> {
   return new Promise((resolve, reject) => {
     const args = ['--expose-gc', ...(process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean), __filename, '--child', method, '--namespace', namespace, '--parallelism', String(PARALLELISM)];
     execFile(process.execPath, args, { env: process.env, maxBuffer: 10 * MB, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
@@ -159,9 +186,22 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
+/** Per entity: the loop ran on SINGLE_N sessions, the engine on N. */
+function oneAtATimeSummary(rows: Measurement[], enginePerSecond: number): Record<string, number> {
+  if (rows.length === 0) return {};
+  const ms = median(rows.map((r) => r.ms));
+  const perSecond = SINGLE_N / (ms / 1000);
+  return {
+    oneAtATimeSessions: SINGLE_N,
+    oneAtATimeMedianMs: ms,
+    oneAtATimePerSecond: +perSecond.toFixed(1),
+    speedupOverOneAtATime: +(enginePerSecond / perSecond).toFixed(1),
+  };
+}
+
 async function main(): Promise<void> {
   process.env.METADATA_SERVER_DETECTION ??= 'none';
-  if (values.child) return child(values.child === 'engine' ? 'engine' : 'plain', values.namespace!);
+  if (values.child) return child(values.child === 'engine' ? 'engine' : values.child === 'single' ? 'single' : 'plain', values.namespace!);
   let emulator: Emulator | undefined;
   if (!process.env.DATASTORE_EMULATOR_HOST) {
     emulator = await startEmulator('datastore');
@@ -171,7 +211,7 @@ async function main(): Promise<void> {
     const ds = new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-bench' });
     // Warm the emulator so the first measured run does not pay for its JIT.
     const warmNs = `warm-${randomBytes(4).toString('hex')}`;
-    await seed(store(ds, warmNs), 2000);
+    await seed(store(ds, warmNs), Math.min(2000, N));
     await runChild('engine', warmNs);
 
     const results: Measurement[] = [];
@@ -187,6 +227,14 @@ async function main(): Promise<void> {
         if (m.deleted !== N) throw new Error(`${method} deleted ${m.deleted} of ${N}`);
         results.push({ method: method === 'engine' ? `engine (500 × ${PARALLELISM} in flight)` : 'plain loop (query 500, delete, repeat)', round, ...m });
         process.stderr.write(`round ${round} ${method}: ${m.ms} ms (seeded in ${Math.round(seedMs)} ms)\n`);
+      }
+      if (SINGLE_N > 0) {
+        const namespace = `bench-single-${round}-${randomBytes(4).toString('hex')}`;
+        await seed(store(ds, namespace), SINGLE_N);
+        const m = await runChild('single', namespace);
+        if (m.deleted !== SINGLE_N) throw new Error(`one-at-a-time deleted ${m.deleted} of ${SINGLE_N}`);
+        results.push({ method: `one at a time (${SINGLE_N} sessions)`, round, ...m });
+        process.stderr.write(`round ${round} one at a time: ${m.ms} ms for ${SINGLE_N}\n`);
       }
     }
     console.table(results);
@@ -205,6 +253,7 @@ async function main(): Promise<void> {
       engineMaxRssGrowthMB: Math.max(...e.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))),
       plainMaxRssGrowthMB: Math.max(...p.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))),
       engineMaxHeapGrowthMB: Math.max(...e.map((r) => +(r.heapPeakMB - r.heapBeforeMB).toFixed(1))),
+      ...oneAtATimeSummary(results.filter((r) => r.method.startsWith('one at a time')), N / (eMs / 1000)),
     };
     console.table([summary]);
     console.log(JSON.stringify(summary));
