@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { type KillTarget, MalformedKillMessageError, killMessageData, parseIssuedAt } from '../shared/killMessage';
-import { publishKill } from '../shared/killPublisher';
+import { publishKill, pushPublisher } from '../shared/killPublisher';
 import { GUEST_USER } from '../shared/session';
 
 const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID,...) [--issued-at ISO-8601] [--topic TOPIC] [--project PROJECT]
@@ -18,7 +18,8 @@ const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID
   --topic TOPIC      kill topic (default: $SESSION_KILL_TOPIC or session-kill)
   --project PROJECT  Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)
 
-Honours PUBSUB_EMULATOR_HOST. Prints the message id on success.`;
+Honours PUBSUB_EMULATOR_HOST; with SESSION_KILL_PUSH_URL set (the local stack of npm start on
+the memory store) the message is pushed to that URL instead. Prints the message id on success.`;
 
 const TOPIC_ID = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
 
@@ -82,6 +83,16 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   return { target, issuedAt, topic, projectId };
 }
 
+async function publishViaPush(request: CliRequest, url: string): Promise<string> {
+  const publisher = pushPublisher({ projectId: request.projectId, topic: request.topic, url });
+  try {
+    return await publisher.publishKill(request.target, { issuedAt: request.issuedAt });
+  } finally {
+    // Waits for the delivery, so the process does not exit before the kill function got it.
+    await publisher.close();
+  }
+}
+
 export async function main(argv: string[], env: Record<string, string | undefined>): Promise<number> {
   let request: CliRequest | 'help';
   try {
@@ -96,7 +107,11 @@ export async function main(argv: string[], env: Record<string, string | undefine
     return 0;
   }
   try {
-    const messageId = await publishKill(request.target, { topic: request.topic, projectId: request.projectId, issuedAt: request.issuedAt });
+    // Local stacks without Pub/Sub (npm start on the memory store) take push requests directly.
+    const pushUrl = env.SESSION_KILL_PUSH_URL?.trim();
+    const messageId = pushUrl
+      ? await publishViaPush(request, pushUrl)
+      : await publishKill(request.target, { topic: request.topic, projectId: request.projectId, issuedAt: request.issuedAt });
     process.stdout.write(`${messageId}\n`);
     return 0;
   } catch (err) {

@@ -1,5 +1,6 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { assertValidKey, type JsonValue } from '../shared/json';
+import { killMessageData, type KillTarget, MalformedKillMessageError, parseIssuedAt } from '../shared/killMessage';
 import { publisherFor } from '../shared/killPublisher';
 import { runtime, type Runtime } from '../shared/runtime';
 import type { SaveOutcome, Session } from '../shared/session';
@@ -164,13 +165,26 @@ async function runRead(ctx: Context, endpoint: Extract<Endpoint, { mode: 'read' 
 async function kill(ctx: Context): Promise<void> {
   await requireAdmin(ctx);
   const body = jsonBody(ctx, 'object') as Record<string, unknown>;
-  if (!('user' in body) || !(body.user === null || (typeof body.user === 'string' && body.user.length > 0)) || Object.keys(body).length !== 1) {
-    throw new HttpError(400, 'bad_request', 'the body must be {"user": "<id>" | "__guest__" | null}');
+  const usage = 'the body must be {"user": "<id>" | "__guest__" | null} or {"users": [...]}, with an optional "issuedAt"';
+  const { issuedAt: issuedAtText, ...rest } = body;
+  const keys = Object.keys(rest);
+  if (keys.length !== 1 || !(keys[0] === 'user' || keys[0] === 'users')) throw new HttpError(400, 'bad_request', usage);
+  if (issuedAtText !== undefined && typeof issuedAtText !== 'string') throw new HttpError(400, 'bad_request', usage);
+  let target: KillTarget;
+  let issuedAt: Date | undefined;
+  try {
+    issuedAt = issuedAtText === undefined ? undefined : parseIssuedAt(issuedAtText);
+    target = 'user' in rest ? { user: rest.user as string | null } : { users: rest.users as string[] };
+    // The consumer's rules, checked before anything is sent.
+    killMessageData(target, issuedAt);
+  } catch (err) {
+    if (err instanceof MalformedKillMessageError) throw new HttpError(400, 'bad_request', err.message);
+    throw err;
   }
-  // The publisher loads the Pub/Sub client on its first use, here: the rest of the API never needs it.
   let messageId: string;
   try {
-    messageId = await publisherFor(ctx.rt.config).publishKill({ user: body.user as string | null });
+    // The publisher loads the Pub/Sub client on its first use, here: the rest of the API never needs it.
+    messageId = await publisherFor(ctx.rt.config).publishKill(target, { issuedAt });
   } catch {
     throw new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
   }

@@ -69,6 +69,16 @@ describe('npm start (default mode)', () => {
     });
     expect(login.status).toBe(200);
     expect(await login.json()).toEqual({ user: 'alice', data: { language: 'de' } });
+    // The kill CLI pointed at the local stack (no Pub/Sub on the memory store: it pushes to the kill function).
+    const aliceCookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const { spawnSync } = await import('node:child_process');
+    const cli = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'bin', 'session-kill.js'), '--user', 'alice', '--project', 'session-local'], {
+      env: { ...process.env, SESSION_KILL_PUSH_URL: `http://localhost:${ports[1]}/projects/session-local/topics/session-kill` },
+      encoding: 'utf8',
+    });
+    expect(cli.status).toBe(0);
+    expect(cli.stdout).toMatch(/^local-/);
+    expect(await (await fetch(`${api}/session`, { headers: { cookie: aliceCookie } })).json()).toEqual({ user: null, data: {} });
     const cleanup = await fetch(`http://localhost:${ports[2]}/`, { method: 'POST' });
     expect(((await cleanup.json()) as { done: boolean }).done).toBe(true);
 

@@ -305,6 +305,10 @@ describe('kill (privileged)', () => {
       const token = api.admin.mint(AUDIENCE);
       await http().post('/sessions/kill').send({ user: 'u1' }).expect(401);
       await http().post('/sessions/kill').set('Authorization', bearer(token)).send({ user: 5 }).expect(400);
+      for (const bad of [{ user: 'x'.repeat(501) }, { user: 'a', extra: 1 }, { users: [] }, { user: 'a', issuedAt: 'yesterday' }, {}]) {
+        const r = await http().post('/sessions/kill').set('Authorization', bearer(token)).send(bad);
+        expect([r.status, r.body.error.code]).toEqual([400, 'bad_request']);
+      }
       const res = await http().post('/sessions/kill').set('Authorization', bearer(token)).send({ user: 'u1' }).expect(202);
       expect(res.body.messageId).toEqual(expect.any(String));
       const data = await new Promise<unknown>((resolve, reject) => {
