@@ -7,12 +7,15 @@
  *
  * Input: one JSON argument (LoadSpec). Output: one JSON line (LoadResult).
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { percentile, round } from './stats';
 
 export interface LoadSpec {
   url: string;
   stack: 'ours' | 'express' | 'ff-express';
+  /** Name in the result, when it differs from `stack` (an alternative build of ours). */
+  label?: string;
   /** Name of the session cookie the server sets. */
   cookieName: string;
   clients: number;
@@ -26,6 +29,8 @@ export interface LoadSpec {
   probe: number;
   /** Hard limit on the whole run. */
   timeoutMs: number;
+  /** Process group of the Datastore emulator, to count its CPU time per request (Linux /proc). */
+  emulatorPgid?: number;
 }
 
 export type RpcCounts = Record<string, number>;
@@ -48,6 +53,10 @@ export interface LoadResult {
   rpcPerRead: RpcCounts & { total: number };
   rpcPerWrite: RpcCounts & { total: number };
   serverRssMb: number;
+  /** CPU time of the server process per measured request (user + system). */
+  serverCpuMsPerRequest: number;
+  /** CPU time of the emulator (its whole process group) per measured request; NaN where /proc is missing. */
+  emulatorCpuMsPerRequest: number;
 }
 
 interface Client {
@@ -135,11 +144,34 @@ function isWrite(n: number, ratio: number): boolean {
   return ((n * 7919) % 1000) < ratio * 1000;
 }
 
-async function rpcs(base: URL): Promise<{ counts: RpcCounts; rss: number }> {
+async function rpcs(base: URL): Promise<{ counts: RpcCounts; rss: number; cpuMs: number }> {
   const r = await request(base, undefined, 'GET', '/__rpc', {});
   if (r.status !== 200) throw new Error(`/__rpc answered ${r.status}: is the server running with the preload?`);
-  const parsed = JSON.parse(r.body) as { counts: RpcCounts; memory: number };
-  return { counts: parsed.counts, rss: parsed.memory };
+  const parsed = JSON.parse(r.body) as { counts: RpcCounts; memory: number; cpuMs: number };
+  return { counts: parsed.counts, rss: parsed.memory, cpuMs: parsed.cpuMs };
+}
+
+/** user + system CPU ms of every process in group `pgid` (the emulator: gcloud and its Java child). */
+function groupCpuMs(pgid: number | undefined): number {
+  if (pgid === undefined) return NaN;
+  let ticks = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return NaN;
+  }
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // After the command: state(0) ppid(1) pgrp(2) … utime(11) stime(12), in clock ticks (100 Hz on Linux).
+      if (Number(fields[2]) === pgid) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks * 10;
 }
 
 function diff(after: RpcCounts, before: RpcCounts): RpcCounts {
@@ -195,11 +227,13 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   await phase(spec, base, clients, spec.warmup, null);
 
   const before = await rpcs(base);
+  const emulatorBefore = groupCpuMs(spec.emulatorPgid);
   const latencies: number[] = [];
   const t0 = process.hrtime.bigint();
   const { writes, errors, firstError } = await phase(spec, base, clients, spec.requests, latencies);
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const after = await rpcs(base);
+  const emulatorAfter = groupCpuMs(spec.emulatorPgid);
 
   // Round trips per kind, one request at a time so nothing else is counted.
   const probeClient = clients[0]!;
@@ -214,7 +248,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const rpcCounts = diff(after.counts, before.counts);
   const rpcTotal = Object.values(rpcCounts).reduce((a, b) => a + b, 0);
   return {
-    stack: spec.stack,
+    stack: spec.label ?? spec.stack,
     clients: spec.clients,
     requests: spec.requests,
     writes,
@@ -231,6 +265,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     rpcPerRead: per(diff(r1.counts, r0.counts), spec.probe),
     rpcPerWrite: per(diff(r2.counts, r1.counts), spec.probe),
     serverRssMb: round(after.rss / 2 ** 20, 1),
+    serverCpuMsPerRequest: round((after.cpuMs - before.cpuMs) / spec.requests, 3),
+    emulatorCpuMsPerRequest: round((emulatorAfter - emulatorBefore) / spec.requests, 3),
   };
 }
 

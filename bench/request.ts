@@ -14,6 +14,8 @@ import { median, ratio, round } from './stats';
 
 export interface RequestOptions {
   datastoreHost: string;
+  /** Process group of the emulator, for its CPU time per request. */
+  emulatorPgid?: number;
   project: string;
   clients: number;
   requests: number;
@@ -23,6 +25,13 @@ export interface RequestOptions {
   mixes: Array<{ name: string; writeRatio: number }>;
   /** Also run the baseline app under functions-framework (the platform's share of the cost). */
   ffBaseline: boolean;
+  /**
+   * Another build of functions/index.js (e.g. the commit before a change), run as one more stack,
+   * "ours-alt", in the same run: what a change bought, measured against itself.
+   */
+  altSource?: string;
+  /** A discarded first round on every stack: the emulator's JIT warms up on it, not on the first measured run. */
+  warmupRound: boolean;
 }
 
 export type Stack = 'ours' | 'express' | 'ff-express';
@@ -37,6 +46,8 @@ export interface StackSummary {
   rpcPerReadDetail: Record<string, number>;
   rpcPerWriteDetail: Record<string, number>;
   errors: number;
+  serverCpuMsPerRequest: number;
+  emulatorCpuMsPerRequest: number;
 }
 
 export interface MixResult {
@@ -53,6 +64,8 @@ export interface MixResult {
   ratios: { throughput: number; p50: number; p99: number };
   /** ours ÷ ff-express: the session code alone, both on the same platform. */
   ratiosSamePlatform?: { throughput: number; p50: number; p99: number };
+  /** The alternative build of ours (altSource), when given. */
+  oursAlt?: StackSummary;
   runs: LoadResult[];
 }
 
@@ -74,6 +87,8 @@ function summarize(runs: LoadResult[]): StackSummary {
     rpcPerReadDetail: runs[0]!.rpcPerRead,
     rpcPerWriteDetail: runs[0]!.rpcPerWrite,
     errors: runs.reduce((a, r) => a + r.errors, 0),
+    serverCpuMsPerRequest: m((r) => r.serverCpuMsPerRequest),
+    emulatorCpuMsPerRequest: m((r) => r.emulatorCpuMsPerRequest),
   };
 }
 
@@ -104,41 +119,66 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       );
       servers.push(ffExpress);
     }
-    const stacks: Array<{ stack: Stack; server: ServerProcess; cookieName: string }> = [
+    let oursAlt: ServerProcess | undefined;
+    if (options.altSource) {
+      const altPort = await freePort();
+      oursAlt = await startServer(
+        [...preload, FUNCTIONS_FRAMEWORK, '--target=sessionApi', '--signature-type=http', `--port=${altPort}`, `--source=${options.altSource}`],
+        { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
+        altPort,
+        'sessionApi (alternative build)',
+      );
+      servers.push(oursAlt);
+    }
+    const stacks: Array<{ stack: Stack; label?: string; server: ServerProcess; cookieName: string }> = [
       { stack: 'ours', server: ours, cookieName: `viur_cookie_${options.project}` },
+      ...(oursAlt ? [{ stack: 'ours' as const, label: 'ours-alt', server: oursAlt, cookieName: `viur_cookie_${options.project}` }] : []),
       { stack: 'express', server: express, cookieName: 'connect.sid' },
       ...(ffExpress ? [{ stack: 'ff-express' as const, server: ffExpress, cookieName: 'connect.sid' }] : []),
     ];
 
+    const load = async (s: (typeof stacks)[number], writeRatio: number, requests: number): Promise<LoadResult> => {
+      const spec: LoadSpec = {
+        url: s.server.url,
+        stack: s.stack,
+        ...(s.label ? { label: s.label } : {}),
+        cookieName: s.cookieName,
+        clients: options.clients,
+        requests,
+        warmup: options.warmup,
+        writeRatio,
+        probe: options.probe,
+        timeoutMs: 300_000,
+        ...(options.emulatorPgid !== undefined ? { emulatorPgid: options.emulatorPgid } : {}),
+      };
+      const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, spec.timeoutMs + 10_000);
+      if (code !== 0) throw new Error(`load generator failed (${code}):\n${stderr}\nserver output:\n${s.server.output().slice(-3000)}`);
+      return lastJson<LoadResult>(stdout);
+    };
+    if (options.warmupRound) {
+      for (const s of stacks) {
+        const r = await load(s, 0.5, options.requests);
+        log(`  request warm-up (discarded) ${(s.label ?? s.stack).padEnd(10)} ${r.throughput} req/s`);
+      }
+    }
     const mixes: MixResult[] = [];
     for (const mix of options.mixes) {
       const runs: LoadResult[] = [];
       for (let rep = 0; rep < options.repeats; rep++) {
         // Rotate which stack goes first, so none always runs on a warmer (or busier) emulator.
         const order = [...stacks.slice(rep % stacks.length), ...stacks.slice(0, rep % stacks.length)];
-        for (const { stack, server, cookieName } of order) {
-          const spec: LoadSpec = {
-            url: server.url,
-            stack,
-            cookieName,
-            clients: options.clients,
-            requests: options.requests,
-            warmup: options.warmup,
-            writeRatio: mix.writeRatio,
-            probe: options.probe,
-            timeoutMs: 300_000,
-          };
-          const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, spec.timeoutMs + 10_000);
-          if (code !== 0) throw new Error(`load generator failed (${code}):\n${stderr}\nserver output:\n${server.output().slice(-3000)}`);
-          const result = lastJson<LoadResult>(stdout);
+        for (const s of order) {
+          const { stack, label } = s;
+          const result = await load(s, mix.writeRatio, options.requests);
           runs.push(result);
-          log(`  request ${mix.name} run ${rep + 1}/${options.repeats} ${stack.padEnd(7)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest} errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
+          log(`  request ${mix.name} run ${rep + 1}/${options.repeats} ${(label ?? stack).padEnd(10)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest} cpu/req server ${result.serverCpuMsPerRequest} ms emulator ${result.emulatorCpuMsPerRequest} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
         }
       }
       const oursSummary = summarize(runs.filter((r) => r.stack === 'ours'));
       const expressSummary = summarize(runs.filter((r) => r.stack === 'express'));
       const ffRuns = runs.filter((r) => r.stack === 'ff-express');
       const ffSummary = ffRuns.length > 0 ? summarize(ffRuns) : undefined;
+      const altRuns = runs.filter((r) => r.stack === 'ours-alt');
       mixes.push({
         mix: mix.name,
         writeRatio: mix.writeRatio,
@@ -148,6 +188,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         ours: oursSummary,
         express: expressSummary,
         ...(ffSummary ? { ffExpress: ffSummary } : {}),
+        ...(altRuns.length > 0 ? { oursAlt: summarize(altRuns) } : {}),
         ratios: {
           throughput: ratio(oursSummary.throughput, expressSummary.throughput),
           p50: ratio(oursSummary.p50, expressSummary.p50),

@@ -3,7 +3,7 @@
  * BENCH_COUNT_RPCS=1; nothing of it is in the product. It counts Datastore round trips at the
  * client's RPC level (the methods of the generated v1.DatastoreClient every call goes through, the
  * same observation as test/support/fixtures.ts countRpcs) and answers `GET /__rpc` with the counts
- * so far, before the application sees the request. Works for any server built on node:http
+ * so far (and the process's CPU time and RSS), before the application sees the request. Works for any server built on node:http
  * (functions-framework and Express alike).
  */
 import http from 'node:http';
@@ -29,7 +29,8 @@ if (process.env.BENCH_COUNT_RPCS === '1') {
       const [req, res] = args as [http.IncomingMessage, http.ServerResponse];
       if (req.url === '/__rpc') {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ counts, memory: process.memoryUsage().rss }));
+        const cpu = process.cpuUsage();
+        res.end(JSON.stringify({ counts, memory: process.memoryUsage().rss, cpuMs: (cpu.user + cpu.system) / 1000 }));
         return true;
       }
     }

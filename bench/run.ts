@@ -6,9 +6,12 @@
  *
  *   npm run bench                      # everything, full sizes
  *   npm run bench -- --only=request,coldStart --repeats=5
+ *   npm run bench -- --only=request --mix=read-mostly
  *   npm run bench -- --smoke           # tiny sizes: checks the harness, not the numbers
  *
  * --datastore-host / --pubsub-host use running emulators instead of starting new ones.
+ * --alt-source=DIR/functions/index.js runs another build of sessionApi next to this one ("ours-alt"),
+ * e.g. the commit before a change, built with `git worktree add /tmp/old <commit> && …`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -16,6 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Emulator, startEmulator } from '../scripts/emulators';
 import { runColdStartBench, type ColdStartResult } from './coldStart';
+import { type CleanupBenchResult, type KillBenchResult, runCleanupBench, runKillBench } from './external';
 import { ROOT } from './proc';
 import { runRequestBench, type RequestBenchResult } from './request';
 import { formatTable } from './table';
@@ -29,8 +33,8 @@ export interface BenchReport {
   machine: { nproc: number; memoryGiB: number; node: string; platform: string };
   results: {
     request?: RequestBenchResult;
-    cleanup?: unknown;
-    kill?: unknown;
+    cleanup?: CleanupBenchResult;
+    kill?: KillBenchResult;
     coldStart?: ColdStartResult;
   };
   errors: Array<{ benchmark: string; error: string }>;
@@ -44,6 +48,8 @@ interface Options {
   datastoreHost?: string;
   pubsubHost?: string;
   out?: string;
+  mix?: string;
+  altSource?: string;
 }
 
 function options(argv: string[]): Options {
@@ -56,6 +62,8 @@ function options(argv: string[]): Options {
       'datastore-host': { type: 'string' },
       'pubsub-host': { type: 'string' },
       out: { type: 'string' },
+      mix: { type: 'string' },
+      'alt-source': { type: 'string' },
     },
     strict: true,
   });
@@ -63,7 +71,7 @@ function options(argv: string[]): Options {
   for (const o of only) if (!(BENCHMARKS as readonly string[]).includes(o)) throw new Error(`--only: unknown benchmark ${o} (known: ${BENCHMARKS.join(', ')})`);
   const repeats = Number(values.repeats ?? (values.smoke ? 1 : 3));
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
-  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out };
+  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'] };
 }
 
 export async function main(argv: string[]): Promise<BenchReport> {
@@ -90,10 +98,11 @@ export async function main(argv: string[]): Promise<BenchReport> {
     const needsDatastore = opts.only.length > 0;
     const needsPubsub = opts.only.includes('kill');
     let datastoreHost = opts.datastoreHost;
+    let datastorePgid: number | undefined;
     let pubsubHost = opts.pubsubHost;
     const starting: Array<Promise<void>> = [];
     if (needsDatastore && !datastoreHost) {
-      starting.push(startEmulator('datastore').then((e) => void (emulators.push(e), (datastoreHost = e.host))));
+      starting.push(startEmulator('datastore').then((e) => void (emulators.push(e), (datastoreHost = e.host), (datastorePgid = e.pid))));
     }
     if (needsPubsub && !pubsubHost) {
       starting.push(startEmulator('pubsub').then((e) => void (emulators.push(e), (pubsubHost = e.host))));
@@ -123,6 +132,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
       report.results.request = await runRequestBench(
         {
           datastoreHost: datastoreHost!,
+          ...(datastorePgid !== undefined ? { emulatorPgid: datastorePgid } : {}),
           project,
           clients: opts.smoke ? 2 : 16,
           requests: opts.smoke ? 20 : 3000,
@@ -131,13 +141,29 @@ export async function main(argv: string[]): Promise<BenchReport> {
           repeats: opts.repeats,
           // The smoke runs one mix (half writes, so both kinds are exercised) on two stacks: it checks the harness, not the numbers.
           ffBaseline: !opts.smoke,
+          warmupRound: !opts.smoke,
+          ...(opts.altSource ? { altSource: opts.altSource } : {}),
           mixes: opts.smoke
             ? [{ name: 'write-heavy', writeRatio: 0.5 }]
             : [
                 { name: 'read-mostly', writeRatio: 0.1 },
                 { name: 'write-heavy', writeRatio: 0.5 },
-              ],
+              ].filter((m) => opts.mix === undefined || m.name === opts.mix),
         },
+        log,
+      );
+    });
+    const scriptEnv = { DATASTORE_EMULATOR_HOST: datastoreHost ?? '', PUBSUB_EMULATOR_HOST: pubsubHost ?? '', GOOGLE_CLOUD_PROJECT: project };
+    await attempt('cleanup', async () => {
+      report.results.cleanup = await runCleanupBench(
+        // The one-at-a-time loop runs on fewer sessions (it is ~100× slower); compared per entity.
+        { sessions: opts.smoke ? 50 : 20_000, rounds: opts.smoke ? 1 : opts.repeats, oneAtATime: opts.smoke ? 20 : 2000, env: scriptEnv },
+        log,
+      );
+    });
+    await attempt('kill', async () => {
+      report.results.kill = await runKillBench(
+        { latencySessions: 10, latencyRounds: opts.smoke ? 1 : 5, sessions: opts.smoke ? 10 : 5000, rounds: opts.smoke ? 1 : opts.repeats, env: scriptEnv },
         log,
       );
     });

@@ -1,0 +1,78 @@
+/**
+ * Benchmarks 2 and 3 (cleanup, kill) are standalone scripts (cleanup.ts, kill.ts) that print their
+ * summary as the last JSON line; the harness runs them as child processes on its emulators (they
+ * honour DATASTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST and then start none of their own).
+ */
+import { join } from 'node:path';
+import { BENCH_JS, lastJson, runNode } from './proc';
+
+export interface CleanupSummary {
+  sessions: number;
+  rounds: number;
+  engineMedianMs: number;
+  plainMedianMs: number;
+  speedup: number;
+  enginePerSecond: number;
+  plainPerSecond: number;
+  engineMaxRssGrowthMB: number;
+  plainMaxRssGrowthMB: number;
+  engineMaxHeapGrowthMB: number;
+  /** The one-entity-at-a-time loop, run on fewer sessions; compared per entity. */
+  oneAtATimeSessions?: number;
+  oneAtATimeMedianMs?: number;
+  oneAtATimePerSecond?: number;
+  speedupOverOneAtATime?: number;
+}
+
+export interface KillSummary {
+  sessions: number;
+  rounds: number;
+  publishToDoneMedianMs: number;
+  functionEngineMedianMs: number;
+  engineInProcessMedianMs: number;
+  plainLoopMedianMs: number;
+  endToEndOverEngine: number;
+  plainOverEndToEnd: number;
+}
+
+export interface CleanupBenchResult {
+  name: 'cleanup';
+  summary: CleanupSummary;
+}
+
+export interface KillBenchResult {
+  name: 'kill';
+  /** Few sessions: the latency of publish → done. */
+  latency: KillSummary;
+  /** Many sessions: the throughput of a kill. */
+  throughput: KillSummary;
+}
+
+async function script<T>(file: string, args: string[], env: Record<string, string>, timeoutMs: number, log: (line: string) => void): Promise<T> {
+  log(`  node ${file} ${args.join(' ')}`);
+  const { stdout, stderr, code } = await runNode([join(BENCH_JS, file), ...args], env, timeoutMs);
+  if (code !== 0) throw new Error(`${file} ${args.join(' ')} exited with ${code}:\n${stderr.slice(-4000)}`);
+  for (const line of stderr.trim().split('\n')) if (line) log(`    ${line}`);
+  return lastJson<T>(stdout);
+}
+
+export async function runCleanupBench(options: { sessions: number; rounds: number; oneAtATime: number; env: Record<string, string> }, log: (line: string) => void): Promise<CleanupBenchResult> {
+  const summary = await script<CleanupSummary>(
+    'cleanup.js',
+    ['--sessions', String(options.sessions), '--rounds', String(options.rounds), '--one-at-a-time', String(options.oneAtATime)],
+    options.env,
+    60 * 60_000,
+    log,
+  );
+  return { name: 'cleanup', summary };
+}
+
+export async function runKillBench(options: { latencySessions: number; latencyRounds: number; sessions: number; rounds: number; env: Record<string, string> }, log: (line: string) => void): Promise<KillBenchResult> {
+  const latency = await script<KillSummary>('kill.js', ['--sessions', String(options.latencySessions), '--rounds', String(options.latencyRounds)], options.env, 20 * 60_000, log);
+  // The smoke asks for the same size twice: one run serves both.
+  const throughput =
+    options.sessions === options.latencySessions && options.rounds === options.latencyRounds
+      ? latency
+      : await script<KillSummary>('kill.js', ['--sessions', String(options.sessions), '--rounds', String(options.rounds)], options.env, 60 * 60_000, log);
+  return { name: 'kill', latency, throughput };
+}
