@@ -58,7 +58,7 @@ export const CONFIG_VARIABLES = {
   SESSION_MAX_SECURITY_KEYS: 'one-time keys valid at once per session, default 16',
   SESSION_KILL_TOPIC: 'Pub/Sub topic of kill messages, default session-kill',
   SESSION_KILL_PUSH_URL: 'local only: push kill messages to this URL instead of Pub/Sub',
-  SESSION_ADMIN_AUDIENCE: 'expected aud of privileged tokens, default the request URL',
+  SESSION_ADMIN_AUDIENCE: 'expected aud of privileged tokens; required when SESSION_ADMIN_PRINCIPALS is set',
   SESSION_ADMIN_PRINCIPALS: 'comma-separated emails allowed on privileged routes, default none',
   SESSION_ADMIN_JWKS_FILE: 'local/test only: verify privileged tokens against this JWKS file',
   SESSION_ALLOWED_ORIGINS: 'comma-separated origins allowed to change sessions cross-site, default none',
@@ -101,6 +101,12 @@ export function loadConfig(env: Env = process.env): Config {
   const sameSiteRaw = parse(env, 'SESSION_SAME_SITE', z.enum(['lax', 'strict', 'none', 'off']), 'lax');
   const sameSite: SameSite = sameSiteRaw === 'off' ? false : sameSiteRaw;
   const cookieName = validateCookieName(read(env, 'SESSION_COOKIE_NAME') ?? `viur_cookie_${project}`, 'SESSION_COOKIE_NAME');
+  const principals = parse(env, 'SESSION_ADMIN_PRINCIPALS', list, []);
+  const audience = read(env, 'SESSION_ADMIN_AUDIENCE');
+  if (principals.length > 0 && audience === undefined) {
+    // Taking it from the request instead would let the caller choose it (the Host header).
+    throw new ConfigError('SESSION_ADMIN_AUDIENCE', 'must be set when SESSION_ADMIN_PRINCIPALS is: the expected audience of privileged ID tokens (the URL callers use)');
+  }
   return {
     projectId: project,
     store,
@@ -125,8 +131,8 @@ export function loadConfig(env: Env = process.env): Config {
     killTopic: parse(env, 'SESSION_KILL_TOPIC', z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, 'not a Pub/Sub topic id'), 'session-kill'),
     killPushUrl: parse<string | undefined>(env, 'SESSION_KILL_PUSH_URL', z.url(), undefined),
     admin: {
-      audience: read(env, 'SESSION_ADMIN_AUDIENCE'),
-      principals: parse(env, 'SESSION_ADMIN_PRINCIPALS', list, []),
+      audience,
+      principals,
       jwksFile: read(env, 'SESSION_ADMIN_JWKS_FILE'),
     },
     allowedOrigins: parse(env, 'SESSION_ALLOWED_ORIGINS', list.pipe(z.array(z.url())), []).map((o) => new URL(o).origin),

@@ -1,5 +1,5 @@
 output "api_url" {
-  description = "Base URL of sessionApi (its Cloud Run URL). Also the audience for privileged ID tokens when admin_audience is empty and callers use this URL."
+  description = "Base URL of sessionApi (its Cloud Run URL). Usable as admin_audience when callers use this URL."
   value       = google_cloudfunctions2_function.api.service_config[0].uri
 }
 

@@ -207,7 +207,7 @@ variable "admin_principals" {
 }
 
 variable "admin_audience" {
-  description = "Expected audience of privileged ID tokens (SESSION_ADMIN_AUDIENCE). Empty: the URL the request came to, so callers use the URL they call (for example the api_url output)."
+  description = "Expected audience of privileged ID tokens (SESSION_ADMIN_AUDIENCE): the URL callers use, e.g. https://<region>-<project>.cloudfunctions.net/<name_prefix>-api (api_function_url). Required when admin_principals is not empty; never taken from the request."
   type        = string
   default     = ""
 }

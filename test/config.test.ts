@@ -28,6 +28,7 @@ describe('configuration', () => {
       SESSION_COOKIE_PERSISTENT: 'true',
       SESSION_PERSISTENT_FIELDS_ON_LOGIN: ' language , cart ,',
       SESSION_ADMIN_PRINCIPALS: 'a@x.iam.gserviceaccount.com,b@y.iam.gserviceaccount.com',
+      SESSION_ADMIN_AUDIENCE: 'https://sessions.example.com',
       SESSION_ALLOWED_ORIGINS: 'https://app.example.com/,https://x.example',
     });
     expect(c.session.lifetimeSeconds).toBe(60);

@@ -25,11 +25,18 @@ export class AdminVerifier {
 
   constructor(private readonly config: Config['admin']) {}
 
-  async verify(authorization: string | undefined, requestAudience: string): Promise<AdminIdentity> {
+  /**
+   * The audience is always the configured one. The origin the request names (`_requestOrigin`, from
+   * its Host header) is never used: the caller chooses that header, so an audience taken from it
+   * would accept an allowed principal's token minted for any other service. Without a configured
+   * audience there are no principals either (config.ts refuses that combination at start-up).
+   */
+  async verify(authorization: string | undefined, _requestOrigin?: string): Promise<AdminIdentity> {
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(authorization ?? '');
     if (!match) throw new HttpError(401, 'unauthenticated', 'a Bearer ID token is required', { 'WWW-Authenticate': 'Bearer' });
+    const audience = this.config.audience;
+    if (audience === undefined) throw new HttpError(403, 'forbidden', 'privileged access is not configured');
     const client = this.#oauthClient();
-    const audience = this.config.audience ?? requestAudience;
     let payload: Record<string, unknown> | undefined;
     try {
       const certs = await this.#certificates(client);
