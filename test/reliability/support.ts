@@ -1,0 +1,166 @@
+/**
+ * Helpers of the reliability tests: an HTTP client with a bounded wait, a TCP relay that can cut or
+ * slow the connection to the store, a store on an emulator of the test's own, and the checks every
+ * answer of the API must pass.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { Datastore } from '@google-cloud/datastore';
+import { DatastoreSessionStore } from '../../shared/datastoreStore';
+
+/** No single request may take longer than this: a hang fails the test instead of stalling it. */
+export const REQUEST_BOUND_MS = 30_000;
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  /** Parsed JSON body, or undefined when the body is empty or not JSON. */
+  body: unknown;
+  text: string;
+}
+
+/** Calls a listening server over loopback; never waits longer than REQUEST_BOUND_MS. */
+export class Client {
+  constructor(readonly base: string) {}
+
+  async call(method: string, path: string, options: { headers?: Record<string, string>; body?: unknown; raw?: string | Buffer } = {}): Promise<Answer> {
+    const headers: Record<string, string> = { ...options.headers };
+    let body: string | Blob | undefined = options.raw === undefined || typeof options.raw === 'string' ? options.raw : new Blob([new Uint8Array(options.raw)]);
+    if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(this.base + path, { method, headers, body, signal: AbortSignal.timeout(REQUEST_BOUND_MS) });
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : (JSON.parse(text) as unknown);
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, headers: res.headers, body: parsed, text };
+  }
+}
+
+/** Starts listening on a loopback port (functions-framework's test server is created unbound). */
+export async function listen(server: HttpServer): Promise<{ url: string; close(): Promise<void> }> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The cookie pair of the first Set-Cookie header. */
+export function cookieOf(a: Answer): string {
+  const set = a.headers.getSetCookie()[0];
+  if (!set) throw new Error(`no Set-Cookie in ${a.status} ${a.text}`);
+  return set.split(';')[0]!;
+}
+
+/** What every answer must satisfy: no 500, and any error is the JSON error body (503 with Retry-After). */
+export function problems(a: Answer, what: string): string[] {
+  const out: string[] = [];
+  if (a.status >= 500 && a.status !== 503) out.push(`${what}: status ${a.status} ${a.text.slice(0, 200)}`);
+  if (a.status >= 400) {
+    const b = a.body as { error?: { code?: unknown; message?: unknown } } | undefined;
+    const shapeOk =
+      typeof b === 'object' && b !== null && Object.keys(b).length === 1 && typeof b.error?.code === 'string' && typeof b.error?.message === 'string' && Object.keys(b.error).length === 2;
+    if (!shapeOk) out.push(`${what}: ${a.status} without the JSON error body: ${a.text.slice(0, 200)}`);
+    if (!(a.headers.get('content-type') ?? '').startsWith('application/json')) out.push(`${what}: ${a.status} with content-type ${a.headers.get('content-type')}`);
+    if (/\bat .*\.(js|ts):\d+/.test(a.text)) out.push(`${what}: stack trace in the body`);
+  }
+  if (a.status === 503) {
+    const code = (a.body as { error?: { code?: unknown } } | undefined)?.error?.code;
+    if (code !== 'store_unavailable') out.push(`${what}: 503 with code ${String(code)}`);
+    if (a.headers.get('retry-after') !== '1') out.push(`${what}: 503 without Retry-After`);
+  }
+  return out;
+}
+
+/** A store on the Datastore (Firestore) emulator at `port`, configured as the function would be. */
+export function storeAt(port: number, timeoutMs: number, namespace?: string): { store: DatastoreSessionStore; datastore: Datastore } {
+  const datastore = new Datastore({ projectId: 'session-test', apiEndpoint: `127.0.0.1:${port}` });
+  return { datastore, store: new DatastoreSessionStore({ datastore, kind: 'viur-session', namespace, timeoutMs, separateBegin: true }) };
+}
+
+/**
+ * A TCP relay in front of an emulator. close() cuts every connection and refuses new ones (the
+ * store is gone, at the network level, while the emulator keeps its data); open() brings it back on
+ * the same port. `delayMs` holds every chunk that long in each direction (a slow network).
+ */
+export class Relay {
+  #server: Server | undefined;
+  readonly #sockets = new Set<Socket>();
+  constructor(
+    readonly port: number,
+    private readonly target: { host: string; port: number },
+    public delayMs = 0,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.#server !== undefined;
+  }
+
+  open(): Promise<void> {
+    const server = createServer((inbound) => {
+      const outbound = connect(this.target.port, this.target.host);
+      for (const s of [inbound, outbound]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => {
+          inbound.destroy();
+          outbound.destroy();
+        });
+      }
+      const pipe = (from: Socket, to: Socket) =>
+        from.on('data', (chunk: Buffer) => {
+          if (this.delayMs <= 0) to.write(chunk);
+          else setTimeout(() => to.destroyed || to.write(chunk), this.delayMs);
+        });
+      pipe(inbound, outbound);
+      pipe(outbound, inbound);
+      inbound.on('end', () => outbound.end());
+      outbound.on('end', () => inbound.end());
+    });
+    this.#server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+/** Resident set size of a process, from /proc (Linux), in bytes. */
+export function rssOf(pid: number): number {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const status = (require('node:fs') as typeof import('node:fs')).readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  if (!kb) throw new Error(`no VmRSS for ${pid}`);
+  return Number(kb) * 1024;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `condition` holds; a bounded loop that fails with `what`. */
+export async function until(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 60_000, intervalMs = 100): Promise<void> {
+  const attempts = Math.ceil(timeoutMs / intervalMs);
+  for (let i = 0; i < attempts; i++) {
+    if (await condition()) return;
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}
