@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { type SameSite, validateCookieName } from './cookies';
 import { ConfigError } from './errors';
 import type { SessionSettings } from './session';
@@ -77,28 +76,69 @@ function read(env: Env, name: ConfigVariable): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
-function parse<T>(env: Env, name: ConfigVariable, schema: z.ZodType<T>, fallback: T): T {
+/**
+ * A validator turns the raw text into a value or returns an error message. Hand-written rather
+ * than a schema library: this runs at every cold start, and loading zod took about as long as
+ * loading the Datastore client (bench/: cold start).
+ */
+type Schema<T> = (raw: string) => { value: T } | { error: string };
+
+function parse<T>(env: Env, name: ConfigVariable, schema: Schema<T>, fallback: T): T {
   const raw = read(env, name);
   if (raw === undefined) return fallback;
-  const result = schema.safeParse(raw);
-  if (!result.success) throw new ConfigError(name, `${JSON.stringify(raw)} is not valid: ${result.error.issues[0]?.message ?? 'invalid'}`);
-  return result.data;
+  const result = schema(raw);
+  if ('error' in result) throw new ConfigError(name, `${JSON.stringify(raw)} is not valid: ${result.error}`);
+  return result.value;
 }
 
-const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const boolean = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
-const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
-const name = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'only letters, digits, _ . -');
+const integer =
+  (min: number, max: number): Schema<number> =>
+  (raw) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n)) return { error: 'expected an integer' };
+    if (n < min) return { error: `too small: expected at least ${min}` };
+    if (n > max) return { error: `too big: expected at most ${max}` };
+    return { value: n };
+  };
+const oneOf =
+  <const T extends string>(values: readonly T[]): Schema<T> =>
+  (raw) =>
+    (values as readonly string[]).includes(raw) ? { value: raw as T } : { error: `expected one of ${values.join(', ')}` };
+const boolean: Schema<boolean> = (raw) => {
+  const r = oneOf(['true', 'false', '1', '0'])(raw);
+  return 'error' in r ? r : { value: r.value === 'true' || r.value === '1' };
+};
+const splitList = (raw: string) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+const list: Schema<string[]> = (raw) => ({ value: splitList(raw) });
+const pattern =
+  (re: RegExp, message: string): Schema<string> =>
+  (raw) =>
+    re.test(raw) ? { value: raw } : { error: message };
+const name = pattern(/^[A-Za-z0-9_.-]+$/, 'only letters, digits, _ . -');
+/** An absolute URL (what the URL parser accepts). */
+function isUrl(raw: string): boolean {
+  return URL.canParse(raw);
+}
+const url: Schema<string> = (raw) => (isUrl(raw) ? { value: raw } : { error: 'invalid URL' });
+const urlList: Schema<string[]> = (raw) => {
+  const items = splitList(raw);
+  const bad = items.find((u) => !isUrl(u));
+  return bad === undefined ? { value: items } : { error: `invalid URL ${JSON.stringify(bad)}` };
+};
 
 export function loadConfig(env: Env = process.env): Config {
-  const store = parse(env, 'SESSION_STORE', z.enum(['datastore', 'memory']), 'datastore');
+  const store = parse(env, 'SESSION_STORE', oneOf(['datastore', 'memory']), 'datastore');
   const projectId = read(env, 'GOOGLE_CLOUD_PROJECT') ?? env.GCLOUD_PROJECT?.trim();
   if (!projectId && store === 'datastore') {
     throw new ConfigError('GOOGLE_CLOUD_PROJECT', 'must be set when SESSION_STORE is datastore');
   }
   const project = projectId || 'local';
   const lifetimeSeconds = parse(env, 'SESSION_LIFETIME_SECONDS', integer(1, 366 * 24 * 3600), 3600);
-  const sameSiteRaw = parse(env, 'SESSION_SAME_SITE', z.enum(['lax', 'strict', 'none', 'off']), 'lax');
+  const sameSiteRaw = parse(env, 'SESSION_SAME_SITE', oneOf(['lax', 'strict', 'none', 'off']), 'lax');
   const sameSite: SameSite = sameSiteRaw === 'off' ? false : sameSiteRaw;
   const cookieName = validateCookieName(read(env, 'SESSION_COOKIE_NAME') ?? `viur_cookie_${project}`, 'SESSION_COOKIE_NAME');
   const principals = parse(env, 'SESSION_ADMIN_PRINCIPALS', list, []);
@@ -128,14 +168,14 @@ export function loadConfig(env: Env = process.env): Config {
         persistent: parse(env, 'SESSION_COOKIE_PERSISTENT', boolean, false),
       },
     },
-    killTopic: parse(env, 'SESSION_KILL_TOPIC', z.string().regex(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, 'not a Pub/Sub topic id'), 'session-kill'),
-    killPushUrl: parse<string | undefined>(env, 'SESSION_KILL_PUSH_URL', z.url(), undefined),
+    killTopic: parse(env, 'SESSION_KILL_TOPIC', pattern(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, 'not a Pub/Sub topic id'), 'session-kill'),
+    killPushUrl: parse<string | undefined>(env, 'SESSION_KILL_PUSH_URL', url, undefined),
     admin: {
       audience,
       principals,
       jwksFile: read(env, 'SESSION_ADMIN_JWKS_FILE'),
     },
-    allowedOrigins: parse(env, 'SESSION_ALLOWED_ORIGINS', list.pipe(z.array(z.url())), []).map((o) => new URL(o).origin),
+    allowedOrigins: parse(env, 'SESSION_ALLOWED_ORIGINS', urlList, []).map((o) => new URL(o).origin),
     deletion: {
       batchSize: parse(env, 'SESSION_DELETE_BATCH_SIZE', integer(1, 500), 500),
       parallelism: parse(env, 'SESSION_DELETE_PARALLELISM', integer(1, 32), 4),

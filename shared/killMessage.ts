@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z as Zod } from 'zod';
 import { MAX_USER_BYTES } from './session';
 
 /**
@@ -53,40 +53,55 @@ export class MalformedKillMessageError extends Error {
   }
 }
 
-const userId = z
-  .string()
-  .min(1, 'must not be empty')
-  .refine((u) => Buffer.byteLength(u, 'utf8') <= MAX_USER_BYTES, `must be at most ${MAX_USER_BYTES} bytes (UTF-8)`);
+/**
+ * The schemas are built on first use, so zod (which takes about as long to load as the Datastore
+ * client) is not loaded at the cold start of every function: only where a kill message is checked.
+ */
+function buildSchemas(z: typeof Zod) {
+  const userId = z
+    .string()
+    .min(1, 'must not be empty')
+    .refine((u) => Buffer.byteLength(u, 'utf8') <= MAX_USER_BYTES, `must be at most ${MAX_USER_BYTES} bytes (UTF-8)`);
 
-const issuedAt = z.iso
-  .datetime({ offset: true, message: 'must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z' })
-  .transform((s, ctx) => {
-    const d = new Date(s);
-    if (Number.isNaN(d.getTime())) {
-      ctx.addIssue({ code: 'custom', message: 'is not a real date' });
-      return z.NEVER;
-    }
-    return d;
+  const issuedAt = z.iso
+    .datetime({ offset: true, message: 'must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z' })
+    .transform((s, ctx) => {
+      const d = new Date(s);
+      if (Number.isNaN(d.getTime())) {
+        ctx.addIssue({ code: 'custom', message: 'is not a real date' });
+        return z.NEVER;
+      }
+      return d;
+    });
+
+  const continuation = z.number().int().min(1).max(MAX_CONTINUATIONS);
+
+  const killSchema = z.strictObject({
+    user: userId.nullable(),
+    issuedAt: issuedAt.optional(),
+    continuation: continuation.optional(),
   });
 
-const continuation = z.number().int().min(1).max(MAX_CONTINUATIONS);
+  const fanOutSchema = z.strictObject({
+    users: z.array(userId).min(1, 'must not be empty').max(MAX_USERS_PER_MESSAGE, `must hold at most ${MAX_USERS_PER_MESSAGE} users`),
+    issuedAt: issuedAt.optional(),
+  });
 
-const killSchema = z.strictObject({
-  user: userId.nullable(),
-  issuedAt: issuedAt.optional(),
-  continuation: continuation.optional(),
-});
+  const cleanupSchema = z.strictObject({
+    cleanup: z.strictObject({ continuation: continuation.optional() }),
+  });
+  return { issuedAt, killSchema, fanOutSchema, cleanupSchema };
+}
 
-const fanOutSchema = z.strictObject({
-  users: z.array(userId).min(1, 'must not be empty').max(MAX_USERS_PER_MESSAGE, `must hold at most ${MAX_USERS_PER_MESSAGE} users`),
-  issuedAt: issuedAt.optional(),
-});
+let built: ReturnType<typeof buildSchemas> | undefined;
 
-const cleanupSchema = z.strictObject({
-  cleanup: z.strictObject({ continuation: continuation.optional() }),
-});
+function schemas(): ReturnType<typeof buildSchemas> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  built ??= buildSchemas((require('zod') as typeof import('zod')).z);
+  return built;
+}
 
-function describe(error: z.ZodError): string {
+function describe(error: Zod.ZodError): string {
   const issue = error.issues[0];
   if (!issue) return 'invalid';
   const path = issue.path.length > 0 ? issue.path.map(String).join('.') : 'message';
@@ -94,7 +109,7 @@ function describe(error: z.ZodError): string {
   return `${path}: ${issue.message}`;
 }
 
-function check<T>(schema: z.ZodType<T, unknown>, value: unknown): T {
+function check<T>(schema: Zod.ZodType<T, unknown>, value: unknown): T {
   const result = schema.safeParse(value);
   if (!result.success) throw new MalformedKillMessageError(describe(result.error));
   return result.data;
@@ -106,15 +121,15 @@ export function validateKillMessage(value: unknown): KillMessage {
     throw new MalformedKillMessageError('message: must be a JSON object');
   }
   if ('cleanup' in value) {
-    return { kind: 'cleanup', continuation: check(cleanupSchema, value).cleanup.continuation ?? 0 };
+    return { kind: 'cleanup', continuation: check(schemas().cleanupSchema, value).cleanup.continuation ?? 0 };
   }
   if ('users' in value) {
-    const m = check(fanOutSchema, value);
+    const m = check(schemas().fanOutSchema, value);
     // Duplicates would only cost a second, empty, unit of work; dropping them keeps the fan-out exact.
     return { kind: 'fanOut', users: [...new Set(m.users)], issuedAt: m.issuedAt };
   }
   if ('user' in value) {
-    const m = check(killSchema, value);
+    const m = check(schemas().killSchema, value);
     if (m.continuation !== undefined && m.issuedAt === undefined) {
       throw new MalformedKillMessageError('issuedAt: required in a continuation');
     }
@@ -152,7 +167,7 @@ export function killMessageData(target: KillTarget, issuedAt?: Date): KillMessag
 
 /** Parses an issuedAt value with the rules the consumer applies; throws MalformedKillMessageError. */
 export function parseIssuedAt(text: string): Date {
-  return check(issuedAt, text);
+  return check(schemas().issuedAt, text);
 }
 
 export function isoTime(d: Date): string {
