@@ -69,7 +69,7 @@ describe('benchmark harness (smoke)', () => {
     expect(kill.throughput.publishToDoneMedianMs).toBeGreaterThan(0);
 
     const cold = report.results.coldStart!;
-    expect(cold.variants.map((v) => v.name)).toEqual(['datastore', 'datastore+client', 'index', 'index+store']);
+    expect(cold.variants.map((v) => v.name)).toEqual(['datastore', 'datastore+client', 'framework', 'index', 'index+store']);
     expect(cold.variants.find((v) => v.name === 'index')!.loadsPubsub).toBe(false);
     expect(cold.variants.find((v) => v.name === 'index+store')!.loadsDatastore).toBe(true);
     expect(cold.ratio).toBeGreaterThan(0);
