@@ -48,6 +48,9 @@ export interface LoadResult {
   p90: number;
   p99: number;
   max: number;
+  /** Percentiles of reads and of writes on their own. */
+  read: { p50: number; p99: number };
+  write: { p50: number; p99: number };
   rpcs: RpcCounts;
   rpcPerRequest: number;
   rpcPerRead: RpcCounts & { total: number };
@@ -190,7 +193,7 @@ function per(counts: RpcCounts, n: number): RpcCounts & { total: number } {
   return out;
 }
 
-async function phase(spec: LoadSpec, base: URL, clients: Client[], total: number, latencies: number[] | null): Promise<{ writes: number; errors: number; firstError?: string }> {
+async function phase(spec: LoadSpec, base: URL, clients: Client[], total: number, latencies: { all: number[]; read: number[]; write: number[] } | null): Promise<{ writes: number; errors: number; firstError?: string }> {
   let next = 0;
   let writes = 0;
   let errors = 0;
@@ -210,7 +213,11 @@ async function phase(spec: LoadSpec, base: URL, clients: Client[], total: number
           errors++;
           firstError ??= String(err);
         }
-        latencies?.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        if (latencies) {
+          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+          latencies.all.push(ms);
+          (write ? latencies.write : latencies.read).push(ms);
+        }
         if (write) writes++;
       }
     }),
@@ -228,9 +235,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 
   const before = await rpcs(base);
   const emulatorBefore = groupCpuMs(spec.emulatorPgid);
-  const latencies: number[] = [];
+  const lat = { all: [] as number[], read: [] as number[], write: [] as number[] };
   const t0 = process.hrtime.bigint();
-  const { writes, errors, firstError } = await phase(spec, base, clients, spec.requests, latencies);
+  const { writes, errors, firstError } = await phase(spec, base, clients, spec.requests, lat);
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const after = await rpcs(base);
   const emulatorAfter = groupCpuMs(spec.emulatorPgid);
@@ -244,7 +251,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const r2 = await rpcs(base);
   for (const c of clients) c.agent.destroy();
 
-  latencies.sort((a, b) => a - b);
+  for (const l of Object.values(lat)) l.sort((a, b) => a - b);
+  const latencies = lat.all;
   const rpcCounts = diff(after.counts, before.counts);
   const rpcTotal = Object.values(rpcCounts).reduce((a, b) => a + b, 0);
   return {
@@ -260,6 +268,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     p90: round(percentile(latencies, 90), 2),
     p99: round(percentile(latencies, 99), 2),
     max: round(latencies[latencies.length - 1] ?? NaN, 2),
+    read: { p50: round(percentile(lat.read, 50), 2), p99: round(percentile(lat.read, 99), 2) },
+    write: { p50: round(percentile(lat.write, 50), 2), p99: round(percentile(lat.write, 99), 2) },
     rpcs: rpcCounts,
     rpcPerRequest: round(rpcTotal / spec.requests, 3),
     rpcPerRead: per(diff(r1.counts, r0.counts), spec.probe),

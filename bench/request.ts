@@ -40,6 +40,8 @@ export interface StackSummary {
   throughput: number;
   p50: number;
   p99: number;
+  readP99: number;
+  writeP99: number;
   rpcPerRequest: number;
   rpcPerRead: number;
   rpcPerWrite: number;
@@ -81,6 +83,8 @@ function summarize(runs: LoadResult[]): StackSummary {
     throughput: m((r) => r.throughput),
     p50: m((r) => r.p50),
     p99: m((r) => r.p99),
+    readP99: m((r) => r.read.p99),
+    writeP99: m((r) => r.write.p99),
     rpcPerRequest: m((r) => r.rpcPerRequest),
     rpcPerRead: m((r) => r.rpcPerRead.total),
     rpcPerWrite: m((r) => r.rpcPerWrite.total),

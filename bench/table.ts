@@ -23,6 +23,8 @@ export function rows(report: BenchReport): Row[] {
     out.push({ benchmark: base, metric: 'throughput req/s', ours: fmt(m.ours.throughput), baseline: fmt(m.express.throughput), ratio: `${fmt(m.ratios.throughput, 2)}×`, goal: readMostly ? '≥ 1.0×' : '', met: readMostly ? verdict(m.ratios.throughput >= 1) : '' });
     out.push({ benchmark: base, metric: 'p50 ms', ours: fmt(m.ours.p50, 2), baseline: fmt(m.express.p50, 2), ratio: `${fmt(m.ratios.p50, 2)}×`, goal: '', met: '' });
     out.push({ benchmark: base, metric: 'p99 ms', ours: fmt(m.ours.p99, 2), baseline: fmt(m.express.p99, 2), ratio: `${fmt(m.ratios.p99, 2)}×`, goal: readMostly ? '≤ 1.0×' : '', met: readMostly ? verdict(m.ratios.p99 <= 1) : '' });
+    out.push({ benchmark: base, metric: 'p99 ms of reads only', ours: fmt(m.ours.readP99, 2), baseline: fmt(m.express.readP99, 2), ratio: `${fmt(m.ours.readP99 / m.express.readP99, 2)}×`, goal: '', met: '' });
+    out.push({ benchmark: base, metric: 'p99 ms of writes only', ours: fmt(m.ours.writeP99, 2), baseline: fmt(m.express.writeP99, 2), ratio: `${fmt(m.ours.writeP99 / m.express.writeP99, 2)}×`, goal: '', met: '' });
     if (m.ffExpress && m.ratiosSamePlatform) {
       out.push({ benchmark: base, metric: 'throughput vs express-session under functions-framework', ours: fmt(m.ours.throughput), baseline: fmt(m.ffExpress.throughput), ratio: `${fmt(m.ratiosSamePlatform.throughput, 2)}×`, goal: '', met: '' });
       out.push({ benchmark: base, metric: 'p99 vs express-session under functions-framework', ours: fmt(m.ours.p99, 2), baseline: fmt(m.ffExpress.p99, 2), ratio: `${fmt(m.ratiosSamePlatform.p99, 2)}×`, goal: '', met: '' });
