@@ -6,7 +6,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { Datastore } from '@google-cloud/datastore';
+import { Datastore, v1 } from '@google-cloud/datastore';
 import { DatastoreSessionStore } from '../../shared/datastoreStore';
 
 /** No single request may take longer than this: a hang fails the test instead of stalling it. */
@@ -142,6 +142,34 @@ export class Relay {
     this.#server = undefined;
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }
+}
+
+/**
+ * Runs `hook` synchronously when the next Datastore commit RPC of this process has succeeded, before
+ * the client library sees the answer: a fault injected there lands between a commit and whatever the
+ * request does next, the moment a write split over two commits would be caught half-way. It observes
+ * the generated gRPC client (as countRpcs does) and replaces nothing. Returns the restore function.
+ */
+export function afterNextCommit(hook: () => void): () => void {
+  const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = proto.commit!;
+  let fired = false;
+  proto.commit = function (this: unknown, ...args: unknown[]) {
+    const callback = args[args.length - 1];
+    if (!fired && typeof callback === 'function') {
+      args[args.length - 1] = (err: unknown, ...rest: unknown[]) => {
+        if (!err && !fired) {
+          fired = true;
+          hook();
+        }
+        return (callback as (...a: unknown[]) => unknown)(err, ...rest);
+      };
+    }
+    return original.apply(this, args);
+  };
+  return () => {
+    proto.commit = original;
+  };
 }
 
 /** Resident set size of a process, from /proc (Linux), in bytes. */
