@@ -132,11 +132,17 @@ function send(res: Response, reply: Reply): void {
   else res.status(reply.status).json(reply.body);
 }
 
-let verifier: AdminVerifier | undefined;
+/** One verifier per admin configuration, so that its certificate cache lives as long as the process. */
+const verifiers = new WeakMap<Runtime['config']['admin'], AdminVerifier>();
 
 async function requireAdmin(ctx: Context): Promise<void> {
-  verifier ??= new AdminVerifier(ctx.rt.config.admin);
-  await verifier.verify(ctx.req.get('authorization'), `${ctx.req.protocol}://${ctx.req.get('host')}`);
+  const admin = ctx.rt.config.admin;
+  let verifier = verifiers.get(admin);
+  if (!verifier) {
+    verifier = new AdminVerifier(admin);
+    verifiers.set(admin, verifier);
+  }
+  await verifier.verify(ctx.req.get('authorization'));
 }
 
 async function runWrite(ctx: Context, endpoint: Extract<Endpoint, { mode: 'write' }>): Promise<void> {

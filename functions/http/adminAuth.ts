@@ -26,12 +26,12 @@ export class AdminVerifier {
   constructor(private readonly config: Config['admin']) {}
 
   /**
-   * The audience is always the configured one. The origin the request names (`_requestOrigin`, from
-   * its Host header) is never used: the caller chooses that header, so an audience taken from it
-   * would accept an allowed principal's token minted for any other service. Without a configured
+   * The audience is always the configured one, never one derived from the request: the caller
+   * chooses its Host header, so an audience taken from it would accept an allowed principal's token
+   * minted for any other service. Without a configured
    * audience there are no principals either (config.ts refuses that combination at start-up).
    */
-  async verify(authorization: string | undefined, _requestOrigin?: string): Promise<AdminIdentity> {
+  async verify(authorization: string | undefined): Promise<AdminIdentity> {
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(authorization ?? '');
     if (!match) throw new HttpError(401, 'unauthenticated', 'a Bearer ID token is required', { 'WWW-Authenticate': 'Bearer' });
     const audience = this.config.audience;
