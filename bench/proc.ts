@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { isListening } from '../scripts/emulators';
 import { join } from 'node:path';
 
 /** The repository root, from dist-bench/bench/ or from bench/ (ts-jest). */
@@ -18,16 +18,6 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -73,7 +63,7 @@ export async function startServer(args: string[], env: Record<string, string>, p
       live.delete(child);
       throw new Error(`${what} exited with ${child.exitCode}:\n${text}`);
     }
-    if (await listening(port)) return { url: `http://127.0.0.1:${port}`, port, pid: child.pid!, output: () => text, stop };
+    if (await isListening(port)) return { url: `http://127.0.0.1:${port}`, port, pid: child.pid!, output: () => text, stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();

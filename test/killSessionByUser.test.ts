@@ -3,12 +3,12 @@
  * under the real functions-framework (a child process) → Firestore emulator in Datastore mode.
  * Nothing of Google's is replaced; sessions are seeded and checked through DatastoreSessionStore.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import { freePort } from '../scripts/emulators';
 import { expiredSelector, killSelector } from '../shared/batchDelete';
 import type { DatastoreSessionStore } from '../shared/datastoreStore';
 import { datastoreStore, uniqueNamespace } from './support/fixtures';
+import { Relay } from './support/relay';
 import { ensureBuilt, type FunctionProcess, type LogLine, startFunction } from './support/functionsFramework';
 import { pubsub, pushTopic, uniqueName } from './support/pubsub';
 import { eventually, existing, keyOf, matching, seed, stored } from './support/seed';
@@ -268,40 +268,6 @@ test('with a tiny budget, a kill of 1,200 sessions continues through several fol
  * through a TCP relay that refuses connections until the test opens it. (Restarting an emulator
  * would lose the seeded sessions, and seeding after the restart would race the redelivery.)
  */
-class Relay {
-  #server: Server | undefined;
-  readonly #sockets = new Set<Socket>();
-  constructor(
-    readonly port: number,
-    private readonly target: { host: string; port: number },
-  ) {}
-  open(): Promise<void> {
-    const server = createServer((inbound) => {
-      const outbound = connect(this.target.port, this.target.host);
-      for (const s of [inbound, outbound]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => {
-          inbound.destroy();
-          outbound.destroy();
-        });
-      }
-      inbound.pipe(outbound).pipe(inbound);
-    });
-    this.#server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-  }
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    const server = this.#server;
-    this.#server = undefined;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-  }
-}
-
 test('a store failure is thrown (5xx), Pub/Sub redelivers, and the kill completes once the store is back', async () => {
   const [host, port] = process.env.DATASTORE_EMULATOR_HOST!.split(':');
   const relay = new Relay(await freePort(), { host: host!, port: Number(port) });

@@ -1,22 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../scripts/emulators';
+import { freePort, isListening } from '../scripts/emulators';
 
 const START = join(__dirname, '..', 'dist', 'scripts', 'start.js');
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /** `npm start`'s launcher in its default mode (in-memory store), on free ports. */
 describe('npm start (default mode)', () => {
@@ -85,7 +74,7 @@ describe('npm start (default mode)', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');
     expect(await exited).toBe(0);
-    for (const port of ports) expect(await portOpen(port)).toBe(false);
+    for (const port of ports) expect(await isListening(port)).toBe(false);
   });
 
   test('a port already in use gives a clear message', async () => {

@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join, relative } from 'node:path';
-import { freePort } from '../../scripts/emulators';
+import { freePort, isListening } from '../../scripts/emulators';
 
 export const ROOT = join(__dirname, '..', '..');
 const SOURCE_DIRS = ['shared', 'functions', 'scripts', 'bin'];
@@ -68,16 +67,6 @@ export interface FunctionProcess {
   stop(): Promise<void>;
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /**
  * Runs one entry point under the real functions-framework, as Cloud Functions does
@@ -137,7 +126,7 @@ export async function startFunction(target: string, signatureType: 'http' | 'clo
   };
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`${target} exited with ${child.exitCode}:\n${text}`);
-    if (await listening(p)) return { port: p, pid: child.pid!, url: `http://127.0.0.1:${p}`, logs: () => lines, output: () => text, stop };
+    if (await isListening(p)) return { port: p, pid: child.pid!, url: `http://127.0.0.1:${p}`, logs: () => lines, output: () => text, stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();
