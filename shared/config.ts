@@ -15,6 +15,8 @@ export interface Config {
   /** Named Firestore database in Datastore mode; undefined for `(default)`. */
   databaseId: string | undefined;
   storeTimeoutMs: number;
+  /** How long a read may be served from this instance's cache; 0: off. */
+  readCacheMs: number;
   datastoreEmulatorHost: string | undefined;
   session: SessionSettings;
   killTopic: string;
@@ -55,6 +57,10 @@ export const CONFIG_VARIABLES = {
   SESSION_PERSISTENT_FIELDS_ON_LOGOUT: 'comma-separated keys kept across logout, default language',
   SESSION_MAX_DATA_BYTES: 'limit on session data as stored, default 786432, at most 1000000',
   SESSION_MAX_SECURITY_KEYS: 'one-time keys valid at once per session, default 16',
+  SESSION_MAX_DATA_KEYS: 'most keys a session may hold, default 10000 (413 beyond)',
+  SESSION_ABSOLUTE_LIFETIME_SECONDS: 'a session ends this long after its creation whatever its use, default 604800 (7 days); 0 disables',
+  SESSION_MAX_SESSIONS_PER_USER: 'sessions a user may have; at login the least recently seen beyond it end, default 0 (no limit)',
+  SESSION_READ_CACHE_MS: 'per-instance cache of session reads, how stale a read may be, default 0 (off)',
   SESSION_KILL_TOPIC: 'Pub/Sub topic of kill messages, default session-kill',
   SESSION_KILL_PUSH_URL: 'local only: push kill messages to this URL instead of Pub/Sub',
   SESSION_ADMIN_AUDIENCE: 'expected aud of privileged tokens; required when SESSION_ADMIN_PRINCIPALS is set',
@@ -154,6 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
     namespace: parse<string | undefined>(env, 'SESSION_NAMESPACE', name, undefined),
     databaseId: parse<string | undefined>(env, 'SESSION_DATABASE', name, undefined),
     storeTimeoutMs: parse(env, 'SESSION_STORE_TIMEOUT_MS', integer(100, 600_000), 5000),
+    readCacheMs: parse(env, 'SESSION_READ_CACHE_MS', integer(0, 60_000), 0),
     datastoreEmulatorHost: read(env, 'DATASTORE_EMULATOR_HOST'),
     session: {
       lifetimeSeconds,
@@ -162,6 +169,9 @@ export function loadConfig(env: Env = process.env): Config {
       persistentFieldsOnLogout: parse(env, 'SESSION_PERSISTENT_FIELDS_ON_LOGOUT', list, ['language']),
       maxDataBytes: parse(env, 'SESSION_MAX_DATA_BYTES', integer(1024, 1_000_000), 786_432),
       maxSecurityKeys: parse(env, 'SESSION_MAX_SECURITY_KEYS', integer(1, 100), 16),
+      maxDataKeys: parse(env, 'SESSION_MAX_DATA_KEYS', integer(1, 100_000), 10_000),
+      absoluteLifetimeSeconds: parse(env, 'SESSION_ABSOLUTE_LIFETIME_SECONDS', integer(0, 366 * 24 * 3600), 7 * 24 * 3600),
+      maxSessionsPerUser: parse(env, 'SESSION_MAX_SESSIONS_PER_USER', integer(0, 10_000), 0),
       cookie: {
         name: cookieName,
         sameSite,

@@ -22,6 +22,12 @@ export interface SessionSettings {
   maxDataBytes: number;
   /** One-time keys valid at once per session; the oldest is dropped beyond this. */
   maxSecurityKeys: number;
+  /** Most keys the data may hold. */
+  maxDataKeys: number;
+  /** A session ends this long after createdAt, however busy; 0: no absolute limit. */
+  absoluteLifetimeSeconds: number;
+  /** Sessions one user may have; beyond it, login ends the least recently seen. 0: no limit. */
+  maxSessionsPerUser: number;
   cookie: CookieSettings;
 }
 
