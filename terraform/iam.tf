@@ -83,6 +83,20 @@ resource "google_project_iam_member" "build_run_builder" {
   member  = "serviceAccount:${google_service_account.build.email}"
 }
 
+# IAM grants take effect some time after they are written. In a fresh project the first function
+# build would otherwise start before the build identity may read the source and push the image;
+# the provider's own example for a build service account waits 60 s. The same wait covers the
+# Pub/Sub service agent, which is new to IAM when google_project_service_identity.pubsub has just
+# created it. Only the apply that creates (or replaces) these waits.
+resource "time_sleep" "iam_propagation" {
+  create_duration = "60s"
+
+  triggers = {
+    build_member  = google_project_iam_member.build_run_builder.member
+    pubsub_member = google_project_service_identity.pubsub.id
+  }
+}
+
 # --- Invokers (roles/run.invoker on each function's Cloud Run service) -------------------------------
 
 # Bindings, not members: each is authoritative for the invoker role on its service, so an invoker
@@ -151,6 +165,19 @@ resource "google_pubsub_topic_iam_member" "kill_publisher_extra" {
 
 # --- Pub/Sub service agent: push authentication and dead-lettering ----------------------------------
 
+# Enabling the API does not promise that the agent exists by the time its grants are written; this
+# asks Service Usage to create it (a no-op where it exists). The resource is in google-beta only. Its
+# email output may stay empty ("This API may not return the service identity's details", provider
+# source), so the member below is spelled from the project number, which names the agent for sure.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.required]
+}
+
 locals {
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
@@ -161,6 +188,8 @@ resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
+
+  depends_on = [time_sleep.iam_propagation]
 }
 
 # Dead-lettering: the service agent moves the message to the dead-letter topic and then
@@ -170,6 +199,8 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   topic   = google_pubsub_topic.kill_dead_letter.name
   role    = "roles/pubsub.publisher"
   member  = local.pubsub_service_agent
+
+  depends_on = [time_sleep.iam_propagation]
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_source_subscriber" {
@@ -177,4 +208,6 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_source_subscriber"
   subscription = google_pubsub_subscription.kill_push.name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
+
+  depends_on = [time_sleep.iam_propagation]
 }
