@@ -86,14 +86,14 @@ resource "google_project_iam_member" "build_run_builder" {
 # IAM grants take effect some time after they are written. In a fresh project the first function
 # build would otherwise start before the build identity may read the source and push the image;
 # the provider's own example for a build service account waits 60 s. The same wait covers the
-# Pub/Sub service agent, which is new to IAM when google_project_service_identity.pubsub has just
+# Pub/Sub service agent, which is new to IAM when terraform_data.pubsub_service_identity has just
 # created it. Only the apply that creates (or replaces) these waits.
 resource "time_sleep" "iam_propagation" {
   create_duration = "60s"
 
   triggers = {
-    build_member  = google_project_iam_member.build_run_builder.member
-    pubsub_member = google_project_service_identity.pubsub.id
+    build_member = google_project_iam_member.build_run_builder.member
+    pubsub_agent = terraform_data.pubsub_service_identity.id
   }
 }
 
@@ -166,14 +166,23 @@ resource "google_pubsub_topic_iam_member" "kill_publisher_extra" {
 # --- Pub/Sub service agent: push authentication and dead-lettering ----------------------------------
 
 # Enabling the API does not promise that the agent exists by the time its grants are written; this
-# asks Service Usage to create it (a no-op where it exists). The resource is in google-beta only. Its
-# email output may stay empty ("This API may not return the service identity's details", provider
-# source), so the member below is spelled from the project number, which names the agent for sure.
-resource "google_project_service_identity" "pubsub" {
-  provider = google-beta
+# asks Service Usage to create it (generateServiceIdentity; it answers with the existing agent where
+# there is one). Not google_project_service_identity: that resource exists only in google-beta, and
+# gcloud is needed for the TTL policy anyway. The member below is spelled from the project number,
+# which names the agent for sure.
+resource "terraform_data" "pubsub_service_identity" {
+  triggers_replace = {
+    project = var.project_id
+    service = "pubsub.googleapis.com"
+  }
 
-  project = var.project_id
-  service = "pubsub.googleapis.com"
+  provisioner "local-exec" {
+    command = "gcloud beta services identity create --service=\"$IDENTITY_SERVICE\" --project=\"$IDENTITY_PROJECT\" --quiet"
+    environment = {
+      IDENTITY_SERVICE = self.triggers_replace.service
+      IDENTITY_PROJECT = self.triggers_replace.project
+    }
+  }
 
   depends_on = [google_project_service.required]
 }

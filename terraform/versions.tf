@@ -10,11 +10,6 @@ terraform {
       source  = "hashicorp/google"
       version = "~> 6.50"
     }
-    # Only for google_project_service_identity, which the GA provider does not have.
-    google-beta = {
-      source  = "hashicorp/google-beta"
-      version = "~> 6.50"
-    }
     archive = {
       source  = "hashicorp/archive"
       version = "~> 2.7"
@@ -31,11 +26,6 @@ terraform {
 }
 
 provider "google" {
-  project = var.project_id
-  region  = var.region
-}
-
-provider "google-beta" {
   project = var.project_id
   region  = var.region
 }

@@ -171,6 +171,30 @@ function evaluateEnv(vars: Record<string, unknown>): Record<string, string> {
   return env;
 }
 
+/**
+ * The arguments gcloud gets from a local-exec provisioner: its command runs through sh, as
+ * local-exec runs it, with the environment Terraform would pass (self.triggers_replace.* replaced
+ * by the given values) and a recording stand-in for the gcloud CLI first on PATH.
+ */
+function gcloudArgs(provisioner: Json | undefined, values: Record<string, string>): string[] {
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'stand-in-gcloud-'));
+  try {
+    fs.writeFileSync(path.join(bin, 'gcloud'), '#!/bin/sh\nfor a in "$@"; do printf \'%s\\n\' "$a"; done\n', { mode: 0o755 });
+    const env = Object.fromEntries(
+      Object.entries((provisioner?.environment ?? {}) as Record<string, string>).map(([k, expr]) => {
+        const m = /^\$\{self\.triggers_replace\.(\w+)\}$/.exec(expr);
+        if (!m || !(m[1] in values)) throw new Error(`${k}: the test cannot evaluate ${expr}`);
+        return [k, values[m[1]]];
+      }),
+    );
+    const r = spawnSync('/bin/sh', ['-c', String(provisioner?.command)], { env: { PATH: `${bin}:/usr/bin:/bin`, ...env }, encoding: 'utf8' });
+    if (r.status !== 0 || r.stderr !== '') throw new Error(`the command failed (${r.status}): ${r.stderr}`);
+    return r.stdout.trim().split('\n');
+  } finally {
+    fs.rmSync(bin, { recursive: true, force: true });
+  }
+}
+
 /** IAM members of a resource, whichever of member/members it uses. */
 function members(body: Json): string[] {
   if (Array.isArray(body.members)) return body.members as string[];
@@ -457,30 +481,10 @@ describe('terraform/', () => {
     const [create, destroy] = [provisioners.find((p) => p.when === undefined), provisioners.find((p) => p.when === '${destroy}')];
     expect(destroy?.on_failure).toBe('${continue}');
 
-    // A recording stand-in for the gcloud CLI on PATH: runs each command through sh as local-exec
-    // does, with the environment Terraform would pass, and shows the argv gcloud would get.
-    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'ttl-gcloud-'));
-    try {
-      fs.writeFileSync(path.join(bin, 'gcloud'), '#!/bin/sh\nfor a in "$@"; do printf \'%s\\n\' "$a"; done\n', { mode: 0o755 });
-      const values: Record<string, string> = { project: 'p1', database: '(default)', kind: 'viur-session', field: triggers.field };
-      const run = (p: Json | undefined) => {
-        const env = Object.fromEntries(
-          Object.entries((p?.environment ?? {}) as Record<string, string>).map(([k, expr]) => {
-            const m = /^\$\{self\.triggers_replace\.(\w+)\}$/.exec(expr);
-            if (!m) throw new Error(`${k}: the test cannot evaluate ${expr}`);
-            return [k, values[m[1]]];
-          }),
-        );
-        const r = spawnSync('/bin/sh', ['-c', String(p?.command)], { env: { PATH: `${bin}:/usr/bin:/bin`, ...env }, encoding: 'utf8' });
-        expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
-        return r.stdout.trim().split('\n');
-      };
-      const common = ['firestore', 'fields', 'ttls', 'update', 'expiresAt', '--collection-group=viur-session', '--database=(default)', '--project=p1'];
-      expect(run(create)).toEqual([...common, '--enable-ttl', '--quiet']);
-      expect(run(destroy)).toEqual([...common, '--disable-ttl', '--quiet']);
-    } finally {
-      fs.rmSync(bin, { recursive: true, force: true });
-    }
+    const values = { project: 'p1', database: '(default)', kind: 'viur-session', field: triggers.field };
+    const common = ['firestore', 'fields', 'ttls', 'update', 'expiresAt', '--collection-group=viur-session', '--database=(default)', '--project=p1'];
+    expect(gcloudArgs(create, values)).toEqual([...common, '--enable-ttl', '--quiet']);
+    expect(gcloudArgs(destroy, values)).toEqual([...common, '--disable-ttl', '--quiet']);
     // The field is the one the session entities carry their expiry in.
     expect(fs.readFileSync(path.join(ROOT, 'shared', 'datastoreStore.ts'), 'utf8')).toMatch(/\bexpiresAt\b/);
   });
@@ -488,7 +492,7 @@ describe('terraform/', () => {
   test('a fresh project: the functions build only after the build grant has had time to take effect, the Pub/Sub agent exists before its grants', () => {
     const wait = resource('time_sleep', 'iam_propagation');
     expect(wait.create_duration).toBe('60s');
-    expect(Object.values(wait.triggers as Json).sort()).toEqual(['${google_project_iam_member.build_run_builder.member}', '${google_project_service_identity.pubsub.id}']);
+    expect(Object.values(wait.triggers as Json).sort()).toEqual(['${google_project_iam_member.build_run_builder.member}', '${terraform_data.pubsub_service_identity.id}']);
     const build = resource('google_project_iam_member', 'build_run_builder');
     expect(build.role).toBe('roles/run.builder');
     for (const [name, body] of ofType('google_cloudfunctions2_function')) {
@@ -496,8 +500,14 @@ describe('terraform/', () => {
       expect(nested(body, 'build_config').service_account).toBe(`\${google_service_account.${/google_service_account\.(\w+)\./.exec(String(build.member))?.[1]}.id}`);
     }
 
-    const identity = resource('google_project_service_identity', 'pubsub');
-    expect(identity).toMatchObject({ service: 'pubsub.googleapis.com', provider: '${google-beta}', project: '${var.project_id}' });
+    const identity = resource('terraform_data', 'pubsub_service_identity');
+    expect(identity.triggers_replace).toEqual({ project: '${var.project_id}', service: 'pubsub.googleapis.com' });
+    expect(identity.depends_on).toEqual(['${google_project_service.required}']);
+    const create = (identity.provisioner as Record<string, Json[]>)['local-exec'];
+    expect(create).toHaveLength(1);
+    expect(gcloudArgs(create[0], { project: 'p1', service: 'pubsub.googleapis.com' })).toEqual([
+      'beta', 'services', 'identity', 'create', '--service=pubsub.googleapis.com', '--project=p1', '--quiet',
+    ]);
     const agentGrants = [...stack.resources].filter(([, b]) => members(b).includes('${local.pubsub_service_agent}'));
     expect(agentGrants.map(([k]) => k).sort()).toEqual([
       'google_pubsub_subscription_iam_member.dead_letter_source_subscriber',
