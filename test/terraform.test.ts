@@ -277,6 +277,17 @@ describe('terraform/', () => {
     expect(loadConfig(env)).toEqual(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }));
   });
 
+  test('terraform.tfvars.example shows the defaults, and sets only declared variables', async () => {
+    const example = (await parse('terraform.tfvars', fs.readFileSync(path.join(TF_DIR, 'terraform.tfvars.example'), 'utf8'))) as Json;
+    expect(Object.keys(example).filter((k) => !stack.variables.has(k))).toEqual([]);
+    const { project_id: projectId, ...rest } = example;
+    expect(typeof projectId).toBe('string');
+    for (const [name, value] of Object.entries(rest)) expect({ name, value }).toEqual({ name, value: variableDefault(name) });
+    for (const name of ['session_absolute_lifetime_seconds', 'session_max_data_keys', 'session_max_sessions_per_user', 'session_read_cache_ms']) {
+      expect(Object.keys(rest)).toContain(name);
+    }
+  });
+
   test('non-default variable values reach the parser as meant', () => {
     const env = evaluateEnv({
       project_id: 'p1',
