@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { CONFIG_VARIABLES, loadConfig } from '../shared/config';
-import { checkAgainstSchema, declarations, providerOf, BUILT_IN_TYPES, type SchemaExtract } from './support/terraformSchema';
+import { BUILT_IN_PROVIDER, checkAgainstSchema, declarations, providerOf, type SchemaExtract } from './support/terraformSchema';
 
 const ROOT = path.resolve(__dirname, '..');
 const TF_DIR = path.join(ROOT, 'terraform');
@@ -545,16 +545,16 @@ describe('terraform/ against the provider schemas (terraform/schema/provider-sch
 
   test('every resource and data block matches its schema: names at every depth, required arguments, blocks vs arguments, enum values, references', () => {
     expect(checkAgainstSchema(parsedFiles, extract())).toEqual([]);
-    // The check covers every block but Terraform's own terraform_data.
-    const checked = declarations(parsedFiles).filter((d) => !BUILT_IN_TYPES.includes(d.type));
-    expect(checked.length).toBeGreaterThanOrEqual(40);
+    // Every block is covered, Terraform's own terraform_data included.
+    const checked = declarations(parsedFiles);
     expect(checked.filter((d) => d.type.startsWith('google_')).length).toBeGreaterThanOrEqual(40);
+    expect(checked.filter((d) => d.type === 'terraform_data').length).toBeGreaterThanOrEqual(2);
   });
 
   test('the extract holds exactly the types terraform/ uses, for the provider releases versions.tf pins', () => {
     const schemas = extract();
     const used = new Map<string, Set<string>>();
-    for (const d of declarations(parsedFiles).filter((x) => !BUILT_IN_TYPES.includes(x.type))) {
+    for (const d of declarations(parsedFiles)) {
       const key = `${providerOf(d.type, d.body)} ${d.kind}`;
       used.set(key, (used.get(key) ?? new Set()).add(d.type));
     }
@@ -568,7 +568,8 @@ describe('terraform/ against the provider schemas (terraform/schema/provider-sch
     expect(sorted(inExtract)).toEqual(sorted(used));
 
     const required = versionsBlock();
-    for (const [provider, p] of Object.entries(schemas.providers)) {
+    const pinned = Object.entries(schemas.providers).filter(([, p]) => p.source !== BUILT_IN_PROVIDER);
+    for (const [provider, p] of pinned) {
       const pin = required[provider] as { source: string; version: string } | undefined;
       expect({ provider, pinned: pin !== undefined }).toEqual({ provider, pinned: true });
       expect(`registry.terraform.io/${pin?.source}`).toBe(p.source);
@@ -578,8 +579,13 @@ describe('terraform/ against the provider schemas (terraform/schema/provider-sch
       const [major, minor] = p.version.split('.').map(Number);
       expect({ provider, admits: major === Number(m?.[1]) && minor >= Number(m?.[2]) }).toEqual({ provider, admits: true });
     }
-    // Providers pinned but not in the extract: none (terraform_data needs no provider).
-    expect(Object.keys(required).sort()).toEqual(Object.keys(schemas.providers).sort());
+    // Providers pinned but not in the extract: none.
+    expect(Object.keys(required).sort()).toEqual(pinned.map(([name]) => name).sort());
+    // terraform_data's schema came from a Terraform release that required_version admits.
+    const builtIn = Object.values(schemas.providers).find((p) => p.source === BUILT_IN_PROVIDER);
+    const minimum = /^>= (\d+)\.(\d+)$/.exec(String((parsedFiles.find((f) => f.file === 'versions.tf')?.hcl.terraform as Json[])[0].required_version));
+    const [tfMajor, tfMinor] = String(builtIn?.version).split('.').map(Number);
+    expect(tfMajor * 1000 + tfMinor).toBeGreaterThanOrEqual(Number(minimum?.[1]) * 1000 + Number(minimum?.[2]));
   });
 
   test('reports a misspelled nested block', async () => {
@@ -668,6 +674,9 @@ resource "google_cloudfunctions2_function" "f" {
 }
 resource "google_pubsub_topicc" "t" {
   name = "t"
+}
+resource "terraform_data" "d" {
+  triggers = { a = "b" }
 }`);
     expect(problems).toEqual(
       [
@@ -675,6 +684,7 @@ resource "google_pubsub_topicc" "t" {
         'fixture.tf: google_pubsub_subscription.s: "labels" is an argument, written as a block (use labels = ...)',
         'fixture.tf: google_pubsub_subscription.s: at most one "push_config" block is allowed, found 2',
         'fixture.tf: google_pubsub_topicc.t: google 6.50.0 has no resource type google_pubsub_topicc',
+        'fixture.tf: terraform_data.d: no argument or block named "triggers"',
         'fixture.tf: google_pubsub_subscription.s: google_cloudfunctions2_function.f has no attribute "urii"',
         'fixture.tf: google_pubsub_subscription.s: depends_on ${google_pubsub_topic.missing} names nothing declared',
       ].sort(),
