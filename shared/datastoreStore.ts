@@ -11,6 +11,13 @@ export interface DatastoreStoreOptions {
   namespace?: string;
   /** Deadline of every Datastore call; past it the call is cancelled and StoreUnavailableError thrown. */
   timeoutMs: number;
+  /**
+   * Deadline of each keys-only query and delete commit of the batch engine (findKeys, deleteMany),
+   * default 60 s: they run in the background under a budget of minutes, and on a large backlog a
+   * query may have to skip many index entries of just-deleted sessions, so the request deadline
+   * would fail them for being slow rather than broken. The engine retries them (shared/batchDelete.ts).
+   */
+  engineTimeoutMs?: number;
   /** How often a contended transaction is tried in all. */
   maxAttempts?: number;
   /**
@@ -109,6 +116,7 @@ export class DatastoreSessionStore implements SessionStore {
   readonly #kind: string;
   readonly #namespace: string | undefined;
   readonly #gax: { timeout: number };
+  readonly #engineGax: { timeout: number };
   readonly #maxAttempts: number;
   readonly #separateBegin: boolean;
   readonly #lock = new KeyedLock();
@@ -118,6 +126,7 @@ export class DatastoreSessionStore implements SessionStore {
     this.#kind = options.kind;
     this.#namespace = options.namespace;
     this.#gax = { timeout: options.timeoutMs };
+    this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000 };
     this.#maxAttempts = options.maxAttempts ?? 8;
     this.#separateBegin = options.separateBegin ?? false;
   }
@@ -190,7 +199,7 @@ export class DatastoreSessionStore implements SessionStore {
       query = query.filter(new PropertyFilter('createdAt', '<=', new Date(selector.createdAtOrBefore))).order('createdAt');
     }
     if (cursor) query = query.start(cursor);
-    const [entities, info] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#gax }));
+    const [entities, info] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#engineGax }));
     const keys = entities.map((e) => (e[this.#ds.KEY] as Key).name as string);
     const exhausted = keys.length < limit || info.moreResults === 'NO_MORE_RESULTS';
     return exhausted ? { keys } : { keys, cursor: info.endCursor };
@@ -199,7 +208,7 @@ export class DatastoreSessionStore implements SessionStore {
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
     if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
-    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#gax.timeout }));
+    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#engineGax.timeout }));
   }
 
   /** A transaction that was read but not committed is rolled back so its locks go at once. */
