@@ -5,6 +5,7 @@ import { publisherFor } from '../shared/killPublisher';
 import { runtime, type Runtime } from '../shared/runtime';
 import type { SaveOutcome, Session } from '../shared/session';
 import { AdminVerifier } from './http/adminAuth';
+import { answerOptions, applyCors } from './http/cors';
 import { HttpError, sendError, toHttpError } from './http/errors';
 import { logRequest } from './http/requestLog';
 
@@ -14,6 +15,11 @@ import { logRequest } from './http/requestLog';
  */
 
 const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
+/**
+ * Where a request may carry the static key: ours, ViUR's current name, and one a page script can
+ * set (browsers refuse scripts any request header that starts with `Sec-`).
+ */
+const STATIC_KEY_REQUEST_HEADERS = [STATIC_KEY_HEADER, 'Sec-X-ViUR-StaticSessionKey', 'X-Static-Security-Key'];
 const ONE_TIME_KEY_HEADER = 'X-Security-Key';
 
 type BodyRequest = Request & { jsonBody?: boolean };
@@ -117,9 +123,11 @@ function assertSameSite(ctx: Context): void {
 function checkSecurityKey(ctx: Context, session: Session): boolean {
   const oneTime = ctx.req.get(ONE_TIME_KEY_HEADER);
   if (oneTime !== undefined && session.validateSecurityKey(oneTime)) return true;
-  const staticKey = ctx.req.get(STATIC_KEY_HEADER);
-  if (staticKey !== undefined && session.validateStaticSecurityKey(staticKey)) return false;
-  throw new HttpError(403, 'csrf', `a valid ${ONE_TIME_KEY_HEADER} or ${STATIC_KEY_HEADER} header is required`);
+  for (const header of STATIC_KEY_REQUEST_HEADERS) {
+    const staticKey = ctx.req.get(header);
+    if (staticKey !== undefined && session.validateStaticSecurityKey(staticKey)) return false;
+  }
+  throw new HttpError(403, 'csrf', `a valid ${ONE_TIME_KEY_HEADER} header or static key (${STATIC_KEY_REQUEST_HEADERS.join(', ')}) is required`);
 }
 
 function applyOutcome(res: Response, outcome: SaveOutcome): void {
@@ -304,7 +312,8 @@ const ROUTES: Route[] = [
       GET: {
         mode: 'write',
         csrf: false,
-        browser: false,
+        // Minting keys evicts the oldest held ones: a cross-site link could make the victim's next writes fail.
+        browser: true,
         plan: (ctx) => {
           const count = keyCount(ctx);
           return (s) => (count === 0 ? { status: 200, body: { securityKey: s.getSecurityKey() } } : { status: 200, body: { securityKeys: s.getSecurityKeys(count) } });
@@ -390,8 +399,11 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   const found = match(path);
   let errorCode: string | undefined;
   res.setHeader('Cache-Control', 'no-store');
+  applyCors(req, res, rt.config.allowedOrigins);
   try {
     if (!found) throw new HttpError(404, 'not_found', 'no such route');
+    // Before any endpoint runs: a preflight never reads or writes a session.
+    if (req.method === 'OPTIONS') return answerOptions(req, res, rt.config.allowedOrigins, Object.keys(found.route.methods));
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const endpoint = found.route.methods[method];
     if (!endpoint) {
