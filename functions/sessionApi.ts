@@ -5,6 +5,7 @@ import { publisherFor } from '../shared/killPublisher';
 import { runtime, type Runtime } from '../shared/runtime';
 import type { SaveOutcome, Session } from '../shared/session';
 import { AdminVerifier } from './http/adminAuth';
+import { answerOptions, applyCors } from './http/cors';
 import { HttpError, sendError, toHttpError } from './http/errors';
 import { logRequest } from './http/requestLog';
 
@@ -15,8 +16,8 @@ import { logRequest } from './http/requestLog';
 
 const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
 /**
- * Where a request may carry the static key: ViUR's older name, its name since 3.8, and the header
- * page scripts may set (browsers forbid scripts to set `Sec-` headers).
+ * Where a request may carry the static key: ours, ViUR's current name, and one a page script can
+ * set (browsers refuse scripts any request header that starts with `Sec-`).
  */
 const STATIC_KEY_REQUEST_HEADERS = [STATIC_KEY_HEADER, 'Sec-X-ViUR-StaticSessionKey', 'X-Static-Security-Key'];
 const ONE_TIME_KEY_HEADER = 'X-Security-Key';
@@ -144,7 +145,7 @@ function checkSecurityKey(ctx: Context, session: Session): boolean {
     const staticKey = ctx.req.get(header);
     if (staticKey !== undefined && session.validateStaticSecurityKey(staticKey)) return false;
   }
-  throw new HttpError(403, 'csrf', `a valid ${ONE_TIME_KEY_HEADER} or ${STATIC_KEY_HEADER} header is required`);
+  throw new HttpError(403, 'csrf', `a valid ${ONE_TIME_KEY_HEADER} header or static key (${STATIC_KEY_REQUEST_HEADERS.join(', ')}) is required`);
 }
 
 function applyOutcome(res: Response, outcome: SaveOutcome): void {
@@ -334,7 +335,8 @@ const ROUTES: Route[] = [
       GET: {
         mode: 'write',
         csrf: false,
-        browser: false,
+        // Minting keys evicts the oldest held ones: a cross-site link could make the victim's next writes fail.
+        browser: true,
         plan: (ctx) => {
           const count = keyCount(ctx);
           return (s) => (count === 0 ? { status: 200, body: { securityKey: s.getSecurityKey() } } : { status: 200, body: { securityKeys: s.getSecurityKeys(count) } });
@@ -423,8 +425,11 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   const found = match(path);
   let errorCode: string | undefined;
   res.setHeader('Cache-Control', 'no-store');
+  applyCors(req, res, rt.config.allowedOrigins);
   try {
     if (!found) throw new HttpError(404, 'not_found', 'no such route');
+    // Before any endpoint runs: a preflight never reads or writes a session.
+    if (req.method === 'OPTIONS') return answerOptions(req, res, rt.config.allowedOrigins, Object.keys(found.route.methods));
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const endpoint = found.route.methods[method];
     if (!endpoint) {
