@@ -5,7 +5,7 @@ import { publisherFor } from '../shared/killPublisher';
 import { runtime, type Runtime } from '../shared/runtime';
 import type { SaveOutcome, Session } from '../shared/session';
 import { AdminVerifier } from './http/adminAuth';
-import { HttpError, sendError, toHttpError } from './http/errors';
+import { failureCause, HttpError, sendError, sendJson, toHttpError } from './http/errors';
 import { logRequest } from './http/requestLog';
 
 /**
@@ -129,7 +129,7 @@ function applyOutcome(res: Response, outcome: SaveOutcome): void {
 
 function send(res: Response, reply: Reply): void {
   if (reply.body === undefined) res.status(reply.status).end();
-  else res.status(reply.status).json(reply.body);
+  else sendJson(res, reply.status, reply.body);
 }
 
 /** One verifier per admin configuration, so that its certificate cache lives as long as the process. */
@@ -191,10 +191,11 @@ async function kill(ctx: Context): Promise<void> {
   try {
     // The publisher loads the Pub/Sub client on its first use, here: the rest of the API never needs it.
     messageId = await publisherFor(ctx.rt.config).publishKill(target, { issuedAt });
-  } catch {
-    throw new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+  } catch (err) {
+    const unavailable = new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+    throw Object.assign(unavailable, { cause: err });
   }
-  ctx.res.status(202).json({ messageId });
+  sendJson(ctx.res, 202, { messageId });
 }
 
 async function login(ctx: Context): Promise<void> {
@@ -202,11 +203,11 @@ async function login(ctx: Context): Promise<void> {
   const user = stringField(ctx, 'user');
   const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user));
   applyOutcome(ctx.res, outcome);
-  ctx.res.status(200).json(view(session));
+  sendJson(ctx.res, 200, view(session));
 }
 
 const ROUTES: Route[] = [
-  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => void res.status(200).json({ status: 'ok' }) } } },
+  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => sendJson(res, 200, { status: 'ok' }) } } },
   {
     template: '/session',
     pattern: /^\/session$/,
@@ -389,6 +390,7 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path;
   const found = match(path);
   let errorCode: string | undefined;
+  let errorCause: string | undefined;
   res.setHeader('Cache-Control', 'no-store');
   try {
     if (!found) throw new HttpError(404, 'not_found', 'no such route');
@@ -404,12 +406,13 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   } catch (err) {
     const httpError = toHttpError(err);
     errorCode = httpError.code;
+    errorCause = failureCause(err);
     if (httpError.status === 500) {
       // The stack stays in the log (no request data in it); the client sees only the slug.
       console.error(JSON.stringify({ severity: 'ERROR', message: 'unhandled error in sessionApi', stack: err instanceof Error ? err.stack : String(err) }));
     }
     sendError(res, httpError);
   } finally {
-    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, errorCode);
+    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, errorCode, errorCause);
   }
 }

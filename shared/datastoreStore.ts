@@ -20,6 +20,8 @@ export interface DatastoreStoreOptions {
    * DATASTORE_EMULATOR_HOST is set; production keeps the cheaper path.
    */
   separateBegin?: boolean;
+  /** Resolves once the client can make calls (credentials loaded, see credentials.ts); awaited before every call. */
+  ready?: () => Promise<void>;
 }
 
 /** Shape of the entity as Datastore holds it (names kept from ViUR where it had them). */
@@ -98,6 +100,7 @@ export class DatastoreSessionStore implements SessionStore {
   readonly #maxAttempts: number;
   readonly #separateBegin: boolean;
   readonly #lock = new KeyedLock();
+  readonly #ready: () => Promise<void>;
 
   constructor(options: DatastoreStoreOptions) {
     this.#ds = options.datastore;
@@ -106,6 +109,7 @@ export class DatastoreSessionStore implements SessionStore {
     this.#gax = { timeout: options.timeoutMs };
     this.#maxAttempts = options.maxAttempts ?? 8;
     this.#separateBegin = options.separateBegin ?? false;
+    this.#ready = options.ready ?? (async () => undefined);
   }
 
   #key(name: StorageKey): Key {
@@ -199,6 +203,7 @@ export class DatastoreSessionStore implements SessionStore {
 
   async #call<R>(fn: () => Promise<R>): Promise<R> {
     try {
+      await this.#ready();
       return await fn();
     } catch (err) {
       const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
