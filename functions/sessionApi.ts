@@ -6,7 +6,7 @@ import { runtime, type Runtime } from '../shared/runtime';
 import type { SaveOutcome, Session } from '../shared/session';
 import { AdminVerifier } from './http/adminAuth';
 import { answerOptions, applyCors } from './http/cors';
-import { HttpError, sendError, toHttpError } from './http/errors';
+import { failureCause, HttpError, sendError, sendJson, toHttpError } from './http/errors';
 import { logRequest } from './http/requestLog';
 
 /**
@@ -155,7 +155,7 @@ function applyOutcome(res: Response, outcome: SaveOutcome): void {
 
 function send(res: Response, reply: Reply): void {
   if (reply.body === undefined) res.status(reply.status).end();
-  else res.status(reply.status).json(reply.body);
+  else sendJson(res, reply.status, reply.body);
 }
 
 /** One verifier per admin configuration, so that its certificate cache lives as long as the process. */
@@ -222,10 +222,11 @@ async function kill(ctx: Context): Promise<void> {
   try {
     // The publisher loads the Pub/Sub client on its first use, here: the rest of the API never needs it.
     messageId = await publisherFor(ctx.rt.config).publishKill(target, { issuedAt });
-  } catch {
-    throw new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+  } catch (err) {
+    const unavailable = new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+    throw Object.assign(unavailable, { cause: err });
   }
-  ctx.res.status(202).json({ messageId });
+  sendJson(ctx.res, 202, { messageId });
 }
 
 async function login(ctx: Context): Promise<void> {
@@ -233,11 +234,11 @@ async function login(ctx: Context): Promise<void> {
   const user = stringField(ctx, 'user');
   const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user));
   applyOutcome(ctx.res, outcome);
-  ctx.res.status(200).json(view(session));
+  sendJson(ctx.res, 200, view(session));
 }
 
 const ROUTES: Route[] = [
-  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => void res.status(200).json({ status: 'ok' }) } } },
+  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => sendJson(res, 200, { status: 'ok' }) } } },
   {
     template: '/session',
     pattern: /^\/session$/,
@@ -424,6 +425,7 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path;
   const found = match(path);
   let errorCode: string | undefined;
+  let errorCause: string | undefined;
   res.setHeader('Cache-Control', 'no-store');
   applyCors(req, res, rt.config.allowedOrigins);
   try {
@@ -442,12 +444,13 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   } catch (err) {
     const httpError = toHttpError(err);
     errorCode = httpError.code;
+    errorCause = failureCause(err);
     if (httpError.status === 500) {
       // The stack stays in the log (no request data in it); the client sees only the slug.
       console.error(JSON.stringify({ severity: 'ERROR', message: 'unhandled error in sessionApi', stack: err instanceof Error ? err.stack : String(err) }));
     }
     sendError(res, httpError);
   } finally {
-    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, errorCode, rt.config.behindGoogleFrontEnd);
+    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, { errorCode, errorCause }, rt.config.behindGoogleFrontEnd);
   }
 }

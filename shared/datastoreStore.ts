@@ -27,6 +27,8 @@ export interface DatastoreStoreOptions {
    * DATASTORE_EMULATOR_HOST is set; production keeps the cheaper path.
    */
   separateBegin?: boolean;
+  /** Resolves once the client can make calls (credentials loaded, see credentials.ts); awaited before every call. */
+  ready?: () => Promise<void>;
 }
 
 /**
@@ -120,6 +122,7 @@ export class DatastoreSessionStore implements SessionStore {
   readonly #maxAttempts: number;
   readonly #separateBegin: boolean;
   readonly #lock = new KeyedLock();
+  readonly #ready: () => Promise<void>;
 
   constructor(options: DatastoreStoreOptions) {
     this.#ds = options.datastore;
@@ -129,6 +132,7 @@ export class DatastoreSessionStore implements SessionStore {
     this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000 };
     this.#maxAttempts = options.maxAttempts ?? 8;
     this.#separateBegin = options.separateBegin ?? false;
+    this.#ready = options.ready ?? (async () => undefined);
   }
 
   #key(name: StorageKey): Key {
@@ -222,6 +226,7 @@ export class DatastoreSessionStore implements SessionStore {
 
   async #call<R>(fn: () => Promise<R>): Promise<R> {
     try {
+      await this.#ready();
       return await fn();
     } catch (err) {
       const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
