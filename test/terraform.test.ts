@@ -272,6 +272,14 @@ describe('terraform/', () => {
     }
   });
 
+  test('sets every variable the parser knows, except the local-only ones and what the platform sets', () => {
+    // Cloud Run sets K_SERVICE itself; setting it from Terraform would lie about where the code runs.
+    const platform = ['K_SERVICE'];
+    const keys = envKeys(deref(nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().sessionApi), 'service_config').environment_variables));
+    const missing = Object.keys(CONFIG_VARIABLES).filter((k) => !keys.includes(k) && !LOCAL_ONLY_VARIABLES.includes(k) && !platform.includes(k));
+    expect(missing).toEqual([]);
+  });
+
   test("the variables' defaults produce exactly the parser's defaults", () => {
     const env = evaluateEnv({ project_id: 'p1' });
     expect(loadConfig(env)).toEqual(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }));
