@@ -147,6 +147,8 @@ interface Measurement {
   heapPeakMB: number;
   /** heapUsed after the run and a forced GC, minus before: what the run left behind. */
   heapRetainedMB: number;
+  /** Engine only: sessions/s in each quarter of the run. */
+  quarterRates?: number[];
 }
 
 /**
@@ -273,6 +275,8 @@ async function main(): Promise<void> {
       engineMaxRssGrowthMB: Math.max(...e.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))),
       plainMaxRssGrowthMB: p.length > 0 ? Math.max(...p.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))) : NaN,
       engineMaxHeapGrowthMB: Math.max(...e.map((r) => +(r.heapPeakMB - r.heapBeforeMB).toFixed(1))),
+      engineHeapRetainedMB: Math.max(...e.map((r) => r.heapRetainedMB)),
+      engineQuarterRates: e[0]?.quarterRates ?? [],
       ...oneAtATimeSummary(results.filter((r) => r.method.startsWith('one at a time')), N / (eMs / 1000)),
     };
     console.table([summary]);

@@ -30,6 +30,8 @@ export interface RequestOptions {
    * "ours-alt", in the same run: what a change bought, measured against itself.
    */
   altSource?: string;
+  /** Also run sessionApi with SESSION_READ_CACHE_MS set to this ("ours-cache"), next to the others. */
+  readCacheMs?: number;
   /** A discarded first round on every stack: the emulator's JIT warms up on it, not on the first measured run. */
   warmupRound: boolean;
 }
@@ -68,6 +70,8 @@ export interface MixResult {
   ratiosSamePlatform?: { throughput: number; p50: number; p99: number };
   /** The alternative build of ours (altSource), when given. */
   oursAlt?: StackSummary;
+  /** Ours with the opt-in read cache (readCacheMs), when given. */
+  oursCache?: StackSummary;
   runs: LoadResult[];
 }
 
@@ -134,9 +138,21 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       );
       servers.push(oursAlt);
     }
+    let oursCache: ServerProcess | undefined;
+    if (options.readCacheMs) {
+      const cachePort = await freePort();
+      oursCache = await startServer(
+        [...preload, FUNCTIONS_FRAMEWORK, '--target=sessionApi', '--signature-type=http', `--port=${cachePort}`, `--source=${FUNCTIONS_SOURCE}`],
+        { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}`, SESSION_READ_CACHE_MS: String(options.readCacheMs) },
+        cachePort,
+        'sessionApi with the read cache',
+      );
+      servers.push(oursCache);
+    }
     const stacks: Array<{ stack: Stack; label?: string; server: ServerProcess; cookieName: string }> = [
       { stack: 'ours', server: ours, cookieName: `viur_cookie_${options.project}` },
       ...(oursAlt ? [{ stack: 'ours' as const, label: 'ours-alt', server: oursAlt, cookieName: `viur_cookie_${options.project}` }] : []),
+      ...(oursCache ? [{ stack: 'ours' as const, label: 'ours-cache', server: oursCache, cookieName: `viur_cookie_${options.project}` }] : []),
       { stack: 'express', server: express, cookieName: 'connect.sid' },
       ...(ffExpress ? [{ stack: 'ff-express' as const, server: ffExpress, cookieName: 'connect.sid' }] : []),
     ];
@@ -183,6 +199,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       const ffRuns = runs.filter((r) => r.stack === 'ff-express');
       const ffSummary = ffRuns.length > 0 ? summarize(ffRuns) : undefined;
       const altRuns = runs.filter((r) => r.stack === 'ours-alt');
+      const cacheRuns = runs.filter((r) => r.stack === 'ours-cache');
       mixes.push({
         mix: mix.name,
         writeRatio: mix.writeRatio,
@@ -193,6 +210,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         express: expressSummary,
         ...(ffSummary ? { ffExpress: ffSummary } : {}),
         ...(altRuns.length > 0 ? { oursAlt: summarize(altRuns) } : {}),
+        ...(cacheRuns.length > 0 ? { oursCache: summarize(cacheRuns) } : {}),
         ratios: {
           throughput: ratio(oursSummary.throughput, expressSummary.throughput),
           p50: ratio(oursSummary.p50, expressSummary.p50),
