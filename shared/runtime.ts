@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
 import { type Clock, systemClock } from './clock';
 import { type Config, loadConfig } from './config';
+import { credentialsGate, type GoogleClientLike, missingCredentialsHint } from './credentials';
 import { cryptoRandom, type RandomSource } from './ids';
 import { log } from './log';
 import { MemorySessionStore } from './memoryStore';
@@ -30,6 +32,7 @@ export function createStore(config: Config): SessionStore {
     namespace: config.namespace,
     timeoutMs: config.storeTimeoutMs,
     separateBegin: config.datastoreEmulatorHost !== undefined,
+    ready: credentialsGate(datastore as unknown as GoogleClientLike),
   });
 }
 
@@ -54,6 +57,9 @@ export function startupConfig(): Config {
     configured = loadConfig();
     if (configured.store === 'memory') {
       log('WARNING', 'SESSION_STORE=memory: sessions live in this process only and vanish on restart; use it for local development, never in production');
+    } else if (configured.datastoreEmulatorHost === undefined) {
+      const hint = missingCredentialsHint(process.env, existsSync);
+      if (hint) log('WARNING', hint);
     }
   }
   return configured;
