@@ -150,6 +150,18 @@ export async function main(argv: string[]): Promise<BenchReport> {
           warmupRound: !opts.smoke,
           ...(opts.altSource ? { altSource: opts.altSource } : {}),
           ...(opts.readCacheMs > 0 ? { readCacheMs: opts.readCacheMs } : {}),
+          // 1 → 10,000 keys (the default SESSION_MAX_DATA_KEYS counts the profile and counter too), 1 KB → 700 KB.
+          sizes: opts.smoke
+            ? [{ keys: 100, bytes: 10_000 }]
+            : [
+                { keys: 1, bytes: 1_000 },
+                { keys: 100, bytes: 10_000 },
+                { keys: 1_000, bytes: 100_000 },
+                { keys: 9_998, bytes: 700_000 },
+                { keys: 1, bytes: 700_000 },
+              ],
+          sizeRequests: opts.smoke ? 10 : 400,
+          sizeRepeats: opts.smoke ? 1 : 2,
           mixes: opts.smoke
             ? [{ name: 'write-heavy', writeRatio: 0.5 }]
             : [

@@ -85,6 +85,11 @@ export function rows(report: BenchReport): Row[] {
       });
     }
   }
+  for (const p of r.request?.sizeCurve ?? []) {
+    const base = `size ${p.keys} keys, ${p.bytes >= 1000 ? `${p.bytes / 1000} kB` : `${p.bytes} B`}`;
+    out.push({ benchmark: base, metric: 'server CPU ms / request (read-mostly)', ours: fmt(p.ours.serverCpuMsPerRequest, 2), baseline: fmt(p.express.serverCpuMsPerRequest, 2), ratio: `${fmt(p.serverCpuRatio, 2)}×`, goal: '≤ 1.3×', met: verdict(p.serverCpuRatio <= 1.3) });
+    out.push({ benchmark: base, metric: 'throughput req/s', ours: fmt(p.ours.throughput), baseline: fmt(p.express.throughput), ratio: `${fmt(p.throughputRatio, 2)}×`, goal: '', met: '' });
+  }
   const cl = r.cleanup?.summary;
   if (cl) {
     const base = `cleanup ${cl.sessions} expired`;
