@@ -6,7 +6,11 @@ import { startEmulator, type Emulator } from '../../scripts/emulators';
  * missing: the emulator tests never skip silently.
  */
 export default async function globalSetup(): Promise<void> {
+  // Progress on stderr: the emulators take a while on a small machine, and jest is silent meanwhile.
+  const started = Date.now();
+  process.stderr.write('\nglobalSetup: starting the Firestore emulator (Datastore mode) and the Pub/Sub emulator (gcloud, Java)…\n');
   const [datastore, pubsub] = await Promise.all([startEmulator('datastore'), startEmulator('pubsub')]);
+  process.stderr.write(`globalSetup: emulators ready in ${((Date.now() - started) / 1000).toFixed(1)} s (Datastore ${datastore.host}, Pub/Sub ${pubsub.host})\n`);
   (globalThis as unknown as { __emulators: Emulator[] }).__emulators = [datastore, pubsub];
   process.env.DATASTORE_EMULATOR_HOST = datastore.host;
   process.env.PUBSUB_EMULATOR_HOST = pubsub.host;
