@@ -3,13 +3,14 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_STATE_DIR } from '../bin/launcherState';
 
 export const USAGE = `usage: npm start -- [--emulators] [--port 8080] [--kill-port 8081] [--cleanup-port 8082]
-                     [--cleanup-interval SECONDS] [--state-dir ${DEFAULT_STATE_DIR}]
+                     [--cleanup-interval SECONDS] [--state-dir ${DEFAULT_STATE_DIR}] [--demo-port 8083]
 
   --emulators               Firestore (Datastore mode) and Pub/Sub emulators instead of the memory store
   --port, --kill-port, --cleanup-port
                             ports of sessionApi, killSessionByUser, startClearSessions
   --cleanup-interval S      run the cleanup every S seconds (default 0: only on npm run cleanup)
-  --state-dir DIR           local admin key and launcher.json (the tools read SESSION_LOCAL_STATE_DIR, default ${DEFAULT_STATE_DIR})`;
+  --state-dir DIR           local admin key and launcher.json (the tools read SESSION_LOCAL_STATE_DIR, default ${DEFAULT_STATE_DIR})
+  --demo-port PORT          the demo page of the browser client`;
 
 export interface LauncherOptions {
   emulators: boolean;
@@ -18,6 +19,7 @@ export interface LauncherOptions {
   cleanupPort: number;
   cleanupInterval: number;
   stateDir: string;
+  demoPort: number;
 }
 
 /** A command line the launcher cannot use: the message and the usage are printed, exit code 2. */
@@ -36,6 +38,7 @@ export function parseLauncherOptions(argv: string[], env: Record<string, string 
         'cleanup-port': { type: 'string', default: '8082' },
         'cleanup-interval': { type: 'string', default: '0' },
         'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+        'demo-port': { type: 'string', default: '8083' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -59,5 +62,6 @@ export function parseLauncherOptions(argv: string[], env: Record<string, string 
     cleanupPort: port('cleanup-port', values['cleanup-port']!),
     cleanupInterval: Number(intervalText),
     stateDir: values['state-dir']!,
+    demoPort: port('demo-port', values['demo-port']!),
   };
 }

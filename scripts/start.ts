@@ -10,6 +10,7 @@ import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { DEFAULT_STATE_DIR, type LauncherState, writeLauncherState } from '../bin/launcherState';
 import { startEmulator, type Emulator } from './emulators';
+import { createDemoServer } from './demoServer';
 import { parseLauncherOptions, USAGE, UsageError } from './launcherOptions';
 import { createLocalAdmin } from './localAdmin';
 
@@ -160,6 +161,9 @@ async function main(): Promise<void> {
       privateKeyFile: admin.privateKeyFile,
       ...(options.emulators ? { datastoreEmulatorHost: process.env.DATASTORE_EMULATOR_HOST, pubsubEmulatorHost: process.env.PUBSUB_EMULATOR_HOST } : { killPushUrl }),
     };
+    const demo = createDemoServer({ apiUrl: `http://127.0.0.1:${ports[0]}`, adminToken: () => admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 300 }) });
+    servers.push(demo);
+    const demoPort = await listen(demo, options.demoPort, 'demo page');
     stateFile = writeLauncherState(state);
 
     const token = admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 12 * 3600 });
@@ -171,6 +175,7 @@ async function main(): Promise<void> {
         `killSessionByUser   http://localhost:${ports[1]}   (${options.emulators ? `push subscription ${topic}-push` : 'kill messages are pushed here directly'})`,
         `startClearSessions  http://localhost:${ports[2]}   (npm run cleanup)`,
         `admin identity      ${admin.email} (JWKS: ${admin.jwksFile})`,
+        `demo page           http://localhost:${demoPort}   (the API on the page's origin, as a Hosting rewrite serves it)`,
         `launcher state      ${stateFile} (npm run mint-token, npm run cleanup and session-kill --local follow it)`,
         '',
         'For your own tools and clients in another terminal:',

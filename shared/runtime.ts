@@ -5,6 +5,7 @@ import { credentialsGate, type GoogleClientLike, missingCredentialsHint } from '
 import { cryptoRandom, type RandomSource } from './ids';
 import { log } from './log';
 import { MemorySessionStore } from './memoryStore';
+import { ReadCachingStore } from './readCache';
 import { SessionManager } from './session';
 import type { SessionStore } from './store';
 
@@ -36,8 +37,10 @@ export function createStore(config: Config): SessionStore {
 }
 
 export function createRuntime(config: Config, parts: Partial<Pick<Runtime, 'store' | 'clock' | 'random'>> = {}): Runtime {
-  const store = parts.store ?? createStore(config);
   const clock = parts.clock ?? systemClock;
+  const base = parts.store ?? createStore(config);
+  // Opt-in (SESSION_READ_CACHE_MS > 0): reads of this instance's sessions served from memory for that long.
+  const store = config.readCacheMs > 0 ? new ReadCachingStore(base, { ttlMs: config.readCacheMs, clock }) : base;
   const random = parts.random ?? cryptoRandom;
   return { config, store, clock, random, sessions: new SessionManager({ store, settings: config.session, clock, random }) };
 }

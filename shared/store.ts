@@ -15,6 +15,12 @@ export interface StoredSession {
   staticKeyDigest: string;
   /** Digests of the one-time security keys currently valid, oldest first. */
   securityKeyDigests: string[];
+  /**
+   * Set on a tombstone: the session was rotated away (login, logout, reset) at this time. Its entity
+   * stays until expiresAt, briefly, so that a request still carrying the old id is told so (409)
+   * instead of being handed a cookie that would undo the rotation in the browser.
+   */
+  endedAt?: number;
 }
 
 /** What one atomic update writes: sessions to put and sessions to delete, in one commit. */

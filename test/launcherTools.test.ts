@@ -26,12 +26,12 @@ describe('npm start on other ports and another state directory', () => {
 
   beforeAll(async () => {
     ensureBuilt();
-    ports = [await freePort(), await freePort(), await freePort()];
+    ports = [await freePort(), await freePort(), await freePort(), await freePort()];
     stateDir = mkdtempSync(join(tmpdir(), 'launcher-state-'));
     elsewhere = mkdtempSync(join(tmpdir(), 'launcher-cwd-'));
     const env: NodeJS.ProcessEnv = { ...process.env, SESSION_STORE: 'datastore', SESSION_ADMIN_PRINCIPALS: 'someone@example.com' };
     for (const name of ['DATASTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'GOOGLE_CLOUD_PROJECT', 'SESSION_NAMESPACE', 'SESSION_LOCAL_STATE_DIR']) delete env[name];
-    child = spawn(process.execPath, [join(DIST, 'scripts', 'start.js'), '--port', `${ports[0]}`, '--kill-port', `${ports[1]}`, '--cleanup-port', `${ports[2]}`, '--state-dir', stateDir], {
+    child = spawn(process.execPath, [join(DIST, 'scripts', 'start.js'), '--port', `${ports[0]}`, '--kill-port', `${ports[1]}`, '--cleanup-port', `${ports[2]}`, '--demo-port', `${ports[3]}`, '--state-dir', stateDir], {
       cwd: elsewhere,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
