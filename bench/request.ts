@@ -135,8 +135,8 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       servers.push(oursAlt);
     }
     const stacks: Array<{ stack: Stack; label?: string; server: ServerProcess; cookieName: string }> = [
-      { stack: 'ours', server: ours, cookieName: `viur_cookie_${options.project}` },
-      ...(oursAlt ? [{ stack: 'ours' as const, label: 'ours-alt', server: oursAlt, cookieName: `viur_cookie_${options.project}` }] : []),
+      { stack: 'ours', server: ours, cookieName: `__Host-viur_cookie_${options.project}` },
+      ...(oursAlt ? [{ stack: 'ours' as const, label: 'ours-alt', server: oursAlt, cookieName: `__Host-viur_cookie_${options.project}` }] : []),
       { stack: 'express', server: express, cookieName: 'connect.sid' },
       ...(ffExpress ? [{ stack: 'ff-express' as const, server: ffExpress, cookieName: 'connect.sid' }] : []),
     ];
