@@ -1,10 +1,11 @@
 import { inspect } from 'node:util';
 import type { Clock } from './clock';
 import { type CookieSettings, clearedCookie, readCookie, sessionCookie } from './cookies';
+import { type Device, type SessionRef, beyondCap, deviceHandle, isWellFormedHandle, storedUserAgent, toDevices } from './devices';
 import { DataTooLargeError, InvalidUserError, KeyNotFoundError, SecurityKeyConflictError, SessionEndedError } from './errors';
 import { digest, digestsEqual, isWellFormedToken, newToken, type RandomSource } from './ids';
 import { assertJsonValue, assertValidKey, copyData, dataSize, emptyData, type JsonValue, type SessionData } from './json';
-import type { Decision, SessionStore, StorageKey, StoredSession } from './store';
+import type { Decision, SessionHead, SessionStore, StorageKey, StoredSession, WriteSet } from './store';
 
 /** The user id stored for sessions without a user; `killSessionByUser(GUEST_USER)` kills them all. */
 export const GUEST_USER = '__guest__';
@@ -39,7 +40,7 @@ export interface SessionSettings {
 type Operation =
   | { type: 'set'; key: string; value: JsonValue }
   | { type: 'delete'; key: string }
-  | { type: 'reset'; id: string; staticKeyDigest: string; keep: readonly string[]; user: string | null }
+  | { type: 'reset'; id: string; staticKeyDigest: string; keep: readonly string[]; user: string | null; userAgent: string | null }
   | { type: 'addKeys'; digests: string[] }
   | { type: 'consumeKey'; digest: string };
 
@@ -75,6 +76,8 @@ export class Session {
     private readonly settings: SessionSettings,
     private readonly clock: Clock,
     private readonly random: RandomSource,
+    /** The stored User-Agent of the request: a session this request starts (reset, login) keeps it. */
+    private readonly userAgent: string | null = null,
   ) {
     this.#id = id;
     this.#state = state;
@@ -237,7 +240,7 @@ export class Session {
   #startOver(keep: readonly string[], user: string | null): void {
     const id = newToken(this.random);
     const staticKey = newToken(this.random);
-    this.#record({ type: 'reset', id, staticKeyDigest: digest(staticKey), keep: [...keep], user });
+    this.#record({ type: 'reset', id, staticKeyDigest: digest(staticKey), keep: [...keep], user, userAgent: this.userAgent });
     this.#id = id;
     this.#revealedStaticKey = staticKey;
   }
@@ -269,7 +272,7 @@ function applyOperations(base: StoredSession, ops: readonly Operation[], now: nu
       case 'reset': {
         const data = emptyData();
         for (const k of op.keep) if (Object.hasOwn(state.data, k)) data[k] = state.data[k]!;
-        state = freshState(now, op.staticKeyDigest, settings, op.user, data);
+        state = freshState(now, op.staticKeyDigest, settings, op.user, data, op.userAgent);
         break;
       }
       case 'addKeys':
@@ -291,7 +294,7 @@ function applyOperations(base: StoredSession, ops: readonly Operation[], now: nu
   return state;
 }
 
-function freshState(now: number, staticKeyDigest: string, settings: SessionSettings, user: string | null = null, data = emptyData()): StoredSession {
+function freshState(now: number, staticKeyDigest: string, settings: SessionSettings, user: string | null = null, data = emptyData(), userAgent: string | null = null): StoredSession {
   return {
     data,
     user,
@@ -300,8 +303,34 @@ function freshState(now: number, staticKeyDigest: string, settings: SessionSetti
     expiresAt: now + settings.lifetimeSeconds * 1000,
     staticKeyDigest,
     securityKeyDigests: [],
+    userAgent,
   };
 }
+
+/** What the manager needs to know of the request besides the cookie. */
+export interface RequestInfo {
+  /** The User-Agent header; stored (at most 256 characters) on a session this request starts. */
+  userAgent?: string | undefined;
+}
+
+export interface WithSessionOptions extends RequestInfo {
+  /**
+   * Other sessions of the same user to end in the same commit as this change (the device routes):
+   * found beforehand with liveSessions(). If the cookie's session no longer belongs to `user`,
+   * nothing is written and SessionEndedError is thrown. Past what one commit can hold, the rest are
+   * deleted in further commits right after it.
+   */
+  end?: { user: string; keys: readonly StorageKey[] };
+}
+
+/** Most sessions that one commit ends next to the session's own write (Datastore: 500 mutations). */
+const END_IN_COMMIT = 499;
+/** Pages of heads read per query when every session of a user must be seen. */
+const HEAD_PAGE = 500;
+/** Stored sessions a device listing looks at (heads are small; data is never loaded). */
+const LIST_SCAN = 1000;
+/** Stored sessions ending or capping looks at, at most, for one user. */
+const FULL_SCAN = 20_000;
 
 export interface SessionManagerOptions {
   store: SessionStore;
@@ -328,10 +357,10 @@ export class SessionManager {
   }
 
   /** The session named by the Cookie header, or a fresh one: one lookup at most, none for a junk cookie. */
-  async load(cookieHeader: string | undefined): Promise<Session> {
+  async load(cookieHeader: string | undefined, request: RequestInfo = {}): Promise<Session> {
     const id = this.#cookieId(cookieHeader);
     const stored = id === null ? null : await this.store.get(digest(id));
-    return this.#open(id, stored, cookieHeader);
+    return this.#open(id, stored, cookieHeader, request);
   }
 
   /**
@@ -347,6 +376,7 @@ export class SessionManager {
       const ops = current === null ? [] : session.operations;
       return { writes: this.#writeSet(session, applyOperations(base, ops, now, this.settings), now), result: true };
     });
+    await this.#afterLogin(session);
     return this.#outcome(session, writes);
   }
 
@@ -355,23 +385,90 @@ export class SessionManager {
    * read (one lookup, one commit). On contention it runs again on fresh data, so `change` must
    * only act on the session. A validated one-time key is thus consumed by exactly one request.
    */
-  async withSession<T>(cookieHeader: string | undefined, change: (session: Session) => T): Promise<{ result: T; session: Session; outcome: SaveOutcome }> {
+  async withSession<T>(
+    cookieHeader: string | undefined,
+    change: (session: Session) => T,
+    options: WithSessionOptions = {},
+  ): Promise<{ result: T; session: Session; outcome: SaveOutcome }> {
     const id = this.#cookieId(cookieHeader);
-    let last: { session: Session; written: boolean } | undefined;
+    const end = options.end;
+    let last: { session: Session; written: boolean; endLater: StorageKey[] } | undefined;
     const result = await this.store.update(id === null ? null : digest(id), (current): Decision<T> => {
-      const session = this.#open(id, current, cookieHeader);
+      const session = this.#open(id, current, cookieHeader, options);
+      if (end && session.user !== end.user) throw new SessionEndedError();
       const value = change(session);
       const written = this.#needsWrite(session);
-      last = { session, written };
       const now = this.#clock.now();
-      return { writes: written ? this.#writeSet(session, session.state, now) : null, result: value };
+      let writes: WriteSet | null = written ? this.#writeSet(session, session.state, now) : null;
+      let endLater: StorageKey[] = [];
+      if (end) {
+        const own = new Set([session.loadedKey, digest(session.id)]);
+        const others = end.keys.filter((k) => !own.has(k));
+        endLater = others.slice(END_IN_COMMIT);
+        writes = { put: writes?.put ?? [], delete: [...(writes?.delete ?? []), ...others.slice(0, END_IN_COMMIT)] };
+      }
+      last = { session, written, endLater };
+      return { writes, result: value };
     });
-    const { session, written } = last!;
+    const { session, written, endLater } = last!;
+    await this.#deleteAll(endLater);
+    await this.#afterLogin(session);
     return { result, session, outcome: this.#outcome(session, written) };
   }
 
+  /**
+   * The live sessions of `user` (heads only, never their data), as the store lists them: pages of
+   * one query each, until `maxScan` stored sessions were looked at.
+   */
+  async liveSessions(user: string, maxScan = FULL_SCAN): Promise<SessionRef[]> {
+    const live: SessionRef[] = [];
+    let cursor: string | undefined;
+    for (let seen = 0; seen < maxScan; ) {
+      const page = await this.store.listUserSessions(user, Math.min(HEAD_PAGE, maxScan - seen), cursor);
+      seen += page.sessions.length;
+      for (const s of page.sessions) if (this.isAlive(s.head)) live.push(s);
+      if (!page.cursor || page.sessions.length === 0) break;
+      cursor = page.cursor;
+    }
+    return live;
+  }
+
+  /**
+   * Where `user` is signed in: the live sessions, most recently seen first, at most 100 (of the
+   * first 1,000 stored; data is never loaded). `current` marks the session stored under
+   * `currentKey`. One query for a user with up to 500 stored sessions.
+   */
+  async listSessions(user: string, currentKey: StorageKey | null = null): Promise<Device[]> {
+    return toDevices(await this.liveSessions(user, Math.min(LIST_SCAN, 2 * HEAD_PAGE)), currentKey);
+  }
+
+  /**
+   * Ends the live session of `user` that `handle` names; false when there is none (another user's
+   * handle looks exactly like an unknown one). One query and one commit. A storage key's user never
+   * changes (login and logout move a session to a new key), so the delete needs no transaction.
+   */
+  async endSession(user: string, handle: string): Promise<boolean> {
+    if (!isWellFormedHandle(handle)) return false;
+    const target = (await this.liveSessions(user)).find((s) => deviceHandle(s.key) === handle);
+    if (!target) return false;
+    await this.store.deleteMany([target.key]);
+    return true;
+  }
+
+  /**
+   * Ends every live session of the session's user except this one ("sign out everywhere else"):
+   * one query and one commit up to 499 others. Nothing for a guest. Returns how many were ended.
+   */
+  async endOtherSessions(session: Session): Promise<number> {
+    if (session.user === null) return 0;
+    const own = digest(session.id);
+    const others = (await this.liveSessions(session.user)).map((s) => s.key).filter((k) => k !== own && k !== session.loadedKey);
+    await this.#deleteAll(others);
+    return others.length;
+  }
+
   /** Whether `stored` can still be used at `now` (idle lifetime, checked on every read). */
-  isAlive(stored: StoredSession, now = this.#clock.now()): boolean {
+  isAlive(stored: SessionHead, now = this.#clock.now()): boolean {
     return now < stored.lastSeen + this.settings.lifetimeSeconds * 1000 && now < stored.expiresAt;
   }
 
@@ -380,14 +477,31 @@ export class SessionManager {
     return isWellFormedToken(value) ? value : null;
   }
 
-  #open(id: string | null, stored: StoredSession | null, cookieHeader: string | undefined): Session {
+  #open(id: string | null, stored: StoredSession | null, cookieHeader: string | undefined, request: RequestInfo = {}): Session {
+    const userAgent = storedUserAgent(request.userAgent);
     if (id !== null && stored !== null && this.isAlive(stored)) {
-      return new Session(id, stored, digest(id), false, null, this.settings, this.#clock, this.#random);
+      return new Session(id, stored, digest(id), false, null, this.settings, this.#clock, this.#random, userAgent);
     }
     const sentCookie = readCookie(cookieHeader, this.settings.cookie.name) !== undefined;
     const staticKey = newToken(this.#random);
-    const state = freshState(this.#clock.now(), digest(staticKey), this.settings);
-    return new Session(newToken(this.#random), state, null, sentCookie, staticKey, this.settings, this.#clock, this.#random);
+    const state = freshState(this.#clock.now(), digest(staticKey), this.settings, null, emptyData(), userAgent);
+    return new Session(newToken(this.#random), state, null, sentCookie, staticKey, this.settings, this.#clock, this.#random, userAgent);
+  }
+
+  /**
+   * SESSION_MAX_SESSIONS_PER_USER: after a login was written, the user's live sessions ranked below
+   * the cap (byRecency: least recently seen first) are ended. One query, plus one commit when
+   * something is over. See byRecency for why concurrent logins agree on the survivors.
+   */
+  async #afterLogin(session: Session): Promise<void> {
+    const max = this.settings.maxSessionsPerUser;
+    if (max <= 0 || session.user === null) return;
+    if (!session.operations.some((op) => op.type === 'reset' && op.user !== null)) return;
+    await this.#deleteAll(beyondCap(await this.liveSessions(session.user), max));
+  }
+
+  async #deleteAll(keys: readonly StorageKey[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 500) await this.store.deleteMany(keys.slice(i, i + 500));
   }
 
   #needsWrite(session: Session): boolean {
