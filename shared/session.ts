@@ -439,7 +439,7 @@ export class SessionManager {
    * `currentKey`. One query for a user with up to 500 stored sessions.
    */
   async listSessions(user: string, currentKey: StorageKey | null = null): Promise<Device[]> {
-    return toDevices(await this.liveSessions(user, Math.min(LIST_SCAN, 2 * HEAD_PAGE)), currentKey);
+    return toDevices(await this.liveSessions(user, LIST_SCAN), currentKey);
   }
 
   /**
