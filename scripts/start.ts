@@ -9,10 +9,11 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEmulator, type Emulator } from './emulators';
+import { createDemoServer } from './demoServer';
 import { createLocalAdmin } from './localAdmin';
 
 const USAGE = `usage: npm start -- [--emulators] [--port 8080] [--kill-port 8081] [--cleanup-port 8082]
-                     [--cleanup-interval SECONDS] [--state-dir .local]`;
+                     [--cleanup-interval SECONDS] [--state-dir .local] [--demo-port 8083]`;
 
 interface Options {
   emulators: boolean;
@@ -21,6 +22,7 @@ interface Options {
   cleanupPort: number;
   cleanupInterval: number;
   stateDir: string;
+  demoPort: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -33,6 +35,7 @@ function parseOptions(argv: string[]): Options {
       'cleanup-port': { type: 'string', default: '8082' },
       'cleanup-interval': { type: 'string', default: '0' },
       'state-dir': { type: 'string', default: '.local' },
+      'demo-port': { type: 'string', default: '8083' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -55,6 +58,7 @@ function parseOptions(argv: string[]): Options {
     cleanupPort: port('cleanup-port', values['cleanup-port']!),
     cleanupInterval: interval,
     stateDir: values['state-dir']!,
+    demoPort: port('demo-port', values['demo-port']!),
   };
 }
 
@@ -144,6 +148,9 @@ async function main(): Promise<void> {
     }
 
     const token = admin.mint(`http://localhost:${ports[0]}`, { exp: Math.floor(Date.now() / 1000) + 12 * 3600 });
+    const demo = createDemoServer({ apiUrl: `http://127.0.0.1:${ports[0]}`, adminToken: () => admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 300 }) });
+    servers.push(demo);
+    const demoPort = await listen(demo, options.demoPort, 'demo page');
     console.log(
       [
         '',
@@ -152,6 +159,7 @@ async function main(): Promise<void> {
         `killSessionByUser   http://localhost:${ports[1]}   (${options.emulators ? `push subscription ${topic}-push` : 'kill messages are pushed here directly'})`,
         `startClearSessions  http://localhost:${ports[2]}   (npm run cleanup)`,
         `admin identity      ${admin.email} (JWKS: ${admin.jwksFile})`,
+        `demo page           http://localhost:${demoPort}   (the API on the page's origin, as a Hosting rewrite serves it)`,
         '',
         'A privileged token for login and kill, valid 12 hours (npm run mint-token makes a new one):',
         `ADMIN_TOKEN=${token}`,

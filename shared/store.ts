@@ -15,6 +15,12 @@ export interface StoredSession {
   staticKeyDigest: string;
   /** Digests of the one-time security keys currently valid, oldest first. */
   securityKeyDigests: string[];
+  /**
+   * Set on a tombstone: the session was rotated away (login, logout, reset) at this time. Its entity
+   * stays until expiresAt, briefly, so that a request still carrying the old id is told so (409)
+   * instead of being handed a cookie that would undo the rotation in the browser.
+   */
+  endedAt?: number;
   /** The User-Agent of the request that created the session (at most 256 characters), for the device list. */
   userAgent: string | null;
 }
@@ -23,7 +29,7 @@ export interface StoredSession {
  * What a listing of a user's sessions loads of each one: what liveness and the device list need,
  * never `data` (up to ~1 MB a session) nor the key digests.
  */
-export type SessionHead = Pick<StoredSession, 'user' | 'lastSeen' | 'createdAt' | 'expiresAt' | 'userAgent'>;
+export type SessionHead = Pick<StoredSession, 'user' | 'lastSeen' | 'createdAt' | 'expiresAt' | 'endedAt' | 'userAgent'>;
 
 export interface HeadPage {
   sessions: Array<{ key: StorageKey; head: SessionHead }>;

@@ -58,7 +58,7 @@ async function endOne(ctx: Context): Promise<Prepared> {
   };
 }
 
-/** POST /session/devices/logout-others: one lookup, one query, one commit up to 499 others. */
+/** POST /session/devices/logout-others: one lookup, one query, one commit up to 498 others. */
 async function endOthers(ctx: Context): Promise<Prepared> {
   const current = await ctx.rt.sessions.load(ctx.req.get('cookie'));
   const user = current.user;
