@@ -8,6 +8,8 @@
  * server's cross-site refusal protects the session).
  */
 import type { Page } from 'playwright-core';
+
+jest.setTimeout(180_000);
 import { setLogSink } from '../../shared/log';
 import { close, launchChromium, listen, site, type Chromium } from './support/browser';
 import { startDeployment, type Deployment } from './support/deployment';
@@ -62,7 +64,7 @@ async function victim(): Promise<Victim> {
     const held = await fetch(`${api}/session/security-key?count=16`, { credentials: 'include' });
     return ((await held.json()) as { securityKeys: string[] }).securityKeys;
   });
-  const cookie = (await context.cookies(deployment.apiOrigin)).find((c) => c.name === 'viur_cookie_session-test')!.value;
+  const cookie = (await context.cookies(deployment.apiOrigin)).find((c) => c.name === deployment.cookieName())!.value;
   return { page, cookie, keys };
 }
 
