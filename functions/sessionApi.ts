@@ -3,10 +3,11 @@ import { assertValidKey, type JsonValue } from '../shared/json';
 import { killMessageData, type KillTarget, MalformedKillMessageError, parseIssuedAt } from '../shared/killMessage';
 import { publisherFor } from '../shared/killPublisher';
 import { runtime, type Runtime } from '../shared/runtime';
-import type { SaveOutcome, Session } from '../shared/session';
+import type { RequestInfo, SaveOutcome, Session, WithSessionOptions } from '../shared/session';
 import { AdminVerifier } from './http/adminAuth';
 import { answerOptions, applyCors } from './http/cors';
-import { HttpError, sendError, toHttpError } from './http/errors';
+import { deviceRoutes } from './http/deviceRoutes';
+import { failureCause, HttpError, sendError, sendJson, toHttpError } from './http/errors';
 import { logRequest } from './http/requestLog';
 
 /**
@@ -24,7 +25,7 @@ const ONE_TIME_KEY_HEADER = 'X-Security-Key';
 
 type BodyRequest = Request & { jsonBody?: boolean };
 
-interface Context {
+export interface Context {
   req: BodyRequest;
   res: Response;
   rt: Runtime;
@@ -32,26 +33,32 @@ interface Context {
 }
 
 /** How a route touches the session. */
-type Endpoint =
+export type Endpoint =
   /** Reads; one lookup, a write only when lastseen is due for a refresh. */
-  | { mode: 'read'; plan: Plan }
+  | { mode: 'read'; plan: (ctx: Context) => (session: Session) => Reply | Promise<Reply> }
   /** Changes atomically with the read (withSession); `csrf` demands a security key first. */
-  | { mode: 'write'; csrf: boolean; browser: boolean; plan: Plan; freshKey?: (result: Reply) => boolean }
+  | { mode: 'write'; csrf: boolean; browser: boolean; plan: Plan; freshKey?: (result: Reply) => boolean; noFreshKey?: true }
   /** Everything else: health, privileged routes. */
   | { mode: 'custom'; run: (ctx: Context) => Promise<void> | void };
 
 /**
  * Checks everything about the request itself (body, key, query) before the store is touched, and
- * returns what to do with the session once it is loaded.
+ * returns what to do with the session once it is loaded; or, for a change that needs a query first
+ * (the device routes), a promise of that plus the other sessions to end in the same commit.
  */
-type Plan = (ctx: Context) => (session: Session) => Reply;
+type Plan = (ctx: Context) => Apply | Promise<Prepared>;
+type Apply = (session: Session) => Reply;
+export interface Prepared {
+  apply: Apply;
+  end?: WithSessionOptions['end'];
+}
 
-interface Reply {
+export interface Reply {
   status: number;
   body?: unknown;
 }
 
-interface Route {
+export interface Route {
   template: string;
   pattern: RegExp;
   methods: Partial<Record<string, Endpoint>>;
@@ -97,19 +104,37 @@ function keyCount(ctx: Context): number {
   return n;
 }
 
-/** The same origin, or one configured as allowed; requests browsers mark as cross-site are refused. */
+function originOf(url: string): string | null {
+  try {
+    const origin = new URL(url).origin;
+    return origin === 'null' ? null : origin;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * This service's own origin: scheme, host and port. The scheme is X-Forwarded-Proto's (set by
+ * Google's front end, which terminates TLS) when present, else the connection's own.
+ */
+function ownOrigin(ctx: Context): string | null {
+  const forwarded = ctx.req.get('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
+  const scheme = forwarded || ((ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
+  const host = ctx.req.get('x-forwarded-host') ?? ctx.req.get('host');
+  if (!host || (scheme !== 'http' && scheme !== 'https') || /[/\\@?#]/.test(host)) return null;
+  return originOf(`${scheme}://${host}`);
+}
+
+/**
+ * The same origin (scheme, host and port: http://<own host> is another origin of an https service),
+ * or one configured as allowed; requests browsers mark as cross-site are refused.
+ */
 function assertSameSite(ctx: Context): void {
   const origin = ctx.req.get('origin');
   const allowed = ctx.rt.config.allowedOrigins;
   if (origin !== undefined) {
-    let host: string | null = null;
-    try {
-      host = origin === 'null' ? null : new URL(origin).host;
-    } catch {
-      host = null;
-    }
-    const ownHost = ctx.req.get('x-forwarded-host') ?? ctx.req.get('host');
-    if (!(host !== null && (host === ownHost || allowed.includes(new URL(origin).origin)))) {
+    const theirs = originOf(origin);
+    if (!(theirs !== null && (theirs === ownOrigin(ctx) || allowed.includes(theirs)))) {
       throw new HttpError(403, 'cross_site', 'cross-site requests may not change a session');
     }
     return;
@@ -137,11 +162,16 @@ function applyOutcome(res: Response, outcome: SaveOutcome): void {
 
 function send(res: Response, reply: Reply): void {
   if (reply.body === undefined) res.status(reply.status).end();
-  else res.status(reply.status).json(reply.body);
+  else sendJson(res, reply.status, reply.body);
 }
 
 /** One verifier per admin configuration, so that its certificate cache lives as long as the process. */
 const verifiers = new WeakMap<Runtime['config']['admin'], AdminVerifier>();
+
+/** What the library stores of the request (the User-Agent of a session it starts). */
+export function requestInfo(ctx: Context): RequestInfo {
+  return { userAgent: ctx.req.get('user-agent') };
+}
 
 async function requireAdmin(ctx: Context): Promise<void> {
   const admin = ctx.rt.config.admin;
@@ -155,14 +185,19 @@ async function requireAdmin(ctx: Context): Promise<void> {
 
 async function runWrite(ctx: Context, endpoint: Extract<Endpoint, { mode: 'write' }>): Promise<void> {
   if (endpoint.browser) assertSameSite(ctx);
-  const apply = endpoint.plan(ctx);
-  const { result, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (session) => {
-    const consumed = endpoint.csrf ? checkSecurityKey(ctx, session) : false;
-    const reply = apply(session);
-    // A consumed key is replaced in the same commit, so a client can go on posting.
-    const fresh = consumed || (endpoint.freshKey?.(reply) ?? false) ? session.getSecurityKey() : null;
-    return { reply, fresh };
-  });
+  const planned = await endpoint.plan(ctx);
+  const { apply, end } = typeof planned === 'function' ? { apply: planned, end: undefined } : planned;
+  const { result, outcome } = await ctx.rt.sessions.withSession(
+    ctx.req.get('cookie'),
+    (session) => {
+      const consumed = endpoint.csrf ? checkSecurityKey(ctx, session) : false;
+      const reply = apply(session);
+      // A consumed key is replaced in the same commit, so a client can go on posting.
+      const fresh = !endpoint.noFreshKey && (consumed || (endpoint.freshKey?.(reply) ?? false)) ? session.getSecurityKey() : null;
+      return { reply, fresh };
+    },
+    { ...requestInfo(ctx), end },
+  );
   applyOutcome(ctx.res, outcome);
   if (result.fresh) ctx.res.setHeader(ONE_TIME_KEY_HEADER, result.fresh);
   send(ctx.res, result.reply);
@@ -170,8 +205,8 @@ async function runWrite(ctx: Context, endpoint: Extract<Endpoint, { mode: 'write
 
 async function runRead(ctx: Context, endpoint: Extract<Endpoint, { mode: 'read' }>): Promise<void> {
   const apply = endpoint.plan(ctx);
-  const session = await ctx.rt.sessions.load(ctx.req.get('cookie'));
-  const reply = apply(session);
+  const session = await ctx.rt.sessions.load(ctx.req.get('cookie'), requestInfo(ctx));
+  const reply = await apply(session);
   applyOutcome(ctx.res, await ctx.rt.sessions.save(session));
   send(ctx.res, reply);
 }
@@ -184,6 +219,11 @@ async function kill(ctx: Context): Promise<void> {
   const keys = Object.keys(rest);
   if (keys.length !== 1 || !(keys[0] === 'user' || keys[0] === 'users')) throw new HttpError(400, 'bad_request', usage);
   if (issuedAtText !== undefined && typeof issuedAtText !== 'string') throw new HttpError(400, 'bad_request', usage);
+  const named = 'user' in rest ? [rest.user] : Array.isArray(rest.users) ? (rest.users as unknown[]) : [];
+  if (named.some((u) => typeof u === 'string' && !u.isWellFormed())) {
+    // Such an id could never be stored or queried (Datastore needs valid UTF-8): the same answer as login's.
+    throw new HttpError(400, 'invalid_user', 'a user id must be well-formed unicode (no lone surrogate)');
+  }
   let target: KillTarget;
   let issuedAt: Date | undefined;
   try {
@@ -199,22 +239,23 @@ async function kill(ctx: Context): Promise<void> {
   try {
     // The publisher loads the Pub/Sub client on its first use, here: the rest of the API never needs it.
     messageId = await publisherFor(ctx.rt.config).publishKill(target, { issuedAt });
-  } catch {
-    throw new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+  } catch (err) {
+    const unavailable = new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+    throw Object.assign(unavailable, { cause: err });
   }
-  ctx.res.status(202).json({ messageId });
+  sendJson(ctx.res, 202, { messageId });
 }
 
 async function login(ctx: Context): Promise<void> {
   await requireAdmin(ctx);
   const user = stringField(ctx, 'user');
-  const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user));
+  const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user), requestInfo(ctx));
   applyOutcome(ctx.res, outcome);
-  ctx.res.status(200).json(view(session));
+  sendJson(ctx.res, 200, view(session));
 }
 
 const ROUTES: Route[] = [
-  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => void res.status(200).json({ status: 'ok' }) } } },
+  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => sendJson(res, 200, { status: 'ok' }) } } },
   {
     template: '/session',
     pattern: /^\/session$/,
@@ -363,10 +404,14 @@ const ROUTES: Route[] = [
           s.logout();
           return { status: 200, body: view(s) };
         },
+        // A fresh key would store a guest session even when the logout keeps nothing (ViUR's
+        // logout writes nothing then); a client fetches a key when it needs one.
+        noFreshKey: true,
       },
     },
   },
   { template: '/sessions/kill', pattern: /^\/sessions\/kill$/, methods: { POST: { mode: 'custom', run: kill } } },
+  ...deviceRoutes(requireAdmin),
 ];
 
 function match(path: string): { route: Route; params: Record<string, string> } | null {
@@ -398,6 +443,7 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path;
   const found = match(path);
   let errorCode: string | undefined;
+  let errorCause: string | undefined;
   res.setHeader('Cache-Control', 'no-store');
   applyCors(req, res, rt.config.allowedOrigins);
   try {
@@ -416,12 +462,13 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   } catch (err) {
     const httpError = toHttpError(err);
     errorCode = httpError.code;
+    errorCause = failureCause(err);
     if (httpError.status === 500) {
       // The stack stays in the log (no request data in it); the client sees only the slug.
       console.error(JSON.stringify({ severity: 'ERROR', message: 'unhandled error in sessionApi', stack: err instanceof Error ? err.stack : String(err) }));
     }
     sendError(res, httpError);
   } finally {
-    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, errorCode);
+    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, { errorCode, errorCause }, rt.config.behindGoogleFrontEnd);
   }
 }

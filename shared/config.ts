@@ -18,6 +18,8 @@ export interface Config {
   /** How long a read may be served from this instance's cache; 0: off. */
   readCacheMs: number;
   datastoreEmulatorHost: string | undefined;
+  /** On Cloud Run (K_SERVICE set): X-Forwarded-For's last entry is the client address Google's front end saw. */
+  behindGoogleFrontEnd: boolean;
   session: SessionSettings;
   killTopic: string;
   /** Local only: deliver kill messages as Pub/Sub push requests to this URL instead of publishing. */
@@ -43,6 +45,7 @@ export const CONFIG_VARIABLES = {
   GOOGLE_CLOUD_PROJECT: 'project id; also part of the default cookie name',
   DATASTORE_EMULATOR_HOST: 'host:port of the Datastore emulator (standard client switch)',
   PUBSUB_EMULATOR_HOST: 'host:port of the Pub/Sub emulator (standard client switch)',
+  K_SERVICE: 'set by Cloud Run (Cloud Functions 2nd gen): the request log takes remoteIp from the last X-Forwarded-For entry, which Google\'s front end appends',
   SESSION_STORE: 'datastore (default) or memory (local use only)',
   SESSION_KIND: 'Datastore kind, default viur-session',
   SESSION_NAMESPACE: 'Datastore namespace, default none',
@@ -50,7 +53,7 @@ export const CONFIG_VARIABLES = {
   SESSION_STORE_TIMEOUT_MS: 'deadline of each Datastore call, default 5000',
   SESSION_LIFETIME_SECONDS: 'idle lifetime, default 3600',
   SESSION_REFRESH_INTERVAL_SECONDS: 'how old lastseen may get before a read rewrites it, default 300',
-  SESSION_COOKIE_NAME: 'default viur_cookie_<project>',
+  SESSION_COOKIE_NAME: 'default __Host-viur_cookie_<project>; __session behind Firebase Hosting',
   SESSION_SAME_SITE: 'lax (default), strict, none or off',
   SESSION_COOKIE_PERSISTENT: 'true: Max-Age = lifetime; default false',
   SESSION_PERSISTENT_FIELDS_ON_LOGIN: 'comma-separated keys kept across login, default language',
@@ -146,7 +149,9 @@ export function loadConfig(env: Env = process.env): Config {
   const lifetimeSeconds = parse(env, 'SESSION_LIFETIME_SECONDS', integer(1, 366 * 24 * 3600), 3600);
   const sameSiteRaw = parse(env, 'SESSION_SAME_SITE', oneOf(['lax', 'strict', 'none', 'off']), 'lax');
   const sameSite: SameSite = sameSiteRaw === 'off' ? false : sameSiteRaw;
-  const cookieName = validateCookieName(read(env, 'SESSION_COOKIE_NAME') ?? `viur_cookie_${project}`, 'SESSION_COOKIE_NAME');
+  // __Host-: browsers accept it only host-only (no Domain), Secure and Path=/, so a sibling subdomain
+  // cannot plant a cookie of this name (cookie tossing).
+  const cookieName = validateCookieName(read(env, 'SESSION_COOKIE_NAME') ?? `__Host-viur_cookie_${project}`, 'SESSION_COOKIE_NAME');
   const principals = parse(env, 'SESSION_ADMIN_PRINCIPALS', list, []);
   const audience = read(env, 'SESSION_ADMIN_AUDIENCE');
   if (principals.length > 0 && audience === undefined) {
@@ -162,6 +167,7 @@ export function loadConfig(env: Env = process.env): Config {
     storeTimeoutMs: parse(env, 'SESSION_STORE_TIMEOUT_MS', integer(100, 600_000), 5000),
     readCacheMs: parse(env, 'SESSION_READ_CACHE_MS', integer(0, 60_000), 0),
     datastoreEmulatorHost: read(env, 'DATASTORE_EMULATOR_HOST'),
+    behindGoogleFrontEnd: read(env, 'K_SERVICE') !== undefined,
     session: {
       lifetimeSeconds,
       refreshIntervalSeconds: parse(env, 'SESSION_REFRESH_INTERVAL_SECONDS', integer(0, 24 * 3600), 300),

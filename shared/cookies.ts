@@ -32,6 +32,24 @@ export function readCookie(header: string | undefined, name: string): string | u
   return parse(header)[name];
 }
 
+/**
+ * Every value the Cookie header carries under `name`, in header order. The cookie library keeps only
+ * the first; a sibling subdomain can plant a cookie of the same name that browsers send first
+ * (cookie tossing), so the caller must see them all. No decoding: session ids are base64url.
+ */
+export function readCookieValues(header: string | undefined, name: string): string[] {
+  if (!header) return [];
+  const values: string[] = [];
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
+    let value = pair.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    values.push(value);
+  }
+  return values;
+}
+
 export function sessionCookie(settings: CookieSettings, value: string, lifetimeSeconds: number): string {
   return serialize(settings.name, value, {
     path: '/',

@@ -36,8 +36,15 @@ export class InvalidValueError extends SessionError {
 
 /** Session data that would exceed the configured size limit. */
 export class DataTooLargeError extends SessionError {
-  constructor(size: number, limit: number) {
-    super('too_large', `session data would be ${size} bytes, the limit is ${limit}`, 413);
+  constructor(size: number, limit: number, message = `session data would be ${size} bytes, the limit is ${limit}`) {
+    super('too_large', message, 413);
+  }
+}
+
+/** Session data that would hold more keys than the configured maximum. */
+export class TooManyKeysError extends SessionError {
+  constructor(count: number, limit: number) {
+    super('too_many_keys', `session data would hold ${count} keys, the limit is ${limit}`, 413);
   }
 }
 

@@ -59,15 +59,22 @@ export function assertJsonValue(value: unknown, path = 'value', depth = 0, seen 
   seen.delete(obj);
 }
 
-/** Size of a value as stored (its JSON text in UTF-8), the measure of the data size limit. */
-export function storedSize(key: string, value: JsonValue): number {
-  return Buffer.byteLength(key, 'utf8') + Buffer.byteLength(JSON.stringify(value), 'utf8');
+/**
+ * The data as stored: one JSON text of the whole map. Its UTF-8 length is the measure of the data
+ * size limit, exactly what the Datastore property holds (one stringify: the cost follows the bytes,
+ * not the number of keys).
+ */
+export function dataText(data: SessionData): string {
+  return JSON.stringify(data);
 }
 
 export function dataSize(data: SessionData): number {
-  let total = 0;
-  for (const [k, v] of Object.entries(data)) total += storedSize(k, v);
-  return total;
+  return Buffer.byteLength(dataText(data), 'utf8');
+}
+
+/** The inverse of dataText, into a prototype-less map. */
+export function parseDataText(text: string): SessionData {
+  return Object.assign(emptyData(), JSON.parse(text) as SessionData);
 }
 
 /** A data object without a prototype, so no key can reach Object.prototype. */

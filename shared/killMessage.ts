@@ -61,7 +61,9 @@ function buildSchemas(z: typeof Zod) {
   const userId = z
     .string()
     .min(1, 'must not be empty')
-    .refine((u) => Buffer.byteLength(u, 'utf8') <= MAX_USER_BYTES, `must be at most ${MAX_USER_BYTES} bytes (UTF-8)`);
+    .refine((u) => Buffer.byteLength(u, 'utf8') <= MAX_USER_BYTES, `must be at most ${MAX_USER_BYTES} bytes (UTF-8)`)
+    // A lone surrogate has no UTF-8 form: Datastore refuses it on every delivery.
+    .refine((u) => u.isWellFormed(), 'must be well-formed unicode (no lone surrogate)');
 
   const issuedAt = z.iso
     .datetime({ offset: true, message: 'must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z' })

@@ -14,39 +14,58 @@ function mediaType(req: IncomingMessage): { type: string; charset: string | unde
   return { type: (type ?? '').toLowerCase(), charset };
 }
 
-function readLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** Whether a body follows the headers (the test body-parser applies too). */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+}
+
+/**
+ * Reads the body up to `limit` bytes, keeping it only when `keep` (otherwise each chunk is dropped
+ * as it arrives: memory stays flat whatever is sent). Past the limit it stops reading at once and
+ * fails with 413; the answer closes the connection, so the rest is never read.
+ */
+function readLimited(req: IncomingMessage, limit: number, keep: boolean): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
+        req.removeListener('data', onData);
+        req.pause();
         reject(new HttpError(413, 'too_large', `the request body exceeds ${limit} bytes`));
-        req.removeAllListeners('data');
-        req.resume();
         return;
       }
-      chunks.push(chunk);
-    });
+      if (keep) chunks.push(chunk);
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', () => reject(new HttpError(400, 'bad_request', 'the request body could not be read')));
   });
 }
 
 /**
- * Reads and parses a JSON body ourselves, before functions-framework's parsers: theirs accept a
- * gigabyte, reject top-level JSON primitives (a PUT of `"text"` must work) and answer parse errors
- * with an HTML page. A body read here is complete, so body-parser leaves it alone.
+ * Bounds every body and parses JSON ones ourselves, before functions-framework's parsers: theirs
+ * buffer up to a gigabyte of any type (text, form, octet-stream, on any route), reject top-level JSON
+ * primitives (a PUT of `"text"` must work) and answer parse errors with an HTML page. A body of
+ * another type is read and dropped, never buffered: nothing here takes one (routes that need a body
+ * answer 415, the others ignore it). Either way the body is complete afterwards, so body-parser
+ * leaves it alone.
  */
 export async function readJsonBody(req: BodyRequest, limit: number): Promise<void> {
+  if (!hasBody(req)) return;
   const length = Number(req.headers['content-length']);
   if (Number.isFinite(length) && length > limit) throw new HttpError(413, 'too_large', `the request body exceeds ${limit} bytes`);
   const media = mediaType(req);
-  if (!media || !JSON_TYPE.test(media.type)) return;
+  if (!media || !JSON_TYPE.test(media.type)) {
+    await readLimited(req, limit, false);
+    req.body = undefined;
+    return;
+  }
   if (media.charset && media.charset !== 'utf-8' && media.charset !== 'utf8') {
     throw new HttpError(415, 'unsupported_media_type', 'JSON bodies must be UTF-8');
   }
-  const raw = await readLimited(req, limit);
+  const raw = await readLimited(req, limit, true);
   req.rawBody = raw;
   req.jsonBody = true;
   const text = raw.toString('utf8');
@@ -61,22 +80,48 @@ export async function readJsonBody(req: BodyRequest, limit: number): Promise<voi
   }
 }
 
-function sendRaw(res: ServerResponse, err: HttpError): void {
+/** What the rest of a refused body may cost before the connection is dropped. */
+const LINGER_BYTES = 4 * 1024 * 1024;
+const LINGER_MS = 2000;
+
+/**
+ * After refusing a body that was not read to its end: a client still sending it sees the answer
+ * only if the connection stays open a moment (closing with unread data resets it, and the client's
+ * write fails before it reads the answer). So the rest is dropped as it arrives, never buffered,
+ * for at most LINGER_BYTES or LINGER_MS; then the connection is closed.
+ */
+function lingerThenClose(req: IncomingMessage): void {
+  if (req.complete) return;
+  let seen = 0;
+  const close = () => req.socket.destroy();
+  const timer = setTimeout(close, LINGER_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > LINGER_BYTES) {
+      clearTimeout(timer);
+      close();
+    }
+  });
+  req.on('end', () => clearTimeout(timer));
+  req.resume();
+}
+
+function sendRaw(req: IncomingMessage, res: ServerResponse, err: HttpError): void {
   if (res.headersSent) return;
   res.statusCode = err.status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  if (err.status === 413) res.setHeader('Connection', 'close');
-  res.end(JSON.stringify({ error: { code: err.code, message: err.message } }));
+  res.end(JSON.stringify({ error: { code: err.code, message: err.message } }), () => lingerThenClose(req));
 }
 
 /** What express would otherwise answer with an HTML page (and, outside production, a stack trace). */
-function finalError(err: unknown, res: ServerResponse): void {
-  if (!err) return sendRaw(res, new HttpError(404, 'not_found', 'no such route'));
+function finalError(err: unknown, req: IncomingMessage, res: ServerResponse): void {
+  if (!err) return sendRaw(req, res, new HttpError(404, 'not_found', 'no such route'));
   const status = typeof err === 'object' && err !== null ? Number((err as { status?: unknown }).status) : NaN;
-  if (status === 413) return sendRaw(res, new HttpError(413, 'too_large', 'the request body is too large'));
-  if (status === 415) return sendRaw(res, new HttpError(415, 'unsupported_media_type', 'unsupported body encoding'));
-  if (status >= 400 && status < 500) return sendRaw(res, new HttpError(400, 'bad_request', 'the request could not be parsed'));
-  sendRaw(res, new HttpError(500, 'internal', 'internal error'));
+  if (status === 413) return sendRaw(req, res, new HttpError(413, 'too_large', 'the request body is too large'));
+  if (status === 415) return sendRaw(req, res, new HttpError(415, 'unsupported_media_type', 'unsupported body encoding'));
+  if (status >= 400 && status < 500) return sendRaw(req, res, new HttpError(400, 'bad_request', 'the request could not be parsed'));
+  sendRaw(req, res, new HttpError(500, 'internal', 'internal error'));
 }
 
 let installed = false;
@@ -96,10 +141,10 @@ export function installRequestHooks(maxBodyBytes: number): void {
   type Handle = (this: unknown, req: BodyRequest, res: ServerResponse, next?: (err?: unknown) => void) => void;
   const original = express.application.handle as Handle;
   express.application.handle = function handle(this: unknown, req: BodyRequest, res: ServerResponse, next?: (err?: unknown) => void) {
-    const done = next ?? ((err?: unknown) => finalError(err, res));
+    const done = next ?? ((err?: unknown) => finalError(err, req, res));
     readJsonBody(req, maxBodyBytes).then(
       () => original.call(this, req, res, done),
-      (err: unknown) => sendRaw(res, err instanceof HttpError ? err : new HttpError(400, 'bad_request', 'the request could not be read')),
+      (err: unknown) => sendRaw(req, res, err instanceof HttpError ? err : new HttpError(400, 'bad_request', 'the request could not be read')),
     );
   } satisfies Handle;
 }
