@@ -260,7 +260,8 @@ export class SessionClient {
   }
 
   private acquire(): Promise<string> {
-    const pooled = this.pool.pop();
+    // Oldest first: those are the ones the server drops first when another tab fetches keys.
+    const pooled = this.pool.shift();
     if (pooled !== undefined) return Promise.resolve(pooled);
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });

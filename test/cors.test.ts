@@ -49,7 +49,7 @@ describe('preflight', () => {
         .set('Origin', PAGE)
         .set('Access-Control-Request-Method', 'PUT')
         .set('Access-Control-Request-Headers', 'content-type,x-security-key')
-        .set('Cookie', `viur_cookie_session-test=${'A'.repeat(43)}`);
+        .set('Cookie', `${api.runtime.config.session.cookie.name}=${'A'.repeat(43)}`);
       expect(res.status).toBe(204);
       expect(res.headers).toMatchObject({
         'access-control-allow-origin': PAGE,

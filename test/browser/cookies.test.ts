@@ -12,6 +12,8 @@ import { AUDIENCE } from '../support/api';
 import { close, launchChromium, listen, selfSigned, type Chromium } from './support/browser';
 import { startDeployment, type Deployment } from './support/deployment';
 
+jest.setTimeout(120_000);
+
 type PageWindow = Window & { client: SessionClient; api: string };
 
 let chromium: Chromium;
@@ -54,7 +56,7 @@ describe('the cookie as Chromium stores it', () => {
     });
     expect(data).toEqual({ a: 1, b: 2 });
     expect(await cookiesOf(page.context(), deployment.apiOrigin)).toEqual([
-      { name: 'viur_cookie_session-test', value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), domain: 'sessions.example.test', path: '/', expires: -1, httpOnly: true, secure: true, sameSite: stored },
+      { name: deployment.cookieName(), value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), domain: 'sessions.example.test', path: '/', expires: -1, httpOnly: true, secure: true, sameSite: stored },
     ]);
     await page.context().close();
   });
@@ -144,7 +146,7 @@ describe('the same-origin deployment (a Hosting-style rewrite) with a login rela
       final: { user: null, data: { language: 'de', after: true } },
     });
     const cookies = await cookiesOf(context, origin);
-    expect(cookies).toEqual([expect.objectContaining({ name: 'viur_cookie_session-test', domain: 'www.example.test', httpOnly: true, secure: true, sameSite: 'Lax' })]);
+    expect(cookies).toEqual([expect.objectContaining({ name: deployment.cookieName(), domain: 'www.example.test', httpOnly: true, secure: true, sameSite: 'Lax' })]);
     await context.close();
   });
 });

@@ -11,6 +11,8 @@ import { launchChromium, type Chromium } from './support/browser';
 import { PAGE, startDeployment, type Deployment } from './support/deployment';
 import { close, listen, site } from './support/browser';
 
+jest.setTimeout(120_000);
+
 type PageWindow = Window & { client: SessionClient; api: string };
 
 let chromium: Chromium;
@@ -36,7 +38,7 @@ async function openPage(origin = deployment.pageOrigin): Promise<Page> {
 
 async function sessionCookie(page: Page) {
   const cookies = await page.context().cookies(deployment.apiOrigin);
-  return cookies.find((c) => c.name === 'viur_cookie_session-test');
+  return cookies.find((c) => c.name === deployment.cookieName());
 }
 
 test('reads and writes with the client: the cookie is the API host\'s, HttpOnly, Secure, SameSite=Lax', async () => {
@@ -92,6 +94,7 @@ test('with plain fetch: keys, the rotated key and the static key are readable an
 
 test('parallel writes: 10 raw PUTs with keys of one ?count=10 request, and 24 through the client, all succeed', async () => {
   const page = await openPage();
+  const seenFrom = deployment.seen.length;
   const result = await page.evaluate(async () => {
     const { api, client } = window as unknown as PageWindow;
     const keys = ((await (await fetch(`${api}/session/security-key?count=10`, { credentials: 'include' })).json()) as { securityKeys: string[] }).securityKeys;
@@ -103,6 +106,10 @@ test('parallel writes: 10 raw PUTs with keys of one ?count=10 request, and 24 th
     return { raw, rejected: viaClient.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), count: Object.keys(data).length };
   });
   expect(result).toEqual({ raw: Array(10).fill(200), rejected: [], count: 34 });
+  // The client's 24 writes cost one key request (16 keys; the other 8 writes wait for rotated keys), and no retry.
+  const keyRequests = deployment.seen.slice(seenFrom).filter((s) => s.method === 'GET' && s.path.startsWith('/session/security-key'));
+  expect(keyRequests.map((s) => s.path)).toEqual(['/session/security-key?count=10', '/session/security-key?count=16']);
+  expect(deployment.seen.slice(seenFrom).filter((s) => s.method === 'PUT').length).toBe(34);
   await page.context().close();
 });
 

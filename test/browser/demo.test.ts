@@ -13,6 +13,8 @@ import { freePort } from '../../scripts/emulators';
 import { ROOT } from '../support/functionsFramework';
 import { launchChromium, type Chromium } from './support/browser';
 
+jest.setTimeout(120_000);
+
 const START = join(ROOT, 'dist', 'scripts', 'start.js');
 let chromium: Chromium;
 let launcher: ChildProcess;

@@ -17,6 +17,8 @@ export interface Deployment {
   seen: Seen[];
   /** Switch the API's configuration; the page's origin stays allowed unless `allowedOrigins` is given. */
   configure(env?: Record<string, string>): void;
+  /** The session cookie's name in the current configuration. */
+  cookieName(): string;
   /** The stored entity of the session a cookie value names. */
   stored(cookieValue: string): Promise<StoredSession | null>;
   stop(): Promise<void>;
@@ -48,6 +50,7 @@ export async function startDeployment(extraPages: Record<string, string> = {}): 
     pageOrigin,
     seen,
     configure,
+    cookieName: () => api.runtime.config.session.cookie.name,
     stored: (cookieValue) => api.store.get(digest(cookieValue)),
     async stop() {
       await Promise.all([close(front), close(page), close(api.server)]);
