@@ -26,6 +26,7 @@ describe('userAgent', () => {
     expect((await store.get(digest(login.session.id)))!.userAgent).toBe('Login/3');
     const loaded = await sessions.load(cookieFrom(login.outcome.setCookie), { userAgent: 'Reset/4' });
     loaded.reset();
+    loaded.set('kept', true);
     await sessions.save(loaded);
     expect((await store.get(digest(loaded.id)))!.userAgent).toBe('Reset/4');
     const none = await sessions.withSession(undefined, (s) => s.getSecurityKey());
@@ -55,6 +56,17 @@ describe('SessionManager: list, end one, end the others', () => {
     ]);
     clock.advance(settings().lifetimeSeconds * 1000 - 30_000);
     expect((await sessions.listSessions('u')).map((d) => d.id)).toEqual([deviceHandle(mine.key)]);
+  });
+
+  test('a session rotated away (its tombstone) is never listed, ended or counted', async () => {
+    const store = new MemorySessionStore();
+    const sessions = manager(store, new FakeClock(), settings({ maxSessionsPerUser: 1 }));
+    const first = await loginAs(sessions, 'rotating');
+    const again = await sessions.withSession(first.cookie, (s) => s.login('rotating'));
+    expect((await store.get(first.key))!.endedAt).toBeDefined();
+    expect((await sessions.listSessions('rotating')).map((d) => d.id)).toEqual([deviceHandle(digest(again.session.id))]);
+    expect(await sessions.endSession('rotating', deviceHandle(first.key))).toBe(false);
+    expect(await sessions.endOtherSessions(again.session)).toBe(0);
   });
 
   test('endSession ends the user\'s session its handle names; another user\'s handle or a dead one is false', async () => {
