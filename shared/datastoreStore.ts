@@ -80,6 +80,7 @@ const ENTITY_TOO_LARGE = /too (big|large)|exceeds the maximum|longer than|maximu
 const HEAD_PROPERTIES = ['user', 'lastseen', 'createdAt', 'expiresAt', 'endedAt', 'userAgent'];
 
 const GRPC_ABORTED = 10;
+const GRPC_DEADLINE_EXCEEDED = 4;
 /** gRPC codes that mean the store is down, slow or overloaded, not that the request was wrong. */
 const UNAVAILABLE_CODES = new Set([1, 2, 4, 8, 13, 14]);
 
@@ -123,6 +124,20 @@ function fromEntity(e: SessionEntity): StoredSession {
   };
   if (e.endedAt) stored.endedAt = new Date(e.endedAt).getTime();
   return stored;
+}
+
+/**
+ * A failed commit is rolled back by the client itself, with the client's default deadline (60 s)
+ * and before the commit's promise settles: a store that stops answering would hold the commit that
+ * long. The commit's own deadline is therefore also enforced here (as DEADLINE_EXCEEDED).
+ */
+function withDeadline<R>(call: Promise<R>, ms: number): Promise<R> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`deadline of ${ms} ms exceeded`), { code: GRPC_DEADLINE_EXCEEDED })), ms);
+  });
+  call.catch(() => undefined); // settles late when the deadline won; its outcome is already reported
+  return Promise.race([call, expired]).finally(() => clearTimeout(timer));
 }
 
 function headOf(e: Partial<SessionEntity>): SessionHead {
@@ -208,7 +223,7 @@ export class DatastoreSessionStore implements SessionStore {
           txn.save({ key: this.#key(p.key), data: toEntity(p.session, this.#ds), excludeFromIndexes: EXCLUDE_FROM_INDEXES });
         }
         if (writes.delete.length > 0) txn.delete(writes.delete.map((k) => this.#key(k)));
-        await this.#call(() => txn.commit({ timeout: this.#gax.timeout }));
+        await this.#call(() => withDeadline(txn.commit({ timeout: this.#gax.timeout }), this.#gax.timeout));
         return result;
       } catch (err) {
         await this.#release(txn);

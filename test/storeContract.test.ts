@@ -179,7 +179,7 @@ describe('DatastoreSessionStore entity layout', () => {
     expect(entity).toMatchObject({ user: '__guest__', lastseen: T0 / 1000, staticSecurityKey: 'ab'.repeat(32), securityKeys: ['cd'.repeat(32)] });
     expect(entity.createdAt).toBeInstanceOf(Date);
     expect(entity.expiresAt).toBeInstanceOf(Date);
-    // One JSON text (issue 12's shape).
+    // data is one JSON text (SPEC §1: one parse per request whatever the number of keys).
     expect(entity.data).toBe('{"a":1}');
     expect(entity.userAgent).toBe('Mozilla/5.0 (X11; Linux x86_64) contract');
     // Unindexed properties cannot be queried on: a filter on them finds nothing.
