@@ -62,6 +62,10 @@ export class MemorySessionStore implements SessionStore {
     return { sessions };
   }
 
+  endSessions(keys: StorageKey[]): Promise<void> {
+    return this.deleteMany(keys);
+  }
+
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
     for (const k of keys) this.#sessions.delete(k);

@@ -275,6 +275,7 @@ class RecordingStore implements SessionStore {
   findKeys: SessionStore['findKeys'] = (s, l, c) => this.inner.findKeys(s, l, c);
   listUserSessions: SessionStore['listUserSessions'] = (u, l, c) => this.inner.listUserSessions(u, l, c);
   deleteMany: SessionStore['deleteMany'] = (k) => this.inner.deleteMany(k);
+  endSessions: SessionStore['endSessions'] = (k) => this.inner.endSessions(k);
   update: SessionStore['update'] = async (key, decide) => {
     let puts: Array<{ key: StorageKey; session: StoredSession }> = [];
     const result = await this.inner.update(key, (current) => {

@@ -93,7 +93,7 @@ describe('SessionManager: list, end one, end the others', () => {
     await seed(store, [['stranger', stored({ user: 'other', createdAt: clock.t })]]);
     const session = await sessions.load(me.cookie);
     expect(await sessions.endOtherSessions(session)).toBe(600);
-    expect(store.deleteSizes).toEqual([500, 100]);
+    expect(store.endSizes).toEqual([500, 100]);
     expect((await sessions.listSessions('busy')).map((d) => d.id)).toEqual([deviceHandle(me.key)]);
     expect((await sessions.listSessions('other'))).toHaveLength(1);
     expect(await sessions.endOtherSessions(await sessions.load(undefined))).toBe(0);
@@ -109,7 +109,7 @@ describe('SessionManager: list, end one, end the others', () => {
     expect((await sessions.load(me.cookie)).has('x')).toBe(false);
     expect(await sessions.liveSessions('many')).toHaveLength(601);
     await sessions.withSession(me.cookie, (s) => s.set('x', 1), { end: { user: 'many', keys: [...keys, me.key] } });
-    expect(store.deleteSizes).toEqual([102]);
+    expect(store.endSizes).toEqual([102]);
     expect((await sessions.liveSessions('many')).map((s) => s.key)).toEqual([me.key]);
     expect((await sessions.load(me.cookie)).get('x')).toBe(1);
   });

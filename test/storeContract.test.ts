@@ -166,6 +166,12 @@ describe.each(stores)('store contract: %s', (_name, make) => {
     expect(await store.get('d1')).toBeNull();
     expect(await store.get('d2')).not.toBeNull();
     await expect(store.deleteMany(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(RangeError);
+    // endSessions: the same, for requests.
+    await store.update(null, () => put('e1', record()));
+    await store.endSessions(['e1', 'absent']);
+    expect(await store.get('e1')).toBeNull();
+    expect(await store.get('d2')).not.toBeNull();
+    await expect(store.endSessions(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(RangeError);
   });
 });
 
