@@ -57,6 +57,7 @@ function session(i: number): StoredSession {
     expiresAt: NOW - 3600_000 - i,
     staticKeyDigest: 'ab'.repeat(32),
     securityKeyDigests: [],
+    userAgent: null,
   };
 }
 
