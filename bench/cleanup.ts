@@ -13,11 +13,14 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { Datastore } from '@google-cloud/datastore';
 import { type Emulator, startEmulator } from '../scripts/emulators';
 import { batchDelete, expiredSelector } from '../shared/batchDelete';
 import { systemClock } from '../shared/clock';
+import { type Config, loadConfig } from '../shared/config';
 import { DatastoreSessionStore } from '../shared/datastoreStore';
+import { createStore } from '../shared/runtime';
 import { emptyData } from '../shared/json';
 import type { SessionStore, StoredSession } from '../shared/store';
 
@@ -25,8 +28,10 @@ const { values } = parseArgs({
   options: {
     sessions: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '3' },
-    parallelism: { type: 'string', default: '4' },
+    parallelism: { type: 'string' },
     'one-at-a-time': { type: 'string', default: '2000' },
+    // engine,plain (default) or engine alone (the plain loop is quadratic on a large backlog).
+    methods: { type: 'string', default: 'engine,plain' },
     // Internal: run one measured deletion in this (fresh) process.
     child: { type: 'string' },
     namespace: { type: 'string' },
@@ -34,7 +39,7 @@ const { values } = parseArgs({
 });
 const N = Number(values.sessions);
 const ROUNDS = Number(values.rounds);
-const PARALLELISM = Number(values.parallelism);
+const PARALLELISM = Number(values.parallelism ?? 4);
 const SINGLE_N = Number(values['one-at-a-time']);
 const NOW = Date.now();
 const MB = 1024 * 1024;
@@ -52,6 +57,7 @@ function session(i: number): StoredSession {
     expiresAt: NOW - 3600_000 - i,
     staticKeyDigest: 'ab'.repeat(32),
     securityKeyDigests: [],
+    userAgent: null,
   };
 }
 
@@ -104,16 +110,31 @@ async function oneAtATime(s: SessionStore): Promise<number> {
   return deleted;
 }
 
-async function engine(s: SessionStore): Promise<number> {
+/** Deletion rate (sessions/s) in each quarter of the run: a steady rate has them close together. */
+let quarterRates: number[] = [];
+
+/**
+ * The engine as deployed: the store the runtime builds from the default configuration (its
+ * deadlines and retries) and the default batch size and parallelism, on this run's namespace.
+ */
+async function engine(s: SessionStore, config: Config): Promise<number> {
+  const marks: Array<[ms: number, deleted: number]> = [];
+  const t0 = Date.now();
   const report = await batchDelete({
     store: s,
-    selector: expiredSelector(Date.now(), 300),
-    batchSize: 500,
-    parallelism: PARALLELISM,
+    selector: expiredSelector(Date.now(), config.deletion.cleanupGraceSeconds),
+    batchSize: config.deletion.batchSize,
+    parallelism: values.parallelism === undefined ? config.deletion.parallelism : PARALLELISM,
     deadline: Date.now() + 3600_000,
     clock: systemClock,
+    onBatch: (p) => marks.push([Date.now() - t0, p.deleted]),
   });
   if (!report.done) throw new Error('engine did not finish');
+  quarterRates = [1, 2, 3, 4].map((q) => {
+    const lo = marks.find(([, d]) => d >= (report.deleted * (q - 1)) / 4) ?? [0, 0];
+    const hi = marks.find(([, d]) => d >= (report.deleted * q) / 4) ?? marks.at(-1)!;
+    return Math.round(((hi[1] - lo[1]) / Math.max(1, hi[0] - lo[0])) * 1000);
+  });
   return report.deleted;
 }
 
@@ -128,6 +149,10 @@ interface Measurement {
   heapPeakMB: number;
   /** heapUsed after the run and a forced GC, minus before: what the run left behind. */
   heapRetainedMB: number;
+  /** V8's heap limit in the child: from the machine's memory, or the cgroup's (BENCH_CHILD_CGROUP). */
+  heapLimitMB: number;
+  /** Engine only: sessions/s in each quarter of the run. */
+  quarterRates?: number[];
 }
 
 /**
@@ -138,8 +163,8 @@ interface Measurement {
 type Method = 'engine' | 'plain' | 'single';
 
 async function child(method: Method, namespace: string): Promise<void> {
-  const ds = new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-bench' });
-  const s = store(ds, namespace);
+  const config = loadConfig({ GOOGLE_CLOUD_PROJECT: 'session-bench', ...process.env, SESSION_NAMESPACE: namespace });
+  const s = method === 'engine' ? createStore(config) : store(new Datastore({ projectId: config.projectId }), namespace);
   await s.findKeys({ kind: 'expired', before: 0 }, 1);
   global.gc?.();
   const before = process.memoryUsage();
@@ -151,7 +176,7 @@ async function child(method: Method, namespace: string): Promise<void> {
     heapPeak = Math.max(heapPeak, m.heapUsed);
   }, 10);
   const t0 = performance.now();
-  const deleted = method === 'engine' ? await engine(s) : method === 'plain' ? await plainLoop(s) : await oneAtATime(s);
+  const deleted = method === 'engine' ? await engine(s, config) : method === 'plain' ? await plainLoop(s) : await oneAtATime(s);
   const ms = performance.now() - t0;
   clearInterval(sampler);
   const after = process.memoryUsage();
@@ -165,6 +190,8 @@ async function child(method: Method, namespace: string): Promise<void> {
       rssBeforeMB: +(before.rss / MB).toFixed(1),
       rssPeakMB: +(Math.max(rssPeak, after.rss) / MB).toFixed(1),
       heapBeforeMB: +(before.heapUsed / MB).toFixed(1),
+      heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / MB),
+      ...(method === 'engine' ? { quarterRates } : {}),
       heapPeakMB: +(Math.max(heapPeak, after.heapUsed) / MB).toFixed(1),
     }),
   );
@@ -172,8 +199,12 @@ async function child(method: Method, namespace: string): Promise<void> {
 
 function runChild(method: Method, namespace: string): Promise<Omit<Measurement, 'method' | 'round'>> {
   return new Promise((resolve, reject) => {
-    const args = ['--expose-gc', ...(process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean), __filename, '--child', method, '--namespace', namespace, '--parallelism', String(PARALLELISM)];
-    execFile(process.execPath, args, { env: process.env, maxBuffer: 10 * MB, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
+    const args = ['--expose-gc', ...(process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean), __filename, '--child', method, '--namespace', namespace, ...(values.parallelism === undefined ? [] : ['--parallelism', values.parallelism])];
+    // BENCH_CHILD_CGROUP (a cgroup v1 memory directory): run the deletion inside it, as in a function
+    // instance with that much memory (Node sizes its heap from the constrained memory).
+    const cgroup = process.env.BENCH_CHILD_CGROUP;
+    const [file, argv] = cgroup ? ['/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, process.execPath, ...args]] : [process.execPath, args];
+    execFile(file, argv, { env: process.env, maxBuffer: 10 * MB, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${method} child failed: ${err.message}\n${stderr}`));
       resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Omit<Measurement, 'method' | 'round'>);
     });
@@ -218,7 +249,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       // Alternate the order so neither method always runs on a fresher emulator.
       const order = round % 2 ? (['engine', 'plain'] as const) : (['plain', 'engine'] as const);
-      for (const method of order) {
+      for (const method of order.filter((m) => values.methods.split(',').includes(m))) {
         const namespace = `bench-${method}-${round}-${randomBytes(4).toString('hex')}`;
         const t0 = performance.now();
         await seed(store(ds, namespace), N);
@@ -241,7 +272,7 @@ async function main(): Promise<void> {
     const e = results.filter((r) => r.method.startsWith('engine'));
     const p = results.filter((r) => r.method.startsWith('plain'));
     const eMs = median(e.map((r) => r.ms));
-    const pMs = median(p.map((r) => r.ms));
+    const pMs = p.length > 0 ? median(p.map((r) => r.ms)) : NaN;
     const summary = {
       sessions: N,
       rounds: ROUNDS,
@@ -251,8 +282,11 @@ async function main(): Promise<void> {
       enginePerSecond: Math.round(N / (eMs / 1000)),
       plainPerSecond: Math.round(N / (pMs / 1000)),
       engineMaxRssGrowthMB: Math.max(...e.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))),
-      plainMaxRssGrowthMB: Math.max(...p.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))),
+      plainMaxRssGrowthMB: p.length > 0 ? Math.max(...p.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))) : NaN,
       engineMaxHeapGrowthMB: Math.max(...e.map((r) => +(r.heapPeakMB - r.heapBeforeMB).toFixed(1))),
+      engineHeapRetainedMB: Math.max(...e.map((r) => r.heapRetainedMB)),
+      engineQuarterRates: e[0]?.quarterRates ?? [],
+      engineHeapLimitMB: e[0]?.heapLimitMB ?? NaN,
       ...oneAtATimeSummary(results.filter((r) => r.method.startsWith('one at a time')), N / (eMs / 1000)),
     };
     console.table([summary]);

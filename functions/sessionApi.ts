@@ -3,9 +3,11 @@ import { assertValidKey, type JsonValue } from '../shared/json';
 import { killMessageData, type KillTarget, MalformedKillMessageError, parseIssuedAt } from '../shared/killMessage';
 import { publisherFor } from '../shared/killPublisher';
 import { runtime, type Runtime } from '../shared/runtime';
-import type { SaveOutcome, Session } from '../shared/session';
+import type { RequestInfo, SaveOutcome, Session, WithSessionOptions } from '../shared/session';
 import { AdminVerifier } from './http/adminAuth';
-import { HttpError, sendError, toHttpError } from './http/errors';
+import { answerOptions, applyCors } from './http/cors';
+import { deviceRoutes } from './http/deviceRoutes';
+import { failureCause, HttpError, sendError, sendJson, toHttpError } from './http/errors';
 import { logRequest } from './http/requestLog';
 
 /**
@@ -15,15 +17,15 @@ import { logRequest } from './http/requestLog';
 
 const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
 /**
- * Where a request may carry the static key: ViUR's older name, its name since 3.8, and the header
- * page scripts may set (browsers forbid scripts to set `Sec-` headers).
+ * Where a request may carry the static key: ours, ViUR's current name, and one a page script can
+ * set (browsers refuse scripts any request header that starts with `Sec-`).
  */
 const STATIC_KEY_REQUEST_HEADERS = [STATIC_KEY_HEADER, 'Sec-X-ViUR-StaticSessionKey', 'X-Static-Security-Key'];
 const ONE_TIME_KEY_HEADER = 'X-Security-Key';
 
 type BodyRequest = Request & { jsonBody?: boolean };
 
-interface Context {
+export interface Context {
   req: BodyRequest;
   res: Response;
   rt: Runtime;
@@ -31,9 +33,9 @@ interface Context {
 }
 
 /** How a route touches the session. */
-type Endpoint =
+export type Endpoint =
   /** Reads; one lookup, a write only when lastseen is due for a refresh. */
-  | { mode: 'read'; plan: Plan }
+  | { mode: 'read'; plan: (ctx: Context) => (session: Session) => Reply | Promise<Reply> }
   /** Changes atomically with the read (withSession); `csrf` demands a security key first. */
   | { mode: 'write'; csrf: boolean; browser: boolean; plan: Plan; freshKey?: (result: Reply) => boolean; noFreshKey?: true }
   /** Everything else: health, privileged routes. */
@@ -41,16 +43,22 @@ type Endpoint =
 
 /**
  * Checks everything about the request itself (body, key, query) before the store is touched, and
- * returns what to do with the session once it is loaded.
+ * returns what to do with the session once it is loaded; or, for a change that needs a query first
+ * (the device routes), a promise of that plus the other sessions to end in the same commit.
  */
-type Plan = (ctx: Context) => (session: Session) => Reply;
+type Plan = (ctx: Context) => Apply | Promise<Prepared>;
+type Apply = (session: Session) => Reply;
+export interface Prepared {
+  apply: Apply;
+  end?: WithSessionOptions['end'];
+}
 
-interface Reply {
+export interface Reply {
   status: number;
   body?: unknown;
 }
 
-interface Route {
+export interface Route {
   template: string;
   pattern: RegExp;
   methods: Partial<Record<string, Endpoint>>;
@@ -144,7 +152,7 @@ function checkSecurityKey(ctx: Context, session: Session): boolean {
     const staticKey = ctx.req.get(header);
     if (staticKey !== undefined && session.validateStaticSecurityKey(staticKey)) return false;
   }
-  throw new HttpError(403, 'csrf', `a valid ${ONE_TIME_KEY_HEADER} or ${STATIC_KEY_HEADER} header is required`);
+  throw new HttpError(403, 'csrf', `a valid ${ONE_TIME_KEY_HEADER} header or static key (${STATIC_KEY_REQUEST_HEADERS.join(', ')}) is required`);
 }
 
 function applyOutcome(res: Response, outcome: SaveOutcome): void {
@@ -154,11 +162,16 @@ function applyOutcome(res: Response, outcome: SaveOutcome): void {
 
 function send(res: Response, reply: Reply): void {
   if (reply.body === undefined) res.status(reply.status).end();
-  else res.status(reply.status).json(reply.body);
+  else sendJson(res, reply.status, reply.body);
 }
 
 /** One verifier per admin configuration, so that its certificate cache lives as long as the process. */
 const verifiers = new WeakMap<Runtime['config']['admin'], AdminVerifier>();
+
+/** What the library stores of the request (the User-Agent of a session it starts). */
+export function requestInfo(ctx: Context): RequestInfo {
+  return { userAgent: ctx.req.get('user-agent') };
+}
 
 async function requireAdmin(ctx: Context): Promise<void> {
   const admin = ctx.rt.config.admin;
@@ -172,14 +185,19 @@ async function requireAdmin(ctx: Context): Promise<void> {
 
 async function runWrite(ctx: Context, endpoint: Extract<Endpoint, { mode: 'write' }>): Promise<void> {
   if (endpoint.browser) assertSameSite(ctx);
-  const apply = endpoint.plan(ctx);
-  const { result, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (session) => {
-    const consumed = endpoint.csrf ? checkSecurityKey(ctx, session) : false;
-    const reply = apply(session);
-    // A consumed key is replaced in the same commit, so a client can go on posting.
-    const fresh = !endpoint.noFreshKey && (consumed || (endpoint.freshKey?.(reply) ?? false)) ? session.getSecurityKey() : null;
-    return { reply, fresh };
-  });
+  const planned = await endpoint.plan(ctx);
+  const { apply, end } = typeof planned === 'function' ? { apply: planned, end: undefined } : planned;
+  const { result, outcome } = await ctx.rt.sessions.withSession(
+    ctx.req.get('cookie'),
+    (session) => {
+      const consumed = endpoint.csrf ? checkSecurityKey(ctx, session) : false;
+      const reply = apply(session);
+      // A consumed key is replaced in the same commit, so a client can go on posting.
+      const fresh = !endpoint.noFreshKey && (consumed || (endpoint.freshKey?.(reply) ?? false)) ? session.getSecurityKey() : null;
+      return { reply, fresh };
+    },
+    { ...requestInfo(ctx), end },
+  );
   applyOutcome(ctx.res, outcome);
   if (result.fresh) ctx.res.setHeader(ONE_TIME_KEY_HEADER, result.fresh);
   send(ctx.res, result.reply);
@@ -187,8 +205,8 @@ async function runWrite(ctx: Context, endpoint: Extract<Endpoint, { mode: 'write
 
 async function runRead(ctx: Context, endpoint: Extract<Endpoint, { mode: 'read' }>): Promise<void> {
   const apply = endpoint.plan(ctx);
-  const session = await ctx.rt.sessions.load(ctx.req.get('cookie'));
-  const reply = apply(session);
+  const session = await ctx.rt.sessions.load(ctx.req.get('cookie'), requestInfo(ctx));
+  const reply = await apply(session);
   applyOutcome(ctx.res, await ctx.rt.sessions.save(session));
   send(ctx.res, reply);
 }
@@ -221,22 +239,23 @@ async function kill(ctx: Context): Promise<void> {
   try {
     // The publisher loads the Pub/Sub client on its first use, here: the rest of the API never needs it.
     messageId = await publisherFor(ctx.rt.config).publishKill(target, { issuedAt });
-  } catch {
-    throw new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+  } catch (err) {
+    const unavailable = new HttpError(503, 'publish_unavailable', 'the kill message could not be published; nothing was sent', { 'Retry-After': '1' });
+    throw Object.assign(unavailable, { cause: err });
   }
-  ctx.res.status(202).json({ messageId });
+  sendJson(ctx.res, 202, { messageId });
 }
 
 async function login(ctx: Context): Promise<void> {
   await requireAdmin(ctx);
   const user = stringField(ctx, 'user');
-  const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user));
+  const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user), requestInfo(ctx));
   applyOutcome(ctx.res, outcome);
-  ctx.res.status(200).json(view(session));
+  sendJson(ctx.res, 200, view(session));
 }
 
 const ROUTES: Route[] = [
-  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => void res.status(200).json({ status: 'ok' }) } } },
+  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => sendJson(res, 200, { status: 'ok' }) } } },
   {
     template: '/session',
     pattern: /^\/session$/,
@@ -334,7 +353,8 @@ const ROUTES: Route[] = [
       GET: {
         mode: 'write',
         csrf: false,
-        browser: false,
+        // Minting keys evicts the oldest held ones: a cross-site link could make the victim's next writes fail.
+        browser: true,
         plan: (ctx) => {
           const count = keyCount(ctx);
           return (s) => (count === 0 ? { status: 200, body: { securityKey: s.getSecurityKey() } } : { status: 200, body: { securityKeys: s.getSecurityKeys(count) } });
@@ -391,6 +411,7 @@ const ROUTES: Route[] = [
     },
   },
   { template: '/sessions/kill', pattern: /^\/sessions\/kill$/, methods: { POST: { mode: 'custom', run: kill } } },
+  ...deviceRoutes(requireAdmin),
 ];
 
 function match(path: string): { route: Route; params: Record<string, string> } | null {
@@ -422,9 +443,13 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path;
   const found = match(path);
   let errorCode: string | undefined;
+  let errorCause: string | undefined;
   res.setHeader('Cache-Control', 'no-store');
+  applyCors(req, res, rt.config.allowedOrigins);
   try {
     if (!found) throw new HttpError(404, 'not_found', 'no such route');
+    // Before any endpoint runs: a preflight never reads or writes a session.
+    if (req.method === 'OPTIONS') return answerOptions(req, res, rt.config.allowedOrigins, Object.keys(found.route.methods));
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const endpoint = found.route.methods[method];
     if (!endpoint) {
@@ -437,12 +462,13 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   } catch (err) {
     const httpError = toHttpError(err);
     errorCode = httpError.code;
+    errorCause = failureCause(err);
     if (httpError.status === 500) {
       // The stack stays in the log (no request data in it); the client sees only the slug.
       console.error(JSON.stringify({ severity: 'ERROR', message: 'unhandled error in sessionApi', stack: err instanceof Error ? err.stack : String(err) }));
     }
     sendError(res, httpError);
   } finally {
-    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, errorCode, rt.config.behindGoogleFrontEnd);
+    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, { errorCode, errorCause }, rt.config.behindGoogleFrontEnd);
   }
 }

@@ -11,8 +11,13 @@
  * gets a tsconfig.json whose include list keeps only the directories uploaded here; the script
  * fails if an uploaded source imports anything outside them.
  *
+ * terraform/source.tf runs it on every plan as an `external` data source (`--terraform`): then the
+ * only thing on stdout is the JSON object of strings that protocol asks for, and the archive
+ * Terraform uploads is made from the directory named there, so an apply always ships the current
+ * sources.
+ *
  * Plain Node.js with built-ins only, so it runs without node_modules.
- * Usage: node scripts/package-deploy.js   (npm run package:deploy)
+ * Usage: node scripts/package-deploy.js [--terraform]   (npm run package:deploy)
  */
 'use strict';
 
@@ -22,8 +27,12 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const out = path.join(root, 'build', 'deploy');
 
-/** Directories whose sources the deployed functions are built from. */
-const SOURCE_DIRS = ['shared', 'functions', 'bin'];
+/**
+ * Directories the package's build script compiles: the functions' sources, and client/ (the browser
+ * module, with a tsconfig of its own), since `gcp-build` runs the whole `build` and fails on a
+ * directory it cannot find.
+ */
+const SOURCE_DIRS = ['shared', 'functions', 'bin', 'client'];
 /** Files npm and the compiler need at the top of the package. */
 const TOP_FILES = ['package.json', 'package-lock.json'];
 
@@ -123,7 +132,11 @@ function main() {
     fail(`uploaded sources import files that are not uploaded (add the directory to SOURCE_DIRS or move the code):\n  ${outside.join('\n  ')}`);
   }
 
-  process.stdout.write(`package-deploy: ${copied.length} files in ${path.relative(root, out)}\n`);
+  if (process.argv.includes('--terraform')) {
+    process.stdout.write(`${JSON.stringify({ source_dir: out, files: String(copied.length) })}\n`);
+  } else {
+    process.stdout.write(`package-deploy: ${copied.length} files in ${path.relative(root, out)}\n`);
+  }
 }
 
 main();

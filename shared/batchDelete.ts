@@ -1,4 +1,5 @@
 import type { Clock } from './clock';
+import { StoreUnavailableError } from './errors';
 import type { SessionSelector, SessionStore, StorageKey } from './store';
 
 /** Datastore's limit on mutations in one commit. */
@@ -26,7 +27,27 @@ export interface BatchDeleteOptions {
   clock: Clock;
   /** Called after every completed commit; must not throw. */
   onBatch?: (progress: BatchProgress) => void;
+  /** How a query or commit the store reports unavailable is retried; default ENGINE_RETRY. */
+  retry?: RetryPolicy;
+  /** Waits between retries (tests pass one that does not wait). */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+export interface RetryPolicy {
+  /** Tries of one query or commit in all, ≥ 1. */
+  attempts: number;
+  /** Wait before the first retry; doubled for each further one, with jitter. */
+  firstDelayMs: number;
+}
+
+/**
+ * Queries and delete commits are idempotent (a re-run query finds what is left; deleting an absent
+ * key is a no-op), so a transient failure is retried rather than failing a run of minutes: 4 tries,
+ * waiting about 0.5, 1 and 2 s, which rides out a store restart or a brief overload.
+ */
+export const ENGINE_RETRY: RetryPolicy = { attempts: 4, firstDelayMs: 500 };
+
+const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface BatchDeleteReport {
   deleted: number;
@@ -62,8 +83,10 @@ export interface BatchDeleteReport {
  * call. The first commit of a run is started even when the deadline has already passed, so every
  * run makes progress and a chain of continuations always ends.
  *
- * A failed query or commit stops the run: no new work is started, the commits in flight are
- * awaited, and the first error is thrown (for the caller to retry by re-running the selector).
+ * A query or commit the store reports unavailable (StoreUnavailableError: deadline, overload, lost
+ * connection) is retried with backoff (`retry`), but no retry starts past the deadline. One that
+ * still fails stops the run: no new work is started, the commits in flight are awaited, and the
+ * first error is thrown (for the caller to retry by re-running the selector).
  */
 export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDeleteReport> {
   const { store, selector, clock, deadline, onBatch } = options;
@@ -72,6 +95,9 @@ export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDel
   }
   if (!Number.isInteger(options.parallelism) || options.parallelism < 1) throw new RangeError('parallelism must be a positive integer');
   const { batchSize, parallelism } = options;
+  const retry = options.retry ?? ENGINE_RETRY;
+  if (!Number.isInteger(retry.attempts) || retry.attempts < 1) throw new RangeError('retry.attempts must be a positive integer');
+  const sleep = options.sleep ?? wait;
   const started = clock.now();
   const inFlight = new Set<Promise<void>>();
   let deleted = 0;
@@ -81,9 +107,20 @@ export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDel
 
   const outOfTime = () => launched > 0 && clock.now() >= deadline;
 
+  const withRetry = async <R>(call: () => Promise<R>): Promise<R> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError) || attempt >= retry.attempts || failure || clock.now() >= deadline) throw error;
+        await sleep(retry.firstDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
+      }
+    }
+  };
+
   const launch = (keys: StorageKey[]) => {
     launched++;
-    const commit = store.deleteMany(keys).then(
+    const commit = withRetry(() => store.deleteMany(keys)).then(
       () => {
         deleted += keys.length;
         batches++;
@@ -105,7 +142,7 @@ export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDel
   let cursor: string | undefined;
   try {
     pages: while (!failure && !outOfTime()) {
-      const page = await store.findKeys(selector, batchSize * parallelism, cursor);
+      const page = await withRetry(() => store.findKeys(selector, batchSize * parallelism, cursor));
       for (let i = 0; i < page.keys.length; i += batchSize) {
         while (inFlight.size >= parallelism && !failure) await Promise.race(inFlight);
         if (failure || outOfTime()) break pages;

@@ -1,9 +1,11 @@
 import { type Datastore, type Key, PropertyFilter, type Transaction } from '@google-cloud/datastore';
+// The client's own proto conversions (not re-exported from its main module).
+import { entity as dsEntity } from '@google-cloud/datastore/build/src/entity';
 import { DataTooLargeError, StoreUnavailableError } from './errors';
 import { KeyedLock } from './keyedLock';
 import { dataText, emptyData, type JsonValue, parseDataText, type SessionData } from './json';
 import { GUEST_USER } from './session';
-import type { Decision, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from './store';
+import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './store';
 
 export interface DatastoreStoreOptions {
   datastore: Datastore;
@@ -11,6 +13,13 @@ export interface DatastoreStoreOptions {
   namespace?: string;
   /** Deadline of every Datastore call; past it the call is cancelled and StoreUnavailableError thrown. */
   timeoutMs: number;
+  /**
+   * Deadline of each keys-only query and delete commit of the batch engine (findKeys, deleteMany),
+   * default 60 s: they run in the background under a budget of minutes, and on a large backlog a
+   * query may have to skip many index entries of just-deleted sessions, so the request deadline
+   * would fail them for being slow rather than broken. The engine retries them (shared/batchDelete.ts).
+   */
+  engineTimeoutMs?: number;
   /** How often a contended transaction is tried in all. */
   maxAttempts?: number;
   /**
@@ -20,6 +29,13 @@ export interface DatastoreStoreOptions {
    * DATASTORE_EMULATOR_HOST is set; production keeps the cheaper path.
    */
   separateBegin?: boolean;
+  /** Resolves once the client can make calls (credentials loaded, see credentials.ts); awaited before every call. */
+  ready?: () => Promise<void>;
+}
+
+/** The part of a RunQuery answer that is read here. */
+interface RunQueryResponse {
+  batch?: { entityResults?: Parameters<typeof dsEntity.formatArray>[0]; moreResults?: string; endCursor?: Uint8Array | string | null };
 }
 
 /**
@@ -36,6 +52,8 @@ interface SessionEntity {
   staticSecurityKey: string;
   securityKeys: string[];
   endedAt?: Date | null;
+  /** Absent on sessions written before it existed. */
+  userAgent?: string | null;
 }
 
 /** What is written: the client's Double wrapper keeps `lastseen` a double even at whole seconds. */
@@ -45,7 +63,7 @@ type WrittenEntity = Omit<SessionEntity, 'lastseen'> & { lastseen: unknown };
  * Everything but `user`, `createdAt` and `expiresAt` is excluded from indexes: only what a query
  * needs is indexed, and an unindexed string may be far longer than the 1,500 bytes of an indexed one.
  */
-const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'securityKeys[]', 'endedAt'];
+const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'securityKeys[]', 'endedAt', 'userAgent'];
 
 /**
  * Datastore refuses an entity over its size limit (1 MiB) with INVALID_ARGUMENT. The data limit
@@ -55,7 +73,14 @@ const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'security
 const GRPC_INVALID_ARGUMENT = 3;
 const ENTITY_TOO_LARGE = /too (big|large)|exceeds the maximum|longer than|maximum (allowed )?size/i;
 
+/**
+ * The properties a listing of a user's sessions fetches (a property mask on the query: neither an
+ * index nor a projection is needed, and `data` never leaves the database). Must cover SessionHead.
+ */
+const HEAD_PROPERTIES = ['user', 'lastseen', 'createdAt', 'expiresAt', 'endedAt', 'userAgent'];
+
 const GRPC_ABORTED = 10;
+const GRPC_DEADLINE_EXCEEDED = 4;
 /** gRPC codes that mean the store is down, slow or overloaded, not that the request was wrong. */
 const UNAVAILABLE_CODES = new Set([1, 2, 4, 8, 13, 14]);
 
@@ -73,6 +98,7 @@ function toEntity(s: StoredSession, ds: Datastore): WrittenEntity {
     expiresAt: new Date(s.expiresAt),
     staticSecurityKey: s.staticKeyDigest,
     securityKeys: s.securityKeyDigests,
+    userAgent: s.userAgent,
     ...(s.endedAt === undefined ? {} : { endedAt: new Date(s.endedAt) }),
   };
 }
@@ -94,9 +120,36 @@ function fromEntity(e: SessionEntity): StoredSession {
     expiresAt: new Date(e.expiresAt).getTime(),
     staticKeyDigest: e.staticSecurityKey,
     securityKeyDigests: e.securityKeys ?? [],
+    userAgent: typeof e.userAgent === 'string' ? e.userAgent : null,
   };
   if (e.endedAt) stored.endedAt = new Date(e.endedAt).getTime();
   return stored;
+}
+
+/**
+ * A failed commit is rolled back by the client itself, with the client's default deadline (60 s)
+ * and before the commit's promise settles: a store that stops answering would hold the commit that
+ * long. The commit's own deadline is therefore also enforced here (as DEADLINE_EXCEEDED).
+ */
+function withDeadline<R>(call: Promise<R>, ms: number): Promise<R> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`deadline of ${ms} ms exceeded`), { code: GRPC_DEADLINE_EXCEEDED })), ms);
+  });
+  call.catch(() => undefined); // settles late when the deadline won; its outcome is already reported
+  return Promise.race([call, expired]).finally(() => clearTimeout(timer));
+}
+
+function headOf(e: Partial<SessionEntity>): SessionHead {
+  const head: SessionHead = {
+    user: e.user === GUEST_USER || e.user === undefined ? null : e.user,
+    lastSeen: Math.round(Number(e.lastseen) * 1000),
+    createdAt: new Date(e.createdAt ?? 0).getTime(),
+    expiresAt: new Date(e.expiresAt ?? 0).getTime(),
+    userAgent: typeof e.userAgent === 'string' ? e.userAgent : null,
+  };
+  if (e.endedAt) head.endedAt = new Date(e.endedAt).getTime();
+  return head;
 }
 
 function isAborted(err: unknown): boolean {
@@ -109,17 +162,21 @@ export class DatastoreSessionStore implements SessionStore {
   readonly #kind: string;
   readonly #namespace: string | undefined;
   readonly #gax: { timeout: number };
+  readonly #engineGax: { timeout: number };
   readonly #maxAttempts: number;
   readonly #separateBegin: boolean;
   readonly #lock = new KeyedLock();
+  readonly #ready: () => Promise<void>;
 
   constructor(options: DatastoreStoreOptions) {
     this.#ds = options.datastore;
     this.#kind = options.kind;
     this.#namespace = options.namespace;
     this.#gax = { timeout: options.timeoutMs };
+    this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000 };
     this.#maxAttempts = options.maxAttempts ?? 8;
     this.#separateBegin = options.separateBegin ?? false;
+    this.#ready = options.ready ?? (async () => undefined);
   }
 
   #key(name: StorageKey): Key {
@@ -166,7 +223,7 @@ export class DatastoreSessionStore implements SessionStore {
           txn.save({ key: this.#key(p.key), data: toEntity(p.session, this.#ds), excludeFromIndexes: EXCLUDE_FROM_INDEXES });
         }
         if (writes.delete.length > 0) txn.delete(writes.delete.map((k) => this.#key(k)));
-        await this.#call(() => txn.commit({ timeout: this.#gax.timeout }));
+        await this.#call(() => withDeadline(txn.commit({ timeout: this.#gax.timeout }), this.#gax.timeout));
         return result;
       } catch (err) {
         await this.#release(txn);
@@ -190,16 +247,46 @@ export class DatastoreSessionStore implements SessionStore {
       query = query.filter(new PropertyFilter('createdAt', '<=', new Date(selector.createdAtOrBefore))).order('createdAt');
     }
     if (cursor) query = query.start(cursor);
-    const [entities, info] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#gax }));
+    const [entities, info] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#engineGax }));
     const keys = entities.map((e) => (e[this.#ds.KEY] as Key).name as string);
     const exhausted = keys.length < limit || info.moreResults === 'NO_MORE_RESULTS';
     return exhausted ? { keys } : { keys, cursor: info.endCursor };
   }
 
+  /**
+   * The client's runQuery has no property mask, so this sends the RunQuery request through the
+   * client's own request path (same channel, auth, database and deadline) with one, and decodes
+   * the answer with the client's own entity helpers. Equality on `user` only: the built-in index.
+   */
+  async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
+    let query = this.#query().filter(new PropertyFilter('user', '=', user)).limit(limit);
+    if (cursor) query = query.start(cursor);
+    const reqOpts = {
+      ...(this.#namespace === undefined ? {} : { partitionId: { namespaceId: this.#namespace } }),
+      query: dsEntity.queryToQueryProto(query),
+      propertyMask: { paths: HEAD_PROPERTIES },
+    };
+    const resp = await this.#call(
+      () =>
+        new Promise<RunQueryResponse>((resolve, reject) => {
+          this.#ds.request_({ client: 'DatastoreClient', method: 'runQuery', reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as RunQueryResponse)));
+        }),
+    );
+    const batch = resp.batch ?? {};
+    const found = dsEntity.formatArray(batch.entityResults ?? []) as Array<Partial<SessionEntity> & Record<symbol, unknown>>;
+    const sessions = found.map((e) => ({ key: (e[this.#ds.KEY] as Key).name as string, head: headOf(e) }));
+    const exhausted = sessions.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
+    return exhausted || !batch.endCursor ? { sessions } : { sessions, cursor: Buffer.from(batch.endCursor).toString('base64') };
+  }
+
+  #query() {
+    return this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind);
+  }
+
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
     if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
-    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#gax.timeout }));
+    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#engineGax.timeout }));
   }
 
   /** A transaction that was read but not committed is rolled back so its locks go at once. */
@@ -213,6 +300,7 @@ export class DatastoreSessionStore implements SessionStore {
 
   async #call<R>(fn: () => Promise<R>): Promise<R> {
     try {
+      await this.#ready();
       return await fn();
     } catch (err) {
       const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import type { Config } from './config';
+import { credentialsGate, type GoogleClientLike } from './credentials';
 import { encodeKillMessage, type KillMessageData, type KillTarget, killMessageData } from './killMessage';
 import { log } from './log';
 
@@ -37,17 +38,23 @@ const PUBLISH_TIMEOUT_MS = 30_000;
  * PUBSUB_EMULATOR_HOST is honoured by the client itself.
  */
 export function pubSubPublisher(destination: KillDestination): KillPublisher {
-  let client: { pubsub: PubSub; topic: Topic } | undefined;
-  const topic = () => {
+  let client: { pubsub: PubSub; topic: Topic; ready: () => Promise<void> } | undefined;
+  const open = () => {
     if (!client) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { PubSub: Client } = require('@google-cloud/pubsub') as typeof import('@google-cloud/pubsub');
       const pubsub = new Client({ projectId: destination.projectId });
-      client = { pubsub, topic: pubsub.topic(destination.topic, { gaxOpts: { timeout: PUBLISH_TIMEOUT_MS } }) };
+      const ready = credentialsGate(pubsub as unknown as GoogleClientLike);
+      client = { pubsub, ready, topic: pubsub.topic(destination.topic, { gaxOpts: { timeout: PUBLISH_TIMEOUT_MS } }) };
     }
-    return client.topic;
+    return client;
   };
-  const publish = (data: KillMessageData) => topic().publishMessage({ data: encodeKillMessage(data) });
+  const publish = async (data: KillMessageData) => {
+    const { ready, topic } = open();
+    // Without credentials the client would crash the process (see credentials.ts): fail this publish instead.
+    await ready();
+    return topic.publishMessage({ data: encodeKillMessage(data) });
+  };
   return publisher(publish, async () => {
     if (!client) return;
     const { pubsub, topic: t } = client;

@@ -1,8 +1,11 @@
+import { existsSync } from 'node:fs';
 import { type Clock, systemClock } from './clock';
 import { type Config, loadConfig } from './config';
+import { credentialsGate, type GoogleClientLike, missingCredentialsHint } from './credentials';
 import { cryptoRandom, type RandomSource } from './ids';
 import { log } from './log';
 import { MemorySessionStore } from './memoryStore';
+import { ReadCachingStore } from './readCache';
 import { SessionManager } from './session';
 import type { SessionStore } from './store';
 
@@ -29,12 +32,15 @@ export function createStore(config: Config): SessionStore {
     namespace: config.namespace,
     timeoutMs: config.storeTimeoutMs,
     separateBegin: config.datastoreEmulatorHost !== undefined,
+    ready: credentialsGate(datastore as unknown as GoogleClientLike),
   });
 }
 
 export function createRuntime(config: Config, parts: Partial<Pick<Runtime, 'store' | 'clock' | 'random'>> = {}): Runtime {
-  const store = parts.store ?? createStore(config);
   const clock = parts.clock ?? systemClock;
+  const base = parts.store ?? createStore(config);
+  // Opt-in (SESSION_READ_CACHE_MS > 0): reads of this instance's sessions served from memory for that long.
+  const store = config.readCacheMs > 0 ? new ReadCachingStore(base, { ttlMs: config.readCacheMs, clock }) : base;
   const random = parts.random ?? cryptoRandom;
   return { config, store, clock, random, sessions: new SessionManager({ store, settings: config.session, clock, random }) };
 }
@@ -51,6 +57,9 @@ export function startupConfig(): Config {
     configured = loadConfig();
     if (configured.store === 'memory') {
       log('WARNING', 'SESSION_STORE=memory: sessions live in this process only and vanish on restart; use it for local development, never in production');
+    } else if (configured.datastoreEmulatorHost === undefined) {
+      const hint = missingCredentialsHint(process.env, existsSync);
+      if (hint) log('WARNING', hint);
     }
   }
   return configured;

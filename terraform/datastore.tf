@@ -42,16 +42,45 @@ resource "google_firestore_index" "kill_by_user" {
 # TTL policy: Datastore deletes a session some time (typically within a day) after its expiresAt.
 # It is garbage collection only; expiry is checked on every read, and the nightly cleanup catches up
 # faster.
-resource "google_firestore_field" "expires_at_ttl" {
-  project    = var.project_id
-  database   = var.database_id
-  collection = var.kind
-  field      = "expiresAt"
+#
+# Not google_firestore_field: on create the provider always sends an indexConfig, which a
+# Datastore-mode database refuses ("Single-field indexing modes cannot be updated in Datastore mode
+# databases", hashicorp/terraform-provider-google#15781). gcloud changes the TTL configuration alone
+# and leaves the inherited single-property indexes that the cleanup query (expiresAt < T) needs.
+# --enable-ttl asks for a state, not a change, so running it again is meant to be harmless (not
+# verified offline; docs/deploy.md).
+resource "terraform_data" "expires_at_ttl" {
+  triggers_replace = {
+    project  = var.project_id
+    database = var.database_id
+    kind     = var.kind
+    field    = "expiresAt"
+  }
 
-  ttl_config {}
+  # Values go in through the environment, so no shell quoting depends on them.
+  provisioner "local-exec" {
+    command = "gcloud firestore fields ttls update \"$TTL_FIELD\" --collection-group=\"$TTL_KIND\" --database=\"$TTL_DATABASE\" --project=\"$TTL_PROJECT\" --enable-ttl --quiet"
+    environment = {
+      TTL_FIELD    = self.triggers_replace.field
+      TTL_KIND     = self.triggers_replace.kind
+      TTL_DATABASE = self.triggers_replace.database
+      TTL_PROJECT  = self.triggers_replace.project
+    }
+  }
 
-  # No index_config: the field keeps its inherited single-property indexes, which the cleanup
-  # query (expiresAt < T) needs. An empty index_config block would remove them.
+  # terraform destroy (or a changed kind) switches the policy off again; a failure here must not
+  # block the rest of the destroy, the policy only deletes expired sessions.
+  provisioner "local-exec" {
+    when       = destroy
+    on_failure = continue
+    command    = "gcloud firestore fields ttls update \"$TTL_FIELD\" --collection-group=\"$TTL_KIND\" --database=\"$TTL_DATABASE\" --project=\"$TTL_PROJECT\" --disable-ttl --quiet"
+    environment = {
+      TTL_FIELD    = self.triggers_replace.field
+      TTL_KIND     = self.triggers_replace.kind
+      TTL_DATABASE = self.triggers_replace.database
+      TTL_PROJECT  = self.triggers_replace.project
+    }
+  }
 
   depends_on = [google_project_service.required, google_firestore_database.sessions]
 }

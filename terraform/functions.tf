@@ -12,6 +12,7 @@ locals {
     SESSION_DATABASE         = var.database_id == "(default)" ? "" : var.database_id
     SESSION_NAMESPACE        = var.namespace
     SESSION_STORE_TIMEOUT_MS = var.store_timeout_ms
+    SESSION_READ_CACHE_MS    = var.session_read_cache_ms
 
     SESSION_LIFETIME_SECONDS         = var.session_lifetime_seconds
     SESSION_REFRESH_INTERVAL_SECONDS = var.session_refresh_interval_seconds
@@ -24,6 +25,9 @@ locals {
     SESSION_PERSISTENT_FIELDS_ON_LOGOUT = length(var.persistent_fields_on_logout) > 0 ? join(",", var.persistent_fields_on_logout) : ","
     SESSION_MAX_DATA_BYTES              = var.session_max_data_bytes
     SESSION_MAX_SECURITY_KEYS           = var.session_max_security_keys
+    SESSION_MAX_DATA_KEYS               = var.session_max_data_keys
+    SESSION_ABSOLUTE_LIFETIME_SECONDS   = var.session_absolute_lifetime_seconds
+    SESSION_MAX_SESSIONS_PER_USER       = var.session_max_sessions_per_user
     SESSION_ALLOWED_ORIGINS             = join(",", var.allowed_origins)
 
     SESSION_ADMIN_AUDIENCE   = var.admin_audience
@@ -86,6 +90,7 @@ resource "google_cloudfunctions2_function" "api" {
   depends_on = [
     google_project_service.required,
     google_project_iam_member.build_run_builder,
+    time_sleep.iam_propagation,
     google_project_iam_member.api_datastore,
   ]
 }
@@ -130,6 +135,7 @@ resource "google_cloudfunctions2_function" "kill" {
   depends_on = [
     google_project_service.required,
     google_project_iam_member.build_run_builder,
+    time_sleep.iam_propagation,
     google_project_iam_member.kill_datastore,
   ]
 }
@@ -171,6 +177,7 @@ resource "google_cloudfunctions2_function" "cleanup" {
   depends_on = [
     google_project_service.required,
     google_project_iam_member.build_run_builder,
+    time_sleep.iam_propagation,
     google_project_iam_member.cleanup_datastore,
   ]
 }

@@ -83,6 +83,20 @@ resource "google_project_iam_member" "build_run_builder" {
   member  = "serviceAccount:${google_service_account.build.email}"
 }
 
+# IAM grants take effect some time after they are written. In a fresh project the first function
+# build would otherwise start before the build identity may read the source and push the image;
+# the provider's own example for a build service account waits 60 s. The same wait covers the
+# Pub/Sub service agent, which is new to IAM when terraform_data.pubsub_service_identity has just
+# created it. Only the apply that creates (or replaces) these waits.
+resource "time_sleep" "iam_propagation" {
+  create_duration = "60s"
+
+  triggers = {
+    build_member = google_project_iam_member.build_run_builder.member
+    pubsub_agent = terraform_data.pubsub_service_identity.id
+  }
+}
+
 # --- Invokers (roles/run.invoker on each function's Cloud Run service) -------------------------------
 
 # Bindings, not members: each is authoritative for the invoker role on its service, so an invoker
@@ -151,6 +165,28 @@ resource "google_pubsub_topic_iam_member" "kill_publisher_extra" {
 
 # --- Pub/Sub service agent: push authentication and dead-lettering ----------------------------------
 
+# Enabling the API does not promise that the agent exists by the time its grants are written; this
+# asks Service Usage to create it (generateServiceIdentity, whose answer is the identity "created
+# or retrieved", so a second run is harmless). Not google_project_service_identity: that resource exists only in google-beta, and
+# gcloud is needed for the TTL policy anyway. The member below is spelled from the project number,
+# which names the agent for sure.
+resource "terraform_data" "pubsub_service_identity" {
+  triggers_replace = {
+    project = var.project_id
+    service = "pubsub.googleapis.com"
+  }
+
+  provisioner "local-exec" {
+    command = "gcloud beta services identity create --service=\"$IDENTITY_SERVICE\" --project=\"$IDENTITY_PROJECT\" --quiet"
+    environment = {
+      IDENTITY_SERVICE = self.triggers_replace.service
+      IDENTITY_PROJECT = self.triggers_replace.project
+    }
+  }
+
+  depends_on = [google_project_service.required]
+}
+
 locals {
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
@@ -161,6 +197,8 @@ resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
+
+  depends_on = [time_sleep.iam_propagation]
 }
 
 # Dead-lettering: the service agent moves the message to the dead-letter topic and then
@@ -170,6 +208,8 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   topic   = google_pubsub_topic.kill_dead_letter.name
   role    = "roles/pubsub.publisher"
   member  = local.pubsub_service_agent
+
+  depends_on = [time_sleep.iam_propagation]
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_source_subscriber" {
@@ -177,4 +217,6 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_source_subscriber"
   subscription = google_pubsub_subscription.kill_push.name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
+
+  depends_on = [time_sleep.iam_propagation]
 }

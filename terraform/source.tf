@@ -1,15 +1,22 @@
-# The source is the TypeScript package that `npm run package:deploy` assembles in build/deploy;
-# Cloud Build compiles it with the package's `gcp-build` script. Run the npm script before
-# plan/apply: the archive is read at plan time.
+# The source is the TypeScript package scripts/package-deploy.js assembles in build/deploy; Cloud
+# Build compiles it with the package's `gcp-build` script. Terraform runs the packaging itself on
+# every plan (and so on every apply), so what is uploaded is always the checkout's current code:
+# there is no separate step to forget. It needs Node.js where Terraform runs.
 
 locals {
-  source_dir    = "${path.module}/../build/deploy"
   source_bucket = var.source_bucket_name != "" ? var.source_bucket_name : "${var.project_id}-${var.name_prefix}-source"
+}
+
+# The external program protocol: JSON on stdin, a JSON object of strings on stdout, a non-zero exit
+# with the reason on stderr fails the plan.
+data "external" "package" {
+  program     = ["node", "scripts/package-deploy.js", "--terraform"]
+  working_dir = "${path.module}/.."
 }
 
 data "archive_file" "source" {
   type        = "zip"
-  source_dir  = local.source_dir
+  source_dir  = data.external.package.result.source_dir
   output_path = "${path.module}/../build/session-functions.zip"
   # Fixed modes (timestamps are already zeroed by the provider) keep the hash a function of content alone.
   output_file_mode = "0644"

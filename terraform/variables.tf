@@ -126,7 +126,7 @@ variable "session_refresh_interval_seconds" {
 }
 
 variable "session_cookie_name" {
-  description = "Session cookie name (SESSION_COOKIE_NAME); empty means viur_cookie_<project_id>. Behind Firebase Hosting it must be \"__session\" (Hosting forwards no other cookie)."
+  description = "Session cookie name (SESSION_COOKIE_NAME); empty leaves it to the configuration parser's default (shared/config.ts), which is derived from the project id. Behind Firebase Hosting it must be \"__session\" (Hosting forwards no other cookie)."
   type        = string
   default     = ""
 }
@@ -179,6 +179,50 @@ variable "session_max_security_keys" {
   validation {
     condition     = var.session_max_security_keys >= 1 && var.session_max_security_keys <= 100 && floor(var.session_max_security_keys) == var.session_max_security_keys
     error_message = "session_max_security_keys must be an integer from 1 to 100."
+  }
+}
+
+variable "session_absolute_lifetime_seconds" {
+  description = "A session ends this long after its creation, however often it is used (SESSION_ABSOLUTE_LIFETIME_SECONDS); 0 disables the limit."
+  type        = number
+  default     = 604800
+
+  validation {
+    condition     = var.session_absolute_lifetime_seconds >= 0 && var.session_absolute_lifetime_seconds <= 31622400 && floor(var.session_absolute_lifetime_seconds) == var.session_absolute_lifetime_seconds
+    error_message = "session_absolute_lifetime_seconds must be an integer from 0 to 31622400 (366 days)."
+  }
+}
+
+variable "session_max_data_keys" {
+  description = "Most keys the data of one session may hold (SESSION_MAX_DATA_KEYS)."
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.session_max_data_keys >= 1 && var.session_max_data_keys <= 100000 && floor(var.session_max_data_keys) == var.session_max_data_keys
+    error_message = "session_max_data_keys must be an integer from 1 to 100000."
+  }
+}
+
+variable "session_max_sessions_per_user" {
+  description = "Sessions one user may have at once; at login the least recently seen beyond it end (SESSION_MAX_SESSIONS_PER_USER). 0: no limit."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.session_max_sessions_per_user >= 0 && var.session_max_sessions_per_user <= 10000 && floor(var.session_max_sessions_per_user) == var.session_max_sessions_per_user
+    error_message = "session_max_sessions_per_user must be an integer from 0 to 10000."
+  }
+}
+
+variable "session_read_cache_ms" {
+  description = "How stale a session read from the per-instance read cache may be, in milliseconds (SESSION_READ_CACHE_MS). 0: no cache."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.session_read_cache_ms >= 0 && var.session_read_cache_ms <= 60000 && floor(var.session_read_cache_ms) == var.session_read_cache_ms
+    error_message = "session_read_cache_ms must be an integer from 0 to 60000."
   }
 }
 

@@ -1,17 +1,26 @@
 terraform {
-  # 1.5: import blocks and check-friendly validation; nothing here needs a newer release.
+  # 1.5: import blocks and check-friendly validation; terraform_data (1.4) is built in.
   required_version = ">= 1.5"
 
+  # Each provider is pinned to the release line whose schema terraform/schema/provider-schemas.json
+  # holds (scripts/terraform-schema.js; test/terraform.test.ts checks every block against it). Widen
+  # a pin only together with a regenerated extract.
   required_providers {
     google = {
-      source = "hashicorp/google"
-      # build_config.service_account, firestore_index.api_scope and firestore_database.deletion_policy
-      # all exist from 6.0 on; 8.x may break resource schemas, so it has to be tried before it is allowed.
-      version = ">= 6.0, < 8.0"
+      source  = "hashicorp/google"
+      version = "~> 6.50"
     }
     archive = {
       source  = "hashicorp/archive"
-      version = ">= 2.4, < 3.0"
+      version = "~> 2.7"
+    }
+    external = {
+      source  = "hashicorp/external"
+      version = "~> 2.3"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.13"
     }
   }
 }

@@ -101,14 +101,50 @@ describe.each(stores)('batchDelete on the %s', (_name, make) => {
     expect(report).toMatchObject({ deleted: 10, batches: 1, done: false });
   });
 
-  test('a failed commit stops the run and is thrown; a re-run deletes exactly what is left', async () => {
+  test('a transient failure of a query or a commit is retried with backoff and the run completes', async () => {
+    const { expired, live } = await expiredAndLive(inner, 250, 3);
+    let finds = 0;
+    store.beforeFind = () => {
+      if (++finds === 2 || finds === 3) throw new StoreUnavailableError();
+    };
+    store.beforeDelete = (call) => {
+      if (call === 3 || call === 4) throw new StoreUnavailableError();
+    };
+    const waits: number[] = [];
+    const sleep = async (ms: number) => void waits.push(ms);
+    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 20, parallelism: 2, deadline: T0 + HOUR, clock, sleep });
+    expect(report).toMatchObject({ deleted: 250, done: true });
+    // Two retries of the query and two of the commit, each pair waiting longer the second time.
+    expect(waits).toHaveLength(4);
+    expect(waits.every((ms) => ms >= 250 && ms <= 1000)).toBe(true);
+    expect(await existing(inner, expired)).toEqual([]);
+    expect((await existing(inner, live)).sort()).toEqual([...live].sort());
+  });
+
+  test('a retry is not started past the deadline', async () => {
+    await expiredAndLive(inner, 50, 0);
+    store.beforeFind = () => {
+      clock.advance(2000);
+      throw new StoreUnavailableError();
+    };
+    const waits: number[] = [];
+    await expect(
+      batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 2, deadline: T0 + 1000, clock, sleep: async (ms) => void waits.push(ms) }),
+    ).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(waits).toEqual([]);
+  });
+
+  test('a commit that keeps failing is tried `retry.attempts` times, then stops the run and is thrown; a re-run deletes exactly what is left', async () => {
     const { expired, live } = await expiredAndLive(inner, 250, 3);
     store.beforeDelete = (call) => {
-      if (call === 3) throw new StoreUnavailableError();
+      if (call >= 3) throw new StoreUnavailableError();
     };
-    await expect(batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 20, parallelism: 2, deadline: T0 + HOUR, clock })).rejects.toBeInstanceOf(
-      StoreUnavailableError,
-    );
+    await expect(
+      batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 20, parallelism: 2, deadline: T0 + HOUR, clock, retry: { attempts: 3, firstDelayMs: 1 } }),
+    ).rejects.toBeInstanceOf(StoreUnavailableError);
+    // Calls 1 and 2 succeeded; 3 and 4 (the second commit in flight) were each tried three times.
+    expect(store.deleteSizes.length).toBeGreaterThanOrEqual(2 + 3);
+    expect(store.deleteSizes.length).toBeLessThanOrEqual(2 + 2 * 3);
     const left = await matching(inner, expiredSelector(T0, 0));
     expect(left.length).toBeGreaterThan(0);
     expect(left.length).toBeLessThan(250);

@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { CONFIG_VARIABLES, loadConfig } from '../shared/config';
+import { BUILT_IN_PROVIDER, checkAgainstSchema, declarations, providerOf, type SchemaExtract } from './support/terraformSchema';
 
 const ROOT = path.resolve(__dirname, '..');
 const TF_DIR = path.join(ROOT, 'terraform');
@@ -32,6 +33,14 @@ interface Stack {
 }
 
 let stack: Stack;
+let parsedFiles: { file: string; hcl: Json }[];
+
+const SCHEMA_FILE = path.join(TF_DIR, 'schema', 'provider-schemas.json');
+
+async function parseTerraformFiles(): Promise<{ file: string; hcl: Json }[]> {
+  const files = fs.readdirSync(TF_DIR).filter((f) => f.endsWith('.tf')).sort();
+  return Promise.all(files.map(async (file) => ({ file, hcl: (await parse(file, fs.readFileSync(path.join(TF_DIR, file), 'utf8'))) as Json })));
+}
 
 async function loadStack(): Promise<Stack> {
   const s: Stack = { resources: new Map(), variables: new Map(), outputs: new Map(), data: new Map(), locals: {} };
@@ -162,6 +171,30 @@ function evaluateEnv(vars: Record<string, unknown>): Record<string, string> {
   return env;
 }
 
+/**
+ * The arguments gcloud gets from a local-exec provisioner: its command runs through sh, as
+ * local-exec runs it, with the environment Terraform would pass (self.triggers_replace.* replaced
+ * by the given values) and a recording stand-in for the gcloud CLI first on PATH.
+ */
+function gcloudArgs(provisioner: Json | undefined, values: Record<string, string>): string[] {
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'stand-in-gcloud-'));
+  try {
+    fs.writeFileSync(path.join(bin, 'gcloud'), '#!/bin/sh\nfor a in "$@"; do printf \'%s\\n\' "$a"; done\n', { mode: 0o755 });
+    const env = Object.fromEntries(
+      Object.entries((provisioner?.environment ?? {}) as Record<string, string>).map(([k, expr]) => {
+        const m = /^\$\{self\.triggers_replace\.(\w+)\}$/.exec(expr);
+        if (!m || !(m[1] in values)) throw new Error(`${k}: the test cannot evaluate ${expr}`);
+        return [k, values[m[1]]];
+      }),
+    );
+    const r = spawnSync('/bin/sh', ['-c', String(provisioner?.command)], { env: { PATH: `${bin}:/usr/bin:/bin`, ...env }, encoding: 'utf8' });
+    if (r.status !== 0 || r.stderr !== '') throw new Error(`the command failed (${r.status}): ${r.stderr}`);
+    return r.stdout.trim().split('\n');
+  } finally {
+    fs.rmSync(bin, { recursive: true, force: true });
+  }
+}
+
 /** IAM members of a resource, whichever of member/members it uses. */
 function members(body: Json): string[] {
   if (Array.isArray(body.members)) return body.members as string[];
@@ -171,6 +204,7 @@ function members(body: Json): string[] {
 
 beforeAll(async () => {
   stack = await loadStack();
+  parsedFiles = await parseTerraformFiles();
 });
 
 describe('terraform/', () => {
@@ -210,7 +244,10 @@ describe('terraform/', () => {
 
     const archive = stack.data.get('archive_file.source');
     expect(archive).toBeDefined();
-    expect(deref(archive?.source_dir)).toBe('${path.module}/../build/deploy');
+    // Zipped from what the packaging step, run by Terraform itself on every plan, reports.
+    expect(archive?.source_dir).toBe('${data.external.package.result.source_dir}');
+    const pkgStep = stack.data.get('external.package');
+    expect(pkgStep).toMatchObject({ program: ['node', 'scripts/package-deploy.js', '--terraform'], working_dir: '${path.module}/..' });
     // A content hash in the object name: a code change uploads a new object and redeploys.
     expect(resource('google_storage_bucket_object', 'source').name).toMatch(/\$\{data\.archive_file\.source\.output_(sha256|md5|base64sha256|sha512)\}/);
     for (const [, body] of fns) {
@@ -235,9 +272,28 @@ describe('terraform/', () => {
     }
   });
 
+  test('sets every variable the parser knows, except the local-only ones and what the platform sets', () => {
+    // Cloud Run sets K_SERVICE itself; setting it from Terraform would lie about where the code runs.
+    const platform = ['K_SERVICE'];
+    const keys = envKeys(deref(nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().sessionApi), 'service_config').environment_variables));
+    const missing = Object.keys(CONFIG_VARIABLES).filter((k) => !keys.includes(k) && !LOCAL_ONLY_VARIABLES.includes(k) && !platform.includes(k));
+    expect(missing).toEqual([]);
+  });
+
   test("the variables' defaults produce exactly the parser's defaults", () => {
     const env = evaluateEnv({ project_id: 'p1' });
     expect(loadConfig(env)).toEqual(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }));
+  });
+
+  test('terraform.tfvars.example shows the defaults, and sets only declared variables', async () => {
+    const example = (await parse('terraform.tfvars', fs.readFileSync(path.join(TF_DIR, 'terraform.tfvars.example'), 'utf8'))) as Json;
+    expect(Object.keys(example).filter((k) => !stack.variables.has(k))).toEqual([]);
+    const { project_id: projectId, ...rest } = example;
+    expect(typeof projectId).toBe('string');
+    for (const [name, value] of Object.entries(rest)) expect({ name, value }).toEqual({ name, value: variableDefault(name) });
+    for (const name of ['session_absolute_lifetime_seconds', 'session_max_data_keys', 'session_max_sessions_per_user', 'session_read_cache_ms']) {
+      expect(Object.keys(rest)).toContain(name);
+    }
   });
 
   test('non-default variable values reach the parser as meant', () => {
@@ -255,6 +311,10 @@ describe('terraform/', () => {
       allowed_origins: ['https://www.example.com'],
       kill_topic: 'other-kill',
       cleanup_budget_seconds: 900,
+      session_absolute_lifetime_seconds: 0,
+      session_max_data_keys: 50,
+      session_max_sessions_per_user: 3,
+      session_read_cache_ms: 250,
     });
     expect(loadConfig(env)).toMatchObject({
       projectId: 'p1',
@@ -266,7 +326,11 @@ describe('terraform/', () => {
         persistentFieldsOnLogin: [],
         persistentFieldsOnLogout: ['language', 'cart'],
         cookie: { persistent: true, sameSite: false },
+        absoluteLifetimeSeconds: 0,
+        maxDataKeys: 50,
+        maxSessionsPerUser: 3,
       },
+      readCacheMs: 250,
       admin: { audience: 'https://sessions.example.com', principals: ['a@p1.iam.gserviceaccount.com', 'b@p1.iam.gserviceaccount.com'] },
       allowedOrigins: ['https://www.example.com'],
       deletion: { cleanupBudgetSeconds: 900 },
@@ -421,11 +485,55 @@ describe('terraform/', () => {
     expect(store).toMatch(/PropertyFilter\(\s*['"]createdAt['"]\s*,\s*['"]<=?['"]/);
     expect(store).toMatch(/\.order\(\s*['"]createdAt['"]\s*\)/);
 
-    const ttl = ofType('google_firestore_field').map(([, b]) => b);
-    expect(ttl).toHaveLength(1);
-    expect(ttl[0]).toMatchObject({ collection: '${var.kind}', field: 'expiresAt', database: '${var.database_id}', ttl_config: [{}] });
-    // The cleanup query filters on expiresAt: its inherited single-property index must stay.
-    expect(ttl[0].index_config).toBeUndefined();
+    // google_firestore_field cannot set a TTL on a Datastore-mode database (datastore.tf says why).
+    expect(ofType('google_firestore_field')).toEqual([]);
+    const ttl = resource('terraform_data', 'expires_at_ttl');
+    expect(ttl.triggers_replace).toEqual({ project: '${var.project_id}', database: '${var.database_id}', kind: '${var.kind}', field: 'expiresAt' });
+    expect(store).toMatch(/['"]expiresAt['"]\s*,\s*['"]<['"]/);
+  });
+
+  test('the TTL step runs the gcloud command that enables (and on destroy disables) the policy on the kind, in the database', () => {
+    const ttl = resource('terraform_data', 'expires_at_ttl');
+    const triggers = ttl.triggers_replace as Record<string, string>;
+    const provisioners = (ttl.provisioner as Record<string, Json[]>)['local-exec'];
+    expect(provisioners).toHaveLength(2);
+    const [create, destroy] = [provisioners.find((p) => p.when === undefined), provisioners.find((p) => p.when === '${destroy}')];
+    expect(destroy?.on_failure).toBe('${continue}');
+
+    const values = { project: 'p1', database: '(default)', kind: 'viur-session', field: triggers.field };
+    const common = ['firestore', 'fields', 'ttls', 'update', 'expiresAt', '--collection-group=viur-session', '--database=(default)', '--project=p1'];
+    expect(gcloudArgs(create, values)).toEqual([...common, '--enable-ttl', '--quiet']);
+    expect(gcloudArgs(destroy, values)).toEqual([...common, '--disable-ttl', '--quiet']);
+    // The field is the one the session entities carry their expiry in.
+    expect(fs.readFileSync(path.join(ROOT, 'shared', 'datastoreStore.ts'), 'utf8')).toMatch(/\bexpiresAt\b/);
+  });
+
+  test('a fresh project: the functions build only after the build grant has had time to take effect, the Pub/Sub agent exists before its grants', () => {
+    const wait = resource('time_sleep', 'iam_propagation');
+    expect(wait.create_duration).toBe('60s');
+    expect(Object.values(wait.triggers as Json).sort()).toEqual(['${google_project_iam_member.build_run_builder.member}', '${terraform_data.pubsub_service_identity.id}']);
+    const build = resource('google_project_iam_member', 'build_run_builder');
+    expect(build.role).toBe('roles/run.builder');
+    for (const [name, body] of ofType('google_cloudfunctions2_function')) {
+      expect({ name, waits: (body.depends_on as string[]).includes('${time_sleep.iam_propagation}') }).toEqual({ name, waits: true });
+      expect(nested(body, 'build_config').service_account).toBe(`\${google_service_account.${/google_service_account\.(\w+)\./.exec(String(build.member))?.[1]}.id}`);
+    }
+
+    const identity = resource('terraform_data', 'pubsub_service_identity');
+    expect(identity.triggers_replace).toEqual({ project: '${var.project_id}', service: 'pubsub.googleapis.com' });
+    expect(identity.depends_on).toEqual(['${google_project_service.required}']);
+    const create = (identity.provisioner as Record<string, Json[]>)['local-exec'];
+    expect(create).toHaveLength(1);
+    expect(gcloudArgs(create[0], { project: 'p1', service: 'pubsub.googleapis.com' })).toEqual([
+      'beta', 'services', 'identity', 'create', '--service=pubsub.googleapis.com', '--project=p1', '--quiet',
+    ]);
+    const agentGrants = [...stack.resources].filter(([, b]) => members(b).includes('${local.pubsub_service_agent}'));
+    expect(agentGrants.map(([k]) => k).sort()).toEqual([
+      'google_pubsub_subscription_iam_member.dead_letter_source_subscriber',
+      'google_pubsub_topic_iam_member.dead_letter_publisher',
+      'google_service_account_iam_member.pubsub_agent_mints_push_tokens',
+    ]);
+    for (const [key, body] of agentGrants) expect({ key, dependsOn: body.depends_on }).toEqual({ key, dependsOn: ['${time_sleep.iam_propagation}'] });
   });
 
   test('outputs the API URL, the topic and the function names', () => {
@@ -437,6 +545,167 @@ describe('terraform/', () => {
     expect(names?.value).toEqual(Object.fromEntries(Object.entries(functionsByEntryPoint()).map(([entry, name]) => [entry, `\${${fnRef(name)}.name}`])));
   });
 });
+
+describe('terraform/ against the provider schemas (terraform/schema/provider-schemas.json)', () => {
+  const extract = (): SchemaExtract => JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')) as SchemaExtract;
+  // Sorted: the order of hcl2json's keys is not the order of the source.
+  const check = async (hcl: string) => checkAgainstSchema([{ file: 'fixture.tf', hcl: (await parse('fixture.tf', hcl)) as Json }], extract()).sort();
+
+  test('every resource and data block matches its schema: names at every depth, required arguments, blocks vs arguments, enum values, references', () => {
+    expect(checkAgainstSchema(parsedFiles, extract())).toEqual([]);
+    // Every block is covered, Terraform's own terraform_data included.
+    const checked = declarations(parsedFiles);
+    expect(checked.filter((d) => d.type.startsWith('google_')).length).toBeGreaterThanOrEqual(40);
+    expect(checked.filter((d) => d.type === 'terraform_data').length).toBeGreaterThanOrEqual(2);
+  });
+
+  test('the extract holds exactly the types terraform/ uses, for the provider releases versions.tf pins', () => {
+    const schemas = extract();
+    const used = new Map<string, Set<string>>();
+    for (const d of declarations(parsedFiles)) {
+      const key = `${providerOf(d.type, d.body)} ${d.kind}`;
+      used.set(key, (used.get(key) ?? new Set()).add(d.type));
+    }
+    const inExtract = new Map<string, Set<string>>();
+    for (const [provider, p] of Object.entries(schemas.providers)) {
+      if (Object.keys(p.resource_schemas).length > 0) inExtract.set(`${provider} resource`, new Set(Object.keys(p.resource_schemas)));
+      if (Object.keys(p.data_source_schemas).length > 0) inExtract.set(`${provider} data`, new Set(Object.keys(p.data_source_schemas)));
+    }
+    // A type added to terraform/ without running scripts/terraform-schema.js fails here.
+    const sorted = (m: Map<string, Set<string>>) => Object.fromEntries([...m].map(([k, v]) => [k, [...v].sort()]).sort());
+    expect(sorted(inExtract)).toEqual(sorted(used));
+
+    const required = versionsBlock();
+    const pinned = Object.entries(schemas.providers).filter(([, p]) => p.source !== BUILT_IN_PROVIDER);
+    for (const [provider, p] of pinned) {
+      const pin = required[provider] as { source: string; version: string } | undefined;
+      expect({ provider, pinned: pin !== undefined }).toEqual({ provider, pinned: true });
+      expect(`registry.terraform.io/${pin?.source}`).toBe(p.source);
+      // "~> MAJOR.MINOR": the release line that was extracted, no other major version.
+      const m = /^~> (\d+)\.(\d+)$/.exec(String(pin?.version));
+      expect({ provider, constraint: pin?.version, form: m !== null }).toEqual({ provider, constraint: pin?.version, form: true });
+      const [major, minor] = p.version.split('.').map(Number);
+      expect({ provider, admits: major === Number(m?.[1]) && minor >= Number(m?.[2]) }).toEqual({ provider, admits: true });
+    }
+    // Providers pinned but not in the extract: none.
+    expect(Object.keys(required).sort()).toEqual(pinned.map(([name]) => name).sort());
+    // terraform_data's schema came from a Terraform release that required_version admits.
+    const builtIn = Object.values(schemas.providers).find((p) => p.source === BUILT_IN_PROVIDER);
+    const minimum = /^>= (\d+)\.(\d+)$/.exec(String((parsedFiles.find((f) => f.file === 'versions.tf')?.hcl.terraform as Json[])[0].required_version));
+    const [tfMajor, tfMinor] = String(builtIn?.version).split('.').map(Number);
+    expect(tfMajor * 1000 + tfMinor).toBeGreaterThanOrEqual(Number(minimum?.[1]) * 1000 + Number(minimum?.[2]));
+  });
+
+  test('reports a misspelled nested block', async () => {
+    const problems = await check(`
+resource "google_cloudfunctions2_function" "f" {
+  name     = "f"
+  location = "europe-west1"
+  build_config {
+    runtime = "nodejs22"
+    source {
+      storage_sorce {
+        bucket = "b"
+        object = "o"
+      }
+    }
+  }
+}`);
+    expect(problems).toEqual(['fixture.tf: google_cloudfunctions2_function.f.build_config.source: no argument or block named "storage_sorce"']);
+  });
+
+  test('reports a missing required argument, also inside a nested block', async () => {
+    const problems = await check(`
+resource "google_pubsub_subscription" "s" {
+  name = "s"
+  dead_letter_policy {
+    max_delivery_attempts = 5
+  }
+}
+resource "google_cloud_scheduler_job" "j" {
+  name = "j"
+  http_target {
+    http_method = "POST"
+  }
+}`);
+    expect(problems).toEqual(
+      [
+        'fixture.tf: google_pubsub_subscription.s: the argument "topic" is required',
+        'fixture.tf: google_cloud_scheduler_job.j.http_target: the argument "uri" is required',
+      ].sort(),
+    );
+  });
+
+  test('reports a wrong enum value, and leaves expressions alone', async () => {
+    const problems = await check(`
+resource "google_firestore_index" "i" {
+  collection  = "k"
+  api_scope   = "DATASTORE_API"
+  query_scope = var.scope
+  fields {
+    field_path = "user"
+    order      = "ASC"
+  }
+  fields {
+    field_path = "createdAt"
+    order      = "ASCENDING"
+  }
+}`);
+    expect(problems).toEqual(
+      [
+        'fixture.tf: google_firestore_index.i: api_scope = "DATASTORE_API" is not one of ANY_API, DATASTORE_MODE_API, MONGODB_COMPATIBLE_API',
+        'fixture.tf: google_firestore_index.i.fields: order = "ASC" is not one of ASCENDING, DESCENDING',
+      ].sort(),
+    );
+  });
+
+  test('reports blocks written as arguments and the other way round, repeated single blocks, unknown types and references', async () => {
+    const problems = await check(`
+resource "google_pubsub_subscription" "s" {
+  name  = "s"
+  topic = "t"
+  retry_policy = { minimum_backoff = "10s" }
+  labels {
+    a = "b"
+  }
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.f.service_config[0].urii
+  }
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.f.url
+  }
+  depends_on = [google_pubsub_topic.missing]
+}
+resource "google_cloudfunctions2_function" "f" {
+  name     = "f"
+  location = "europe-west1"
+}
+resource "google_pubsub_topicc" "t" {
+  name = "t"
+}
+resource "terraform_data" "d" {
+  triggers = { a = "b" }
+}`);
+    expect(problems).toEqual(
+      [
+        'fixture.tf: google_pubsub_subscription.s: "retry_policy" is a block, written as an argument (use retry_policy { ... })',
+        'fixture.tf: google_pubsub_subscription.s: "labels" is an argument, written as a block (use labels = ...)',
+        'fixture.tf: google_pubsub_subscription.s: at most one "push_config" block is allowed, found 2',
+        'fixture.tf: google_pubsub_topicc.t: google 6.50.0 has no resource type google_pubsub_topicc',
+        'fixture.tf: terraform_data.d: no argument or block named "triggers"',
+        'fixture.tf: google_pubsub_subscription.s: google_cloudfunctions2_function.f has no attribute "urii"',
+        'fixture.tf: google_pubsub_subscription.s: depends_on ${google_pubsub_topic.missing} names nothing declared',
+      ].sort(),
+    );
+  });
+});
+
+/** required_providers of versions.tf. */
+function versionsBlock(): Record<string, unknown> {
+  const hcl = parsedFiles.find((f) => f.file === 'versions.tf')?.hcl;
+  const terraform = (hcl?.terraform as Json[] | undefined)?.[0];
+  return ((terraform?.required_providers as Json[] | undefined)?.[0] ?? {}) as Record<string, unknown>;
+}
 
 describe('scripts/package-deploy.js', () => {
   const deployDir = path.join(ROOT, 'build', 'deploy');
@@ -452,7 +721,7 @@ describe('scripts/package-deploy.js', () => {
     const run = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'package-deploy.js')], { cwd: ROOT, encoding: 'utf8' });
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
 
-    const sourceDirs = ['shared', 'functions', 'bin'].filter((d) => fs.existsSync(path.join(ROOT, d)));
+    const sourceDirs = ['shared', 'functions', 'bin', 'client'].filter((d) => fs.existsSync(path.join(ROOT, d)));
     expect(fs.readdirSync(deployDir).sort()).toEqual([...sourceDirs, 'package-lock.json', 'package.json', 'tsconfig.json'].sort());
     for (const file of ['package.json', 'package-lock.json']) {
       expect(fs.readFileSync(path.join(deployDir, file), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, file), 'utf8'));
@@ -468,15 +737,52 @@ describe('scripts/package-deploy.js', () => {
     expect(deployTsconfig.compilerOptions).toEqual(rootTsconfig.compilerOptions);
     expect(deployTsconfig.include.every((p: string) => sourceDirs.includes(p.split('/')[0]))).toBe(true);
 
-    // What gcp-build does in Cloud Build, into a scratch directory: the compiler resolves modules
-    // from the repository's node_modules, as it will from the installed ones there.
-    const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-build-'));
+    // What Cloud Build does with the upload: `npm run gcp-build` in a copy of it, with the
+    // repository's node_modules standing in for the ones `npm ci` installs there.
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-build-'));
     try {
-      const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(deployDir, 'tsconfig.json'), '--outDir', outDir], { cwd: deployDir, encoding: 'utf8' });
-      expect({ status: tsc.status, output: tsc.stdout + tsc.stderr }).toEqual({ status: 0, output: '' });
-      expect(fs.existsSync(path.join(outDir, pkg.main.replace(/^dist\//, '')))).toBe(true);
+      fs.cpSync(deployDir, scratch, { recursive: true });
+      fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
+      const build = spawnSync('npm', ['run', '--silent', 'gcp-build'], { cwd: scratch, encoding: 'utf8' });
+      expect(build.status === 0 ? 'built' : `exit ${build.status}: ${build.stdout}${build.stderr}`).toBe('built');
+      expect(fs.existsSync(path.join(scratch, pkg.main))).toBe(true);
     } finally {
-      fs.rmSync(outDir, { recursive: true, force: true });
+      fs.rmSync(scratch, { recursive: true, force: true });
     }
   }, 180_000);
+
+  test('run as Terraform runs it (data.external.package), it repackages the current sources and answers the external protocol', () => {
+    const step = stack.data.get('external.package') as Json;
+    const program = step.program as string[];
+    const workingDir = path.resolve(TF_DIR, String(step.working_dir).replace('${path.module}', '.'));
+    expect(workingDir).toBe(ROOT);
+    // Left over from an older packaging: must not survive into the upload.
+    fs.mkdirSync(path.join(deployDir, 'shared'), { recursive: true });
+    fs.writeFileSync(path.join(deployDir, 'shared', 'stale.ts'), 'export const stale = true;\n');
+
+    // The protocol: a JSON query on stdin, only a JSON object of strings on stdout.
+    const run = spawnSync(program[0] === 'node' ? process.execPath : program[0], program.slice(1), { cwd: workingDir, input: '{}', encoding: 'utf8' });
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    const result = JSON.parse(run.stdout) as Record<string, unknown>;
+    expect(Object.values(result).every((v) => typeof v === 'string')).toBe(true);
+    expect(result.source_dir).toBe(deployDir);
+    expect(fs.existsSync(path.join(deployDir, 'shared', 'stale.ts'))).toBe(false);
+    const expected = listFiles(path.join(ROOT, 'shared')).filter((f) => !/\.(test|spec)\.ts$/.test(f)).sort();
+    expect(listFiles(path.join(deployDir, 'shared')).sort()).toEqual(expected);
+    expect(Number(result.files)).toBe(listFiles(deployDir).length);
+  });
+
+  test('a packaging failure fails the plan with the reason on stderr and nothing on stdout', () => {
+    // An uploaded source that imports outside the upload: package-deploy refuses it.
+    const probe = path.join(ROOT, 'functions', 'zz-terraform-probe.ts');
+    fs.writeFileSync(probe, "import '../scripts/emulators';\n");
+    try {
+      const run = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'package-deploy.js'), '--terraform'], { cwd: ROOT, input: '{}', encoding: 'utf8' });
+      expect(run.status).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(/functions\/zz-terraform-probe\.ts imports \.\.\/scripts\/emulators/);
+    } finally {
+      fs.rmSync(probe, { force: true });
+    }
+  });
 });

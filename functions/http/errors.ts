@@ -1,4 +1,5 @@
 import type { Response } from '@google-cloud/functions-framework';
+import { describeError } from '../../shared/credentials';
 import { SessionError } from '../../shared/errors';
 
 /** A failure with the HTTP status and the slug of the JSON error body. */
@@ -22,8 +23,22 @@ export function toHttpError(err: unknown): HttpError {
   return new HttpError(500, 'internal', 'internal error');
 }
 
+/**
+ * Why a 503 happened, for the request's log line (the client only sees the slug): the first line
+ * of the underlying error, e.g. "no Google credentials: …" or "4 DEADLINE_EXCEEDED: …".
+ */
+export function failureCause(err: unknown): string | undefined {
+  if (!(err instanceof Error) || err.cause === undefined) return undefined;
+  return describeError(err.cause);
+}
+
 export function sendError(res: Response, err: HttpError): void {
   if (res.headersSent) return;
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-  res.status(err.status).json({ error: { code: err.code, message: err.message } });
+  sendJson(res, err.status, { error: { code: err.code, message: err.message } });
+}
+
+/** A JSON answer that ends with a newline, so that `curl` output in a terminal stays readable. */
+export function sendJson(res: Response, status: number, body: unknown): void {
+  res.status(status).type('application/json').send(`${JSON.stringify(body)}\n`);
 }

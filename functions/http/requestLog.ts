@@ -7,7 +7,16 @@ import { clientAddress } from './clientAddress';
  * template, not the raw URL, and no header values beyond the user agent: cookies, keys and tokens
  * never reach the log.
  */
-export function logRequest(req: Request, res: Response, route: string, startedAt: bigint, projectId: string, errorCode?: string, behindGoogleFrontEnd = false): void {
+export function logRequest(
+  req: Request,
+  res: Response,
+  route: string,
+  startedAt: bigint,
+  projectId: string,
+  failure: { errorCode?: string; errorCause?: string } = {},
+  behindGoogleFrontEnd = false,
+): void {
+  const { errorCode, errorCause } = failure;
   const latencySeconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
   const status = res.statusCode;
   const trace = /^([0-9a-f]{32})/i.exec(req.get('x-cloud-trace-context') ?? '')?.[1];
@@ -22,6 +31,7 @@ export function logRequest(req: Request, res: Response, route: string, startedAt
       protocol: `HTTP/${req.httpVersion}`,
     },
     ...(errorCode ? { errorCode } : {}),
+    ...(errorCause ? { errorCause } : {}),
     ...(trace ? { 'logging.googleapis.com/trace': `projects/${projectId}/traces/${trace}` } : {}),
   });
 }

@@ -371,6 +371,7 @@ describe('cross-site requests are refused on every route that changes a session'
     ['POST', '/session/touch', (t) => t],
     ['POST', '/session/logout', (t) => t],
     ['POST', '/session/security-key/validate', (t) => t],
+    ['GET', '/session/security-key?count=16', (t) => t],
   ];
   const marks: Array<[string, (host: string) => Record<string, string>]> = [
     ['Origin of another site', () => ({ Origin: 'https://evil.example' })],

@@ -4,10 +4,14 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
  * A TCP relay in front of an emulator. close() cuts every connection and refuses new ones (the
  * store is gone, at the network level, while the emulator keeps its data); open() brings it back on
  * the same port. `delayMs` holds every chunk that long in each direction (a slow network).
+ * `stalled` drops every chunk from then on while the connections stay open: a store that accepts
+ * the request and never answers, which only a client-side deadline ends (the stream is unusable
+ * afterwards; close the relay).
  */
 export class Relay {
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
+  stalled = false;
   constructor(
     readonly port: number,
     private readonly target: { host: string; port: number },
@@ -31,6 +35,7 @@ export class Relay {
       }
       const pipe = (from: Socket, to: Socket) =>
         from.on('data', (chunk: Buffer) => {
+          if (this.stalled) return;
           if (this.delayMs <= 0) to.write(chunk);
           else setTimeout(() => to.destroyed || to.write(chunk), this.delayMs);
         });

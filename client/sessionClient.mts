@@ -1,0 +1,317 @@
+/**
+ * The browser side of the session API: a small, dependency-free ES module.
+ *
+ *   import { SessionClient } from '/client/sessionClient.mjs';
+ *   const session = new SessionClient();                       // same origin (a Hosting rewrite)
+ *   const session = new SessionClient({ baseUrl: 'https://sessions.example.com' });   // cross-origin
+ *   await session.set('language', 'de');
+ *
+ * Every change needs a one-time key (X-Security-Key). The client fetches them in batches, keeps
+ * them in a small pool, puts back the fresh key each answer carries, and retries a request once
+ * with a fresh key when the server says `csrf` (a key evicted by another tab, a session replaced
+ * by a login). It never holds more keys than the server keeps valid per session
+ * (SESSION_MAX_SECURITY_KEYS, 16 by default), so its own parallel requests cannot evict each
+ * other's keys: beyond that many in flight, requests wait for a key to come back.
+ */
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface SessionView {
+  user: string | null;
+  data: Record<string, JsonValue>;
+}
+
+export interface SessionClientOptions {
+  /** Where the API is; default: this page's origin (a rewrite or a path-routing load balancer). */
+  baseUrl?: string;
+  /** Most one-time keys held at once (pooled plus in flight); keep it at or below the server's SESSION_MAX_SECURITY_KEYS. Default 16. */
+  maxKeys?: number;
+  /** Keys fetched ahead when the pool runs dry. Default 4. */
+  prefetch?: number;
+  /** Default: 'include' when baseUrl is another origin, else 'same-origin'. */
+  credentials?: RequestCredentials;
+  /** Default: the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface RequestOptions {
+  /** A JSON body. */
+  body?: JsonValue;
+  /** Send a one-time key (every route that changes a session). */
+  csrf?: boolean;
+  /** The request replaces the session (reset, logout, a login relayed by your backend): pooled keys belong to the old one. */
+  replacesSession?: boolean;
+  /** Extra request headers. */
+  headers?: Record<string, string>;
+}
+
+/** An answer that is not 2xx, with the API's error slug (`csrf`, `cross_site`, `too_large`, …). */
+export class SessionApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SessionApiError';
+  }
+}
+
+export interface DeviceSession {
+  id: string;
+  current?: boolean;
+  [field: string]: unknown;
+}
+
+const KEY_HEADER = 'X-Security-Key';
+const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
+/** The server's ceiling for one key request (`?count=`). */
+const MAX_COUNT = 16;
+
+export class SessionClient {
+  readonly baseUrl: string;
+  private readonly maxKeys: number;
+  private readonly prefetch: number;
+  private readonly credentials: RequestCredentials;
+  private readonly fetchImpl: typeof fetch;
+  private pool: string[] = [];
+  /** Keys this client believes valid: pooled, in flight, or being fetched. */
+  private held = 0;
+  private waiters: Array<{ resolve: (key: string) => void; reject: (err: unknown) => void }> = [];
+  private refillScheduled = false;
+  /** Bumped when the session is replaced: keys fetched for an older one are not pooled. */
+  private generation = 0;
+  private lastStaticKey: string | null = null;
+
+  constructor(options: SessionClientOptions = {}) {
+    const here = typeof location === 'undefined' ? undefined : location.href;
+    const base = new URL(options.baseUrl ?? here ?? 'http://localhost/', here);
+    this.baseUrl = base.origin + base.pathname.replace(/\/+$/, '');
+    this.maxKeys = Math.max(1, Math.min(options.maxKeys ?? 16, 100));
+    this.prefetch = Math.max(1, options.prefetch ?? 4);
+    const sameOrigin = typeof location !== 'undefined' && base.origin === location.origin;
+    this.credentials = options.credentials ?? (sameOrigin ? 'same-origin' : 'include');
+    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  /** The static key the server last revealed to this client (first write, reset, logout), if any. */
+  get staticSecurityKey(): string | null {
+    return this.lastStaticKey;
+  }
+
+  /** How many one-time keys are pooled right now. */
+  get pooledKeys(): number {
+    return this.pool.length;
+  }
+
+  getSession(): Promise<SessionView> {
+    return this.request<SessionView>('GET', '/session');
+  }
+
+  /** The value under key, or undefined when the session has none. */
+  async get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined> {
+    try {
+      return (await this.request<{ value: T }>('GET', `/session/data/${encodeURIComponent(key)}`)).value;
+    } catch (err) {
+      if (err instanceof SessionApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async set(key: string, value: JsonValue): Promise<void> {
+    await this.request('PUT', `/session/data/${encodeURIComponent(key)}`, { body: value, csrf: true });
+  }
+
+  /** Removes key; false when the session did not have it. */
+  async delete(key: string): Promise<boolean> {
+    try {
+      await this.request('DELETE', `/session/data/${encodeURIComponent(key)}`, { csrf: true });
+      return true;
+    } catch (err) {
+      if (err instanceof SessionApiError && err.status === 404) return false;
+      throw err;
+    }
+  }
+
+  /** Merges values into the data; returns the whole session. */
+  merge(values: Record<string, JsonValue>): Promise<SessionView> {
+    return this.request<SessionView>('PATCH', '/session', { body: values, csrf: true });
+  }
+
+  reset(): Promise<SessionView> {
+    return this.request<SessionView>('POST', '/session/reset', { csrf: true, replacesSession: true });
+  }
+
+  logout(): Promise<SessionView> {
+    return this.request<SessionView>('POST', '/session/logout', { csrf: true, replacesSession: true });
+  }
+
+  async touch(): Promise<void> {
+    await this.request('POST', '/session/touch');
+  }
+
+  /** A one-time key for your own forms or requests (taken out of the pool: it is yours to spend). */
+  async securityKey(): Promise<string> {
+    const key = await this.acquire();
+    this.held--;
+    return key;
+  }
+
+  /** The signed-in user's sessions (the devices routes). */
+  devices(): Promise<DeviceSession[]> {
+    return this.request<{ sessions: DeviceSession[] }>('GET', '/session/devices').then((r) => r.sessions);
+  }
+
+  async endDevice(id: string): Promise<void> {
+    await this.request('DELETE', `/session/devices/${encodeURIComponent(id)}`, { csrf: true });
+  }
+
+  logoutOthers(): Promise<unknown> {
+    return this.request('POST', '/session/devices/logout-others', { csrf: true });
+  }
+
+  /** Forget every pooled key, e.g. after your backend logged this session in. */
+  forgetKeys(): void {
+    this.generation++;
+    this.held -= this.pool.length;
+    this.pool = [];
+  }
+
+  /**
+   * Any route of the API (or of your own backend on the same base URL). With `csrf`, a pooled key
+   * goes along, the fresh key of the answer goes back into the pool, and a 403 `csrf` is retried
+   * once with a freshly fetched key. Resolves with the parsed JSON body (undefined for 204).
+   */
+  async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    if (!options.csrf) {
+      const answer = await this.send(method, path, options, undefined);
+      if (answer.error) throw answer.error;
+      if (options.replacesSession) this.forgetKeys();
+      return answer.body as T;
+    }
+    for (let attempt = 0; ; attempt++) {
+      const key = await this.acquire();
+      let answer: Answer;
+      try {
+        answer = await this.send(method, path, options, key);
+      } catch (err) {
+        // No answer: whether the key was spent is unknown, so it is not reused.
+        this.held--;
+        this.serveWaiters();
+        throw err;
+      }
+      this.settle(answer, key, options);
+      if (answer.error?.code === 'csrf' && attempt === 0) continue;
+      if (answer.error) throw answer.error;
+      return answer.body as T;
+    }
+  }
+
+  private async send(method: string, path: string, options: RequestOptions, key: string | undefined): Promise<Answer> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (key !== undefined) headers[KEY_HEADER] = key;
+    const res = await this.fetchImpl(this.baseUrl + path, {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      credentials: this.credentials,
+    });
+    const staticKey = res.headers.get(STATIC_KEY_HEADER);
+    if (staticKey) this.lastStaticKey = staticKey;
+    const text = await res.text();
+    let body: unknown = undefined;
+    if (text !== '') {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+    }
+    const fresh = res.headers.get(KEY_HEADER);
+    if (res.ok) return { status: res.status, body, fresh };
+    const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    const code = typeof error?.code === 'string' ? error.code : 'http_error';
+    const message = typeof error?.message === 'string' ? error.message : `${method} ${path}: HTTP ${res.status}`;
+    return { status: res.status, body, fresh, error: new SessionApiError(res.status, code, message) };
+  }
+
+  /** After an answer to a request that spent `key`: which keys are still good. */
+  private settle(answer: Answer, key: string, options: RequestOptions): void {
+    if (options.replacesSession && !answer.error) this.forgetKeys();
+    if (answer.fresh) {
+      // The spent key was replaced by the fresh one, in the same commit.
+      this.release(answer.fresh);
+    } else if (answer.error && answer.status >= 400 && answer.status < 500 && answer.error.code !== 'csrf' && answer.status !== 409) {
+      // Refused before or inside the transaction, which then wrote nothing: the key is unspent.
+      this.release(key);
+    } else {
+      this.held--;
+      if (answer.error?.code === 'csrf') this.forgetKeys();
+      this.serveWaiters();
+    }
+  }
+
+  /** A held key is free again: to the next waiter, else to the pool. */
+  private release(key: string): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter.resolve(key);
+    else this.pool.push(key);
+  }
+
+  private acquire(): Promise<string> {
+    const pooled = this.pool.pop();
+    if (pooled !== undefined) return Promise.resolve(pooled);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      this.serveWaiters();
+    });
+  }
+
+  /**
+   * Fetches keys for the waiting requests, once every caller of this turn has queued, so ten
+   * parallel writes cost one key request, not ten (and, on a new session, start one session).
+   */
+  private serveWaiters(): void {
+    if (this.refillScheduled || this.waiters.length === 0) return;
+    this.refillScheduled = true;
+    queueMicrotask(() => {
+      this.refillScheduled = false;
+      void this.refill();
+    });
+  }
+
+  private async refill(): Promise<void> {
+    const wanted = Math.max(this.waiters.length, this.prefetch);
+    const count = Math.min(wanted, this.maxKeys - this.held, MAX_COUNT);
+    // Every key is out with a request in flight; one comes back with each answer.
+    if (count <= 0) return;
+    this.held += count;
+    const generation = this.generation;
+    let keys: string[];
+    try {
+      const answer = await this.send('GET', `/session/security-key?count=${count}`, {}, undefined);
+      if (answer.error) throw answer.error;
+      keys = (answer.body as { securityKeys: string[] }).securityKeys;
+    } catch (err) {
+      this.held -= count;
+      for (const waiter of this.waiters.splice(0)) waiter.reject(err);
+      return;
+    }
+    if (generation !== this.generation) {
+      // The session was replaced while these were being fetched: they are worthless now.
+      this.held -= count;
+      this.serveWaiters();
+      return;
+    }
+    for (const key of keys) this.release(key);
+    this.serveWaiters();
+  }
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+  fresh: string | null;
+  error?: SessionApiError;
+}

@@ -1,0 +1,52 @@
+import type { Request, Response } from '@google-cloud/functions-framework';
+
+/**
+ * CORS for the cross-origin deployment (page on www.example.com, API on sessions.example.com), and
+ * for nobody else: only an Origin listed in SESSION_ALLOWED_ORIGINS, compared exactly, ever gets an
+ * Access-Control-* header. The origin is reflected, never `*`, because the cookie travels with the
+ * request (credentials) and `*` would hand every site's scripts the answers.
+ */
+
+/** The request headers a page sends: JSON bodies, the one-time key, the static key a script may set. */
+export const ALLOWED_REQUEST_HEADERS = ['Content-Type', 'X-Security-Key', 'X-Static-Security-Key'] as const;
+/** The response headers a page needs to read: the rotated one-time key and the revealed static key. */
+export const EXPOSED_RESPONSE_HEADERS = ['X-Security-Key', 'Sec-X-ViUR-StaticSKey'] as const;
+/** How long a browser may reuse a preflight answer (Chromium caps it at 7200 s). */
+export const PREFLIGHT_MAX_AGE_SECONDS = 600;
+
+/** The request's Origin when it is one of the allowed ones, exactly as listed; otherwise undefined. */
+function allowedOrigin(req: Request, allowed: readonly string[]): string | undefined {
+  const origin = req.get('origin');
+  return origin !== undefined && allowed.includes(origin) ? origin : undefined;
+}
+
+/**
+ * Headers every response gets, before anything can fail, so that an allowed page can also read
+ * the error bodies (a 403 `csrf` it should retry, a 413). `Vary: Origin` goes on every response,
+ * allowed or not: a shared cache must never hand one origin's answer (with or without CORS
+ * headers) to another.
+ */
+export function applyCors(req: Request, res: Response, allowed: readonly string[]): void {
+  res.vary('Origin');
+  const origin = allowedOrigin(req, allowed);
+  if (origin === undefined) return;
+  res.setHeader('Access-Control-Allow-Origin', origin);
+  res.setHeader('Access-Control-Allow-Credentials', 'true');
+  res.setHeader('Access-Control-Expose-Headers', EXPOSED_RESPONSE_HEADERS.join(', '));
+}
+
+/**
+ * Answers OPTIONS on a known route without looking at the session: 204 with `Allow`; for an
+ * allowed origin also the preflight answer (the route's methods, the accepted request headers, a
+ * max-age). Any other origin gets the same 204 without a single Access-Control-* header, so its
+ * browser refuses to send the real request.
+ */
+export function answerOptions(req: Request, res: Response, allowed: readonly string[], methods: readonly string[]): void {
+  res.setHeader('Allow', methods.join(', '));
+  if (allowedOrigin(req, allowed) !== undefined) {
+    res.setHeader('Access-Control-Allow-Methods', methods.join(', '));
+    res.setHeader('Access-Control-Allow-Headers', ALLOWED_REQUEST_HEADERS.join(', '));
+    res.setHeader('Access-Control-Max-Age', String(PREFLIGHT_MAX_AGE_SECONDS));
+  }
+  res.status(204).end();
+}

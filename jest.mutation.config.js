@@ -1,0 +1,26 @@
+/**
+ * The jest configuration `npm run test:mutation` runs each mutant against (see docs/testing.md).
+ * Stryker runs the suite thousands of times, so it is the quick subset of it: transpile-only
+ * TypeScript (types are checked once by the Stryker TypeScript checker, not per mutant) and no
+ * emulator start per run.
+ *   MUTATION_SUITE=core       no-emulator tests; covers every core module but datastoreStore.ts
+ *   MUTATION_SUITE=datastore  the store tests on the emulators the mutation runner started once
+ *                             (DATASTORE_EMULATOR_HOST, LEGACY_DATASTORE_EMULATOR_HOST set by it)
+ */
+const base = require('./jest.config.js');
+
+const suites = {
+  core: ['<rootDir>/test/session.test.ts', '<rootDir>/test/killMessage.test.ts', '<rootDir>/test/config.test.ts', '<rootDir>/test/pins/**/!(*.emulator).test.ts'],
+  datastore: ['<rootDir>/test/storeContract.test.ts', '<rootDir>/test/pins/**/*.emulator.test.ts'],
+};
+
+const suite = process.env.MUTATION_SUITE ?? 'core';
+if (!suites[suite]) throw new Error(`MUTATION_SUITE must be one of ${Object.keys(suites).join(', ')}`);
+
+module.exports = {
+  ...base,
+  testMatch: suites[suite],
+  globalSetup: undefined,
+  globalTeardown: undefined,
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', isolatedModules: true }] },
+};

@@ -1,0 +1,108 @@
+import { dirname } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import request from 'supertest';
+import { installRequestHooks, readJsonBody } from '../../functions/http/body';
+import { HttpError } from '../../functions/http/errors';
+
+type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
+
+const LIMIT = 64;
+
+/** A plain node HTTP handler around readJsonBody: what it parsed, or the error it answered. */
+function handler(req: BodyRequest, res: ServerResponse): void {
+  res.setHeader('Content-Type', 'application/json');
+  readJsonBody(req, LIMIT).then(
+    () => res.end(JSON.stringify({ body: req.body ?? null, raw: req.rawBody?.toString('utf8') ?? null, json: req.jsonBody ?? false })),
+    (err: HttpError) => {
+      res.statusCode = err.status;
+      res.end(JSON.stringify({ code: err.code, message: err.message }));
+    },
+  );
+}
+
+const post = (type: string | undefined, body: string | Buffer) => {
+  const r = request(handler).post('/');
+  if (type !== undefined) r.set('Content-Type', type);
+  return r.send(body);
+};
+
+describe('JSON bodies read before functions-framework', () => {
+  test('a body of exactly the limit is read; one byte more is 413 (by Content-Length and by what arrives)', async () => {
+    const exact = JSON.stringify('x'.repeat(LIMIT - 2));
+    expect((await post('application/json', exact)).body).toEqual({ body: 'x'.repeat(LIMIT - 2), raw: exact, json: true });
+    const over = JSON.stringify('x'.repeat(LIMIT - 1));
+    const byLength = await post('application/json', over);
+    expect([byLength.status, byLength.body]).toEqual([413, { code: 'too_large', message: 'the request body exceeds 64 bytes' }]);
+    // Chunked, no Content-Length: the limit is enforced on the bytes as they arrive.
+    const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(handler).post('/').set('Content-Type', 'application/json').set('Transfer-Encoding', 'chunked');
+      req.write(over.slice(0, 40));
+      req.write(over.slice(40));
+      req.end((err, res) => (err ? reject(err) : resolve({ status: res.status, body: res.text })));
+    });
+    expect(chunked.status).toBe(413);
+    expect(JSON.parse(chunked.body)).toEqual({ code: 'too_large', message: 'the request body exceeds 64 bytes' });
+  });
+
+  test('JSON media types: application/json and any +json, in any case; a top-level primitive is a body', async () => {
+    for (const type of ['application/json', 'APPLICATION/JSON', 'application/merge-patch+json', 'application/vnd.api+json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8']) {
+      expect((await post(type, '"text"')).body).toMatchObject({ body: 'text', json: true });
+    }
+  });
+
+  test('other media types are not read as JSON', async () => {
+    for (const type of ['text/json', 'application/jsonx', 'xapplication/json', 'application/json-seq']) {
+      expect((await post(type, '"text"')).body).toEqual({ body: null, raw: null, json: false });
+    }
+  });
+
+  test('only UTF-8 JSON is accepted', async () => {
+    const res = await post('application/json; charset=latin1', '"x"');
+    expect([res.status, res.body]).toEqual([415, { code: 'unsupported_media_type', message: 'JSON bodies must be UTF-8' }]);
+    expect((await post('application/json; foo=bar; charset=utf-8', '"x"')).body).toMatchObject({ body: 'x' });
+  });
+
+  test('an empty or blank body is no body; invalid JSON is 400 bad_json', async () => {
+    expect((await post('application/json', '  ')).body).toEqual({ body: null, raw: '  ', json: true });
+    const bad = await post('application/json', '{"a":');
+    expect([bad.status, bad.body]).toEqual([400, { code: 'bad_json', message: 'the request body is not valid JSON' }]);
+  });
+});
+
+describe('errors that never reach a function get the JSON error body', () => {
+  const frameworkDir = dirname(require.resolve('@google-cloud/functions-framework'));
+  // The express functions-framework builds its server with, hooked the way the functions module does.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const express = require(require.resolve('express', { paths: [frameworkDir] })) as () => {
+    get(path: string, h: (req: unknown, res: ServerResponse & { json(v: unknown): void }, next: (e?: unknown) => void) => void): void;
+    post(path: string, h: (req: BodyRequest, res: ServerResponse & { json(v: unknown): void }) => void): void;
+  };
+  installRequestHooks(LIMIT);
+  installRequestHooks(1); // a second install changes nothing (the hooks are installed once)
+  const app = express();
+  app.post('/echo', (req, res) => res.json({ body: req.body }));
+  app.get('/fail/:status', (req, _res, next) => next(Object.assign(new Error('boom /srv/x.js'), { status: Number((req as { params: { status: string } }).params.status) })));
+
+  test('the body is parsed for the route; a too large one is 413 with Connection: close', async () => {
+    expect((await request(app as never).post('/echo').set('Content-Type', 'application/json').send('[1,2]')).body).toEqual({ body: [1, 2] });
+    const big = await request(app as never).post('/echo').set('Content-Type', 'application/json').send(JSON.stringify('x'.repeat(LIMIT)));
+    expect([big.status, big.headers.connection, big.body]).toEqual([413, 'close', { error: { code: 'too_large', message: 'the request body exceeds 64 bytes' } }]);
+    const bad = await request(app as never).post('/echo').set('Content-Type', 'application/json').send('{');
+    expect([bad.status, bad.headers['content-type'], bad.body]).toEqual([400, 'application/json; charset=utf-8', { error: { code: 'bad_json', message: 'the request body is not valid JSON' } }]);
+  });
+
+  test.each([
+    ['no route', '/nowhere', 404, { code: 'not_found', message: 'no such route' }],
+    ['a 413 from a parser', '/fail/413', 413, { code: 'too_large', message: 'the request body is too large' }],
+    ['a 415 from a parser', '/fail/415', 415, { code: 'unsupported_media_type', message: 'unsupported body encoding' }],
+    ['another 4xx', '/fail/400', 400, { code: 'bad_request', message: 'the request could not be parsed' }],
+    ['the highest 4xx', '/fail/499', 400, { code: 'bad_request', message: 'the request could not be parsed' }],
+    ['a 500', '/fail/500', 500, { code: 'internal', message: 'internal error' }],
+    ['a 399', '/fail/399', 500, { code: 'internal', message: 'internal error' }],
+  ])('%s', async (_name, path, status, error) => {
+    const res = await request(app as never).get(path);
+    expect(res.status).toBe(status);
+    expect(res.body).toEqual({ error });
+    expect(res.text).not.toContain('/srv/x.js');
+  });
+});

@@ -1,0 +1,281 @@
+import { Datastore, PropertyFilter, v1 } from '@google-cloud/datastore';
+import { DatastoreSessionStore } from '../../shared/datastoreStore';
+import { StoreUnavailableError } from '../../shared/errors';
+import { emptyData, type SessionData } from '../../shared/json';
+import type { Decision, StoredSession } from '../../shared/store';
+import { freePort } from '../../scripts/emulators';
+import { countRpcs, datastore, uniqueNamespace } from '../support/fixtures';
+import { legacyDatastore, legacyDatastoreStore } from '../support/legacyDatastore';
+import { Relay } from '../support/relay';
+
+/**
+ * The Datastore store on the paths the contract suite does not reach: the production transaction
+ * path (lookup-opened, on the legacy emulator), a commit that really aborts, every call's deadline
+ * and the classification of errors (docs/testing.md).
+ */
+
+const T0 = Date.UTC(2026, 0, 1);
+const KIND = 'viur-session';
+
+function record(overrides: Partial<StoredSession> = {}): StoredSession {
+  return {
+    data: Object.assign(emptyData(), { n: 0 }) as SessionData,
+    user: 'u1',
+    lastSeen: T0,
+    createdAt: T0,
+    expiresAt: T0 + 3600_000,
+    staticKeyDigest: 'ab'.repeat(32),
+    securityKeyDigests: ['cd'.repeat(32)],
+    ...overrides,
+  };
+}
+
+const put = (key: string, session: StoredSession): Decision<undefined> => ({ writes: { put: [{ key, session }], delete: [] }, result: undefined });
+
+function hostPort(host: string): { host: string; port: number } {
+  const [h, p] = host.split(':');
+  return { host: h!, port: Number(p) };
+}
+
+describe('production transaction path (legacy emulator, the lookup opens the transaction)', () => {
+  const rpc = countRpcs();
+  afterAll(() => rpc.restore());
+
+  test('a change is one lookup and one commit, no separate beginTransaction', async () => {
+    const store = legacyDatastoreStore();
+    await store.update(null, () => put('k', record()));
+    rpc.reset();
+    await store.update('k', (current) => put('k', { ...current!, data: Object.assign(emptyData(), { n: 1 }) }));
+    expect(rpc.counts).toEqual({ lookup: 1, commit: 1 });
+    expect((await store.get('k'))!.data.n).toBe(1);
+  });
+
+  test('a read-only update releases its transaction: lookup and rollback, and a later write is not blocked', async () => {
+    const store = legacyDatastoreStore();
+    await store.update(null, () => put('k', record()));
+    rpc.reset();
+    expect(await store.update('k', (current) => ({ writes: null, result: current!.data.n }))).toBe(0);
+    expect(rpc.counts).toEqual({ lookup: 1, rollback: 1 });
+    await store.update('k', (current) => put('k', { ...current!, user: 'u2' }));
+    expect((await store.get('k'))!.user).toBe('u2');
+  });
+});
+
+describe('retry when a commit aborts (two instances with their own clients on one entity)', () => {
+  /** A second instance's write landing between this update's read and its commit. */
+  function contender(ns: string) {
+    const other = legacyDatastoreStore(ns, legacyDatastore());
+    let writes = 0;
+    return {
+      get writes() {
+        return writes;
+      },
+      /** Starts the other instance's write now; the caller's commit is held back by `slow` until it landed. */
+      write(): Promise<void> {
+        writes++;
+        return other.update('k', (current) => put('k', { ...current!, data: Object.assign(emptyData(), { ...current!.data, other: writes }) }));
+      },
+    };
+  }
+
+  /** This instance's client talks through a relay that delays every chunk, so the contender's write always lands first. */
+  async function slowStore(ns: string, maxAttempts: number) {
+    const legacy = hostPort(process.env.LEGACY_DATASTORE_EMULATOR_HOST!);
+    const relay = new Relay(await freePort(), legacy, 0);
+    await relay.open();
+    const ds = new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-test', apiEndpoint: `127.0.0.1:${relay.port}` });
+    return { relay, store: legacyDatastoreStore(ns, ds, { maxAttempts }) };
+  }
+
+  test('an aborted commit is retried on fresh data: neither instance’s write is lost', async () => {
+    const ns = uniqueNamespace('abort');
+    await legacyDatastoreStore(ns).update(null, () => put('k', record()));
+    const other = contender(ns);
+    const { relay, store } = await slowStore(ns, 8);
+    try {
+      const seen: Array<number | undefined> = [];
+      let landed: Promise<void> | undefined;
+      relay.delayMs = 300;
+      const result = await store.update('k', (current) => {
+        seen.push(current!.data.other as number | undefined);
+        if (seen.length === 1) landed = other.write();
+        return { ...put('k', { ...current!, data: Object.assign(emptyData(), { ...current!.data, mine: seen.length }) }), result: seen.length };
+      });
+      await landed;
+      // First attempt read before the other write and aborted; the second read it and committed.
+      expect(seen).toEqual([undefined, 1]);
+      expect(result).toBe(2);
+      expect({ ...(await legacyDatastoreStore(ns).get('k'))!.data }).toEqual({ n: 0, other: 1, mine: 2 });
+    } finally {
+      await relay.close();
+    }
+  });
+
+  test('contention on every attempt gives up after maxAttempts with the abort, and writes nothing of its own', async () => {
+    const ns = uniqueNamespace('abort');
+    await legacyDatastoreStore(ns).update(null, () => put('k', record()));
+    const other = contender(ns);
+    const { relay, store } = await slowStore(ns, 3);
+    try {
+      const pending: Array<Promise<void>> = [];
+      relay.delayMs = 300;
+      const failure = await store
+        .update('k', (current) => {
+          pending.push(other.write());
+          return put('k', { ...current!, data: Object.assign(emptyData(), { ...current!.data, mine: true }) });
+        })
+        .catch((err: unknown) => err);
+      await Promise.all(pending);
+      expect(other.writes).toBe(3);
+      expect((failure as { code?: unknown }).code).toBe(10);
+      expect(failure).not.toBeInstanceOf(StoreUnavailableError);
+      expect({ ...(await legacyDatastoreStore(ns).get('k'))!.data }).toEqual({ n: 0, other: 3 });
+    } finally {
+      await relay.close();
+    }
+  });
+});
+
+describe('every Datastore call has a deadline: a store that never answers ends in StoreUnavailableError', () => {
+  const TIMEOUT_MS = 300;
+  let relay: Relay;
+
+  /** A store whose client talks to `emulatorHost` through a relay the test can stall. */
+  async function stallable(emulatorHost: string, separateBegin: boolean) {
+    relay = new Relay(await freePort(), hostPort(emulatorHost), 0);
+    await relay.open();
+    const ds = new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-test', apiEndpoint: `127.0.0.1:${relay.port}` });
+    const namespace = uniqueNamespace('deadline');
+    // One call through the relay first (with a generous deadline: a first call is slow), so the connection is up before it stalls.
+    await new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace, timeoutMs: 10_000, separateBegin }).update(null, () => put('k', record()));
+    return new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace, timeoutMs: TIMEOUT_MS, separateBegin });
+  }
+  const legacy = () => stallable(process.env.LEGACY_DATASTORE_EMULATOR_HOST!, false);
+  const firestore = () => stallable(process.env.DATASTORE_EMULATOR_HOST!, true);
+  const stall = () => {
+    relay.stalled = true;
+  };
+
+  afterEach(async () => {
+    await relay.close();
+  });
+
+  // Without its deadline a call waits for the client's default (60 s and more): the test times out.
+  const limit = 15_000;
+
+  test('insert of a new session', async () => {
+    const store = await legacy();
+    stall();
+    await expect(store.update(null, () => put('new', record()))).rejects.toBeInstanceOf(StoreUnavailableError);
+  }, limit);
+
+  test('plain lookup', async () => {
+    const store = await legacy();
+    stall();
+    await expect(store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+  }, limit);
+
+  test('the lookup that opens the transaction', async () => {
+    const store = await legacy();
+    stall();
+    await expect(store.update('k', () => ({ writes: null, result: 0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
+  }, limit);
+
+  test('the separate beginTransaction (emulator path)', async () => {
+    const store = await firestore();
+    stall();
+    await expect(store.update('k', () => ({ writes: null, result: 0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
+  }, limit);
+
+  test('the lookup after a separate beginTransaction', async () => {
+    const store = await firestore();
+    // begin goes through; the stall starts with the lookup after it (seen at the client's RPC level, called through).
+    let looked = false;
+    const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const original = proto.lookup!;
+    proto.lookup = function (this: unknown, ...args: unknown[]) {
+      looked = true;
+      stall();
+      return original.apply(this, args);
+    };
+    try {
+      await expect(store.update('k', () => ({ writes: null, result: 0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(looked).toBe(true);
+    } finally {
+      proto.lookup = original;
+    }
+  }, limit);
+
+  test('commit', async () => {
+    const store = await legacy();
+    await expect(
+      store.update('k', (current) => {
+        stall();
+        return put('k', { ...current!, user: 'changed' });
+      }),
+    ).rejects.toBeInstanceOf(StoreUnavailableError);
+  }, limit);
+
+  test('rollback of a read-only transaction: the update still answers', async () => {
+    const store = await legacy();
+    const result = await store.update('k', () => {
+      stall();
+      return { writes: null, result: 'read' };
+    });
+    expect(result).toBe('read');
+  }, limit);
+
+  test('query of the deletion engine', async () => {
+    const store = await legacy();
+    stall();
+    await expect(store.findKeys({ kind: 'expired', before: T0 + 7200_000 }, 10)).rejects.toBeInstanceOf(StoreUnavailableError);
+  }, limit);
+
+  test('batch delete', async () => {
+    const store = await legacy();
+    stall();
+    await expect(store.deleteMany(['k'])).rejects.toBeInstanceOf(StoreUnavailableError);
+  }, limit);
+});
+
+describe('error classification', () => {
+  test('an insert collision is refused as such, not as an unavailable store (no 503)', async () => {
+    for (const store of [legacyDatastoreStore(), new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('dup'), timeoutMs: 10_000, separateBegin: true })]) {
+      await store.update(null, () => put('dup', record()));
+      const err = await store.update(null, () => put('dup', record({ user: 'intruder' }))).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(StoreUnavailableError);
+      expect((err as { code?: unknown }).code).toBe(6); // ALREADY_EXISTS
+      expect((await store.get('dup'))!.user).toBe('u1');
+    }
+  });
+
+  test('a store that is gone (connection refused) is unavailable', async () => {
+    const ds = new Datastore({ projectId: 'session-test', apiEndpoint: `127.0.0.1:${await freePort()}` });
+    const store = new DatastoreSessionStore({ datastore: ds, kind: KIND, timeoutMs: 2_000 });
+    await expect(store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+});
+
+describe('index exclusions (SPEC §1): only user, createdAt and expiresAt can be queried', () => {
+  test.each([
+    ['the legacy emulator', () => ({ ds: legacyDatastore(), separateBegin: false })],
+    ['the Firestore emulator', () => ({ ds: datastore(), separateBegin: true })],
+  ])('on %s', async (_name, make) => {
+    const { ds, separateBegin } = make();
+    const ns = uniqueNamespace('idx');
+    const store = new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace: ns, timeoutMs: 10_000, separateBegin });
+    const r = record({ data: Object.assign(emptyData(), { a: 'x' }) as SessionData });
+    await store.update(null, () => put('new', r));
+    // A transactional save takes the same exclusions as the insert.
+    await store.update(null, () => put('tx', r));
+    await store.update('tx', (current) => put('tx', { ...current! }));
+    const count = async (property: string, value: unknown) =>
+      (await ds.runQuery(ds.createQuery(ns, KIND).filter(new PropertyFilter(property, '=', value))))[0].length;
+    expect(await count('user', 'u1')).toBe(2);
+    expect(await count('lastseen', T0 / 1000)).toBe(0);
+    expect(await count('securityKeys', 'cd'.repeat(32))).toBe(0);
+    expect(await count('staticSecurityKey', 'ab'.repeat(32))).toBe(0);
+    expect(await count('data.a', '"x"')).toBe(0);
+  });
+});
