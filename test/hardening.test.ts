@@ -393,7 +393,7 @@ describe('7. absolute lifetime', () => {
     const id = 'O'.repeat(43);
     const now = clock.now();
     await store.update(null, () => ({
-      writes: { put: [{ key: digest(id), session: { data: Object.assign(Object.create(null), { a: 1 }), user: 'u', lastSeen: now, createdAt: now - 8 * 24 * 3600_000, expiresAt: now + 3600_000, staticKeyDigest: 'ab'.repeat(32), securityKeyDigests: [] } }], delete: [] },
+      writes: { put: [{ key: digest(id), session: { data: Object.assign(Object.create(null), { a: 1 }), user: 'u', lastSeen: now, createdAt: now - 8 * 24 * 3600_000, expiresAt: now + 3600_000, staticKeyDigest: 'ab'.repeat(32), securityKeyDigests: [], userAgent: null } }], delete: [] },
       result: undefined,
     }));
     const s = await m.load(`${COOKIE}=${id}`);
