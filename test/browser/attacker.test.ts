@@ -62,7 +62,7 @@ async function victim(): Promise<Victim> {
     const held = await fetch(`${api}/session/security-key?count=16`, { credentials: 'include' });
     return ((await held.json()) as { securityKeys: string[] }).securityKeys;
   });
-  const cookie = (await context.cookies(deployment.apiOrigin)).find((c) => c.name === 'viur_cookie_session-test')!.value;
+  const cookie = (await context.cookies(deployment.apiOrigin)).find((c) => c.name === '__Host-viur_cookie_session-test')!.value;
   return { page, cookie, keys };
 }
 

@@ -54,7 +54,7 @@ describe('the cookie as Chromium stores it', () => {
     });
     expect(data).toEqual({ a: 1, b: 2 });
     expect(await cookiesOf(page.context(), deployment.apiOrigin)).toEqual([
-      { name: 'viur_cookie_session-test', value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), domain: 'sessions.example.test', path: '/', expires: -1, httpOnly: true, secure: true, sameSite: stored },
+      { name: '__Host-viur_cookie_session-test', value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), domain: 'sessions.example.test', path: '/', expires: -1, httpOnly: true, secure: true, sameSite: stored },
     ]);
     await page.context().close();
   });
@@ -144,7 +144,7 @@ describe('the same-origin deployment (a Hosting-style rewrite) with a login rela
       final: { user: null, data: { language: 'de', after: true } },
     });
     const cookies = await cookiesOf(context, origin);
-    expect(cookies).toEqual([expect.objectContaining({ name: 'viur_cookie_session-test', domain: 'www.example.test', httpOnly: true, secure: true, sameSite: 'Lax' })]);
+    expect(cookies).toEqual([expect.objectContaining({ name: '__Host-viur_cookie_session-test', domain: 'www.example.test', httpOnly: true, secure: true, sameSite: 'Lax' })]);
     await context.close();
   });
 });

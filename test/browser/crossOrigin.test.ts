@@ -36,7 +36,7 @@ async function openPage(origin = deployment.pageOrigin): Promise<Page> {
 
 async function sessionCookie(page: Page) {
   const cookies = await page.context().cookies(deployment.apiOrigin);
-  return cookies.find((c) => c.name === 'viur_cookie_session-test');
+  return cookies.find((c) => c.name === '__Host-viur_cookie_session-test');
 }
 
 test('reads and writes with the client: the cookie is the API host\'s, HttpOnly, Secure, SameSite=Lax', async () => {
