@@ -72,6 +72,11 @@ export function dataSize(data: SessionData): number {
   return Buffer.byteLength(dataText(data), 'utf8');
 }
 
+/** Size as stored of data holding only `key` (its share of the limit, framing of one entry included). */
+export function storedSize(key: string, value: JsonValue): number {
+  return Buffer.byteLength(dataText({ [key]: value }), 'utf8');
+}
+
 /** The inverse of dataText, into a prototype-less map. */
 export function parseDataText(text: string): SessionData {
   return Object.assign(emptyData(), JSON.parse(text) as SessionData);

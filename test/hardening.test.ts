@@ -386,6 +386,20 @@ describe('7. absolute lifetime', () => {
     expect((await m.load(cookieFrom(outcome.setCookie))).user).toBe('u');
   });
 
+  test('a session stored before the limit applied (its expiresAt the idle end) is dead by its age all the same', async () => {
+    const store = new MemorySessionStore();
+    const clock = new FakeClock();
+    const m = manager(store, clock, settings({ lifetimeSeconds: 3600, absoluteLifetimeSeconds: 7 * 24 * 3600 }));
+    const id = 'O'.repeat(43);
+    const now = clock.now();
+    await store.update(null, () => ({
+      writes: { put: [{ key: digest(id), session: { data: Object.assign(Object.create(null), { a: 1 }), user: 'u', lastSeen: now, createdAt: now - 8 * 24 * 3600_000, expiresAt: now + 3600_000, staticKeyDigest: 'ab'.repeat(32), securityKeyDigests: [], userAgent: null } }], delete: [] },
+      result: undefined,
+    }));
+    const s = await m.load(`${COOKIE}=${id}`);
+    expect([s.isNew, s.user]).toEqual([true, null]);
+  });
+
   test('0 disables it', async () => {
     const clock = new FakeClock();
     const m = manager(new MemorySessionStore(), clock, settings({ lifetimeSeconds: 3600, absoluteLifetimeSeconds: 0 }));
@@ -447,9 +461,11 @@ describe('differences to ViUR 3.8', () => {
     const first = await http().get('/session/security-key').expect(200);
     const login = await http().post('/session/login').set('Cookie', cookieOf(first)).set('Authorization', bearer()).send({ user: 'u-out' }).expect(200);
     const cookie = cookieOf(login);
-    const out = await http().post('/session/logout').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', login.headers['sec-x-viur-staticskey']).expect(200, { user: null, data: {} });
+    // With a one-time key: it is consumed, and no fresh one is handed out (it would need a stored guest session).
+    const { body: keys } = await http().get('/session/security-key').set('Cookie', cookie).expect(200);
+    const out = await http().post('/session/logout').set('Cookie', cookie).set('X-Security-Key', keys.securityKey).expect(200, { user: null, data: {} });
     expect(setCookies(out)[0]).toMatch(new RegExp(`^${COOKIE}=; Max-Age=0`));
-    expect(out.headers['sec-x-viur-staticskey']).toBeUndefined();
+    expect([out.headers['sec-x-viur-staticskey'], out.headers['x-security-key']]).toEqual([undefined, undefined]);
     const ds = datastore();
     const [entities] = await ds.runQuery(ds.createQuery(namespace, 'viur-session'));
     expect(entities.length).toBeGreaterThan(0);

@@ -80,9 +80,13 @@ export async function readJsonBody(req: BodyRequest, limit: number): Promise<voi
   }
 }
 
-/** What the rest of a refused body may cost before the connection is dropped. */
-const LINGER_BYTES = 4 * 1024 * 1024;
-const LINGER_MS = 2000;
+/**
+ * What the rest of a refused body may cost before the connection is dropped: only bandwidth and a
+ * little CPU, never memory. 4 MiB was too little on a busy machine: a client writing over loopback
+ * had not yet read the 413 when the reset came (ECONNRESET instead of the answer).
+ */
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 1000;
 
 /**
  * After refusing a body that was not read to its end: a client still sending it sees the answer

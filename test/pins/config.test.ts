@@ -68,6 +68,7 @@ describe('every variable is read', () => {
       killPushUrl: 'http://localhost:8080/push',
       admin: { audience: 'https://s.example', principals: ['a@x.example'], jwksFile: '/tmp/jwks.json' },
       allowedOrigins: ['https://app.example'],
+      behindGoogleFrontEnd: false,
       deletion: { batchSize: 100, parallelism: 2, cleanupBudgetSeconds: 60, cleanupGraceSeconds: 0, killBudgetSeconds: 30 },
     });
     // Every variable loadConfig reads is documented (the README table and Terraform are built from this list).
@@ -93,7 +94,7 @@ describe('every variable is read', () => {
     const c = load({ SESSION_LIFETIME_SECONDS: '', SESSION_KIND: '   ', SESSION_COOKIE_NAME: '', SESSION_SAME_SITE: ' strict ' });
     expect(c.session.lifetimeSeconds).toBe(3600);
     expect(c.kind).toBe('viur-session');
-    expect(c.session.cookie.name).toBe('viur_cookie_p');
+    expect(c.session.cookie.name).toBe('__Host-viur_cookie_p');
     expect(c.session.cookie.sameSite).toBe('strict');
   });
 
@@ -116,7 +117,7 @@ describe('every variable is read', () => {
     expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'a', GCLOUD_PROJECT: 'b' }).projectId).toBe('a');
     const local = loadConfig({ SESSION_STORE: 'memory' });
     expect(local.projectId).toBe('local');
-    expect(local.session.cookie.name).toBe('viur_cookie_local');
+    expect(local.session.cookie.name).toBe('__Host-viur_cookie_local');
     expect(() => loadConfig({ SESSION_STORE: 'datastore', GOOGLE_CLOUD_PROJECT: ' ' })).toThrow(new ConfigError('GOOGLE_CLOUD_PROJECT', 'must be set when SESSION_STORE is datastore'));
   });
 

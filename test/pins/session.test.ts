@@ -107,7 +107,7 @@ describe('what is written and which cookie is sent', () => {
     for (const s of [user, key, forced]) {
       const out = await m.save(s);
       expect(out.written).toBe(true);
-      expect(out.setCookie).toMatch(/^viur_cookie_session-test=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+      expect(out.setCookie).toMatch(/^__Host-viur_cookie_session-test=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
       expect(out.staticSecurityKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     }
     expect(store.size).toBe(3);
@@ -127,9 +127,9 @@ describe('what is written and which cookie is sent', () => {
 
   test('a cookie naming no live session is cleared when nothing is written; a read of a live one sends nothing', async () => {
     const { m } = setup();
-    const stale = `viur_cookie_session-test=${'A'.repeat(43)}`;
+    const stale = `__Host-viur_cookie_session-test=${'A'.repeat(43)}`;
     const out = await m.save(await m.load(stale));
-    expect(out.setCookie).toBe('viur_cookie_session-test=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax');
+    expect(out.setCookie).toBe('__Host-viur_cookie_session-test=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax');
     const { cookie } = await started(m);
     expect((await m.save(await m.load(cookie))).setCookie).toBeNull();
     expect((await m.save(await m.load(undefined))).setCookie).toBeNull();
@@ -145,7 +145,8 @@ describe('what is written and which cookie is sent', () => {
     expect(cookieFrom(outcome.setCookie)).not.toBe(cookie);
     expect(outcome.staticSecurityKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(s.validateStaticSecurityKey(outcome.staticSecurityKey!)).toBe(true);
-    expect(await store.get(oldKey)).toBeNull();
+    // Issue 12: the old entity is a short-lived tombstone (no data, never alive), not deleted.
+    expect(await store.get(oldKey)).toMatchObject({ endedAt: clock.t, expiresAt: clock.t + 90_000, data: {}, securityKeyDigests: [] });
     expect(await store.get(digest(s.id))).toMatchObject({ user: 'user-1', lastSeen: clock.t, createdAt: clock.t, expiresAt: clock.t + 100 * S });
     const later = await m.save(await m.load(cookieFrom(outcome.setCookie)));
     expect(later.staticSecurityKey).toBeNull();
