@@ -50,7 +50,7 @@ export function parseLauncherOptions(argv: string[], env: Record<string, string 
   if (values.help) return 'help';
   const port = (name: string, v: string) => {
     const n = Number(v);
-    if (!/^\d+$/.test(v) || n < 1 || n > 65535) throw new UsageError(`--${name} must be a port number (1 to 65535), not ${JSON.stringify(v)}`);
+    if (!/^\d+$/.test(v) || n > 65535) throw new UsageError(`--${name} must be a port number (0 to 65535), not ${JSON.stringify(v)}`);
     return n;
   };
   const intervalText = values['cleanup-interval']!;

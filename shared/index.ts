@@ -4,8 +4,9 @@
  * because loading it loads the Datastore client; createRuntime() loads it only when the
  * configuration asks for it, and the kill publisher loads Pub/Sub only when it first publishes.
  */
-export { GUEST_USER, MAX_USER_BYTES, Session, SessionManager, type SaveOutcome, type SessionManagerOptions, type SessionSettings } from './session';
-export type { Decision, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './store';
+export { GUEST_USER, MAX_USER_BYTES, Session, SessionManager, type RequestInfo, type SaveOutcome, type SessionManagerOptions, type SessionSettings, type WithSessionOptions } from './session';
+export type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './store';
+export { deviceHandle, type Device, type SessionRef } from './devices';
 export { MemorySessionStore } from './memoryStore';
 export { createRuntime, createStore, type Runtime } from './runtime';
 export { CONFIG_VARIABLES, loadConfig, type Config, type ConfigVariable } from './config';

@@ -1,4 +1,4 @@
-import type { Decision, HeadPage, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from './store';
+import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './store';
 
 function clone(s: StoredSession): StoredSession {
   return structuredClone(s);
@@ -54,10 +54,16 @@ export class MemorySessionStore implements SessionStore {
       if (cursor !== undefined && k <= cursor) continue;
       const s = this.#sessions.get(k)!;
       if ((s.user ?? this.guestUser) !== user) continue;
-      sessions.push({ key: k, head: { user: s.user, lastSeen: s.lastSeen, createdAt: s.createdAt, expiresAt: s.expiresAt, userAgent: s.userAgent } });
+      const head: SessionHead = { user: s.user, lastSeen: s.lastSeen, createdAt: s.createdAt, expiresAt: s.expiresAt, userAgent: s.userAgent };
+      if (s.endedAt !== undefined) head.endedAt = s.endedAt;
+      sessions.push({ key: k, head });
       if (sessions.length === limit) return { sessions, cursor: k };
     }
     return { sessions };
+  }
+
+  endSessions(keys: StorageKey[]): Promise<void> {
+    return this.deleteMany(keys);
   }
 
   async deleteMany(keys: StorageKey[]): Promise<void> {

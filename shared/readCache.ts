@@ -126,10 +126,18 @@ export class ReadCachingStore implements SessionStore {
     return this.#inner.listUserSessions(user, limit, cursor);
   }
 
-  async deleteMany(keys: StorageKey[]): Promise<void> {
+  endSessions(keys: StorageKey[]): Promise<void> {
+    return this.#deleting(keys, () => this.#inner.endSessions(keys));
+  }
+
+  deleteMany(keys: StorageKey[]): Promise<void> {
+    return this.#deleting(keys, () => this.#inner.deleteMany(keys));
+  }
+
+  async #deleting(keys: StorageKey[], run: () => Promise<void>): Promise<void> {
     this.#writes++;
     try {
-      await this.#inner.deleteMany(keys);
+      await run();
     } finally {
       for (const k of keys) this.#drop(k);
       this.#writes++;

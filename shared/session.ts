@@ -512,7 +512,7 @@ export class SessionManager {
     if (!isWellFormedHandle(handle)) return false;
     const target = (await this.liveSessions(user)).find((s) => deviceHandle(s.key) === handle);
     if (!target) return false;
-    await this.store.deleteMany([target.key]);
+    await this.store.endSessions([target.key]);
     return true;
   }
 
@@ -585,7 +585,7 @@ export class SessionManager {
   }
 
   async #deleteAll(keys: readonly StorageKey[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += 500) await this.store.deleteMany(keys.slice(i, i + 500));
+    for (let i = 0; i < keys.length; i += 500) await this.store.endSessions(keys.slice(i, i + 500));
   }
 
   #needsWrite(session: Session): boolean {

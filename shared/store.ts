@@ -82,6 +82,11 @@ export interface SessionStore {
    * caller's call), in a stable order, each with its head only: one query.
    */
   listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage>;
+  /**
+   * Ends these sessions for a request (the device routes, the session cap): deletes them in one
+   * commit under the request's deadline; absent keys are ignored. At most 500 keys.
+   */
+  endSessions(keys: StorageKey[]): Promise<void>;
   /** Deletes these sessions in one commit; absent keys are ignored. At most 500 keys. */
   deleteMany(keys: StorageKey[]): Promise<void>;
 }

@@ -14,7 +14,7 @@ import { setLogSink } from '../shared/log';
 import { createRuntime } from '../shared/runtime';
 import type { KeyPage, SessionSelector, StorageKey } from '../shared/store';
 import { runCleanup } from '../functions/startClearSessions';
-import { datastoreStore, FakeClock, testConfig, uniqueNamespace } from './support/fixtures';
+import { datastore, datastoreStore, FakeClock, testConfig, uniqueNamespace } from './support/fixtures';
 import { Relay } from './support/relay';
 import { existing, keyOf, matching, ObservedStore, seed, stored } from './support/seed';
 
@@ -47,7 +47,8 @@ beforeAll(() => setLogSink(() => {}));
 afterAll(() => setLogSink(null));
 
 test('6,000 expired sessions: all deleted, each once, live and in-grace ones kept, never more than two pages of keys held', async () => {
-  const inner = datastoreStore(uniqueNamespace('scale'));
+  // A generous request deadline for the seeding (24 commits of 250): on a loaded machine 10 s is not always enough.
+  const inner = datastoreStore(uniqueNamespace('scale'), datastore(), 60_000);
   const rows: Array<[string, ReturnType<typeof stored>]> = [];
   for (let i = 0; i < 6000; i++) rows.push([`x-${i}`, stored({ createdAt: T0 - 5 * HOUR, expiresAt: T0 - HOUR - i })]);
   for (let i = 0; i < 20; i++) rows.push([`grace-${i}`, stored({ createdAt: T0 - 2 * HOUR, expiresAt: T0 - 60_000 })]);

@@ -26,6 +26,7 @@ describe('userAgent', () => {
     expect((await store.get(digest(login.session.id)))!.userAgent).toBe('Login/3');
     const loaded = await sessions.load(cookieFrom(login.outcome.setCookie), { userAgent: 'Reset/4' });
     loaded.reset();
+    loaded.set('kept', true);
     await sessions.save(loaded);
     expect((await store.get(digest(loaded.id)))!.userAgent).toBe('Reset/4');
     const none = await sessions.withSession(undefined, (s) => s.getSecurityKey());
@@ -57,6 +58,17 @@ describe('SessionManager: list, end one, end the others', () => {
     expect((await sessions.listSessions('u')).map((d) => d.id)).toEqual([deviceHandle(mine.key)]);
   });
 
+  test('a session rotated away (its tombstone) is never listed, ended or counted', async () => {
+    const store = new MemorySessionStore();
+    const sessions = manager(store, new FakeClock(), settings({ maxSessionsPerUser: 1 }));
+    const first = await loginAs(sessions, 'rotating');
+    const again = await sessions.withSession(first.cookie, (s) => s.login('rotating'));
+    expect((await store.get(first.key))!.endedAt).toBeDefined();
+    expect((await sessions.listSessions('rotating')).map((d) => d.id)).toEqual([deviceHandle(digest(again.session.id))]);
+    expect(await sessions.endSession('rotating', deviceHandle(first.key))).toBe(false);
+    expect(await sessions.endOtherSessions(again.session)).toBe(0);
+  });
+
   test('endSession ends the user\'s session its handle names; another user\'s handle or a dead one is false', async () => {
     const clock = new FakeClock();
     const store = new MemorySessionStore();
@@ -81,7 +93,7 @@ describe('SessionManager: list, end one, end the others', () => {
     await seed(store, [['stranger', stored({ user: 'other', createdAt: clock.t })]]);
     const session = await sessions.load(me.cookie);
     expect(await sessions.endOtherSessions(session)).toBe(600);
-    expect(store.deleteSizes).toEqual([500, 100]);
+    expect(store.endSizes).toEqual([500, 100]);
     expect((await sessions.listSessions('busy')).map((d) => d.id)).toEqual([deviceHandle(me.key)]);
     expect((await sessions.listSessions('other'))).toHaveLength(1);
     expect(await sessions.endOtherSessions(await sessions.load(undefined))).toBe(0);
@@ -97,7 +109,7 @@ describe('SessionManager: list, end one, end the others', () => {
     expect((await sessions.load(me.cookie)).has('x')).toBe(false);
     expect(await sessions.liveSessions('many')).toHaveLength(601);
     await sessions.withSession(me.cookie, (s) => s.set('x', 1), { end: { user: 'many', keys: [...keys, me.key] } });
-    expect(store.deleteSizes).toEqual([102]);
+    expect(store.endSizes).toEqual([102]);
     expect((await sessions.liveSessions('many')).map((s) => s.key)).toEqual([me.key]);
     expect((await sessions.load(me.cookie)).get('x')).toBe(1);
   });

@@ -134,6 +134,7 @@ describe.each(stores)('store contract: %s', (_name, make) => {
     for (const [i, k] of mine.entries()) {
       await store.update(null, () => put(k, record({ user: 'me', lastSeen: T0 + i, createdAt: T0 - i, expiresAt: T0 + i * 1000, userAgent: i === 0 ? null : `ua-${i}` })));
     }
+    await store.update(null, () => put('ended', record({ user: 'me', endedAt: T0 + 7 })));
     await store.update(null, () => put('other', record({ user: 'someone-else' })));
     await store.update(null, () => put('guest', record({ user: null })));
     const seen: Array<{ key: string; head: unknown }> = [];
@@ -146,6 +147,9 @@ describe.each(stores)('store contract: %s', (_name, make) => {
       if (!cursor) break;
     }
     expect(cursor).toBeUndefined();
+    // A tombstone is listed with its endedAt, so that liveness can rule it out.
+    expect(seen.find((s) => s.key === 'ended')!.head).toEqual({ user: 'me', lastSeen: T0, createdAt: T0, expiresAt: T0 + 3600_000, endedAt: T0 + 7, userAgent: 'Mozilla/5.0 (X11; Linux x86_64) contract' });
+    seen.splice(seen.findIndex((s) => s.key === 'ended'), 1);
     expect(seen.map((s) => s.key).sort()).toEqual(mine);
     for (const { key, head } of seen) {
       const i = mine.indexOf(key);
@@ -162,6 +166,12 @@ describe.each(stores)('store contract: %s', (_name, make) => {
     expect(await store.get('d1')).toBeNull();
     expect(await store.get('d2')).not.toBeNull();
     await expect(store.deleteMany(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(RangeError);
+    // endSessions: the same, for requests.
+    await store.update(null, () => put('e1', record()));
+    await store.endSessions(['e1', 'absent']);
+    expect(await store.get('e1')).toBeNull();
+    expect(await store.get('d2')).not.toBeNull();
+    await expect(store.endSessions(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(RangeError);
   });
 });
 

@@ -26,6 +26,7 @@ function record(overrides: Partial<StoredSession> = {}): StoredSession {
     expiresAt: T0 + 3600_000,
     staticKeyDigest: 'ab'.repeat(32),
     securityKeyDigests: ['cd'.repeat(32)],
+    userAgent: null,
     ...overrides,
   };
 }
@@ -223,6 +224,18 @@ describe('every Datastore call has a deadline: a store that never answers ends i
       return { writes: null, result: 'read' };
     });
     expect(result).toBe('read');
+  }, limit);
+
+  test('listing of a user\'s sessions (the device routes)', async () => {
+    const store = await legacy();
+    stall();
+    await expect(store.listUserSessions('u1', 10)).rejects.toBeInstanceOf(StoreUnavailableError);
+  }, limit);
+
+  test('ending sessions for a request (the device routes, the cap): the request deadline', async () => {
+    const store = await legacy();
+    stall();
+    await expect(store.endSessions(['k'])).rejects.toBeInstanceOf(StoreUnavailableError);
   }, limit);
 
   test('query of the deletion engine', async () => {

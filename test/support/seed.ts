@@ -79,6 +79,11 @@ export class ObservedStore implements SessionStore {
   get: SessionStore['get'] = (key) => this.inner.get(key);
   update: SessionStore['update'] = (key, decide) => this.inner.update(key, decide);
   listUserSessions: SessionStore['listUserSessions'] = (user, limit, cursor) => this.inner.listUserSessions(user, limit, cursor);
+  readonly endSizes: number[] = [];
+  endSessions: SessionStore['endSessions'] = (keys) => {
+    this.endSizes.push(keys.length);
+    return this.inner.endSessions(keys);
+  };
 
   async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     this.findLimits.push(limit);
