@@ -57,10 +57,13 @@ export class SessionApiError extends Error {
   }
 }
 
+/** One live session of the signed-in user (`GET /session/devices`); times are ISO 8601. */
 export interface DeviceSession {
   id: string;
-  current?: boolean;
-  [field: string]: unknown;
+  current: boolean;
+  createdAt: string;
+  lastSeen: string;
+  userAgent: string | null;
 }
 
 const KEY_HEADER = 'X-Security-Key';
@@ -159,15 +162,16 @@ export class SessionClient {
 
   /** The signed-in user's sessions (the devices routes). */
   devices(): Promise<DeviceSession[]> {
-    return this.request<{ sessions: DeviceSession[] }>('GET', '/session/devices').then((r) => r.sessions);
+    return this.request<{ devices: DeviceSession[] }>('GET', '/session/devices').then((r) => r.devices);
   }
 
   async endDevice(id: string): Promise<void> {
     await this.request('DELETE', `/session/devices/${encodeURIComponent(id)}`, { csrf: true });
   }
 
-  logoutOthers(): Promise<unknown> {
-    return this.request('POST', '/session/devices/logout-others', { csrf: true });
+  /** Ends every other session of the user; resolves with how many ended. */
+  logoutOthers(): Promise<number> {
+    return this.request<{ ended: number }>('POST', '/session/devices/logout-others', { csrf: true }).then((r) => r.ended);
   }
 
   /** Forget every pooled key, e.g. after your backend logged this session in. */

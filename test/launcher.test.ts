@@ -18,7 +18,7 @@ describe('npm start (default mode)', () => {
     ports = [await freePort(), await freePort(), await freePort()];
     const env = { ...process.env };
     for (const name of ['DATASTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'GOOGLE_CLOUD_PROJECT', 'SESSION_NAMESPACE']) delete env[name];
-    child = spawn(process.execPath, [START, '--port', `${ports[0]}`, '--kill-port', `${ports[1]}`, '--cleanup-port', `${ports[2]}`, '--demo-port', '0', '--state-dir', mkdtempSync(join(tmpdir(), 'launcher-'))], {
+    child = spawn(process.execPath, [START, '--port', `${ports[0]}`, '--kill-port', `${ports[1]}`, '--cleanup-port', `${ports[2]}`, '--demo-port', `${await freePort()}`, '--state-dir', mkdtempSync(join(tmpdir(), 'launcher-'))], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

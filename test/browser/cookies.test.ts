@@ -133,14 +133,18 @@ describe('the same-origin deployment (a Hosting-style rewrite) with a login rela
       const login = await client.request('POST', '/demo/login', { body: { user: 'alice' }, replacesSession: true });
       const staticKey = client.staticSecurityKey;
       await client.set('theme', 'dark');
+      const devices = (await client.devices()).map((d) => d.current);
+      const others = await client.logoutOthers();
       const loggedIn = await client.getSession();
       const out = await client.logout();
       await client.set('after', true);
-      return { login, staticKey: typeof staticKey, loggedIn, out, final: await client.getSession() };
+      return { login, staticKey: typeof staticKey, devices, others, loggedIn, out, final: await client.getSession() };
     });
     expect(steps).toEqual({
       login: { user: 'alice', data: { language: 'de' } },
       staticKey: 'string',
+      devices: [true],
+      others: 0,
       loggedIn: { user: 'alice', data: { language: 'de', theme: 'dark' } },
       out: { user: null, data: { language: 'de' } },
       final: { user: null, data: { language: 'de', after: true } },
