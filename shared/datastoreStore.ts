@@ -162,7 +162,7 @@ export class DatastoreSessionStore implements SessionStore {
   readonly #kind: string;
   readonly #namespace: string | undefined;
   readonly #gax: { timeout: number };
-  readonly #engineGax: { timeout: number };
+  readonly #engineGax: { timeout: number; maxRetries: number };
   readonly #maxAttempts: number;
   readonly #separateBegin: boolean;
   readonly #lock = new KeyedLock();
@@ -173,7 +173,10 @@ export class DatastoreSessionStore implements SessionStore {
     this.#kind = options.kind;
     this.#namespace = options.namespace;
     this.#gax = { timeout: options.timeoutMs };
-    this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000 };
+    // One RPC per engine try: the engine (shared/batchDelete.ts) retries with its own backoff and
+    // budget. Left to gax, a store that is down would hold each try for the whole 60 s deadline
+    // (gax retries UNAVAILABLE until it runs out), and a kill would outlive its budget.
+    this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000, maxRetries: 1 };
     this.#maxAttempts = options.maxAttempts ?? 8;
     this.#separateBegin = options.separateBegin ?? false;
     this.#ready = options.ready ?? (async () => undefined);
@@ -293,7 +296,7 @@ export class DatastoreSessionStore implements SessionStore {
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
     if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
-    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#engineGax.timeout }));
+    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), this.#engineGax));
   }
 
   /** A transaction that was read but not committed is rolled back so its locks go at once. */
