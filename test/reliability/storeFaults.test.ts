@@ -266,7 +266,7 @@ test('the emulator goes away under traffic and is started again on the same port
     const names = entities.map((e) => (e[datastore.KEY] as { name: string }).name);
     expect(names).toContain(digest(fresh.cookie.split('=')[1]!));
     for (const e of entities) {
-      expect(Object.keys(e).sort()).toEqual(['createdAt', 'data', 'expiresAt', 'lastseen', 'securityKeys', 'staticSecurityKey', 'user']);
+      expect(Object.keys(e).sort()).toEqual(['createdAt', 'data', 'expiresAt', 'lastseen', 'securityKeys', 'staticSecurityKey', 'user', 'userAgent']);
     }
     // No session of before the outage came back half-made.
     for (const s of sessions) expect(names).not.toContain(digest(s.cookie.split('=')[1]!));
