@@ -19,6 +19,7 @@ describe('every variable is read', () => {
       SESSION_STORE_TIMEOUT_MS: '1234',
       SESSION_READ_CACHE_MS: '250',
       DATASTORE_EMULATOR_HOST: 'localhost:8081',
+      K_SERVICE: 'session-api',
       SESSION_LIFETIME_SECONDS: '120',
       SESSION_REFRESH_INTERVAL_SECONDS: '7',
       SESSION_COOKIE_NAME: 'sid',
@@ -52,6 +53,7 @@ describe('every variable is read', () => {
       storeTimeoutMs: 1234,
       readCacheMs: 250,
       datastoreEmulatorHost: 'localhost:8081',
+      behindGoogleFrontEnd: true,
       session: {
         lifetimeSeconds: 120,
         refreshIntervalSeconds: 7,
@@ -82,6 +84,7 @@ describe('every variable is read', () => {
       storeTimeoutMs: 5000,
       readCacheMs: 0,
       datastoreEmulatorHost: undefined,
+      behindGoogleFrontEnd: false,
       killPushUrl: undefined,
       allowedOrigins: [],
       session: { maxDataBytes: 786_432, maxSecurityKeys: 16, maxDataKeys: 10_000, absoluteLifetimeSeconds: 604_800, maxSessionsPerUser: 0 },
@@ -93,7 +96,7 @@ describe('every variable is read', () => {
     const c = load({ SESSION_LIFETIME_SECONDS: '', SESSION_KIND: '   ', SESSION_COOKIE_NAME: '', SESSION_SAME_SITE: ' strict ' });
     expect(c.session.lifetimeSeconds).toBe(3600);
     expect(c.kind).toBe('viur-session');
-    expect(c.session.cookie.name).toBe('viur_cookie_p');
+    expect(c.session.cookie.name).toBe('__Host-viur_cookie_p');
     expect(c.session.cookie.sameSite).toBe('strict');
   });
 
@@ -116,7 +119,7 @@ describe('every variable is read', () => {
     expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'a', GCLOUD_PROJECT: 'b' }).projectId).toBe('a');
     const local = loadConfig({ SESSION_STORE: 'memory' });
     expect(local.projectId).toBe('local');
-    expect(local.session.cookie.name).toBe('viur_cookie_local');
+    expect(local.session.cookie.name).toBe('__Host-viur_cookie_local');
     expect(() => loadConfig({ SESSION_STORE: 'datastore', GOOGLE_CLOUD_PROJECT: ' ' })).toThrow(new ConfigError('GOOGLE_CLOUD_PROJECT', 'must be set when SESSION_STORE is datastore'));
   });
 

@@ -148,7 +148,7 @@ describe('every Datastore call has a deadline: a store that never answers ends i
     const namespace = uniqueNamespace('deadline');
     // One call through the relay first (with a generous deadline: a first call is slow), so the connection is up before it stalls.
     await new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace, timeoutMs: 10_000, separateBegin }).update(null, () => put('k', record()));
-    return new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace, timeoutMs: TIMEOUT_MS, separateBegin });
+    return new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace, timeoutMs: TIMEOUT_MS, engineTimeoutMs: TIMEOUT_MS, separateBegin });
   }
   const legacy = () => stallable(process.env.LEGACY_DATASTORE_EMULATOR_HOST!, false);
   const firestore = () => stallable(process.env.DATASTORE_EMULATOR_HOST!, true);
