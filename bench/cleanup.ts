@@ -13,6 +13,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { Datastore } from '@google-cloud/datastore';
 import { type Emulator, startEmulator } from '../scripts/emulators';
 import { batchDelete, expiredSelector } from '../shared/batchDelete';
@@ -56,6 +57,7 @@ function session(i: number): StoredSession {
     expiresAt: NOW - 3600_000 - i,
     staticKeyDigest: 'ab'.repeat(32),
     securityKeyDigests: [],
+    userAgent: null,
   };
 }
 
@@ -147,6 +149,10 @@ interface Measurement {
   heapPeakMB: number;
   /** heapUsed after the run and a forced GC, minus before: what the run left behind. */
   heapRetainedMB: number;
+  /** V8's heap limit in the child: from the machine's memory, or the cgroup's (BENCH_CHILD_CGROUP). */
+  heapLimitMB: number;
+  /** Engine only: sessions/s in each quarter of the run. */
+  quarterRates?: number[];
 }
 
 /**
@@ -184,6 +190,7 @@ async function child(method: Method, namespace: string): Promise<void> {
       rssBeforeMB: +(before.rss / MB).toFixed(1),
       rssPeakMB: +(Math.max(rssPeak, after.rss) / MB).toFixed(1),
       heapBeforeMB: +(before.heapUsed / MB).toFixed(1),
+      heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / MB),
       ...(method === 'engine' ? { quarterRates } : {}),
       heapPeakMB: +(Math.max(heapPeak, after.heapUsed) / MB).toFixed(1),
     }),
@@ -193,7 +200,11 @@ async function child(method: Method, namespace: string): Promise<void> {
 function runChild(method: Method, namespace: string): Promise<Omit<Measurement, 'method' | 'round'>> {
   return new Promise((resolve, reject) => {
     const args = ['--expose-gc', ...(process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean), __filename, '--child', method, '--namespace', namespace, ...(values.parallelism === undefined ? [] : ['--parallelism', values.parallelism])];
-    execFile(process.execPath, args, { env: process.env, maxBuffer: 10 * MB, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
+    // BENCH_CHILD_CGROUP (a cgroup v1 memory directory): run the deletion inside it, as in a function
+    // instance with that much memory (Node sizes its heap from the constrained memory).
+    const cgroup = process.env.BENCH_CHILD_CGROUP;
+    const [file, argv] = cgroup ? ['/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, process.execPath, ...args]] : [process.execPath, args];
+    execFile(file, argv, { env: process.env, maxBuffer: 10 * MB, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${method} child failed: ${err.message}\n${stderr}`));
       resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Omit<Measurement, 'method' | 'round'>);
     });
@@ -273,6 +284,9 @@ async function main(): Promise<void> {
       engineMaxRssGrowthMB: Math.max(...e.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))),
       plainMaxRssGrowthMB: p.length > 0 ? Math.max(...p.map((r) => +(r.rssPeakMB - r.rssBeforeMB).toFixed(1))) : NaN,
       engineMaxHeapGrowthMB: Math.max(...e.map((r) => +(r.heapPeakMB - r.heapBeforeMB).toFixed(1))),
+      engineHeapRetainedMB: Math.max(...e.map((r) => r.heapRetainedMB)),
+      engineQuarterRates: e[0]?.quarterRates ?? [],
+      engineHeapLimitMB: e[0]?.heapLimitMB ?? NaN,
       ...oneAtATimeSummary(results.filter((r) => r.method.startsWith('one at a time')), N / (eMs / 1000)),
     };
     console.table([summary]);

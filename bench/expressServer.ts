@@ -43,6 +43,12 @@ export function createApp(): express.Express {
     res.set('Cache-Control', 'no-store').json({ key, value: req.body as unknown });
   });
 
+  // The size curve fills each session with one merge, as PATCH /session does on ours.
+  app.patch('/session', express.json({ limit: '2mb' }), (req, res) => {
+    req.session.data = { ...(req.session.data ?? {}), ...(req.body as Record<string, unknown>) };
+    res.set('Cache-Control', 'no-store').json({ ok: true });
+  });
+
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });

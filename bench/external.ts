@@ -17,6 +17,12 @@ export interface CleanupSummary {
   engineMaxRssGrowthMB: number;
   plainMaxRssGrowthMB: number;
   engineMaxHeapGrowthMB: number;
+  /** Heap after the run and a full GC, minus before: what the run left behind. */
+  engineHeapRetainedMB?: number;
+  /** Sessions/s in each quarter of the (first) engine run: steady when they are close. */
+  engineQuarterRates?: number[];
+  /** V8's heap limit in the engine's process (from the machine's or the cgroup's memory). */
+  engineHeapLimitMB?: number;
   /** The one-entity-at-a-time loop, run on fewer sessions; compared per entity. */
   oneAtATimeSessions?: number;
   oneAtATimeMedianMs?: number;
@@ -38,6 +44,8 @@ export interface KillSummary {
 export interface CleanupBenchResult {
   name: 'cleanup';
   summary: CleanupSummary;
+  /** A large backlog (80,000 by default): the engine with default settings next to the plain loop, one round. */
+  backlog?: CleanupSummary;
 }
 
 export interface KillBenchResult {
@@ -56,7 +64,10 @@ async function script<T>(file: string, args: string[], env: Record<string, strin
   return lastJson<T>(stdout);
 }
 
-export async function runCleanupBench(options: { sessions: number; rounds: number; oneAtATime: number; env: Record<string, string> }, log: (line: string) => void): Promise<CleanupBenchResult> {
+export async function runCleanupBench(
+  options: { sessions: number; rounds: number; oneAtATime: number; backlog: number; env: Record<string, string> },
+  log: (line: string) => void,
+): Promise<CleanupBenchResult> {
   const summary = await script<CleanupSummary>(
     'cleanup.js',
     ['--sessions', String(options.sessions), '--rounds', String(options.rounds), '--one-at-a-time', String(options.oneAtATime)],
@@ -64,7 +75,9 @@ export async function runCleanupBench(options: { sessions: number; rounds: numbe
     60 * 60_000,
     log,
   );
-  return { name: 'cleanup', summary };
+  if (options.backlog <= 0) return { name: 'cleanup', summary };
+  const backlog = await script<CleanupSummary>('cleanup.js', ['--sessions', String(options.backlog), '--rounds', '1', '--one-at-a-time', '0'], options.env, 90 * 60_000, log);
+  return { name: 'cleanup', summary, backlog };
 }
 
 export async function runKillBench(options: { latencySessions: number; latencyRounds: number; sessions: number; rounds: number; env: Record<string, string> }, log: (line: string) => void): Promise<KillBenchResult> {

@@ -45,6 +45,7 @@ async function seedUser(s: SessionStore, user: string, n: number): Promise<void>
     expiresAt: now + 3600_000,
     staticKeyDigest: 'ab'.repeat(32),
     securityKeyDigests: [],
+    userAgent: null,
   });
   const starts: number[] = [];
   for (let i = 0; i < n; i += 500) starts.push(i);

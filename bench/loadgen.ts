@@ -31,6 +31,8 @@ export interface LoadSpec {
   timeoutMs: number;
   /** Process group of the Datastore emulator, to count its CPU time per request (Linux /proc). */
   emulatorPgid?: number;
+  /** The size curve: each session also holds this many more keys of about this many bytes in all (one PATCH at setup). */
+  fill?: { keys: number; bytes: number };
 }
 
 export type RpcCounts = Record<string, number>;
@@ -129,7 +131,19 @@ async function setup(spec: LoadSpec, base: URL, i: number): Promise<Client> {
   if (first.status !== 200 || !c.cookie) throw new Error(`setup of client ${i}: ${first.status} ${first.body}`);
   const second = await request(base, agent, 'PUT', '/session/data/counter', headersFor(spec, c, true), '{"n":0}');
   if (second.status !== 200) throw new Error(`setup of client ${i}: ${second.status} ${second.body}`);
+  if (spec.fill) {
+    const r = await request(base, agent, 'PATCH', '/session', headersFor(spec, c, true), JSON.stringify(fillData(spec.fill.keys, spec.fill.bytes)));
+    if (r.status !== 200) throw new Error(`fill of client ${i}: ${r.status} ${r.body.slice(0, 300)}`);
+  }
   return c;
+}
+
+/** `keys` string values of equal length, about `bytes` in all as JSON. */
+function fillData(keys: number, bytes: number): Record<string, string> {
+  const each = Math.max(1, Math.floor(bytes / keys) - 12);
+  const out: Record<string, string> = {};
+  for (let k = 0; k < keys; k++) out[`k${k}`] = String(k % 10).repeat(each);
+  return out;
 }
 
 function send(spec: LoadSpec, base: URL, c: Client, write: boolean): Promise<Reply> {

@@ -30,6 +30,12 @@ export interface RequestOptions {
    * "ours-alt", in the same run: what a change bought, measured against itself.
    */
   altSource?: string;
+  /** Also run sessionApi with SESSION_READ_CACHE_MS set to this ("ours-cache"), next to the others. */
+  readCacheMs?: number;
+  /** The size curve: read-mostly runs of ours and express with sessions of these sizes (fewer requests). */
+  sizes?: Array<{ keys: number; bytes: number }>;
+  sizeRequests?: number;
+  sizeRepeats?: number;
   /** A discarded first round on every stack: the emulator's JIT warms up on it, not on the first measured run. */
   warmupRound: boolean;
 }
@@ -68,12 +74,26 @@ export interface MixResult {
   ratiosSamePlatform?: { throughput: number; p50: number; p99: number };
   /** The alternative build of ours (altSource), when given. */
   oursAlt?: StackSummary;
+  /** Ours with the opt-in read cache (readCacheMs), when given. */
+  oursCache?: StackSummary;
+  runs: LoadResult[];
+}
+
+export interface SizePoint {
+  keys: number;
+  bytes: number;
+  ours: StackSummary;
+  express: StackSummary;
+  /** ours ÷ express, medians of the repetitions. */
+  serverCpuRatio: number;
+  throughputRatio: number;
   runs: LoadResult[];
 }
 
 export interface RequestBenchResult {
   name: 'request';
   mixes: MixResult[];
+  sizeCurve?: SizePoint[];
   notes: string[];
 }
 
@@ -98,7 +118,9 @@ function summarize(runs: LoadResult[]): StackSummary {
 
 export async function runRequestBench(options: RequestOptions, log: (line: string) => void = () => undefined): Promise<RequestBenchResult> {
   const preload = ['-r', join(BENCH_JS, 'rpcPreload.js')];
-  const common = { DATASTORE_EMULATOR_HOST: options.datastoreHost, GOOGLE_CLOUD_PROJECT: options.project, BENCH_COUNT_RPCS: '1', NODE_ENV: 'production' };
+  // The default name (a __Host- cookie), named explicitly so that an older build (--alt-source) uses it too.
+  const OURS_COOKIE = `__Host-viur_cookie_${options.project}`;
+  const common = { SESSION_COOKIE_NAME: OURS_COOKIE, DATASTORE_EMULATOR_HOST: options.datastoreHost, GOOGLE_CLOUD_PROJECT: options.project, BENCH_COUNT_RPCS: '1', NODE_ENV: 'production' };
   const servers: ServerProcess[] = [];
   try {
     const oursPort = await freePort();
@@ -134,14 +156,26 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       );
       servers.push(oursAlt);
     }
+    let oursCache: ServerProcess | undefined;
+    if (options.readCacheMs) {
+      const cachePort = await freePort();
+      oursCache = await startServer(
+        [...preload, FUNCTIONS_FRAMEWORK, '--target=sessionApi', '--signature-type=http', `--port=${cachePort}`, `--source=${FUNCTIONS_SOURCE}`],
+        { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}`, SESSION_READ_CACHE_MS: String(options.readCacheMs) },
+        cachePort,
+        'sessionApi with the read cache',
+      );
+      servers.push(oursCache);
+    }
     const stacks: Array<{ stack: Stack; label?: string; server: ServerProcess; cookieName: string }> = [
-      { stack: 'ours', server: ours, cookieName: `viur_cookie_${options.project}` },
-      ...(oursAlt ? [{ stack: 'ours' as const, label: 'ours-alt', server: oursAlt, cookieName: `viur_cookie_${options.project}` }] : []),
+      { stack: 'ours', server: ours, cookieName: OURS_COOKIE },
+      ...(oursAlt ? [{ stack: 'ours' as const, label: 'ours-alt', server: oursAlt, cookieName: OURS_COOKIE }] : []),
+      ...(oursCache ? [{ stack: 'ours' as const, label: 'ours-cache', server: oursCache, cookieName: OURS_COOKIE }] : []),
       { stack: 'express', server: express, cookieName: 'connect.sid' },
       ...(ffExpress ? [{ stack: 'ff-express' as const, server: ffExpress, cookieName: 'connect.sid' }] : []),
     ];
 
-    const load = async (s: (typeof stacks)[number], writeRatio: number, requests: number): Promise<LoadResult> => {
+    const load = async (s: (typeof stacks)[number], writeRatio: number, requests: number, fill?: { keys: number; bytes: number }): Promise<LoadResult> => {
       const spec: LoadSpec = {
         url: s.server.url,
         stack: s.stack,
@@ -154,6 +188,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         probe: options.probe,
         timeoutMs: 300_000,
         ...(options.emulatorPgid !== undefined ? { emulatorPgid: options.emulatorPgid } : {}),
+        ...(fill ? { fill, warmup: Math.min(options.warmup, 80) } : {}),
       };
       const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, spec.timeoutMs + 10_000);
       if (code !== 0) throw new Error(`load generator failed (${code}):\n${stderr}\nserver output:\n${s.server.output().slice(-3000)}`);
@@ -183,6 +218,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       const ffRuns = runs.filter((r) => r.stack === 'ff-express');
       const ffSummary = ffRuns.length > 0 ? summarize(ffRuns) : undefined;
       const altRuns = runs.filter((r) => r.stack === 'ours-alt');
+      const cacheRuns = runs.filter((r) => r.stack === 'ours-cache');
       mixes.push({
         mix: mix.name,
         writeRatio: mix.writeRatio,
@@ -193,6 +229,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         express: expressSummary,
         ...(ffSummary ? { ffExpress: ffSummary } : {}),
         ...(altRuns.length > 0 ? { oursAlt: summarize(altRuns) } : {}),
+        ...(cacheRuns.length > 0 ? { oursCache: summarize(cacheRuns) } : {}),
         ratios: {
           throughput: ratio(oursSummary.throughput, expressSummary.throughput),
           p50: ratio(oursSummary.p50, expressSummary.p50),
@@ -210,9 +247,25 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         runs,
       });
     }
+    const sizeCurve: SizePoint[] = [];
+    for (const size of options.sizes ?? []) {
+      const pair = stacks.filter((x) => x.label === undefined && (x.stack === 'ours' || x.stack === 'express'));
+      const runs: LoadResult[] = [];
+      for (let rep = 0; rep < (options.sizeRepeats ?? 1); rep++) {
+        for (const s of rep % 2 ? [...pair].reverse() : pair) {
+          const r = await load(s, 0.1, options.sizeRequests ?? options.requests, size);
+          runs.push(r);
+          log(`  size ${size.keys} keys / ${size.bytes} B ${s.stack.padEnd(10)} ${r.throughput} req/s cpu/req ${r.serverCpuMsPerRequest} ms errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`);
+        }
+      }
+      const o = summarize(runs.filter((r) => r.stack === 'ours'));
+      const e = summarize(runs.filter((r) => r.stack === 'express'));
+      sizeCurve.push({ ...size, ours: o, express: e, serverCpuRatio: ratio(o.serverCpuMsPerRequest, e.serverCpuMsPerRequest), throughputRatio: ratio(o.throughput, e.throughput), runs });
+    }
     return {
       name: 'request',
       mixes,
+      ...(sizeCurve.length > 0 ? { sizeCurve } : {}),
       notes: [
         'Writes on our API carry the static key (Sec-X-ViUR-StaticSKey): one constant-time compare, like the one cookie check of a typical app; the baseline has no CSRF check at all.',
         'On the emulator our transactions open with a separate beginTransaction (the emulator mishandles lookups that open one), so a write shows beginTransaction + lookup + commit; in production the lookup opens the transaction: lookup + commit.',

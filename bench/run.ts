@@ -50,6 +50,8 @@ interface Options {
   out?: string;
   mix?: string;
   altSource?: string;
+  readCacheMs: number;
+  cleanupBacklog: number;
 }
 
 function options(argv: string[]): Options {
@@ -64,6 +66,10 @@ function options(argv: string[]): Options {
       out: { type: 'string' },
       mix: { type: 'string' },
       'alt-source': { type: 'string' },
+      // SESSION_READ_CACHE_MS of the "ours-cache" stack; 0 leaves it out.
+      'read-cache-ms': { type: 'string' },
+      // Expired sessions of the cleanup benchmark's engine-only run (default 80,000; 0 skips it).
+      'cleanup-backlog': { type: 'string' },
     },
     strict: true,
   });
@@ -71,7 +77,7 @@ function options(argv: string[]): Options {
   for (const o of only) if (!(BENCHMARKS as readonly string[]).includes(o)) throw new Error(`--only: unknown benchmark ${o} (known: ${BENCHMARKS.join(', ')})`);
   const repeats = Number(values.repeats ?? (values.smoke ? 1 : 3));
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
-  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'] };
+  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)) };
 }
 
 export async function main(argv: string[]): Promise<BenchReport> {
@@ -143,6 +149,19 @@ export async function main(argv: string[]): Promise<BenchReport> {
           ffBaseline: !opts.smoke,
           warmupRound: !opts.smoke,
           ...(opts.altSource ? { altSource: opts.altSource } : {}),
+          ...(opts.readCacheMs > 0 ? { readCacheMs: opts.readCacheMs } : {}),
+          // 1 → 10,000 keys (the default SESSION_MAX_DATA_KEYS counts the profile and counter too), 1 KB → 700 KB.
+          sizes: opts.smoke
+            ? [{ keys: 100, bytes: 10_000 }]
+            : [
+                { keys: 1, bytes: 1_000 },
+                { keys: 100, bytes: 10_000 },
+                { keys: 1_000, bytes: 100_000 },
+                { keys: 9_998, bytes: 700_000 },
+                { keys: 1, bytes: 700_000 },
+              ],
+          sizeRequests: opts.smoke ? 10 : 400,
+          sizeRepeats: opts.smoke ? 1 : 2,
           mixes: opts.smoke
             ? [{ name: 'write-heavy', writeRatio: 0.5 }]
             : [
@@ -157,7 +176,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
     await attempt('cleanup', async () => {
       report.results.cleanup = await runCleanupBench(
         // The one-at-a-time loop runs on fewer sessions (it is ~100× slower); compared per entity.
-        { sessions: opts.smoke ? 50 : 20_000, rounds: opts.smoke ? 1 : opts.repeats, oneAtATime: opts.smoke ? 20 : 2000, env: scriptEnv },
+        { sessions: opts.smoke ? 50 : 20_000, rounds: opts.smoke ? 1 : opts.repeats, oneAtATime: opts.smoke ? 20 : 2000, backlog: opts.cleanupBacklog, env: scriptEnv },
         log,
       );
     });

@@ -57,6 +57,15 @@ export function rows(report: BenchReport): Row[] {
       out.push({ benchmark: base, metric: 'throughput vs ours-alt (another build)', ours: fmt(m.ours.throughput), baseline: fmt(m.oursAlt.throughput), ratio: `${fmt(m.ours.throughput / m.oursAlt.throughput, 2)}×`, goal: '', met: '' });
       out.push({ benchmark: base, metric: 'server CPU ms / request vs ours-alt', ours: fmt(m.ours.serverCpuMsPerRequest, 2), baseline: fmt(m.oursAlt.serverCpuMsPerRequest, 2), ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.oursAlt.serverCpuMsPerRequest, 2)}×`, goal: '', met: '' });
     }
+    if (m.oursCache) {
+      const c = m.oursCache;
+      const ct = pairedRatio(m, 'ours-cache', 'express', 'throughput');
+      out.push({ benchmark: base, metric: 'with the read cache: throughput vs express-session (paired)', ours: fmt(c.throughput), baseline: fmt(m.express.throughput), ratio: `${fmt(ct, 2)}×`, goal: readMostly ? '≥ 2.0×' : '', met: readMostly ? verdict(ct >= 2) : '' });
+      out.push({ benchmark: base, metric: 'with the read cache: throughput vs ours without (paired)', ours: fmt(c.throughput), baseline: fmt(m.ours.throughput), ratio: `${fmt(pairedRatio(m, 'ours-cache', 'ours', 'throughput'), 2)}×`, goal: '', met: '' });
+      out.push({ benchmark: base, metric: 'with the read cache: p99 vs express-session (paired)', ours: fmt(c.p99, 2), baseline: fmt(m.express.p99, 2), ratio: `${fmt(pairedRatio(m, 'ours-cache', 'express', 'p99'), 2)}×`, goal: '', met: '' });
+      out.push({ benchmark: base, metric: 'with the read cache: server CPU ms / request vs express-session', ours: fmt(c.serverCpuMsPerRequest, 2), baseline: fmt(m.express.serverCpuMsPerRequest, 2), ratio: `${fmt(c.serverCpuMsPerRequest / m.express.serverCpuMsPerRequest, 2)}×`, goal: '', met: '' });
+      out.push({ benchmark: base, metric: 'with the read cache: Datastore RPCs / request', ours: fmt(c.rpcPerRequest, 2), baseline: fmt(m.express.rpcPerRequest, 2), ratio: '', goal: '', met: '' });
+    }
     out.push({ benchmark: base, metric: 'server CPU ms / request', ours: fmt(m.ours.serverCpuMsPerRequest, 2), baseline: fmt(m.express.serverCpuMsPerRequest, 2), ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.express.serverCpuMsPerRequest, 2)}×`, goal: '', met: '' });
     if (m.ffExpress) out.push({ benchmark: base, metric: 'server CPU ms / request vs express-session under functions-framework', ours: fmt(m.ours.serverCpuMsPerRequest, 2), baseline: fmt(m.ffExpress.serverCpuMsPerRequest, 2), ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.ffExpress.serverCpuMsPerRequest, 2)}×`, goal: '', met: '' });
     out.push({ benchmark: base, metric: 'emulator CPU ms / request', ours: fmt(m.ours.emulatorCpuMsPerRequest, 2), baseline: fmt(m.express.emulatorCpuMsPerRequest, 2), ratio: `${fmt(m.ours.emulatorCpuMsPerRequest / m.express.emulatorCpuMsPerRequest, 2)}×`, goal: '', met: '' });
@@ -76,6 +85,11 @@ export function rows(report: BenchReport): Row[] {
       });
     }
   }
+  for (const p of r.request?.sizeCurve ?? []) {
+    const base = `size ${p.keys} keys, ${p.bytes >= 1000 ? `${p.bytes / 1000} kB` : `${p.bytes} B`}`;
+    out.push({ benchmark: base, metric: 'server CPU ms / request (read-mostly)', ours: fmt(p.ours.serverCpuMsPerRequest, 2), baseline: fmt(p.express.serverCpuMsPerRequest, 2), ratio: `${fmt(p.serverCpuRatio, 2)}×`, goal: '≤ 1.3×', met: verdict(p.serverCpuRatio <= 1.3) });
+    out.push({ benchmark: base, metric: 'throughput req/s', ours: fmt(p.ours.throughput), baseline: fmt(p.express.throughput), ratio: `${fmt(p.throughputRatio, 2)}×`, goal: '', met: '' });
+  }
   const cl = r.cleanup?.summary;
   if (cl) {
     const base = `cleanup ${cl.sessions} expired`;
@@ -84,6 +98,15 @@ export function rows(report: BenchReport): Row[] {
       out.push({ benchmark: base, metric: `sessions/s vs one at a time (${cl.oneAtATimeSessions} sessions)`, ours: fmt(cl.enginePerSecond, 0), baseline: fmt(cl.oneAtATimePerSecond, 1), ratio: `${fmt(cl.speedupOverOneAtATime, 1)}×`, goal: '≥ 20×', met: verdict(cl.speedupOverOneAtATime >= 20) });
     }
     out.push({ benchmark: base, metric: 'peak RSS growth MB', ours: fmt(cl.engineMaxRssGrowthMB), baseline: fmt(cl.plainMaxRssGrowthMB), ratio: '', goal: '≤ 50 MB', met: verdict(cl.engineMaxRssGrowthMB <= 50) });
+  }
+  const bl = r.cleanup?.backlog;
+  if (bl) {
+    const base = `cleanup ${bl.sessions} expired (default settings)`;
+    const q = bl.engineQuarterRates ?? [];
+    const steadiness = q.length > 0 ? Math.min(...q) / Math.max(...q) : NaN;
+    out.push({ benchmark: base, metric: 'completes; sessions/s', ours: fmt(bl.enginePerSecond, 0), baseline: `${fmt(bl.plainPerSecond, 0)} (plain loop)`, ratio: `${fmt(bl.speedup, 2)}×`, goal: 'completes', met: 'yes' });
+    out.push({ benchmark: base, metric: 'sessions/s per quarter of the run (slowest ÷ fastest)', ours: q.join(' / '), baseline: '', ratio: fmt(steadiness, 2), goal: 'steady', met: '' });
+    out.push({ benchmark: base, metric: 'peak RSS growth MB (heap left after GC)', ours: `${fmt(bl.engineMaxRssGrowthMB)} (${fmt(bl.engineHeapRetainedMB ?? NaN)})`, baseline: fmt(bl.plainMaxRssGrowthMB), ratio: '', goal: '≤ 50 MB', met: verdict(bl.engineMaxRssGrowthMB <= 50) });
   }
   const k = r.kill;
   if (k) {

@@ -7,8 +7,10 @@ import { parseArgs } from 'node:util';
 import { type KillTarget, MalformedKillMessageError, killMessageData, parseIssuedAt } from '../shared/killMessage';
 import { publishKill, pushPublisher } from '../shared/killPublisher';
 import { GUEST_USER } from '../shared/session';
+import { type LauncherState, NoLauncherError, readLauncherState, stateDirFrom } from './launcherState';
 
 const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID,...) [--issued-at ISO-8601] [--topic TOPIC] [--project PROJECT]
+                    [--local [--state-dir DIR]]
 
   --user ID          kill the sessions of this user
   --guests           kill every session without a user
@@ -17,6 +19,9 @@ const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID
   --issued-at T      only sessions created at or before T (default: the publish time)
   --topic TOPIC      kill topic (default: $SESSION_KILL_TOPIC or session-kill)
   --project PROJECT  Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)
+  --local            send to the stack npm start runs (its launcher.json): its project, topic, and
+                     Pub/Sub emulator or kill function; never the cloud
+  --state-dir DIR    with --local: the launcher's --state-dir (default: $SESSION_LOCAL_STATE_DIR or .local)
 
 Honours PUBSUB_EMULATOR_HOST; with SESSION_KILL_PUSH_URL set (the local stack of npm start on
 the memory store) the message is pushed to that URL instead. Prints the message id on success.`;
@@ -30,6 +35,8 @@ export interface CliRequest {
   issuedAt: Date | undefined;
   topic: string;
   projectId: string;
+  /** With --local: the running launcher this kill goes to. */
+  local?: LauncherState;
 }
 
 export function parseCli(argv: string[], env: Record<string, string | undefined>): CliRequest | 'help' {
@@ -47,6 +54,8 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
         'issued-at': { type: 'string' },
         topic: { type: 'string' },
         project: { type: 'string' },
+        local: { type: 'boolean' },
+        'state-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -69,9 +78,12 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     if (err instanceof MalformedKillMessageError) throw new UsageError(`--issued-at ${JSON.stringify(values['issued-at'])}: ${err.message.replace(/^\w+: /, '')}`);
     throw err;
   }
-  const topic = values.topic ?? (env.SESSION_KILL_TOPIC?.trim() || 'session-kill');
+  if (values['state-dir'] !== undefined && !values.local) throw new UsageError('--state-dir goes with --local');
+  // Only on request: a stale local file must never redirect a kill meant for a real project.
+  const local = values.local ? readLauncherState(values['state-dir'] ?? stateDirFrom(env)) : undefined;
+  const topic = values.topic ?? (local?.topic ?? (env.SESSION_KILL_TOPIC?.trim() || 'session-kill'));
   if (!TOPIC_ID.test(topic)) throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a Pub/Sub topic id`);
-  const projectId = values.project ?? (env.GOOGLE_CLOUD_PROJECT?.trim() || env.GCLOUD_PROJECT?.trim());
+  const projectId = values.project ?? (local?.project ?? (env.GOOGLE_CLOUD_PROJECT?.trim() || env.GCLOUD_PROJECT?.trim()));
   if (!projectId) throw new UsageError('no project: give --project or set GOOGLE_CLOUD_PROJECT');
   // The consumer's own rules, so the CLI never publishes a message the function would reject.
   try {
@@ -80,7 +92,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     if (err instanceof MalformedKillMessageError) throw new UsageError(err.message);
     throw err;
   }
-  return { target, issuedAt, topic, projectId };
+  return { target, issuedAt, topic, projectId, ...(local ? { local } : {}) };
 }
 
 async function publishViaPush(request: CliRequest, url: string): Promise<string> {
@@ -98,6 +110,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
   try {
     request = parseCli(argv, env);
   } catch (err) {
+    if (err instanceof NoLauncherError) {
+      process.stderr.write(`session-kill: --local: ${err.message}\n`);
+      return 1;
+    }
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`session-kill: ${err.message}\n\n${USAGE}\n`);
     return 2;
@@ -108,7 +124,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
   }
   try {
     // Local stacks without Pub/Sub (npm start on the memory store) take push requests directly.
-    const pushUrl = env.SESSION_KILL_PUSH_URL?.trim();
+    const local = request.local;
+    // The client reads the emulator switch from the environment.
+    if (local?.pubsubEmulatorHost) process.env.PUBSUB_EMULATOR_HOST = local.pubsubEmulatorHost;
+    const pushUrl = local ? local.killPushUrl : env.SESSION_KILL_PUSH_URL?.trim();
     const messageId = pushUrl
       ? await publishViaPush(request, pushUrl)
       : await publishKill(request.target, { topic: request.topic, projectId: request.projectId, issuedAt: request.issuedAt });

@@ -3,9 +3,10 @@ import { assertValidKey, type JsonValue } from '../shared/json';
 import { killMessageData, type KillTarget, MalformedKillMessageError, parseIssuedAt } from '../shared/killMessage';
 import { publisherFor } from '../shared/killPublisher';
 import { runtime, type Runtime } from '../shared/runtime';
-import type { SaveOutcome, Session } from '../shared/session';
+import type { RequestInfo, SaveOutcome, Session, WithSessionOptions } from '../shared/session';
 import { AdminVerifier } from './http/adminAuth';
 import { answerOptions, applyCors } from './http/cors';
+import { deviceRoutes } from './http/deviceRoutes';
 import { failureCause, HttpError, sendError, sendJson, toHttpError } from './http/errors';
 import { logRequest } from './http/requestLog';
 
@@ -24,7 +25,7 @@ const ONE_TIME_KEY_HEADER = 'X-Security-Key';
 
 type BodyRequest = Request & { jsonBody?: boolean };
 
-interface Context {
+export interface Context {
   req: BodyRequest;
   res: Response;
   rt: Runtime;
@@ -32,9 +33,9 @@ interface Context {
 }
 
 /** How a route touches the session. */
-type Endpoint =
+export type Endpoint =
   /** Reads; one lookup, a write only when lastseen is due for a refresh. */
-  | { mode: 'read'; plan: Plan }
+  | { mode: 'read'; plan: (ctx: Context) => (session: Session) => Reply | Promise<Reply> }
   /** Changes atomically with the read (withSession); `csrf` demands a security key first. */
   | { mode: 'write'; csrf: boolean; browser: boolean; plan: Plan; freshKey?: (result: Reply) => boolean; noFreshKey?: true }
   /** Everything else: health, privileged routes. */
@@ -42,16 +43,22 @@ type Endpoint =
 
 /**
  * Checks everything about the request itself (body, key, query) before the store is touched, and
- * returns what to do with the session once it is loaded.
+ * returns what to do with the session once it is loaded; or, for a change that needs a query first
+ * (the device routes), a promise of that plus the other sessions to end in the same commit.
  */
-type Plan = (ctx: Context) => (session: Session) => Reply;
+type Plan = (ctx: Context) => Apply | Promise<Prepared>;
+type Apply = (session: Session) => Reply;
+export interface Prepared {
+  apply: Apply;
+  end?: WithSessionOptions['end'];
+}
 
-interface Reply {
+export interface Reply {
   status: number;
   body?: unknown;
 }
 
-interface Route {
+export interface Route {
   template: string;
   pattern: RegExp;
   methods: Partial<Record<string, Endpoint>>;
@@ -161,6 +168,11 @@ function send(res: Response, reply: Reply): void {
 /** One verifier per admin configuration, so that its certificate cache lives as long as the process. */
 const verifiers = new WeakMap<Runtime['config']['admin'], AdminVerifier>();
 
+/** What the library stores of the request (the User-Agent of a session it starts). */
+export function requestInfo(ctx: Context): RequestInfo {
+  return { userAgent: ctx.req.get('user-agent') };
+}
+
 async function requireAdmin(ctx: Context): Promise<void> {
   const admin = ctx.rt.config.admin;
   let verifier = verifiers.get(admin);
@@ -173,14 +185,19 @@ async function requireAdmin(ctx: Context): Promise<void> {
 
 async function runWrite(ctx: Context, endpoint: Extract<Endpoint, { mode: 'write' }>): Promise<void> {
   if (endpoint.browser) assertSameSite(ctx);
-  const apply = endpoint.plan(ctx);
-  const { result, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (session) => {
-    const consumed = endpoint.csrf ? checkSecurityKey(ctx, session) : false;
-    const reply = apply(session);
-    // A consumed key is replaced in the same commit, so a client can go on posting.
-    const fresh = !endpoint.noFreshKey && (consumed || (endpoint.freshKey?.(reply) ?? false)) ? session.getSecurityKey() : null;
-    return { reply, fresh };
-  });
+  const planned = await endpoint.plan(ctx);
+  const { apply, end } = typeof planned === 'function' ? { apply: planned, end: undefined } : planned;
+  const { result, outcome } = await ctx.rt.sessions.withSession(
+    ctx.req.get('cookie'),
+    (session) => {
+      const consumed = endpoint.csrf ? checkSecurityKey(ctx, session) : false;
+      const reply = apply(session);
+      // A consumed key is replaced in the same commit, so a client can go on posting.
+      const fresh = !endpoint.noFreshKey && (consumed || (endpoint.freshKey?.(reply) ?? false)) ? session.getSecurityKey() : null;
+      return { reply, fresh };
+    },
+    { ...requestInfo(ctx), end },
+  );
   applyOutcome(ctx.res, outcome);
   if (result.fresh) ctx.res.setHeader(ONE_TIME_KEY_HEADER, result.fresh);
   send(ctx.res, result.reply);
@@ -188,8 +205,8 @@ async function runWrite(ctx: Context, endpoint: Extract<Endpoint, { mode: 'write
 
 async function runRead(ctx: Context, endpoint: Extract<Endpoint, { mode: 'read' }>): Promise<void> {
   const apply = endpoint.plan(ctx);
-  const session = await ctx.rt.sessions.load(ctx.req.get('cookie'));
-  const reply = apply(session);
+  const session = await ctx.rt.sessions.load(ctx.req.get('cookie'), requestInfo(ctx));
+  const reply = await apply(session);
   applyOutcome(ctx.res, await ctx.rt.sessions.save(session));
   send(ctx.res, reply);
 }
@@ -232,7 +249,7 @@ async function kill(ctx: Context): Promise<void> {
 async function login(ctx: Context): Promise<void> {
   await requireAdmin(ctx);
   const user = stringField(ctx, 'user');
-  const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user));
+  const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user), requestInfo(ctx));
   applyOutcome(ctx.res, outcome);
   sendJson(ctx.res, 200, view(session));
 }
@@ -394,6 +411,7 @@ const ROUTES: Route[] = [
     },
   },
   { template: '/sessions/kill', pattern: /^\/sessions\/kill$/, methods: { POST: { mode: 'custom', run: kill } } },
+  ...deviceRoutes(requireAdmin),
 ];
 
 function match(path: string): { route: Route; params: Record<string, string> } | null {

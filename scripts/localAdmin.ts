@@ -17,6 +17,7 @@ export interface TokenClaims {
 
 export interface LocalAdmin {
   jwksFile: string;
+  privateKeyFile: string;
   email: string;
   kid: string;
   privateKey: KeyObject;
@@ -44,9 +45,11 @@ export function createLocalAdmin(dir: string, email = 'local-admin@session-local
   const jwk = { ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
   const jwksFile = join(dir, 'jwks.json');
   writeFileSync(jwksFile, JSON.stringify({ keys: [jwk] }, null, 2));
-  writeFileSync(join(dir, 'admin-key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const privateKeyFile = join(dir, 'admin-key.pem');
+  writeFileSync(privateKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   return {
     jwksFile,
+    privateKeyFile,
     email,
     kid,
     privateKey,

@@ -27,8 +27,12 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const out = path.join(root, 'build', 'deploy');
 
-/** Directories whose sources the deployed functions are built from. */
-const SOURCE_DIRS = ['shared', 'functions', 'bin'];
+/**
+ * Directories the package's build script compiles: the functions' sources, and client/ (the browser
+ * module, with a tsconfig of its own), since `gcp-build` runs the whole `build` and fails on a
+ * directory it cannot find.
+ */
+const SOURCE_DIRS = ['shared', 'functions', 'bin', 'client'];
 /** Files npm and the compiler need at the top of the package. */
 const TOP_FILES = ['package.json', 'package-lock.json'];
 

@@ -5,61 +5,27 @@
  * With --emulators the store is the Firestore emulator (Datastore mode) and kills travel through
  * the Pub/Sub emulator, both started here.
  */
+import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join, resolve } from 'node:path';
+import { DEFAULT_STATE_DIR, type LauncherState, writeLauncherState } from '../bin/launcherState';
 import { startEmulator, type Emulator } from './emulators';
 import { createDemoServer } from './demoServer';
+import { parseLauncherOptions, USAGE, UsageError } from './launcherOptions';
 import { createLocalAdmin } from './localAdmin';
 
-const USAGE = `usage: npm start -- [--emulators] [--port 8080] [--kill-port 8081] [--cleanup-port 8082]
-                     [--cleanup-interval SECONDS] [--state-dir .local] [--demo-port 8083]`;
-
-interface Options {
-  emulators: boolean;
-  port: number;
-  killPort: number;
-  cleanupPort: number;
-  cleanupInterval: number;
-  stateDir: string;
-  demoPort: number;
-}
-
-function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      emulators: { type: 'boolean', default: false },
-      port: { type: 'string', default: process.env.PORT ?? '8080' },
-      'kill-port': { type: 'string', default: '8081' },
-      'cleanup-port': { type: 'string', default: '8082' },
-      'cleanup-interval': { type: 'string', default: '0' },
-      'state-dir': { type: 'string', default: '.local' },
-      'demo-port': { type: 'string', default: '8083' },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
+/**
+ * Sets what the functions read from the environment, and says which values from the user's
+ * environment it replaces: a SESSION_STORE=datastore that silently became memory cost a user an hour.
+ */
+function assignEnvironment(values: Record<string, string>): string[] {
+  const warnings: string[] = [];
+  for (const [name, value] of Object.entries(values)) {
+    const before = process.env[name];
+    if (before !== undefined && before !== '' && before !== value) warnings.push(`npm start: ${name}=${before} from the environment is replaced by ${value}`);
+    process.env[name] = value;
   }
-  const port = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--${name} must be a port number`);
-    return n;
-  };
-  const interval = Number(values['cleanup-interval']);
-  if (!Number.isInteger(interval) || interval < 0) throw new Error('--cleanup-interval must be a whole number of seconds');
-  return {
-    emulators: values.emulators!,
-    port: port('port', values.port!),
-    killPort: port('kill-port', values['kill-port']!),
-    cleanupPort: port('cleanup-port', values['cleanup-port']!),
-    cleanupInterval: interval,
-    stateDir: values['state-dir']!,
-    demoPort: port('demo-port', values['demo-port']!),
-  };
+  return warnings;
 }
 
 function listen(server: Server, port: number, what: string): Promise<number> {
@@ -74,31 +40,60 @@ function listen(server: Server, port: number, what: string): Promise<number> {
   });
 }
 
+/** Ready-to-paste lines that point a shell at this stack. */
+function exportLines(state: LauncherState): string[] {
+  const vars: Record<string, string | undefined> = {
+    GOOGLE_CLOUD_PROJECT: state.project,
+    DATASTORE_EMULATOR_HOST: state.datastoreEmulatorHost,
+    PUBSUB_EMULATOR_HOST: state.pubsubEmulatorHost,
+    SESSION_KILL_PUSH_URL: state.killPushUrl,
+    SESSION_LOCAL_STATE_DIR: resolve(DEFAULT_STATE_DIR) === state.stateDir ? undefined : state.stateDir,
+  };
+  return Object.entries(vars)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .map(([k, v]) => `export ${k}=${v}`);
+}
+
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  let parsed;
+  try {
+    parsed = parseLauncherOptions(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`npm start: ${err.message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (parsed === 'help') {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const options = parsed;
+  const stateDir = resolve(options.stateDir);
   const project = process.env.GOOGLE_CLOUD_PROJECT ?? 'session-local';
   const topic = process.env.SESSION_KILL_TOPIC ?? 'session-kill';
   const emulators: Emulator[] = [];
   const servers: Server[] = [];
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
+  let stateFile: string | undefined;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     if (timer) clearInterval(timer);
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     await Promise.all(emulators.map((e) => e.stop()));
+    if (stateFile) rmSync(stateFile, { force: true });
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
 
   try {
-    const admin = createLocalAdmin(join(options.stateDir, 'admin'));
+    const admin = createLocalAdmin(join(stateDir, 'admin'));
     const apiUrl = `http://localhost:${options.port}`;
     const killUrl = `http://localhost:${options.killPort}`;
     // Chosen explicitly: the production default (datastore) never falls back to memory by itself.
-    Object.assign(process.env, {
+    const warnings = assignEnvironment({
       GOOGLE_CLOUD_PROJECT: project,
       SESSION_STORE: options.emulators ? 'datastore' : 'memory',
       SESSION_KILL_TOPIC: topic,
@@ -108,15 +103,17 @@ async function main(): Promise<void> {
       METADATA_SERVER_DETECTION: 'none',
     });
     if (options.emulators) {
+      const started = Date.now();
       console.log('starting the Firestore (Datastore mode) and Pub/Sub emulators…');
       const [datastore, pubsub] = await Promise.all([startEmulator('datastore'), startEmulator('pubsub')]);
       emulators.push(datastore, pubsub);
-      process.env.DATASTORE_EMULATOR_HOST = datastore.host;
-      process.env.PUBSUB_EMULATOR_HOST = pubsub.host;
+      console.log(`emulators ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      warnings.push(...assignEnvironment({ DATASTORE_EMULATOR_HOST: datastore.host, PUBSUB_EMULATOR_HOST: pubsub.host }));
     } else {
       // No Pub/Sub here: kill messages are pushed straight to the kill function, as a push subscription would.
-      process.env.SESSION_KILL_PUSH_URL = `${killUrl}/projects/${project}/topics/${topic}`;
+      warnings.push(...assignEnvironment({ SESSION_KILL_PUSH_URL: `${killUrl}/projects/${project}/topics/${topic}` }));
     }
+    for (const w of warnings) console.warn(w);
 
     await import('../functions/index');
     const { getTestServer } = await import('@google-cloud/functions-framework/testing');
@@ -147,10 +144,29 @@ async function main(): Promise<void> {
       }, options.cleanupInterval * 1000);
     }
 
-    const token = admin.mint(`http://localhost:${ports[0]}`, { exp: Math.floor(Date.now() / 1000) + 12 * 3600 });
+    const killPushUrl = process.env.SESSION_KILL_PUSH_URL;
+    const state: LauncherState = {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      stateDir,
+      project,
+      topic,
+      store: options.emulators ? 'datastore' : 'memory',
+      apiUrl: `http://localhost:${ports[0]}`,
+      killUrl: `http://localhost:${ports[1]}`,
+      cleanupUrl: `http://localhost:${ports[2]}/`,
+      audience: apiUrl,
+      adminEmail: admin.email,
+      jwksFile: admin.jwksFile,
+      privateKeyFile: admin.privateKeyFile,
+      ...(options.emulators ? { datastoreEmulatorHost: process.env.DATASTORE_EMULATOR_HOST, pubsubEmulatorHost: process.env.PUBSUB_EMULATOR_HOST } : { killPushUrl }),
+    };
     const demo = createDemoServer({ apiUrl: `http://127.0.0.1:${ports[0]}`, adminToken: () => admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 300 }) });
     servers.push(demo);
     const demoPort = await listen(demo, options.demoPort, 'demo page');
+    stateFile = writeLauncherState(state);
+
+    const token = admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 12 * 3600 });
     console.log(
       [
         '',
@@ -160,6 +176,10 @@ async function main(): Promise<void> {
         `startClearSessions  http://localhost:${ports[2]}   (npm run cleanup)`,
         `admin identity      ${admin.email} (JWKS: ${admin.jwksFile})`,
         `demo page           http://localhost:${demoPort}   (the API on the page's origin, as a Hosting rewrite serves it)`,
+        `launcher state      ${stateFile} (npm run mint-token, npm run cleanup and session-kill --local follow it)`,
+        '',
+        'For your own tools and clients in another terminal:',
+        ...exportLines(state),
         '',
         'A privileged token for login and kill, valid 12 hours (npm run mint-token makes a new one):',
         `ADMIN_TOKEN=${token}`,

@@ -1,9 +1,11 @@
 import { type Datastore, type Key, PropertyFilter, type Transaction } from '@google-cloud/datastore';
+// The client's own proto conversions (not re-exported from its main module).
+import { entity as dsEntity } from '@google-cloud/datastore/build/src/entity';
 import { DataTooLargeError, StoreUnavailableError } from './errors';
 import { KeyedLock } from './keyedLock';
 import { dataText, emptyData, type JsonValue, parseDataText, type SessionData } from './json';
 import { GUEST_USER } from './session';
-import type { Decision, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from './store';
+import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './store';
 
 export interface DatastoreStoreOptions {
   datastore: Datastore;
@@ -31,6 +33,11 @@ export interface DatastoreStoreOptions {
   ready?: () => Promise<void>;
 }
 
+/** The part of a RunQuery answer that is read here. */
+interface RunQueryResponse {
+  batch?: { entityResults?: Parameters<typeof dsEntity.formatArray>[0]; moreResults?: string; endCursor?: Uint8Array | string | null };
+}
+
 /**
  * Shape of the entity as Datastore holds it (names kept from ViUR where it had them). `data` is one
  * JSON text; sessions written before were an embedded entity of per-key JSON texts under
@@ -45,6 +52,8 @@ interface SessionEntity {
   staticSecurityKey: string;
   securityKeys: string[];
   endedAt?: Date | null;
+  /** Absent on sessions written before it existed. */
+  userAgent?: string | null;
 }
 
 /** What is written: the client's Double wrapper keeps `lastseen` a double even at whole seconds. */
@@ -54,7 +63,7 @@ type WrittenEntity = Omit<SessionEntity, 'lastseen'> & { lastseen: unknown };
  * Everything but `user`, `createdAt` and `expiresAt` is excluded from indexes: only what a query
  * needs is indexed, and an unindexed string may be far longer than the 1,500 bytes of an indexed one.
  */
-const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'securityKeys[]', 'endedAt'];
+const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'securityKeys[]', 'endedAt', 'userAgent'];
 
 /**
  * Datastore refuses an entity over its size limit (1 MiB) with INVALID_ARGUMENT. The data limit
@@ -63,6 +72,12 @@ const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'security
  */
 const GRPC_INVALID_ARGUMENT = 3;
 const ENTITY_TOO_LARGE = /too (big|large)|exceeds the maximum|longer than|maximum (allowed )?size/i;
+
+/**
+ * The properties a listing of a user's sessions fetches (a property mask on the query: neither an
+ * index nor a projection is needed, and `data` never leaves the database). Must cover SessionHead.
+ */
+const HEAD_PROPERTIES = ['user', 'lastseen', 'createdAt', 'expiresAt', 'endedAt', 'userAgent'];
 
 const GRPC_ABORTED = 10;
 const GRPC_DEADLINE_EXCEEDED = 4;
@@ -83,6 +98,7 @@ function toEntity(s: StoredSession, ds: Datastore): WrittenEntity {
     expiresAt: new Date(s.expiresAt),
     staticSecurityKey: s.staticKeyDigest,
     securityKeys: s.securityKeyDigests,
+    userAgent: s.userAgent,
     ...(s.endedAt === undefined ? {} : { endedAt: new Date(s.endedAt) }),
   };
 }
@@ -104,6 +120,7 @@ function fromEntity(e: SessionEntity): StoredSession {
     expiresAt: new Date(e.expiresAt).getTime(),
     staticKeyDigest: e.staticSecurityKey,
     securityKeyDigests: e.securityKeys ?? [],
+    userAgent: typeof e.userAgent === 'string' ? e.userAgent : null,
   };
   if (e.endedAt) stored.endedAt = new Date(e.endedAt).getTime();
   return stored;
@@ -121,6 +138,18 @@ function withDeadline<R>(call: Promise<R>, ms: number): Promise<R> {
   });
   call.catch(() => undefined); // settles late when the deadline won; its outcome is already reported
   return Promise.race([call, expired]).finally(() => clearTimeout(timer));
+}
+
+function headOf(e: Partial<SessionEntity>): SessionHead {
+  const head: SessionHead = {
+    user: e.user === GUEST_USER || e.user === undefined ? null : e.user,
+    lastSeen: Math.round(Number(e.lastseen) * 1000),
+    createdAt: new Date(e.createdAt ?? 0).getTime(),
+    expiresAt: new Date(e.expiresAt ?? 0).getTime(),
+    userAgent: typeof e.userAgent === 'string' ? e.userAgent : null,
+  };
+  if (e.endedAt) head.endedAt = new Date(e.endedAt).getTime();
+  return head;
 }
 
 function isAborted(err: unknown): boolean {
@@ -222,6 +251,36 @@ export class DatastoreSessionStore implements SessionStore {
     const keys = entities.map((e) => (e[this.#ds.KEY] as Key).name as string);
     const exhausted = keys.length < limit || info.moreResults === 'NO_MORE_RESULTS';
     return exhausted ? { keys } : { keys, cursor: info.endCursor };
+  }
+
+  /**
+   * The client's runQuery has no property mask, so this sends the RunQuery request through the
+   * client's own request path (same channel, auth, database and deadline) with one, and decodes
+   * the answer with the client's own entity helpers. Equality on `user` only: the built-in index.
+   */
+  async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
+    let query = this.#query().filter(new PropertyFilter('user', '=', user)).limit(limit);
+    if (cursor) query = query.start(cursor);
+    const reqOpts = {
+      ...(this.#namespace === undefined ? {} : { partitionId: { namespaceId: this.#namespace } }),
+      query: dsEntity.queryToQueryProto(query),
+      propertyMask: { paths: HEAD_PROPERTIES },
+    };
+    const resp = await this.#call(
+      () =>
+        new Promise<RunQueryResponse>((resolve, reject) => {
+          this.#ds.request_({ client: 'DatastoreClient', method: 'runQuery', reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as RunQueryResponse)));
+        }),
+    );
+    const batch = resp.batch ?? {};
+    const found = dsEntity.formatArray(batch.entityResults ?? []) as Array<Partial<SessionEntity> & Record<symbol, unknown>>;
+    const sessions = found.map((e) => ({ key: (e[this.#ds.KEY] as Key).name as string, head: headOf(e) }));
+    const exhausted = sessions.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
+    return exhausted || !batch.endCursor ? { sessions } : { sessions, cursor: Buffer.from(batch.endCursor).toString('base64') };
+  }
+
+  #query() {
+    return this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind);
   }
 
   async deleteMany(keys: StorageKey[]): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * One JSON object per line on stdout/stderr: Cloud Logging reads `severity` and `message` and
- * keeps the rest as jsonPayload. Callers pass only what is safe to log: never session ids,
- * security keys or tokens.
+ * keeps the rest as jsonPayload. On a terminal (a person running `npm start` or functions-framework
+ * by hand) the same record is printed in a readable form instead. Callers pass only what is safe to
+ * log: never session ids, security keys or tokens.
  */
 export type Severity = 'DEBUG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR';
 
@@ -9,10 +10,38 @@ export type LogFields = Record<string, unknown>;
 
 export type LogSink = (line: string, severity: Severity) => void;
 
-const defaultSink: LogSink = (line, severity) => {
-  if (severity === 'ERROR' || severity === 'WARNING') process.stderr.write(line + '\n');
-  else process.stdout.write(line + '\n');
-};
+interface Output {
+  isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+/**
+ * `12:00:01.234 WARNING message  key=value …`, nested values as JSON; the request record's
+ * `httpRequest` shortened to what a person scans for (status and latency).
+ */
+export function prettyLine(line: string, now: Date = new Date()): string {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const { severity, message, httpRequest, ...rest } = record;
+  const parts = [`${now.toISOString().slice(11, 23)} ${String(severity ?? 'DEFAULT').padEnd(7)} ${String(message ?? '')}`];
+  if (httpRequest && typeof httpRequest === 'object') parts.push(`(${String((httpRequest as { latency?: unknown }).latency ?? '')})`);
+  for (const [k, v] of Object.entries(rest)) parts.push(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return parts.join('  ');
+}
+
+/** JSON lines, unless the stream is a terminal. WARNING and ERROR go to the error stream. */
+export function streamSink(out: Output, err: Output): LogSink {
+  return (line, severity) => {
+    const stream = severity === 'ERROR' || severity === 'WARNING' ? err : out;
+    stream.write(`${stream.isTTY ? prettyLine(line) : line}\n`);
+  };
+}
+
+const defaultSink: LogSink = streamSink(process.stdout, process.stderr);
 
 let sink: LogSink = defaultSink;
 

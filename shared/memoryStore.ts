@@ -1,4 +1,4 @@
-import type { Decision, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from './store';
+import type { Decision, HeadPage, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from './store';
 
 function clone(s: StoredSession): StoredSession {
   return structuredClone(s);
@@ -46,6 +46,18 @@ export class MemorySessionStore implements SessionStore {
       if (keys.length === limit) return { keys, cursor: k };
     }
     return { keys };
+  }
+
+  async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
+    const sessions: HeadPage['sessions'] = [];
+    for (const k of [...this.#sessions.keys()].sort()) {
+      if (cursor !== undefined && k <= cursor) continue;
+      const s = this.#sessions.get(k)!;
+      if ((s.user ?? this.guestUser) !== user) continue;
+      sessions.push({ key: k, head: { user: s.user, lastSeen: s.lastSeen, createdAt: s.createdAt, expiresAt: s.expiresAt, userAgent: s.userAgent } });
+      if (sessions.length === limit) return { sessions, cursor: k };
+    }
+    return { sessions };
   }
 
   async deleteMany(keys: StorageKey[]): Promise<void> {

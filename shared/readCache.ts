@@ -1,6 +1,6 @@
 import type { Clock } from './clock';
 import { dataSize, emptyData } from './json';
-import type { Decision, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './store';
+import type { Decision, HeadPage, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './store';
 
 export interface ReadCacheOptions {
   /** How long a cached read may be served, in ms (> 0): the bound on seeing another instance's write or kill. */
@@ -119,6 +119,11 @@ export class ReadCachingStore implements SessionStore {
 
   findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     return this.#inner.findKeys(selector, limit, cursor);
+  }
+
+  /** Always from the store: a listing must show what is there now. */
+  listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
+    return this.#inner.listUserSessions(user, limit, cursor);
   }
 
   async deleteMany(keys: StorageKey[]): Promise<void> {

@@ -1,10 +1,11 @@
 import { inspect } from 'node:util';
 import type { Clock } from './clock';
 import { type CookieSettings, clearedCookie, readCookieValues, sessionCookie } from './cookies';
+import { type Device, type SessionRef, beyondCap, deviceHandle, isWellFormedHandle, storedUserAgent, toDevices } from './devices';
 import { DataTooLargeError, InvalidUserError, KeyNotFoundError, SecurityKeyConflictError, SessionEndedError, TooManyKeysError } from './errors';
 import { digest, digestsEqual, isWellFormedToken, newToken, type RandomSource } from './ids';
 import { assertJsonValue, assertValidKey, copyData, dataSize, emptyData, type JsonValue, type SessionData } from './json';
-import type { Decision, SessionStore, StorageKey, StoredSession, WriteSet } from './store';
+import type { Decision, SessionHead, SessionStore, StorageKey, StoredSession, WriteSet } from './store';
 
 /** The user id stored for sessions without a user; `killSessionByUser(GUEST_USER)` kills them all. */
 export const GUEST_USER = '__guest__';
@@ -54,7 +55,7 @@ export interface SessionSettings {
 type Operation =
   | { type: 'set'; key: string; value: JsonValue }
   | { type: 'delete'; key: string }
-  | { type: 'reset'; id: string; staticKeyDigest: string; keep: readonly string[]; user: string | null }
+  | { type: 'reset'; id: string; staticKeyDigest: string; keep: readonly string[]; user: string | null; userAgent: string | null }
   | { type: 'addKeys'; digests: string[] }
   | { type: 'consumeKey'; digest: string };
 
@@ -90,6 +91,8 @@ export class Session {
     private readonly settings: SessionSettings,
     private readonly clock: Clock,
     private readonly random: RandomSource,
+    /** The stored User-Agent of the request: a session this request starts (reset, login) keeps it. */
+    private readonly userAgent: string | null = null,
   ) {
     this.#id = id;
     this.#state = state;
@@ -254,7 +257,7 @@ export class Session {
   #startOver(keep: readonly string[], user: string | null): void {
     const id = newToken(this.random);
     const staticKey = newToken(this.random);
-    this.#record({ type: 'reset', id, staticKeyDigest: digest(staticKey), keep: [...keep], user });
+    this.#record({ type: 'reset', id, staticKeyDigest: digest(staticKey), keep: [...keep], user, userAgent: this.userAgent });
     this.#id = id;
     this.#revealedStaticKey = staticKey;
   }
@@ -286,7 +289,7 @@ function applyOperations(base: StoredSession, ops: readonly Operation[], now: nu
       case 'reset': {
         const data = emptyData();
         for (const k of op.keep) if (Object.hasOwn(state.data, k)) data[k] = state.data[k]!;
-        state = freshState(now, op.staticKeyDigest, settings, op.user, data);
+        state = freshState(now, op.staticKeyDigest, settings, op.user, data, op.userAgent);
         break;
       }
       case 'addKeys':
@@ -310,7 +313,7 @@ function applyOperations(base: StoredSession, ops: readonly Operation[], now: nu
   return state;
 }
 
-function freshState(now: number, staticKeyDigest: string, settings: SessionSettings, user: string | null = null, data = emptyData()): StoredSession {
+function freshState(now: number, staticKeyDigest: string, settings: SessionSettings, user: string | null = null, data = emptyData(), userAgent: string | null = null): StoredSession {
   return {
     data,
     user,
@@ -319,6 +322,7 @@ function freshState(now: number, staticKeyDigest: string, settings: SessionSetti
     expiresAt: expiry(settings, now, now),
     staticKeyDigest,
     securityKeyDigests: [],
+    userAgent,
   };
 }
 
@@ -343,6 +347,7 @@ function tombstone(previous: StoredSession, now: number): StoredSession {
     staticKeyDigest: '',
     securityKeyDigests: [],
     endedAt: now,
+    userAgent: previous.userAgent,
   };
 }
 
@@ -352,6 +357,31 @@ function holdsSomething(s: StoredSession): boolean {
   for (const _ in s.data) return true;
   return false;
 }
+
+/** What the manager needs to know of the request besides the cookie. */
+export interface RequestInfo {
+  /** The User-Agent header; stored (at most 256 characters) on a session this request starts. */
+  userAgent?: string | undefined;
+}
+
+export interface WithSessionOptions extends RequestInfo {
+  /**
+   * Other sessions of the same user to end in the same commit as this change (the device routes):
+   * found beforehand with liveSessions(). If the cookie's session no longer belongs to `user`,
+   * nothing is written and SessionEndedError is thrown. Past what one commit can hold, the rest are
+   * deleted in further commits right after it.
+   */
+  end?: { user: string; keys: readonly StorageKey[] };
+}
+
+/** Most sessions that one commit ends next to the session's own writes (Datastore: 500 mutations). */
+const END_IN_COMMIT = 498;
+/** Pages of heads read per query when every session of a user must be seen. */
+const HEAD_PAGE = 500;
+/** Stored sessions a device listing looks at (heads are small; data is never loaded). */
+const LIST_SCAN = 1000;
+/** Stored sessions ending or capping looks at, at most, for one user. */
+const FULL_SCAN = 20_000;
 
 export interface SessionManagerOptions {
   store: SessionStore;
@@ -378,11 +408,11 @@ export class SessionManager {
   }
 
   /** The session named by the Cookie header, or a fresh one: one lookup at most, none for a junk cookie. */
-  async load(cookieHeader: string | undefined): Promise<Session> {
+  async load(cookieHeader: string | undefined, request: RequestInfo = {}): Promise<Session> {
     const sent = readCookieValues(cookieHeader, this.settings.cookie.name);
     const { id, stored } = await this.#pick(sent);
     if (stored !== null && this.#isTombstone(stored)) throw new SessionEndedError();
-    return this.#open(id, stored, sent);
+    return this.#open(id, stored, sent, request);
   }
 
   /**
@@ -400,6 +430,7 @@ export class SessionManager {
       const { writes, keepsSession } = this.#writeSet(session, applyOperations(base, ops, now, this.settings), now, current);
       return { writes, result: keepsSession };
     });
+    await this.#afterLogin(session);
     return this.#outcome(session, true, kept);
   }
 
@@ -408,32 +439,100 @@ export class SessionManager {
    * read (one lookup, one commit). On contention it runs again on fresh data, so `change` must
    * only act on the session. A validated one-time key is thus consumed by exactly one request.
    */
-  async withSession<T>(cookieHeader: string | undefined, change: (session: Session) => T): Promise<{ result: T; session: Session; outcome: SaveOutcome }> {
+  async withSession<T>(
+    cookieHeader: string | undefined,
+    change: (session: Session) => T,
+    options: WithSessionOptions = {},
+  ): Promise<{ result: T; session: Session; outcome: SaveOutcome }> {
     const sent = readCookieValues(cookieHeader, this.settings.cookie.name);
     const candidates = wellFormed(sent);
     // One value (the common case): looked up inside the transaction only. Several: the live one is
     // found first, then read again in the transaction.
     const id = candidates.length > 1 ? (await this.#pick(sent)).id : (candidates[0] ?? null);
-    let last: { session: Session; written: boolean; kept: boolean } | undefined;
+    const end = options.end;
+    let last: { session: Session; written: boolean; kept: boolean; endLater: StorageKey[] } | undefined;
     const result = await this.store.update(id === null ? null : digest(id), (current): Decision<T> => {
       if (current !== null && this.#isTombstone(current)) throw new SessionEndedError();
-      const session = this.#open(id, current, sent);
+      const session = this.#open(id, current, sent, options);
+      if (end && session.user !== end.user) throw new SessionEndedError();
       const value = change(session);
       const written = this.#needsWrite(session);
       const now = this.#clock.now();
       const set = written ? this.#writeSet(session, session.state, now, current) : null;
-      last = { session, written, kept: set?.keepsSession ?? false };
-      return { writes: set?.writes ?? null, result: value };
+      let writes = set?.writes ?? null;
+      let endLater: StorageKey[] = [];
+      if (end) {
+        // The other sessions end in this commit, so a refused or failed change ends none of them.
+        const own = new Set([session.loadedKey, digest(session.id)]);
+        const others = end.keys.filter((k) => !own.has(k));
+        endLater = others.slice(END_IN_COMMIT);
+        writes = { put: writes?.put ?? [], delete: [...(writes?.delete ?? []), ...others.slice(0, END_IN_COMMIT)] };
+      }
+      last = { session, written, kept: set?.keepsSession ?? false, endLater };
+      return { writes, result: value };
     });
-    const { session, written, kept } = last!;
+    const { session, written, kept, endLater } = last!;
+    await this.#deleteAll(endLater);
+    await this.#afterLogin(session);
     return { result, session, outcome: this.#outcome(session, written, kept) };
+  }
+
+  /**
+   * The live sessions of `user` (heads only, never their data), as the store lists them: pages of
+   * one query each, until `maxScan` stored sessions were looked at.
+   */
+  async liveSessions(user: string, maxScan = FULL_SCAN): Promise<SessionRef[]> {
+    const live: SessionRef[] = [];
+    let cursor: string | undefined;
+    for (let seen = 0; seen < maxScan; ) {
+      const page = await this.store.listUserSessions(user, Math.min(HEAD_PAGE, maxScan - seen), cursor);
+      seen += page.sessions.length;
+      for (const s of page.sessions) if (this.isAlive(s.head)) live.push(s);
+      if (!page.cursor || page.sessions.length === 0) break;
+      cursor = page.cursor;
+    }
+    return live;
+  }
+
+  /**
+   * Where `user` is signed in: the live sessions, most recently seen first, at most 100 (of the
+   * first 1,000 stored; data is never loaded). `current` marks the session stored under
+   * `currentKey`. One query for a user with up to 500 stored sessions.
+   */
+  async listSessions(user: string, currentKey: StorageKey | null = null): Promise<Device[]> {
+    return toDevices(await this.liveSessions(user, LIST_SCAN), currentKey);
+  }
+
+  /**
+   * Ends the live session of `user` that `handle` names; false when there is none (another user's
+   * handle looks exactly like an unknown one). One query and one commit. A storage key's user never
+   * changes (login and logout move a session to a new key), so the delete needs no transaction.
+   */
+  async endSession(user: string, handle: string): Promise<boolean> {
+    if (!isWellFormedHandle(handle)) return false;
+    const target = (await this.liveSessions(user)).find((s) => deviceHandle(s.key) === handle);
+    if (!target) return false;
+    await this.store.deleteMany([target.key]);
+    return true;
+  }
+
+  /**
+   * Ends every live session of the session's user except this one ("sign out everywhere else"):
+   * one query and one commit per 500 others. Nothing for a guest. Returns how many were ended.
+   */
+  async endOtherSessions(session: Session): Promise<number> {
+    if (session.user === null) return 0;
+    const own = digest(session.id);
+    const others = (await this.liveSessions(session.user)).map((s) => s.key).filter((k) => k !== own && k !== session.loadedKey);
+    await this.#deleteAll(others);
+    return others.length;
   }
 
   /**
    * Whether `stored` can still be used at `now`: not a tombstone, within the idle lifetime and the
    * absolute lifetime (checked on every read).
    */
-  isAlive(stored: StoredSession, now = this.#clock.now()): boolean {
+  isAlive(stored: SessionHead, now = this.#clock.now()): boolean {
     if (stored.endedAt !== undefined) return false;
     const absolute = this.settings.absoluteLifetimeSeconds;
     if (absolute > 0 && now >= stored.createdAt + absolute * 1000) return false;
@@ -460,16 +559,33 @@ export class SessionManager {
     return ended ?? { id: null, stored: null };
   }
 
-  #open(id: string | null, stored: StoredSession | null, sent: string[]): Session {
+  #open(id: string | null, stored: StoredSession | null, sent: string[], request: RequestInfo = {}): Session {
+    const userAgent = storedUserAgent(request.userAgent);
     if (id !== null && stored !== null && this.isAlive(stored)) {
-      return new Session(id, stored, digest(id), false, null, this.settings, this.#clock, this.#random);
+      return new Session(id, stored, digest(id), false, null, this.settings, this.#clock, this.#random, userAgent);
     }
     // A clearing cookie only for a single value: with the name twice, Max-Age=0 could delete the
     // browser's real cookie while a planted one stays.
     const staleCookie = sent.length === 1;
     const staticKey = newToken(this.#random);
-    const state = freshState(this.#clock.now(), digest(staticKey), this.settings);
-    return new Session(newToken(this.#random), state, null, staleCookie, staticKey, this.settings, this.#clock, this.#random);
+    const state = freshState(this.#clock.now(), digest(staticKey), this.settings, null, emptyData(), userAgent);
+    return new Session(newToken(this.#random), state, null, staleCookie, staticKey, this.settings, this.#clock, this.#random, userAgent);
+  }
+
+  /**
+   * SESSION_MAX_SESSIONS_PER_USER: after a login was written, the user's live sessions ranked below
+   * the cap (byRecency: least recently seen first) are ended. One query, plus one commit when
+   * something is over. See byRecency for why concurrent logins agree on the survivors.
+   */
+  async #afterLogin(session: Session): Promise<void> {
+    const max = this.settings.maxSessionsPerUser;
+    if (max <= 0 || session.user === null) return;
+    if (!session.operations.some((op) => op.type === 'reset' && op.user !== null)) return;
+    await this.#deleteAll(beyondCap(await this.liveSessions(session.user), max));
+  }
+
+  async #deleteAll(keys: readonly StorageKey[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 500) await this.store.deleteMany(keys.slice(i, i + 500));
   }
 
   #needsWrite(session: Session): boolean {

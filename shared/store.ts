@@ -21,6 +21,20 @@ export interface StoredSession {
    * instead of being handed a cookie that would undo the rotation in the browser.
    */
   endedAt?: number;
+  /** The User-Agent of the request that created the session (at most 256 characters), for the device list. */
+  userAgent: string | null;
+}
+
+/**
+ * What a listing of a user's sessions loads of each one: what liveness and the device list need,
+ * never `data` (up to ~1 MB a session) nor the key digests.
+ */
+export type SessionHead = Pick<StoredSession, 'user' | 'lastSeen' | 'createdAt' | 'expiresAt' | 'endedAt' | 'userAgent'>;
+
+export interface HeadPage {
+  sessions: Array<{ key: StorageKey; head: SessionHead }>;
+  /** Opaque position after the last session; absent when the query is exhausted. */
+  cursor?: string;
 }
 
 /** What one atomic update writes: sessions to put and sessions to delete, in one commit. */
@@ -63,6 +77,11 @@ export interface SessionStore {
   update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T>;
   /** One page of keys of the sessions the selector matches, in a stable order. */
   findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage>;
+  /**
+   * One page of at most `limit` sessions stored for `user` (dead ones included: liveness is the
+   * caller's call), in a stable order, each with its head only: one query.
+   */
+  listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage>;
   /** Deletes these sessions in one commit; absent keys are ignored. At most 500 keys. */
   deleteMany(keys: StorageKey[]): Promise<void>;
 }

@@ -166,8 +166,8 @@ resource "google_pubsub_topic_iam_member" "kill_publisher_extra" {
 # --- Pub/Sub service agent: push authentication and dead-lettering ----------------------------------
 
 # Enabling the API does not promise that the agent exists by the time its grants are written; this
-# asks Service Usage to create it (generateServiceIdentity; it answers with the existing agent where
-# there is one). Not google_project_service_identity: that resource exists only in google-beta, and
+# asks Service Usage to create it (generateServiceIdentity, whose answer is the identity "created
+# or retrieved", so a second run is harmless). Not google_project_service_identity: that resource exists only in google-beta, and
 # gcloud is needed for the TTL policy anyway. The member below is spelled from the project number,
 # which names the agent for sure.
 resource "terraform_data" "pubsub_service_identity" {

@@ -33,8 +33,10 @@ describe('benchmark harness (smoke)', () => {
       machine: { nproc: number; node: string };
       errors: unknown[];
       results: {
-        request?: { mixes: Array<{ ours: Record<string, number>; express: Record<string, number>; ratios: Record<string, number>; runs: Array<{ errors: number }> }> };
-        cleanup?: { summary: Record<string, number> };
+        request?: {
+          mixes: Array<{ ours: Record<string, number>; express: Record<string, number>; oursCache?: Record<string, number>; ratios: Record<string, number>; runs: Array<{ errors: number }> }>;
+        };
+        cleanup?: { summary: Record<string, number>; backlog?: Record<string, number | number[]> };
         kill?: { latency: Record<string, number>; throughput: Record<string, number> };
         coldStart?: { ratio: number; ratioToRequireOnly: number; variants: Array<{ name: string; requireMs: number; loadsPubsub: boolean; loadsDatastore: boolean }> };
       };
@@ -55,6 +57,10 @@ describe('benchmark harness (smoke)', () => {
     expect(mix.ours.rpcPerRead).toBe(1);
     expect(mix.ours.rpcPerWrite).toBe(3);
     expect(Number.isFinite(mix.ratios.throughput)).toBe(true);
+    // The read-cache stack (SESSION_READ_CACHE_MS): a write still reads in its transaction; a read costs at most one lookup.
+    expect(mix.oursCache!.throughput).toBeGreaterThan(0);
+    expect(mix.oursCache!.rpcPerRead).toBeLessThanOrEqual(1);
+    expect(mix.oursCache!.rpcPerWrite).toBe(3);
 
     const cleanup = report.results.cleanup!.summary;
     expect(cleanup.sessions).toBe(50);
@@ -62,6 +68,9 @@ describe('benchmark harness (smoke)', () => {
     expect(cleanup.plainPerSecond).toBeGreaterThan(0);
     expect(cleanup.oneAtATimePerSecond).toBeGreaterThan(0);
     expect(Number.isFinite(cleanup.engineMaxRssGrowthMB)).toBe(true);
+    const backlog = report.results.cleanup!.backlog!;
+    expect(backlog.sessions).toBe(30);
+    expect(backlog.engineQuarterRates).toHaveLength(4);
 
     const kill = report.results.kill!;
     expect(kill.latency.sessions).toBe(10);

@@ -14,7 +14,7 @@ describe('configuration', () => {
         refreshIntervalSeconds: 300,
         persistentFieldsOnLogin: ['language'],
         persistentFieldsOnLogout: ['language'],
-        cookie: { name: 'viur_cookie_p1', sameSite: 'lax', persistent: false },
+        cookie: { name: '__Host-viur_cookie_p1', sameSite: 'lax', persistent: false },
       },
       admin: { principals: [], audience: undefined, jwksFile: undefined },
     });

@@ -195,7 +195,10 @@ describe('the read cache on its own', () => {
     const inner = new MemorySessionStore();
     const cache = new ReadCachingStore(inner, { ttlMs: HOUR, clock });
     await inner.update(null, () => ({ writes: { put: [{ key: keyOf('p'), session: stored({ securityKeyDigests: ['d1'] }) }], delete: [] }, result: null }));
-    const first = (await cache.get(keyOf('p')))!;
+    const miss = (await cache.get(keyOf('p')))!;
+    miss.data.secret = 'from the miss';
+    const first = (await cache.get(keyOf('p')))!; // a hit
+    expect(first.data.secret).toBeUndefined();
     first.data.secret = 'mine';
     first.securityKeyDigests.push('d2');
     const second = (await cache.get(keyOf('p')))!;

@@ -46,7 +46,7 @@ describe('loading and saving', () => {
     const { m, store } = setup();
     const { out } = await started(m);
     expect(out.written).toBe(true);
-    expect(out.setCookie).toMatch(/^viur_cookie_session-test=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    expect(out.setCookie).toMatch(/^__Host-viur_cookie_session-test=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
     expect(out.staticSecurityKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(store.size).toBe(1);
   });
@@ -72,11 +72,11 @@ describe('loading and saving', () => {
   test('a junk or foreign cookie costs no read and is never adopted', async () => {
     const { m, store } = setup();
     store.gets = 0;
-    const junk = await m.load('viur_cookie_session-test=not-a-session-id; other=1');
+    const junk = await m.load('__Host-viur_cookie_session-test=not-a-session-id; other=1');
     expect(store.gets).toBe(0);
     expect(junk.isNew).toBe(true);
     const forged = 'A'.repeat(43);
-    const s = await m.load(`viur_cookie_session-test=${forged}`);
+    const s = await m.load(`__Host-viur_cookie_session-test=${forged}`);
     expect(store.gets).toBe(1);
     s.set('x', 1);
     const out = await m.save(s);
@@ -105,7 +105,7 @@ describe('loading and saving', () => {
     const s = await m.load(cookie);
     expect(s.isNew).toBe(true);
     expect(s.get('a')).toBeUndefined();
-    expect((await m.save(s)).setCookie).toMatch(/^viur_cookie_session-test=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$/);
+    expect((await m.save(s)).setCookie).toMatch(/^__Host-viur_cookie_session-test=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$/);
   });
 
   test('markChanged forces a write', async () => {
@@ -233,11 +233,13 @@ describe('reset, login and logout', () => {
       s.reset();
       s.markChanged();
     });
-    expect(await store.get(digest(cookie.split('=')[1]!))).toBeNull();
+    // The old entity is a tombstone: not alive, no data; its id answers session_ended (issue 12).
+    const old = (await store.get(digest(cookie.split('=')[1]!)))!;
+    expect([m.isAlive(old), old.data]).toEqual([false, {}]);
     const fresh = cookieFrom(outcome.setCookie);
     expect(fresh).not.toBe(cookie);
     expect((await m.load(fresh)).entries()).toEqual([]);
-    expect((await m.load(cookie)).isNew).toBe(true);
+    await expect(m.load(cookie)).rejects.toMatchObject({ code: 'session_ended' });
   });
 
   test('login keeps only persistentFieldsOnLogin, binds the user under a new id, and reveals the new static key once', async () => {
@@ -251,7 +253,7 @@ describe('reset, login and logout', () => {
     expect(s.user).toBe('user-1');
     expect(s.toObject()).toEqual({ language: 'de', cart: 3 });
     expect(s.validateStaticSecurityKey(outcome.staticSecurityKey!)).toBe(true);
-    expect((await m.load(cookie)).isNew).toBe(true);
+    await expect(m.load(cookie)).rejects.toMatchObject({ code: 'session_ended' });
     const again = await m.withSession(loggedIn, (x) => x.set('y', 1));
     expect(again.outcome.staticSecurityKey).toBeNull();
   });
@@ -321,11 +323,11 @@ describe('security keys', () => {
 
 describe('cookie attributes', () => {
   test.each([
-    [{}, /^viur_cookie_session-test=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
+    [{}, /^__Host-viur_cookie_session-test=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
     [{ SESSION_SAME_SITE: 'strict' }, /; SameSite=Strict$/],
     [{ SESSION_SAME_SITE: 'none' }, /; Secure; SameSite=None$/],
     [{ SESSION_SAME_SITE: 'off' }, /; Path=\/; HttpOnly; Secure$/],
-    [{ SESSION_COOKIE_PERSISTENT: 'true', SESSION_LIFETIME_SECONDS: '900' }, /^viur_cookie_session-test=[^;]+; Max-Age=900; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
+    [{ SESSION_COOKIE_PERSISTENT: 'true', SESSION_LIFETIME_SECONDS: '900' }, /^__Host-viur_cookie_session-test=[^;]+; Max-Age=900; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
     [{ SESSION_COOKIE_NAME: '__Host-sid' }, /^__Host-sid=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
   ])('%j gives %s', async (env, pattern) => {
     const config = testConfig(env as Record<string, string>);

@@ -3,7 +3,8 @@ import { DatastoreSessionStore } from '../shared/datastoreStore';
 import { MemorySessionStore } from '../shared/memoryStore';
 import type { SessionStore, StoredSession } from '../shared/store';
 import { emptyData, type SessionData } from '../shared/json';
-import { datastore, datastoreStore, uniqueNamespace } from './support/fixtures';
+import { v1 } from '@google-cloud/datastore';
+import { countRpcs, datastore, datastoreStore, uniqueNamespace } from './support/fixtures';
 import { legacyDatastoreStore } from './support/legacyDatastore';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -17,6 +18,7 @@ function record(overrides: Partial<StoredSession> = {}): StoredSession {
     expiresAt: T0 + 3600_000,
     staticKeyDigest: 'ab'.repeat(32),
     securityKeyDigests: ['cd'.repeat(32)],
+    userAgent: 'Mozilla/5.0 (X11; Linux x86_64) contract',
     ...overrides,
   };
 }
@@ -127,6 +129,32 @@ describe.each(stores)('store contract: %s', (_name, make) => {
     expect(await all(store, { kind: 'user', user: null, createdAtOrBefore: T0 + 1000 })).toEqual(['a-old', 'b', 'g']);
   });
 
+  test('listUserSessions pages through one user\'s sessions, heads only, dead ones included', async () => {
+    const mine = ['m1', 'm2', 'm3', 'm4', 'm5'];
+    for (const [i, k] of mine.entries()) {
+      await store.update(null, () => put(k, record({ user: 'me', lastSeen: T0 + i, createdAt: T0 - i, expiresAt: T0 + i * 1000, userAgent: i === 0 ? null : `ua-${i}` })));
+    }
+    await store.update(null, () => put('other', record({ user: 'someone-else' })));
+    await store.update(null, () => put('guest', record({ user: null })));
+    const seen: Array<{ key: string; head: unknown }> = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await store.listUserSessions('me', 2, cursor);
+      expect(page.sessions.length).toBeLessThanOrEqual(2);
+      seen.push(...page.sessions);
+      cursor = page.cursor;
+      if (!cursor) break;
+    }
+    expect(cursor).toBeUndefined();
+    expect(seen.map((s) => s.key).sort()).toEqual(mine);
+    for (const { key, head } of seen) {
+      const i = mine.indexOf(key);
+      // Exactly the head: no data, no key digests.
+      expect(head).toEqual({ user: 'me', lastSeen: T0 + i, createdAt: T0 - i, expiresAt: T0 + i * 1000, userAgent: i === 0 ? null : `ua-${i}` });
+    }
+    expect((await store.listUserSessions('nobody', 10)).sessions).toEqual([]);
+  });
+
   test('deleteMany deletes, ignores absent keys, and refuses more than 500 keys', async () => {
     await store.update(null, () => put('d1', record()));
     await store.update(null, () => put('d2', record()));
@@ -147,11 +175,55 @@ describe('DatastoreSessionStore entity layout', () => {
     expect(entity).toMatchObject({ user: '__guest__', lastseen: T0 / 1000, staticSecurityKey: 'ab'.repeat(32), securityKeys: ['cd'.repeat(32)] });
     expect(entity.createdAt).toBeInstanceOf(Date);
     expect(entity.expiresAt).toBeInstanceOf(Date);
-    expect(entity.data).toEqual({ a: '1' });
+    // data is one JSON text (SPEC §1: one parse per request whatever the number of keys).
+    expect(entity.data).toBe('{"a":1}');
+    expect(entity.userAgent).toBe('Mozilla/5.0 (X11; Linux x86_64) contract');
     // Unindexed properties cannot be queried on: a filter on them finds nothing.
     const q = ds.createQuery(ns, 'viur-session').filter(new PropertyFilter('staticSecurityKey', '=', 'ab'.repeat(32)));
     expect((await ds.runQuery(q))[0]).toHaveLength(0);
+    const q3 = ds.createQuery(ns, 'viur-session').filter(new PropertyFilter('userAgent', '=', 'Mozilla/5.0 (X11; Linux x86_64) contract'));
+    expect((await ds.runQuery(q3))[0]).toHaveLength(0);
     const q2 = ds.createQuery(ns, 'viur-session').filter(new PropertyFilter('user', '=', '__guest__'));
     expect((await ds.runQuery(q2))[0]).toHaveLength(1);
+  });
+});
+
+describe('DatastoreSessionStore listing of a user\'s sessions', () => {
+  test('one query whose answer carries no data, even of a session near the size limit; older entities without userAgent list as null', async () => {
+    const ns = uniqueNamespace('heads');
+    const ds = datastore();
+    const store = new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace: ns, timeoutMs: 10_000, separateBegin: true });
+    const big = 'x'.repeat(900_000);
+    await store.update(null, () => put('big', record({ user: 'u', data: Object.assign(emptyData(), { big }) as SessionData })));
+    // Written as before this field existed.
+    await ds.save({ key: ds.key({ namespace: ns, path: ['viur-session', 'legacy'] }), data: { user: 'u', lastseen: T0 / 1000, createdAt: new Date(T0), expiresAt: new Date(T0 + 1000), data: {}, staticSecurityKey: 'ab'.repeat(32), securityKeys: [] }, excludeFromIndexes: ['data', 'lastseen'] });
+    const rpcs = countRpcs();
+    let bytes = 0;
+    // Observes the size of the answer as the gRPC client hands it over (the store passes a callback).
+    const proto = v1.DatastoreClient.prototype as unknown as { runQuery: (...args: unknown[]) => unknown };
+    const runQuery = proto.runQuery;
+    proto.runQuery = function (this: unknown, ...args: unknown[]) {
+      const callback = args[args.length - 1];
+      if (typeof callback === 'function') {
+        args[args.length - 1] = (err: unknown, resp: unknown, ...rest: unknown[]) => {
+          bytes += JSON.stringify(resp ?? null).length;
+          return (callback as (...a: unknown[]) => unknown)(err, resp, ...rest);
+        };
+      }
+      return runQuery.apply(this, args);
+    };
+    try {
+      const page = await store.listUserSessions('u', 10);
+      expect(rpcs.counts).toEqual({ runQuery: 1 });
+      expect(page.sessions.map((s) => [s.key, s.head.userAgent]).sort()).toEqual([
+        ['big', 'Mozilla/5.0 (X11; Linux x86_64) contract'],
+        ['legacy', null],
+      ]);
+    } finally {
+      proto.runQuery = runQuery;
+      rpcs.restore();
+    }
+    // The 900 KB of data stayed in the database.
+    expect(bytes).toBeLessThan(10_000);
   });
 });

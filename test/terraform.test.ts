@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { CONFIG_VARIABLES, loadConfig } from '../shared/config';
-import { checkAgainstSchema, declarations, providerOf, BUILT_IN_TYPES, type SchemaExtract } from './support/terraformSchema';
+import { BUILT_IN_PROVIDER, checkAgainstSchema, declarations, providerOf, type SchemaExtract } from './support/terraformSchema';
 
 const ROOT = path.resolve(__dirname, '..');
 const TF_DIR = path.join(ROOT, 'terraform');
@@ -272,9 +272,28 @@ describe('terraform/', () => {
     }
   });
 
+  test('sets every variable the parser knows, except the local-only ones and what the platform sets', () => {
+    // Cloud Run sets K_SERVICE itself; setting it from Terraform would lie about where the code runs.
+    const platform = ['K_SERVICE'];
+    const keys = envKeys(deref(nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().sessionApi), 'service_config').environment_variables));
+    const missing = Object.keys(CONFIG_VARIABLES).filter((k) => !keys.includes(k) && !LOCAL_ONLY_VARIABLES.includes(k) && !platform.includes(k));
+    expect(missing).toEqual([]);
+  });
+
   test("the variables' defaults produce exactly the parser's defaults", () => {
     const env = evaluateEnv({ project_id: 'p1' });
     expect(loadConfig(env)).toEqual(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }));
+  });
+
+  test('terraform.tfvars.example shows the defaults, and sets only declared variables', async () => {
+    const example = (await parse('terraform.tfvars', fs.readFileSync(path.join(TF_DIR, 'terraform.tfvars.example'), 'utf8'))) as Json;
+    expect(Object.keys(example).filter((k) => !stack.variables.has(k))).toEqual([]);
+    const { project_id: projectId, ...rest } = example;
+    expect(typeof projectId).toBe('string');
+    for (const [name, value] of Object.entries(rest)) expect({ name, value }).toEqual({ name, value: variableDefault(name) });
+    for (const name of ['session_absolute_lifetime_seconds', 'session_max_data_keys', 'session_max_sessions_per_user', 'session_read_cache_ms']) {
+      expect(Object.keys(rest)).toContain(name);
+    }
   });
 
   test('non-default variable values reach the parser as meant', () => {
@@ -534,16 +553,16 @@ describe('terraform/ against the provider schemas (terraform/schema/provider-sch
 
   test('every resource and data block matches its schema: names at every depth, required arguments, blocks vs arguments, enum values, references', () => {
     expect(checkAgainstSchema(parsedFiles, extract())).toEqual([]);
-    // The check covers every block but Terraform's own terraform_data.
-    const checked = declarations(parsedFiles).filter((d) => !BUILT_IN_TYPES.includes(d.type));
-    expect(checked.length).toBeGreaterThanOrEqual(40);
+    // Every block is covered, Terraform's own terraform_data included.
+    const checked = declarations(parsedFiles);
     expect(checked.filter((d) => d.type.startsWith('google_')).length).toBeGreaterThanOrEqual(40);
+    expect(checked.filter((d) => d.type === 'terraform_data').length).toBeGreaterThanOrEqual(2);
   });
 
   test('the extract holds exactly the types terraform/ uses, for the provider releases versions.tf pins', () => {
     const schemas = extract();
     const used = new Map<string, Set<string>>();
-    for (const d of declarations(parsedFiles).filter((x) => !BUILT_IN_TYPES.includes(x.type))) {
+    for (const d of declarations(parsedFiles)) {
       const key = `${providerOf(d.type, d.body)} ${d.kind}`;
       used.set(key, (used.get(key) ?? new Set()).add(d.type));
     }
@@ -557,7 +576,8 @@ describe('terraform/ against the provider schemas (terraform/schema/provider-sch
     expect(sorted(inExtract)).toEqual(sorted(used));
 
     const required = versionsBlock();
-    for (const [provider, p] of Object.entries(schemas.providers)) {
+    const pinned = Object.entries(schemas.providers).filter(([, p]) => p.source !== BUILT_IN_PROVIDER);
+    for (const [provider, p] of pinned) {
       const pin = required[provider] as { source: string; version: string } | undefined;
       expect({ provider, pinned: pin !== undefined }).toEqual({ provider, pinned: true });
       expect(`registry.terraform.io/${pin?.source}`).toBe(p.source);
@@ -567,8 +587,13 @@ describe('terraform/ against the provider schemas (terraform/schema/provider-sch
       const [major, minor] = p.version.split('.').map(Number);
       expect({ provider, admits: major === Number(m?.[1]) && minor >= Number(m?.[2]) }).toEqual({ provider, admits: true });
     }
-    // Providers pinned but not in the extract: none (terraform_data needs no provider).
-    expect(Object.keys(required).sort()).toEqual(Object.keys(schemas.providers).sort());
+    // Providers pinned but not in the extract: none.
+    expect(Object.keys(required).sort()).toEqual(pinned.map(([name]) => name).sort());
+    // terraform_data's schema came from a Terraform release that required_version admits.
+    const builtIn = Object.values(schemas.providers).find((p) => p.source === BUILT_IN_PROVIDER);
+    const minimum = /^>= (\d+)\.(\d+)$/.exec(String((parsedFiles.find((f) => f.file === 'versions.tf')?.hcl.terraform as Json[])[0].required_version));
+    const [tfMajor, tfMinor] = String(builtIn?.version).split('.').map(Number);
+    expect(tfMajor * 1000 + tfMinor).toBeGreaterThanOrEqual(Number(minimum?.[1]) * 1000 + Number(minimum?.[2]));
   });
 
   test('reports a misspelled nested block', async () => {
@@ -657,6 +682,9 @@ resource "google_cloudfunctions2_function" "f" {
 }
 resource "google_pubsub_topicc" "t" {
   name = "t"
+}
+resource "terraform_data" "d" {
+  triggers = { a = "b" }
 }`);
     expect(problems).toEqual(
       [
@@ -664,6 +692,7 @@ resource "google_pubsub_topicc" "t" {
         'fixture.tf: google_pubsub_subscription.s: "labels" is an argument, written as a block (use labels = ...)',
         'fixture.tf: google_pubsub_subscription.s: at most one "push_config" block is allowed, found 2',
         'fixture.tf: google_pubsub_topicc.t: google 6.50.0 has no resource type google_pubsub_topicc',
+        'fixture.tf: terraform_data.d: no argument or block named "triggers"',
         'fixture.tf: google_pubsub_subscription.s: google_cloudfunctions2_function.f has no attribute "urii"',
         'fixture.tf: google_pubsub_subscription.s: depends_on ${google_pubsub_topic.missing} names nothing declared',
       ].sort(),
@@ -692,7 +721,7 @@ describe('scripts/package-deploy.js', () => {
     const run = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'package-deploy.js')], { cwd: ROOT, encoding: 'utf8' });
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
 
-    const sourceDirs = ['shared', 'functions', 'bin'].filter((d) => fs.existsSync(path.join(ROOT, d)));
+    const sourceDirs = ['shared', 'functions', 'bin', 'client'].filter((d) => fs.existsSync(path.join(ROOT, d)));
     expect(fs.readdirSync(deployDir).sort()).toEqual([...sourceDirs, 'package-lock.json', 'package.json', 'tsconfig.json'].sort());
     for (const file of ['package.json', 'package-lock.json']) {
       expect(fs.readFileSync(path.join(deployDir, file), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, file), 'utf8'));
@@ -708,15 +737,17 @@ describe('scripts/package-deploy.js', () => {
     expect(deployTsconfig.compilerOptions).toEqual(rootTsconfig.compilerOptions);
     expect(deployTsconfig.include.every((p: string) => sourceDirs.includes(p.split('/')[0]))).toBe(true);
 
-    // What gcp-build does in Cloud Build, into a scratch directory: the compiler resolves modules
-    // from the repository's node_modules, as it will from the installed ones there.
-    const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-build-'));
+    // What Cloud Build does with the upload: `npm run gcp-build` in a copy of it, with the
+    // repository's node_modules standing in for the ones `npm ci` installs there.
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-build-'));
     try {
-      const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(deployDir, 'tsconfig.json'), '--outDir', outDir], { cwd: deployDir, encoding: 'utf8' });
-      expect({ status: tsc.status, output: tsc.stdout + tsc.stderr }).toEqual({ status: 0, output: '' });
-      expect(fs.existsSync(path.join(outDir, pkg.main.replace(/^dist\//, '')))).toBe(true);
+      fs.cpSync(deployDir, scratch, { recursive: true });
+      fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
+      const build = spawnSync('npm', ['run', '--silent', 'gcp-build'], { cwd: scratch, encoding: 'utf8' });
+      expect(build.status === 0 ? 'built' : `exit ${build.status}: ${build.stdout}${build.stderr}`).toBe('built');
+      expect(fs.existsSync(path.join(scratch, pkg.main))).toBe(true);
     } finally {
-      fs.rmSync(outDir, { recursive: true, force: true });
+      fs.rmSync(scratch, { recursive: true, force: true });
     }
   }, 180_000);
 

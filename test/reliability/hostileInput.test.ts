@@ -20,7 +20,7 @@ import { ADMIN_EMAIL, AUDIENCE, startApi, type ApiHarness } from '../support/api
 import { Client, cookieOf, listen, problems } from './support';
 
 const RUNS = 400;
-const COOKIE = 'viur_cookie_session-test';
+const COOKIE = '__Host-viur_cookie_session-test';
 
 let api: ApiHarness;
 let base: URL;

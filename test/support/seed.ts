@@ -13,6 +13,7 @@ export function stored(overrides: Partial<StoredSession> = {}): StoredSession {
     expiresAt: t + 3600_000,
     staticKeyDigest: 'ab'.repeat(32),
     securityKeyDigests: [],
+    userAgent: null,
     ...overrides,
   };
 }
@@ -77,6 +78,7 @@ export class ObservedStore implements SessionStore {
 
   get: SessionStore['get'] = (key) => this.inner.get(key);
   update: SessionStore['update'] = (key, decide) => this.inner.update(key, decide);
+  listUserSessions: SessionStore['listUserSessions'] = (user, limit, cursor) => this.inner.listUserSessions(user, limit, cursor);
 
   async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     this.findLimits.push(limit);

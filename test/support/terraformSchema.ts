@@ -3,7 +3,8 @@
  * values, expressions are "${...}" strings) against the provider schema extract that
  * scripts/terraform-schema.js writes to terraform/schema/provider-schemas.json: what
  * `terraform validate` would find about names, required arguments, blocks vs arguments, block
- * counts, enum values and references, without the providers.
+ * counts, enum values and references, without the providers. Meta-argument blocks (lifecycle,
+ * provisioner, connection) are not provider schema and are left alone.
  */
 
 export interface AttributeSchema {
@@ -38,8 +39,8 @@ export interface SchemaExtract {
 
 type Json = Record<string, unknown>;
 
-/** Terraform's own resource types: no provider schema to check them against. */
-export const BUILT_IN_TYPES = ['terraform_data'];
+/** The source address of Terraform's own provider (terraform_data), which versions.tf does not pin. */
+export const BUILT_IN_PROVIDER = 'terraform.io/builtin/terraform';
 
 const META_ARGUMENTS = ['count', 'for_each', 'depends_on', 'provider'];
 const META_BLOCKS = { resource: ['lifecycle', 'provisioner', 'connection'], data: ['lifecycle'] };
@@ -159,7 +160,6 @@ function checkReferences(where: string, body: Json, declared: Declared[], extrac
           if (declared.some((d) => d.type === type) || m[1]) problems.push(`${where}: refers to ${label}, which is not declared`);
           continue;
         }
-        if (BUILT_IN_TYPES.includes(type)) continue;
         let schema = schemaFor(target, extract);
         if (typeof schema === 'string') continue; // reported where the target is declared
         const steps = m[4].replace(/\[[^\]]*\]/g, '').split('.').filter(Boolean);
@@ -186,7 +186,6 @@ export function checkAgainstSchema(files: { file: string; hcl: Json }[], extract
   const declared = declarations(files);
   for (const d of declared) {
     const where = `${d.file}: ${d.kind === 'data' ? 'data.' : ''}${d.type}.${d.name}`;
-    if (BUILT_IN_TYPES.includes(d.type)) continue;
     const schema = schemaFor(d, extract);
     if (typeof schema === 'string') {
       problems.push(`${where}: ${schema}`);
