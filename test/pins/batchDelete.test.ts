@@ -22,6 +22,7 @@ class GatedStore implements SessionStore {
   constructor(readonly inner = new MemorySessionStore()) {}
   get: SessionStore['get'] = (k) => this.inner.get(k);
   update: SessionStore['update'] = (k, d) => this.inner.update(k, d);
+  listUserSessions: SessionStore['listUserSessions'] = (u, l, c) => this.inner.listUserSessions(u, l, c);
   async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     this.finds.push({ limit, cursor });
     return this.inner.findKeys(selector, limit, cursor);

@@ -26,6 +26,7 @@ function record(overrides: Partial<StoredSession> = {}): StoredSession {
     expiresAt: T0 + 3600_000,
     staticKeyDigest: 'ab'.repeat(32),
     securityKeyDigests: ['cd'.repeat(32)],
+    userAgent: null,
     ...overrides,
   };
 }
@@ -252,7 +253,7 @@ describe('error classification', () => {
 
   test('a store that is gone (connection refused) is unavailable', async () => {
     const ds = new Datastore({ projectId: 'session-test', apiEndpoint: `127.0.0.1:${await freePort()}` });
-    const store = new DatastoreSessionStore({ datastore: ds, kind: KIND, timeoutMs: 2_000 });
+    const store = new DatastoreSessionStore({ datastore: ds, kind: KIND, timeoutMs: 500 });
     await expect(store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
