@@ -258,6 +258,17 @@ describe('error classification', () => {
   });
 });
 
+describe('batch delete bound', () => {
+  test('a commit of exactly 500 keys is accepted and deletes them all; 501 are refused before any call', async () => {
+    const store = new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('500'), timeoutMs: 60_000, separateBegin: true });
+    const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
+    await store.update(null, () => ({ writes: { put: keys.map((key) => ({ key, session: record() })), delete: [] }, result: undefined }));
+    await store.deleteMany(keys);
+    expect((await store.findKeys({ kind: 'expired', before: T0 + 7200_000 }, 1000)).keys).toEqual([]);
+    await expect(store.deleteMany([...keys, 'k500'])).rejects.toThrow(new RangeError('at most 500 keys per commit'));
+  });
+});
+
 describe('index exclusions (SPEC §1): only user, createdAt and expiresAt can be queried', () => {
   test.each([
     ['the legacy emulator', () => ({ ds: legacyDatastore(), separateBegin: false })],
