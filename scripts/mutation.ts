@@ -42,6 +42,12 @@ export function scores(report: Report): Array<{ file: string; score: number; det
 async function runSuite(suite: Suite, strykerArgs: string[]): Promise<boolean> {
   const env: NodeJS.ProcessEnv = { ...process.env, MUTATION_SUITE: suite, GOOGLE_CLOUD_PROJECT: 'session-test', METADATA_SERVER_DETECTION: 'none' };
   const emulators: Emulator[] = [];
+  // Interrupted (Ctrl-C): the emulators run in their own process groups and would outlive us.
+  const interrupted = (signal: NodeJS.Signals) => {
+    void Promise.all(emulators.map((e) => e.stop())).finally(() => process.kill(process.pid, signal));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     if (suite === 'datastore') {
       emulators.push(...(await Promise.all([startEmulator('datastore'), startEmulator('datastore-legacy')])));
@@ -58,6 +64,8 @@ async function runSuite(suite: Suite, strykerArgs: string[]): Promise<boolean> {
     }
     return ok;
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     await Promise.all(emulators.map((e) => e.stop()));
   }
 }

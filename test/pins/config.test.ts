@@ -19,6 +19,7 @@ describe('every variable is read', () => {
       SESSION_STORE_TIMEOUT_MS: '1234',
       SESSION_READ_CACHE_MS: '250',
       DATASTORE_EMULATOR_HOST: 'localhost:8081',
+      K_SERVICE: 'session-api',
       SESSION_LIFETIME_SECONDS: '120',
       SESSION_REFRESH_INTERVAL_SECONDS: '7',
       SESSION_COOKIE_NAME: 'sid',
@@ -52,6 +53,7 @@ describe('every variable is read', () => {
       storeTimeoutMs: 1234,
       readCacheMs: 250,
       datastoreEmulatorHost: 'localhost:8081',
+      behindGoogleFrontEnd: true,
       session: {
         lifetimeSeconds: 120,
         refreshIntervalSeconds: 7,
@@ -68,7 +70,6 @@ describe('every variable is read', () => {
       killPushUrl: 'http://localhost:8080/push',
       admin: { audience: 'https://s.example', principals: ['a@x.example'], jwksFile: '/tmp/jwks.json' },
       allowedOrigins: ['https://app.example'],
-      behindGoogleFrontEnd: false,
       deletion: { batchSize: 100, parallelism: 2, cleanupBudgetSeconds: 60, cleanupGraceSeconds: 0, killBudgetSeconds: 30 },
     });
     // Every variable loadConfig reads is documented (the README table and Terraform are built from this list).
@@ -83,6 +84,7 @@ describe('every variable is read', () => {
       storeTimeoutMs: 5000,
       readCacheMs: 0,
       datastoreEmulatorHost: undefined,
+      behindGoogleFrontEnd: false,
       killPushUrl: undefined,
       allowedOrigins: [],
       session: { maxDataBytes: 786_432, maxSecurityKeys: 16, maxDataKeys: 10_000, absoluteLifetimeSeconds: 604_800, maxSessionsPerUser: 0 },

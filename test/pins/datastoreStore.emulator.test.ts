@@ -266,8 +266,19 @@ describe('error classification', () => {
 
   test('a store that is gone (connection refused) is unavailable', async () => {
     const ds = new Datastore({ projectId: 'session-test', apiEndpoint: `127.0.0.1:${await freePort()}` });
-    const store = new DatastoreSessionStore({ datastore: ds, kind: KIND, timeoutMs: 2_000 });
+    const store = new DatastoreSessionStore({ datastore: ds, kind: KIND, timeoutMs: 500 });
     await expect(store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+});
+
+describe('batch delete bound', () => {
+  test('a commit of exactly 500 keys is accepted and deletes them all; 501 are refused before any call', async () => {
+    const store = new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('500'), timeoutMs: 60_000, separateBegin: true });
+    const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
+    await store.update(null, () => ({ writes: { put: keys.map((key) => ({ key, session: record() })), delete: [] }, result: undefined }));
+    await store.deleteMany(keys);
+    expect((await store.findKeys({ kind: 'expired', before: T0 + 7200_000 }, 1000)).keys).toEqual([]);
+    await expect(store.deleteMany([...keys, 'k500'])).rejects.toThrow(new RangeError('at most 500 keys per commit'));
   });
 });
 
@@ -279,7 +290,7 @@ describe('index exclusions (SPEC §1): only user, createdAt and expiresAt can be
     const { ds, separateBegin } = make();
     const ns = uniqueNamespace('idx');
     const store = new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace: ns, timeoutMs: 10_000, separateBegin });
-    const r = record({ data: Object.assign(emptyData(), { a: 'x' }) as SessionData });
+    const r = record({ data: Object.assign(emptyData(), { a: 'x' }) as SessionData, userAgent: 'UA/1', endedAt: T0 });
     await store.update(null, () => put('new', r));
     // A transactional save takes the same exclusions as the insert.
     await store.update(null, () => put('tx', r));
@@ -287,9 +298,12 @@ describe('index exclusions (SPEC §1): only user, createdAt and expiresAt can be
     const count = async (property: string, value: unknown) =>
       (await ds.runQuery(ds.createQuery(ns, KIND).filter(new PropertyFilter(property, '=', value))))[0].length;
     expect(await count('user', 'u1')).toBe(2);
-    expect(await count('lastseen', T0 / 1000)).toBe(0);
+    expect(await count('createdAt', new Date(T0))).toBe(2);
+    expect(await count('lastseen', ds.double(T0 / 1000))).toBe(0);
     expect(await count('securityKeys', 'cd'.repeat(32))).toBe(0);
     expect(await count('staticSecurityKey', 'ab'.repeat(32))).toBe(0);
-    expect(await count('data.a', '"x"')).toBe(0);
+    expect(await count('data', '{"a":"x"}')).toBe(0);
+    expect(await count('userAgent', 'UA/1')).toBe(0);
+    expect(await count('endedAt', new Date(T0))).toBe(0);
   });
 });

@@ -1,9 +1,9 @@
 import { inspect } from 'node:util';
 import { DataTooLargeError, InvalidUserError, KeyNotFoundError, SessionEndedError } from '../../shared/errors';
 import { digest } from '../../shared/ids';
-import { storedSize } from '../../shared/json';
+import { dataSize, emptyData } from '../../shared/json';
 import { MemorySessionStore } from '../../shared/memoryStore';
-import { GUEST_USER, MAX_USER_BYTES } from '../../shared/session';
+import { GUEST_USER, MAX_USER_BYTES, TOMBSTONE_SECONDS } from '../../shared/session';
 import type { Decision, StorageKey, StoredSession } from '../../shared/store';
 import { cookieFrom, FakeClock, manager, settings } from '../support/fixtures';
 
@@ -135,7 +135,7 @@ describe('what is written and which cookie is sent', () => {
     expect((await m.save(await m.load(undefined))).setCookie).toBeNull();
   });
 
-  test('login rotates the id: the old entity is deleted, the new one holds the user, the new cookie and static key are sent once', async () => {
+  test('login rotates the id: the old entity becomes a tombstone, the new one holds the user, the new cookie and static key are sent once', async () => {
     const { m, store, clock } = setup({ lifetimeSeconds: 100 });
     const { cookie, session } = await started(m);
     const oldKey = digest(session.id);
@@ -145,8 +145,8 @@ describe('what is written and which cookie is sent', () => {
     expect(cookieFrom(outcome.setCookie)).not.toBe(cookie);
     expect(outcome.staticSecurityKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(s.validateStaticSecurityKey(outcome.staticSecurityKey!)).toBe(true);
-    // Issue 12: the old entity is a short-lived tombstone (no data, never alive), not deleted.
-    expect(await store.get(oldKey)).toMatchObject({ endedAt: clock.t, expiresAt: clock.t + 90_000, data: {}, securityKeyDigests: [] });
+    expect(await store.get(oldKey)).toMatchObject({ endedAt: clock.t, expiresAt: clock.t + TOMBSTONE_SECONDS * S, securityKeyDigests: [], staticKeyDigest: '' });
+    expect(Object.keys((await store.get(oldKey))!.data)).toEqual([]);
     expect(await store.get(digest(s.id))).toMatchObject({ user: 'user-1', lastSeen: clock.t, createdAt: clock.t, expiresAt: clock.t + 100 * S });
     const later = await m.save(await m.load(cookieFrom(outcome.setCookie)));
     expect(later.staticSecurityKey).toBeNull();
@@ -178,12 +178,13 @@ describe('what is written and which cookie is sent', () => {
 });
 
 describe('limits', () => {
-  test('data exactly at the size limit is accepted, one byte more is refused and changes nothing', async () => {
+  test('data exactly at the size limit (its JSON text in UTF-8) is accepted, one byte more is refused and changes nothing', async () => {
     const limit = 2048;
     const { m } = setup({ maxDataBytes: limit });
     const s = await m.load(undefined);
-    const fill = 'x'.repeat(limit - storedSize('k', '') );
-    expect(storedSize('k', fill)).toBe(limit);
+    const frame = dataSize(Object.assign(emptyData(), { k: '' }));
+    const fill = 'x'.repeat(limit - frame);
+    expect(dataSize(Object.assign(emptyData(), { k: fill }))).toBe(limit);
     s.set('k', fill);
     expect(() => s.set('k', fill + 'y')).toThrow(new DataTooLargeError(limit + 1, limit));
     expect(s.get('k')).toBe(fill);
