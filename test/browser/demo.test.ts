@@ -2,7 +2,8 @@
 /**
  * The demo page of `npm start`, as a newcomer uses it: the launcher prints its address; the page
  * shows the session, writes values, fetches a key, logs in (through the demo's backend route with
- * the local admin token) and out, all through the browser client on the page's own origin.
+ * the local admin token) and out, lists the user's devices and signs them out, all through the
+ * browser client on the page's own origin.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -89,6 +90,42 @@ test('the launcher prints the demo address; the page shows, writes, fetches a ke
   await page.fill('#value', 'dark');
   await act(page, '#save', 'saved theme');
   expect(await shown(page)).toEqual({ user: 'alice', data: { language: 'de', theme: 'dark' } });
+
+  // A second browser signs in as the same user: the first lists it and signs it out.
+  const devices = async (p: Page) => p.$$eval('#devices li', (items) => items.map((li) => li.textContent ?? ''));
+  expect(await devices(page)).toEqual([expect.stringContaining('this device')]);
+  const other = await chromium.context();
+  const second = await other.newPage();
+  await second.goto(demoUrl);
+  await second.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+  await second.fill('#user', 'alice');
+  await act(second, '#login-button', 'logged in as alice');
+  await page.reload();
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+  expect(await devices(page)).toEqual([expect.stringContaining('Sign out'), expect.stringContaining('this device')]);
+  await act(page, '.end-device', 'signed out that device');
+  expect(await devices(page)).toEqual([expect.stringContaining('this device')]);
+  await second.reload();
+  await second.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+  expect(await shown(second)).toEqual({ user: null, data: {} });
+  // And all at once: two more browsers, one button.
+  const contexts = [other];
+  for (const _ of [1, 2]) {
+    const moreContext = await chromium.context();
+    contexts.push(moreContext);
+    const more = await moreContext.newPage();
+    await more.goto(demoUrl);
+    await more.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+    await more.fill('#user', 'alice');
+    await act(more, '#login-button', 'logged in as alice');
+  }
+  await page.reload();
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+  expect(await devices(page)).toHaveLength(3);
+  await act(page, '#logout-others', 'signed out everywhere else');
+  expect(await devices(page)).toEqual([expect.stringContaining('this device')]);
+  expect(await shown(page)).toMatchObject({ user: 'alice' });
+  for (const c of contexts) await c.close();
 
   await act(page, '#logout', 'logged out');
   expect(await shown(page)).toEqual({ user: null, data: { language: 'de' } });
