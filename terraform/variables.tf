@@ -126,7 +126,7 @@ variable "session_refresh_interval_seconds" {
 }
 
 variable "session_cookie_name" {
-  description = "Session cookie name (SESSION_COOKIE_NAME); empty leaves it to the configuration parser's default (shared/config.ts), which is derived from the project id. Behind Firebase Hosting it must be \"__session\" (Hosting forwards no other cookie)."
+  description = "Session cookie name (SESSION_COOKIE_NAME); empty leaves it to the configuration parser's default (shared/config.ts), `__Host-viur_cookie_<project id>`. Behind Firebase Hosting it must be \"__session\" (Hosting forwards no other cookie)."
   type        = string
   default     = ""
 }
