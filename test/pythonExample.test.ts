@@ -2,26 +2,18 @@
  * examples/python/session_admin.py (standard library only) against the Pub/Sub emulator and the
  * API with a token signed by a local JWKS key, as a Python backend would use them.
  */
-import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { PubSub, Subscription } from '@google-cloud/pubsub';
 import { AUDIENCE, startApi, type ApiHarness } from './support/api';
 import { ROOT } from './support/functionsFramework';
 import { pubsub, pullTopic, receive, uniqueName } from './support/pubsub';
+import { type CommandRun, runCommand } from './support/runCommand';
 
 const SCRIPT = join(ROOT, 'examples', 'python', 'session_admin.py');
 
-function python(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', [SCRIPT, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function python(args: string[], env: Record<string, string | undefined> = {}): Promise<CommandRun> {
+  return runCommand('python3', [SCRIPT, ...args], { ...process.env, ...env });
 }
 
 let client: PubSub;

@@ -1,28 +1,16 @@
 /** The session-kill CLI (compiled, as `npm install -g` or `npx` would run it) against the Pub/Sub emulator. */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { PubSub, Subscription } from '@google-cloud/pubsub';
 import { ensureBuilt, ROOT } from './support/functionsFramework';
 import { pubsub, pullTopic, receive, uniqueName } from './support/pubsub';
+import { type CommandRun, runCommand } from './support/runCommand';
 
 const CLI = join(ROOT, 'dist', 'bin', 'session-kill.js');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CommandRun;
 
 function run(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCommand(process.execPath, [CLI, ...args], { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env });
 }
 
 let client: PubSub;
