@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { freePort } from '../../scripts/emulators';
 import { ROOT } from '../support/functionsFramework';
 import { launchChromium, type Chromium } from './support/browser';
@@ -59,6 +59,17 @@ async function act(page: Page, click: string, status: string): Promise<void> {
   await page.waitForFunction((s) => document.getElementById('status')?.textContent === s, status);
 }
 
+/** Another browser (its own cookie jar) on the demo page, signed in as `user` through the page. */
+async function signedIn(user: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await chromium.context();
+  const page = await context.newPage();
+  await page.goto(demoUrl);
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+  await page.fill('#user', user);
+  await act(page, '#login-button', `logged in as ${user}`);
+  return { context, page };
+}
+
 test('the launcher prints the demo address; the page shows, writes, fetches a key, logs in and out', async () => {
   expect(demoUrl).toMatch(/^http:\/\/localhost:\d+$/);
   const context = await chromium.context();
@@ -94,12 +105,7 @@ test('the launcher prints the demo address; the page shows, writes, fetches a ke
   // A second browser signs in as the same user: the first lists it and signs it out.
   const devices = async (p: Page) => p.$$eval('#devices li', (items) => items.map((li) => li.textContent ?? ''));
   expect(await devices(page)).toEqual([expect.stringContaining('this device')]);
-  const other = await chromium.context();
-  const second = await other.newPage();
-  await second.goto(demoUrl);
-  await second.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
-  await second.fill('#user', 'alice');
-  await act(second, '#login-button', 'logged in as alice');
+  const { context: other, page: second } = await signedIn('alice');
   await page.reload();
   await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
   expect(await devices(page)).toEqual([expect.stringContaining('Sign out'), expect.stringContaining('this device')]);
@@ -109,16 +115,7 @@ test('the launcher prints the demo address; the page shows, writes, fetches a ke
   await second.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
   expect(await shown(second)).toEqual({ user: null, data: {} });
   // And all at once: two more browsers, one button.
-  const contexts = [other];
-  for (const _ of [1, 2]) {
-    const moreContext = await chromium.context();
-    contexts.push(moreContext);
-    const more = await moreContext.newPage();
-    await more.goto(demoUrl);
-    await more.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
-    await more.fill('#user', 'alice');
-    await act(more, '#login-button', 'logged in as alice');
-  }
+  const contexts = [other, (await signedIn('alice')).context, (await signedIn('alice')).context];
   await page.reload();
   await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
   expect(await devices(page)).toHaveLength(3);
