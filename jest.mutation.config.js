@@ -10,7 +10,7 @@
 const base = require('./jest.config.js');
 
 const suites = {
-  core: ['<rootDir>/test/session.test.ts', '<rootDir>/test/killMessage.test.ts', '<rootDir>/test/config.test.ts', '<rootDir>/test/pins/**/!(*.emulator).test.ts'],
+  core: ['<rootDir>/test/session.test.ts', '<rootDir>/test/sessionDevices.test.ts', '<rootDir>/test/killMessage.test.ts', '<rootDir>/test/config.test.ts', '<rootDir>/test/pins/**/!(*.emulator).test.ts'],
   datastore: ['<rootDir>/test/storeContract.test.ts', '<rootDir>/test/pins/**/*.emulator.test.ts'],
 };
 
@@ -22,5 +22,9 @@ module.exports = {
   testMatch: suites[suite],
   globalSetup: undefined,
   globalTeardown: undefined,
+  // A mutant that makes a test wait forever (a promise that never settles) fails that test after
+  // 3 s instead of making Stryker time the run out and restart its worker (about 10 s each). The
+  // tests here take milliseconds; this is a hang guard, not a timing assertion.
+  testTimeout: 3000,
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', isolatedModules: true }] },
 };

@@ -6,6 +6,11 @@
 export class KeyedLock {
   readonly #tails = new Map<string, Promise<unknown>>();
 
+  /** Keys with a task queued or running; the others must not stay in the map (one per session ever served). */
+  get size(): number {
+    return this.#tails.size;
+  }
+
   async run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
     const current = previous.then(task, task);

@@ -1,7 +1,8 @@
-import { batchDelete, expiredSelector, killSelector, MAX_BATCH_SIZE } from '../../shared/batchDelete';
+import { batchDelete, ENGINE_RETRY, expiredSelector, killSelector, MAX_BATCH_SIZE, type BatchProgress } from '../../shared/batchDelete';
+import { StoreUnavailableError } from '../../shared/errors';
 import { MemorySessionStore } from '../../shared/memoryStore';
 import type { KeyPage, SessionSelector, SessionStore, StorageKey } from '../../shared/store';
-import { FakeClock } from '../support/fixtures';
+import { FakeClock } from '../support/clock';
 import { existing, keyOf, seed, stored } from '../support/seed';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -19,6 +20,9 @@ class GatedStore implements SessionStore {
   readonly deletes: StorageKey[][] = [];
   failOnDelete: number | undefined;
   onDelete: () => void = () => {};
+  /** Throws this from the n-th query / delete call (1-based) when set. */
+  findFailure: (n: number) => unknown = () => undefined;
+  deleteFailure: (n: number) => unknown = () => undefined;
   constructor(readonly inner = new MemorySessionStore()) {}
   get: SessionStore['get'] = (k) => this.inner.get(k);
   update: SessionStore['update'] = (k, d) => this.inner.update(k, d);
@@ -26,6 +30,8 @@ class GatedStore implements SessionStore {
   endSessions: SessionStore['endSessions'] = (k) => this.inner.endSessions(k);
   async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     this.finds.push({ limit, cursor });
+    const error = this.findFailure(this.finds.length);
+    if (error) throw error;
     return this.inner.findKeys(selector, limit, cursor);
   }
   async deleteMany(keys: StorageKey[]): Promise<void> {
@@ -37,6 +43,8 @@ class GatedStore implements SessionStore {
     try {
       await new Promise((r) => setImmediate(r));
       if (n === this.failOnDelete) throw new Error(`commit ${n} failed`);
+      const error = this.deleteFailure(n);
+      if (error) throw error;
       await this.inner.deleteMany(keys);
     } finally {
       this.inFlight--;
@@ -148,5 +156,115 @@ describe('what the cleanup and the kill select', () => {
   test('a kill takes the sessions created at or before the issue time, none created after', () => {
     expect(killSelector('u', T0)).toEqual({ kind: 'user', user: 'u', createdAtOrBefore: T0 });
     expect(killSelector(null, T0)).toEqual({ kind: 'user', user: null, createdAtOrBefore: T0 });
+  });
+});
+
+describe('retries of a store that is briefly unavailable', () => {
+  const run = (store: GatedStore, extra: Partial<Parameters<typeof batchDelete>[0]> = {}) =>
+    batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 1, deadline: T0 + 3600 * S, clock: new FakeClock(T0), ...extra });
+
+  test('by default a call is tried 4 times, waiting about 0.5, 1 and 2 s (jittered down to half), then its error is thrown', async () => {
+    expect(ENGINE_RETRY).toEqual({ attempts: 4, firstDelayMs: 500 });
+    const { store } = await withExpired(5);
+    const unavailable = new StoreUnavailableError();
+    store.deleteFailure = () => unavailable;
+    const waits: number[] = [];
+    await expect(run(store, { sleep: async (ms) => void waits.push(ms) })).rejects.toBe(unavailable);
+    expect(store.deletes).toHaveLength(4);
+    expect(waits).toHaveLength(3);
+    const bounds = [500, 1000, 2000];
+    waits.forEach((ms, i) => {
+      expect(ms).toBeGreaterThanOrEqual(bounds[i]! / 2);
+      expect(ms).toBeLessThanOrEqual(bounds[i]!);
+    });
+  });
+
+  test('a query or commit that recovers within the attempts completes the run; nothing is lost or deleted twice', async () => {
+    const { store, expired } = await withExpired(25);
+    store.findFailure = (n) => (n === 1 || n === 2 ? new StoreUnavailableError() : undefined);
+    store.deleteFailure = (n) => (n === 2 ? new StoreUnavailableError() : undefined);
+    const waits: number[] = [];
+    const report = await run(store, { retry: { attempts: 3, firstDelayMs: 100 }, sleep: async (ms) => void waits.push(ms) });
+    expect(report).toEqual({ deleted: 25, batches: 3, done: true, elapsedMs: 0 });
+    expect(waits).toHaveLength(3);
+    expect(waits[0]).toBeGreaterThanOrEqual(50);
+    expect(waits[0]).toBeLessThanOrEqual(100);
+    expect(waits[1]).toBeGreaterThanOrEqual(100);
+    expect(waits[1]).toBeLessThanOrEqual(200);
+    expect(await existing(store.inner, expired)).toEqual([]);
+  });
+
+  test('attempts: 1 means no retry; other errors than an unavailable store are never retried', async () => {
+    const { store } = await withExpired(5);
+    store.deleteFailure = () => new StoreUnavailableError();
+    await expect(run(store, { retry: { attempts: 1, firstDelayMs: 1 }, sleep: async () => {} })).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(store.deletes).toHaveLength(1);
+    const { store: s2 } = await withExpired(5);
+    const bug = new TypeError('not transient');
+    s2.findFailure = () => bug;
+    await expect(run(s2, { sleep: async () => {} })).rejects.toBe(bug);
+    expect(s2.finds).toHaveLength(1);
+  });
+
+  test('no retry starts at or past the deadline', async () => {
+    const { store } = await withExpired(5);
+    const clock = new FakeClock(T0);
+    store.findFailure = () => {
+      clock.t = T0 + 1000;
+      return new StoreUnavailableError();
+    };
+    const waits: number[] = [];
+    await expect(run(store, { clock, deadline: T0 + 1000, sleep: async (ms) => void waits.push(ms) })).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(waits).toEqual([]);
+    expect(store.finds).toHaveLength(1);
+  });
+
+  test('once a commit failed for good, the others stop retrying and the first error is thrown', async () => {
+    const { store } = await withExpired(40);
+    const first = new Error('commit 1 failed for good');
+    store.deleteFailure = (n) => (n === 1 ? first : new StoreUnavailableError());
+    const waits: number[] = [];
+    await expect(run(store, { parallelism: 2, sleep: async (ms) => void waits.push(ms) })).rejects.toBe(first);
+    // Commit 2 was in flight when commit 1 failed: it is not retried afterwards.
+    expect(store.deletes).toHaveLength(2);
+    expect(waits).toEqual([]);
+  });
+
+  test('retry.attempts must be a positive integer, checked before any store call', async () => {
+    const { store } = await withExpired(5);
+    for (const attempts of [0, 1.5]) {
+      await expect(run(store, { retry: { attempts, firstDelayMs: 1 } })).rejects.toThrow(new RangeError('retry.attempts must be a positive integer'));
+    }
+    expect(store.finds).toHaveLength(0);
+  });
+});
+
+describe('progress and the report', () => {
+  test('each commit reports the running totals, its own size and the elapsed time', async () => {
+    const { store } = await withExpired(25);
+    const clock = new FakeClock(T0);
+    const seen: BatchProgress[] = [];
+    store.onDelete = () => clock.advance(10);
+    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 1, deadline: T0 + 3600 * S, clock, onBatch: (p) => seen.push(p) });
+    expect(seen).toEqual([
+      { deleted: 10, batches: 1, batchSize: 10, elapsedMs: 10 },
+      { deleted: 20, batches: 2, batchSize: 10, elapsedMs: 20 },
+      { deleted: 25, batches: 3, batchSize: 5, elapsedMs: 30 },
+    ]);
+    expect(report).toEqual({ deleted: 25, batches: 3, done: true, elapsedMs: 30 });
+  });
+
+  test('a query that fails for good stops the run after the commits in flight finished; their deletions count', async () => {
+    const { store } = await withExpired(30);
+    const down = new Error('query failed');
+    store.findFailure = (n) => (n === 2 ? down : undefined);
+    await expect(batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 2, deadline: T0 + 3600 * S, clock: new FakeClock(T0) })).rejects.toBe(down);
+    expect(store.inFlight).toBe(0);
+    expect(store.deletes).toHaveLength(2);
+  });
+
+  test('the cleanup grace is subtracted: a larger grace keeps more, never deletes live sessions', () => {
+    expect(expiredSelector(T0, 0)).toEqual({ kind: 'expired', before: T0 });
+    expect(expiredSelector(T0, 60)).toEqual({ kind: 'expired', before: T0 - 60 * S });
   });
 });

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../shared/errors';
-import { clearedCookie, sessionCookie, validateCookieName } from '../../shared/cookies';
+import { clearedCookie, readCookie, readCookieValues, sessionCookie, validateCookieName } from '../../shared/cookies';
 
 describe('cookie names (SESSION_COOKIE_NAME)', () => {
   test('a name with a character outside the RFC 6265 token anywhere is refused', () => {
@@ -30,5 +30,39 @@ describe('Set-Cookie headers', () => {
     expect(sessionCookie({ name: 's', sameSite: false, persistent: true }, 'v', 60)).toBe('s=v; Max-Age=60; Path=/; HttpOnly; Secure');
     expect(clearedCookie({ name: 's', sameSite: 'none', persistent: false })).toBe('s=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=None');
     expect(clearedCookie({ name: 's', sameSite: false, persistent: false })).not.toMatch(/SameSite/i);
+  });
+});
+
+/** Cookie tossing: a sibling subdomain may plant a second cookie of the name; the session sees every value. */
+describe('reading every value of the session cookie (readCookieValues)', () => {
+  test('every value under the name, in header order, trimmed; other names and names that only contain it are ignored', () => {
+    expect(readCookieValues('sid=a; other=b;  sid = c ;xsid=d; sidx=e; sid=f', 'sid')).toEqual(['a', 'c', 'f']);
+  });
+
+  test('a value may hold "="; a pair without "=" or with an empty name is skipped; an empty value is kept', () => {
+    expect(readCookieValues('sid=a=b; sid; =x; sid=', 'sid')).toEqual(['a=b', '']);
+  });
+
+  test('quotes around a value are removed, a lone quote is kept as sent', () => {
+    expect(readCookieValues('sid="abc"; sid="; sid=""; sid="x', 'sid')).toEqual(['abc', '"', '', '"x']);
+  });
+
+  test('no header or an empty one carries no value', () => {
+    expect(readCookieValues(undefined, 'sid')).toEqual([]);
+    expect(readCookieValues('', 'sid')).toEqual([]);
+  });
+
+  test('readCookie takes the first value, undefined without a header or the name', () => {
+    expect(readCookie('a=1; sid=x; sid=y', 'sid')).toBe('x');
+    expect(readCookie('a=1', 'sid')).toBeUndefined();
+    expect(readCookie(undefined, 'sid')).toBeUndefined();
+    expect(readCookie('', 'sid')).toBeUndefined();
+  });
+});
+
+describe('Set-Cookie of a session', () => {
+  test('a browser-session cookie has no Max-Age; a persistent one lives as long as the session', () => {
+    expect(sessionCookie({ name: 's', sameSite: 'lax', persistent: false }, 'v', 60)).not.toMatch(/Max-Age|Expires/);
+    expect(sessionCookie({ name: 's', sameSite: 'lax', persistent: true }, 'v', 3600)).toBe('s=v; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax');
   });
 });

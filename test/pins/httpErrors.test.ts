@@ -1,6 +1,6 @@
 import express from 'express';
 import request from 'supertest';
-import { HttpError, sendError, toHttpError } from '../../functions/http/errors';
+import { failureCause, HttpError, sendError, toHttpError } from '../../functions/http/errors';
 import { DataTooLargeError, KeyNotFoundError, StoreUnavailableError } from '../../shared/errors';
 
 /** What a client sees of a failure: status, JSON error body, Retry-After on 503 only; nothing internal. */
@@ -36,5 +36,14 @@ describe('HTTP errors', () => {
     const late = await request(app).get('/late');
     expect(late.status).toBe(200);
     expect(late.text).toBe('partial');
+  });
+});
+
+describe('the cause of a 503 in the request log (failureCause)', () => {
+  test('the first line of the underlying error, none for an error without a cause or a non-error', () => {
+    expect(failureCause(new StoreUnavailableError('the session store is unavailable', new Error('4 DEADLINE_EXCEEDED: late\n    at stack')))).toBe('4 DEADLINE_EXCEEDED: late');
+    expect(failureCause(new StoreUnavailableError())).toBeUndefined();
+    expect(failureCause('boom')).toBeUndefined();
+    expect(failureCause({ cause: new Error('not an Error itself') })).toBeUndefined();
   });
 });

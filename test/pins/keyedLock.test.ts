@@ -63,4 +63,24 @@ describe('keyed lock', () => {
     await Promise.all([tb, tc]);
     expect(log).toEqual(['a', 'b start', 'b end', 'c']);
   });
+
+  test('a key is held only while a task of it is queued or running, also when tasks fail', async () => {
+    const lock = new KeyedLock();
+    const a = gate();
+    const ta = lock.run('k', async () => {
+      await a.opened;
+      throw new Error('a failed');
+    });
+    const tb = lock.run('k', async () => 'b');
+    expect(lock.size).toBe(1);
+    a.open();
+    await expect(ta).rejects.toThrow('a failed');
+    // b is still queued behind a: the entry stays for it.
+    expect(lock.size).toBe(1);
+    expect(await tb).toBe('b');
+    expect(lock.size).toBe(0);
+    await lock.run('j', async () => 'j');
+    await expect(lock.run('j', async () => Promise.reject(new Error('j failed')))).rejects.toThrow('j failed');
+    expect(lock.size).toBe(0);
+  });
 });

@@ -72,3 +72,52 @@ describe('memory store', () => {
     await expect(store.deleteMany(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(new RangeError('at most 500 keys per commit'));
   });
 });
+
+describe('memory store: listing and ending the sessions of a user', () => {
+  test('only that user\'s sessions (guests under the guest name), heads only, ordered, paged by cursor', async () => {
+    const store = new MemorySessionStore();
+    const data = Object.assign(emptyData(), { secret: 'x' });
+    await store.update(null, () => put('b', stored({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA', data })));
+    await store.update(null, () => put('a', stored({ user: 'u', createdAt: T0, endedAt: T0 + 5 })));
+    await store.update(null, () => put('c', stored({ user: 'u', createdAt: T0 })));
+    await store.update(null, () => put('g', stored({ user: null, createdAt: T0 })));
+    await store.update(null, () => put('v', stored({ user: 'v', createdAt: T0 })));
+    const p1 = await store.listUserSessions('u', 2);
+    expect(p1.cursor).toBe('b');
+    expect(p1.sessions.map((s) => s.key)).toEqual(['a', 'b']);
+    expect(p1.sessions[0]!.head.endedAt).toBe(T0 + 5);
+    // A head, never the data: no key beyond what a device listing shows.
+    expect(p1.sessions[1]!.head).toStrictEqual({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA' });
+    expect(await store.listUserSessions('u', 2, p1.cursor)).toEqual({ sessions: [{ key: 'c', head: expect.objectContaining({ user: 'u' }) }] });
+    expect((await store.listUserSessions('__guest__', 10)).sessions.map((s) => s.key)).toEqual(['g']);
+    expect(await store.listUserSessions('nobody', 10)).toEqual({ sessions: [] });
+  });
+
+  test('endSessions deletes exactly those keys, with the same 500-key bound as a commit', async () => {
+    const store = new MemorySessionStore();
+    for (const k of ['a', 'b', 'c']) await store.update(null, () => put(k, stored()));
+    await store.endSessions(['a', 'c', 'absent']);
+    expect([await store.get('a'), await store.get('c')]).toEqual([null, null]);
+    expect(await store.get('b')).not.toBeNull();
+    await expect(store.endSessions(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(RangeError);
+    expect(await store.get('b')).not.toBeNull();
+  });
+
+  test('a store with another guest name selects guests by that name', async () => {
+    const store = new MemorySessionStore('anon');
+    await store.update(null, () => put('g', stored({ user: null, createdAt: T0 })));
+    expect((await store.listUserSessions('anon', 10)).sessions.map((s) => s.key)).toEqual(['g']);
+    expect((await store.findKeys({ kind: 'user', user: 'anon', createdAtOrBefore: T0 }, 10)).keys).toEqual(['g']);
+    expect((await store.findKeys({ kind: 'user', user: '__guest__', createdAtOrBefore: T0 }, 10)).keys).toEqual([]);
+  });
+
+  test('an update without writes changes nothing; a delete in an update removes the session', async () => {
+    const store = new MemorySessionStore();
+    await store.update(null, () => put('a', stored({ user: 'u' })));
+    expect(await store.update('a', () => ({ writes: null, result: 'r' }))).toBe('r');
+    expect((await store.get('a'))!.user).toBe('u');
+    await store.update('a', () => ({ writes: { put: [], delete: ['a'] }, result: 0 }));
+    expect(await store.get('a')).toBeNull();
+    expect(store.size).toBe(0);
+  });
+});

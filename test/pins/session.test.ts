@@ -1,9 +1,9 @@
 import { inspect } from 'node:util';
-import { DataTooLargeError, InvalidUserError, KeyNotFoundError, SessionEndedError } from '../../shared/errors';
+import { DataTooLargeError, InvalidUserError, KeyNotFoundError, SecurityKeyConflictError, SessionEndedError, TooManyKeysError } from '../../shared/errors';
 import { digest } from '../../shared/ids';
 import { dataSize, emptyData } from '../../shared/json';
 import { MemorySessionStore } from '../../shared/memoryStore';
-import { GUEST_USER, MAX_USER_BYTES, TOMBSTONE_SECONDS } from '../../shared/session';
+import { GUEST_USER, MAX_COOKIE_CANDIDATES, MAX_USER_BYTES, TOMBSTONE_SECONDS } from '../../shared/session';
 import type { Decision, StorageKey, StoredSession } from '../../shared/store';
 import { cookieFrom, FakeClock, manager, settings } from '../support/fixtures';
 
@@ -253,5 +253,219 @@ describe('the map API', () => {
     expect(JSON.stringify(s)).toBe('{"user":null,"data":{"a":1}}');
     expect(inspect(s)).toBe('Session { user: null, keys: ["a"] }');
     expect(JSON.stringify(s) + inspect(s)).not.toContain(key);
+  });
+});
+
+describe('the absolute lifetime', () => {
+  test('a session ends exactly absoluteLifetime after its creation however busy; 0 means no absolute end', async () => {
+    const { m, store, clock } = setup({ lifetimeSeconds: 60, refreshIntervalSeconds: 0, absoluteLifetimeSeconds: 100 });
+    const { cookie, session } = await started(m);
+    const key = digest(session.id);
+    // Busy all the time: every read rewrites lastSeen, and expiresAt never lies past the absolute end.
+    for (let t = 0; t < 90; t += 30) {
+      clock.advance(30 * S);
+      expect((await m.save(await m.load(cookie))).written).toBe(true);
+    }
+    expect((await store.get(key))!.expiresAt).toBe(clock.t - 90 * S + 100 * S);
+    clock.advance(10 * S - 1);
+    expect((await m.load(cookie)).isNew).toBe(false);
+    clock.advance(1);
+    expect((await m.load(cookie)).isNew).toBe(true);
+
+    const unlimited = setup({ lifetimeSeconds: 60, refreshIntervalSeconds: 0, absoluteLifetimeSeconds: 0 });
+    const u = await started(unlimited.m);
+    for (let t = 0; t < 5; t++) {
+      unlimited.clock.advance(50 * S);
+      expect((await unlimited.m.save(await unlimited.m.load(u.cookie))).written).toBe(true);
+    }
+    expect((await unlimited.m.load(u.cookie)).get('a')).toBe(1);
+    expect((await unlimited.store.get(digest(u.session.id)))!.expiresAt).toBe(unlimited.clock.t + 60 * S);
+  });
+
+  test('isAlive: the absolute end, the idle end and expiresAt each end a session on their own', () => {
+    const { m, clock } = setup({ lifetimeSeconds: 60, absoluteLifetimeSeconds: 100 });
+    const t = clock.t;
+    const head = { user: null, lastSeen: t, createdAt: t - 100 * S + 1, expiresAt: t + 60 * S, userAgent: null };
+    expect(m.isAlive(head)).toBe(true);
+    expect(m.isAlive({ ...head, createdAt: t - 100 * S })).toBe(false);
+    expect(m.isAlive({ ...head, lastSeen: t - 60 * S + 1 })).toBe(true);
+    expect(m.isAlive({ ...head, lastSeen: t - 60 * S })).toBe(false);
+    expect(m.isAlive({ ...head, endedAt: t })).toBe(false);
+    expect(m.isAlive(head, t + 1)).toBe(false);
+  });
+});
+
+describe('data keys', () => {
+  test('exactly maxDataKeys keys are accepted, one more is refused and not recorded; deleting makes room', async () => {
+    const { m } = setup({ maxDataKeys: 3 });
+    const s = await m.load(undefined);
+    s.merge({ a: 1, b: 2, c: 3 });
+    expect(() => s.set('d', 4)).toThrow(new TooManyKeysError(4, 3));
+    expect(s.has('d')).toBe(false);
+    s.set('c', 30);
+    s.delete('a');
+    s.set('d', 4);
+    expect(Object.keys(s.toObject()).sort()).toEqual(['b', 'c', 'd']);
+  });
+
+  test('deleting keys only never fails on the limits, even when the stored data grew meanwhile', async () => {
+    const { m } = setup({ maxDataKeys: 2 });
+    const { cookie } = await started(m);
+    const s = await m.load(cookie);
+    s.delete('a');
+    expect((await m.save(s)).written).toBe(true);
+    expect((await m.load(cookie)).has('a')).toBe(false);
+  });
+});
+
+describe('several cookies of the session name (cookie tossing)', () => {
+  const name = '__Host-viur_cookie_session-test';
+  const junk = (c: string) => `${name}=${c.repeat(43)}`;
+
+  test('the first value naming a live session wins, whatever comes before it; at most three are looked up', async () => {
+    expect(MAX_COOKIE_CANDIDATES).toBe(3);
+    const { m } = setup();
+    const { cookie } = await started(m);
+    const s = await m.load(`${junk('A')}; ${junk('B')}; ${cookie}`);
+    expect(s.get('a')).toBe(1);
+    // The live one is fourth: not looked up, so a fresh session (and no clearing cookie: the name came several times).
+    const fourth = await m.load(`${junk('A')}; ${junk('B')}; ${junk('C')}; ${cookie}`);
+    expect(fourth.isNew).toBe(true);
+    expect(await m.save(fourth)).toEqual({ written: false, setCookie: null, staticSecurityKey: null });
+    // Repeats and malformed values cost no candidate place.
+    expect((await m.load(`${junk('A')}; ${junk('A')}; ${name}=junk; ${junk('A')}; ${junk('B')}; ${cookie}`)).get('a')).toBe(1);
+  });
+
+  test('withSession with several values changes the live session, not a planted one', async () => {
+    const { m, store } = setup();
+    const { cookie, session } = await started(m);
+    const { session: s } = await m.withSession(`${junk('Z')}; ${cookie}`, (x) => x.set('b', 2));
+    expect(s.isNew).toBe(false);
+    expect((await store.get(digest(session.id)))!.data).toEqual({ a: 1, b: 2 });
+  });
+
+  test('a tombstone among the values answers session_ended only when no value names a live session', async () => {
+    const { m } = setup();
+    const old = await started(m);
+    const { outcome } = await m.withSession(old.cookie, (s) => s.login('u'));
+    const fresh = cookieFrom(outcome.setCookie);
+    await expect(m.load(old.cookie)).rejects.toBeInstanceOf(SessionEndedError);
+    await expect(m.withSession(old.cookie, (s) => s.set('x', 1))).rejects.toBeInstanceOf(SessionEndedError);
+    await expect(m.load(`${old.cookie}; ${junk('Q')}`)).rejects.toBeInstanceOf(SessionEndedError);
+    expect((await m.load(`${old.cookie}; ${fresh}`)).user).toBe('u');
+    expect((await m.load(`${fresh}; ${old.cookie}`)).user).toBe('u');
+  });
+
+  test('a tombstone past its own expiry is just gone: a fresh session, the cookie cleared', async () => {
+    const { m, clock } = setup();
+    const old = await started(m);
+    await m.withSession(old.cookie, (s) => s.reset());
+    clock.advance(TOMBSTONE_SECONDS * S - 1);
+    await expect(m.load(old.cookie)).rejects.toBeInstanceOf(SessionEndedError);
+    clock.advance(1);
+    const s = await m.load(old.cookie);
+    expect(s.isNew).toBe(true);
+    expect((await m.save(s)).setCookie).toMatch(/Max-Age=0/);
+  });
+});
+
+describe('rotation and what it writes', () => {
+  test('a logout that keeps nothing stores only the tombstone and clears the cookie', async () => {
+    const { m, store } = setup({ persistentFieldsOnLogout: [] });
+    const { cookie, session } = await started(m);
+    const { outcome, session: s } = await m.withSession(cookie, (x) => x.logout());
+    expect(outcome).toEqual({ written: true, setCookie: expect.stringMatching(/Max-Age=0/), staticSecurityKey: null });
+    expect(await store.get(digest(s.id))).toBeNull();
+    expect((await store.get(digest(session.id)))!.endedAt).toBeDefined();
+    expect(store.size).toBe(1);
+  });
+
+  test('a reset with load/save writes the new session and the tombstone in one commit', async () => {
+    const { m, store, clock } = setup();
+    const { cookie, session } = await started(m);
+    const writes = store.writes;
+    clock.advance(S);
+    const s = await m.load(cookie);
+    s.reset();
+    s.set('n', 1);
+    const out = await m.save(s);
+    expect(store.writes).toBe(writes + 1);
+    expect(cookieFrom(out.setCookie)).not.toBe(cookie);
+    expect(out.staticSecurityKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await store.get(digest(s.id))).toMatchObject({ data: { n: 1 }, createdAt: clock.t });
+    expect(await store.get(digest(session.id))).toMatchObject({ endedAt: clock.t, createdAt: clock.t - S, user: null });
+  });
+
+  test('the session a login starts has its own creation time, so its absolute lifetime starts anew', async () => {
+    const { m, store, clock } = setup({ absoluteLifetimeSeconds: 100, lifetimeSeconds: 3600 });
+    const { cookie } = await started(m);
+    clock.advance(50 * S);
+    const { session } = await m.withSession(cookie, (x) => x.login('u'));
+    expect(await store.get(digest(session.id))).toMatchObject({ createdAt: clock.t, expiresAt: clock.t + 100 * S });
+  });
+});
+
+describe('security keys across requests (load/save)', () => {
+  test('a key consumed by a concurrent request fails the save with security_key_used and writes nothing', async () => {
+    const { m, store } = setup();
+    const s0 = await m.load(undefined);
+    const key = s0.getSecurityKey();
+    const cookie = cookieFrom((await m.save(s0)).setCookie);
+    const a = await m.load(cookie);
+    const b = await m.load(cookie);
+    expect(a.validateSecurityKey(key)).toBe(true);
+    expect(b.validateSecurityKey(key)).toBe(true);
+    b.set('b', 1);
+    await m.save(a);
+    const writes = store.writes;
+    await expect(m.save(b)).rejects.toBeInstanceOf(SecurityKeyConflictError);
+    expect(store.writes).toBe(writes);
+    expect((await m.load(cookie)).has('b')).toBe(false);
+  });
+
+  test('new keys are added to what is stored, never replacing keys another request fetched', async () => {
+    const { m } = setup();
+    const { cookie } = await started(m);
+    const a = await m.load(cookie);
+    const b = await m.load(cookie);
+    const ka = a.getSecurityKey();
+    const kb = b.getSecurityKey();
+    await m.save(a);
+    await m.save(b);
+    const s = await m.load(cookie);
+    expect(s.validateSecurityKey(ka)).toBe(true);
+    expect(s.validateSecurityKey(kb)).toBe(true);
+  });
+});
+
+describe('the session cap (SESSION_MAX_SESSIONS_PER_USER)', () => {
+  test('a login beyond the cap ends the least recently seen sessions of that user only', async () => {
+    const { m, store, clock } = setup({ maxSessionsPerUser: 2 });
+    const keys: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      clock.advance(S);
+      const { session } = await m.withSession(undefined, (s) => s.login('u'));
+      keys.push(digest(session.id));
+    }
+    const other = await m.withSession(undefined, (s) => s.login('v'));
+    expect(await store.get(keys[0]!)).toBeNull();
+    expect(await store.get(keys[1]!)).not.toBeNull();
+    expect(await store.get(keys[2]!)).not.toBeNull();
+    expect(await store.get(digest(other.session.id))).not.toBeNull();
+    // A change that is no login ends nothing, even over the cap.
+    const before = store.size;
+    const { session: s3 } = await m.load(undefined).then(async (s) => {
+      s.set('guest', 1);
+      await m.save(s);
+      return { session: s };
+    });
+    expect(s3.user).toBeNull();
+    expect(store.size).toBe(before + 1);
+  });
+
+  test('0 means no cap', async () => {
+    const { m, store } = setup({ maxSessionsPerUser: 0 });
+    for (let i = 0; i < 4; i++) await m.withSession(undefined, (s) => s.login('u'));
+    expect(store.size).toBe(4);
   });
 });

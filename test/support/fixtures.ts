@@ -1,33 +1,36 @@
 import { randomBytes } from 'node:crypto';
-import { Datastore, v1 } from '@google-cloud/datastore';
+import type { Datastore } from '@google-cloud/datastore';
 import type { Clock } from '../../shared/clock';
 import { loadConfig, type Config } from '../../shared/config';
-import { DatastoreSessionStore } from '../../shared/datastoreStore';
+import type { DatastoreSessionStore } from '../../shared/datastoreStore';
 import { SessionManager, type SessionSettings } from '../../shared/session';
+import { FakeClock } from './clock';
 import { cryptoRandom } from '../../shared/ids';
 import type { SessionStore } from '../../shared/store';
 
-export class FakeClock implements Clock {
-  constructor(public t = Date.UTC(2026, 0, 1)) {}
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-  }
-}
+export { FakeClock } from './clock';
 
 export function uniqueNamespace(prefix = 't'): string {
   return `${prefix}-${randomBytes(6).toString('hex')}`;
 }
 
+/*
+ * The Datastore client is required on first use, not imported: it takes a few hundred milliseconds
+ * to load in every test file, and the tests without an emulator (the mutation run loads them once per
+ * mutant) never use it.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const datastoreClient = () => require('@google-cloud/datastore') as typeof import('@google-cloud/datastore');
+
 export function datastore(): Datastore {
-  return new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT });
+  return new (datastoreClient().Datastore)({ projectId: process.env.GOOGLE_CLOUD_PROJECT });
 }
 
 export function datastoreStore(namespace = uniqueNamespace(), ds = datastore(), timeoutMs = 10_000): DatastoreSessionStore {
+  const { DatastoreSessionStore } = require('../../shared/datastoreStore') as typeof import('../../shared/datastoreStore');
   return new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace, timeoutMs, separateBegin: true });
 }
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ GOOGLE_CLOUD_PROJECT: 'session-test', ...env });
@@ -55,7 +58,7 @@ export type RpcCounts = Partial<Record<(typeof RPC_METHODS)[number], number>>;
  * goes through). It observes and calls through; it does not replace anything.
  */
 export function countRpcs(): { counts: RpcCounts; reset(): void; total(): number; restore(): void } {
-  const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const proto = datastoreClient().v1.DatastoreClient.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
   const counts: RpcCounts = {};
   const originals = new Map<string, (...args: unknown[]) => unknown>();
   for (const m of RPC_METHODS) {
