@@ -1,6 +1,6 @@
 import { Datastore, PropertyFilter, v1 } from '@google-cloud/datastore';
 import { DatastoreSessionStore } from '../../shared/datastoreStore';
-import { StoreUnavailableError } from '../../shared/errors';
+import { DataTooLargeError, StoreUnavailableError } from '../../shared/errors';
 import { emptyData, type SessionData } from '../../shared/json';
 import type { Decision, StoredSession } from '../../shared/store';
 import { freePort } from '../../scripts/emulators';
@@ -262,6 +262,17 @@ describe('error classification', () => {
       expect((err as { code?: unknown }).code).toBe(6); // ALREADY_EXISTS
       expect((await store.get('dup'))!.user).toBe('u1');
     }
+  });
+
+  test('an entity over Datastore\'s size limit is refused as too large (413), not as an unavailable store', async () => {
+    // Reached only if SESSION_MAX_DATA_BYTES is set above what an entity can hold (1 MiB). The
+    // Firestore emulator enforces the limit as production does; the legacy emulator stores the entity.
+    const data = Object.assign(emptyData(), { big: 'x'.repeat(1_100_000) }) as SessionData;
+    const store = new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('big'), timeoutMs: 10_000, separateBegin: true });
+    const err = await store.update(null, () => put('big', record({ data }))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DataTooLargeError);
+    expect(err).toMatchObject({ status: 413, code: 'too_large', message: 'the session is larger than the store accepts' });
+    expect(await store.get('big')).toBeNull();
   });
 
   test('a store that is gone (connection refused) is unavailable', async () => {

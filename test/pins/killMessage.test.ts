@@ -10,6 +10,11 @@ import {
   validateKillMessage,
 } from '../../shared/killMessage';
 
+// The schemas are built on first use and then kept. Built here, outside any test, the mutation run
+// counts their code as reached by every test of the file; otherwise it credits only the first test
+// that happened to build them, and runs only that one against a changed schema.
+validateKillMessage({ user: 'warm-up' });
+
 const reason = (data: Buffer | string | undefined | null) => {
   try {
     parseKillMessageData(data);
@@ -58,6 +63,10 @@ describe('kill messages', () => {
     expect(reason('{"user":""}')).toBe('user: must not be empty');
     expect(reason(JSON.stringify({ user: 'u'.repeat(501) }))).toBe('user: must be at most 500 bytes (UTF-8)');
     expect(reason('{"users":[]}')).toBe('users: must not be empty');
+    expect(reason(JSON.stringify({ user: 'a\ud800' }))).toBe('user: must be well-formed unicode (no lone surrogate)');
+    expect(reason(JSON.stringify({ users: ['a', ''] }))).toBe('users.1: must not be empty');
+    expect(reason('{"user":"a","issuedAt":"2026-01-01T00:00:00Z","continuation":0}')).toMatch(/^continuation: /);
+    expect(parseKillMessageData('{"user":"a","issuedAt":"2026-01-01T00:00:00Z","continuation":2}')).toMatchObject({ continuation: 2 });
     expect(reason('{"user":"a","issuedAt":"2026-01-01"}')).toBe('issuedAt: must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z');
   });
 
@@ -68,7 +77,7 @@ describe('kill messages', () => {
 
   test('issuedAt parsing and printing', () => {
     expect(parseIssuedAt('2026-01-01T01:00:00+01:00')).toEqual(new Date('2026-01-01T00:00:00Z'));
-    expect(() => parseIssuedAt('yesterday')).toThrow(MalformedKillMessageError);
+    expect(() => parseIssuedAt('yesterday')).toThrow(new MalformedKillMessageError('message: must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z'));
     expect(isoTime(new Date(0))).toBe('1970-01-01T00:00:00.000Z');
     expect(() => isoTime(new Date(NaN))).toThrow(new MalformedKillMessageError('issuedAt: is not a real date'));
     expect(encodeKillMessage({ user: 'ä' }).toString('utf8')).toBe('{"user":"ä"}');
