@@ -54,7 +54,9 @@ async function runSuite(suite: Suite, strykerArgs: string[]): Promise<boolean> {
       env.DATASTORE_EMULATOR_HOST = emulators[0]!.host;
       env.LEGACY_DATASTORE_EMULATOR_HOST = emulators[1]!.host;
     }
+    const started = Date.now();
     const code = await run(join(process.cwd(), 'node_modules', '.bin', 'stryker'), ['run', 'stryker.config.mjs', ...strykerArgs], env);
+    console.log(`suite ${suite}: ${((Date.now() - started) / 60_000).toFixed(1)} min`);
     let ok = code === 0;
     const report = JSON.parse(readFileSync(`reports/mutation/${suite}.json`, 'utf8')) as Report;
     for (const s of scores(report)) {
