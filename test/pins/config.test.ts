@@ -18,6 +18,7 @@ describe('every variable is read', () => {
       SESSION_DATABASE: 'db_2',
       SESSION_STORE_TIMEOUT_MS: '1234',
       SESSION_READ_CACHE_MS: '250',
+      SESSION_LOG_REQUESTS: 'all',
       DATASTORE_EMULATOR_HOST: 'localhost:8081',
       K_SERVICE: 'session-api',
       SESSION_LIFETIME_SECONDS: '120',
@@ -52,6 +53,7 @@ describe('every variable is read', () => {
       databaseId: 'db_2',
       storeTimeoutMs: 1234,
       readCacheMs: 250,
+      logRequests: 'all',
       datastoreEmulatorHost: 'localhost:8081',
       behindGoogleFrontEnd: true,
       session: {
@@ -83,6 +85,7 @@ describe('every variable is read', () => {
       databaseId: undefined,
       storeTimeoutMs: 5000,
       readCacheMs: 0,
+      logRequests: 'errors',
       datastoreEmulatorHost: undefined,
       behindGoogleFrontEnd: false,
       killPushUrl: undefined,
@@ -176,6 +179,11 @@ describe('name patterns are anchored at both ends', () => {
     expect(() => load({ SESSION_KILL_PUSH_URL: 'localhost' })).toThrow(/^SESSION_KILL_PUSH_URL: "localhost" is not valid: invalid URL/);
     expect(() => load({ SESSION_ALLOWED_ORIGINS: 'https://a.example, nope' })).toThrow(/invalid URL "nope"/);
     expect(load({ SESSION_ALLOWED_ORIGINS: ' , https://a.example:8443/x ,' }).allowedOrigins).toEqual(['https://a.example:8443']);
+  });
+
+  test('SESSION_LOG_REQUESTS accepts all and errors only', () => {
+    expect(load({ SESSION_LOG_REQUESTS: 'errors' }).logRequests).toBe('errors');
+    expect(() => load({ SESSION_LOG_REQUESTS: 'none' })).toThrow(/^SESSION_LOG_REQUESTS: "none" is not valid: expected one of all, errors$/);
   });
 
   test('SESSION_STORE accepts memory and datastore only', () => {
