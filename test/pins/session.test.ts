@@ -6,6 +6,7 @@ import { MemorySessionStore } from '../../shared/memoryStore';
 import { GUEST_USER, MAX_COOKIE_CANDIDATES, MAX_USER_BYTES, TOMBSTONE_SECONDS } from '../../shared/session';
 import type { Decision, StorageKey, StoredSession } from '../../shared/store';
 import { cookieFrom, FakeClock, manager, settings } from '../support/fixtures';
+import { seed, stored } from '../support/seed';
 
 const S = 1000;
 
@@ -467,5 +468,79 @@ describe('the session cap (SESSION_MAX_SESSIONS_PER_USER)', () => {
     const { m, store } = setup({ maxSessionsPerUser: 0 });
     for (let i = 0; i < 4; i++) await m.withSession(undefined, (s) => s.login('u'));
     expect(store.size).toBe(4);
+  });
+});
+
+describe('user ids and what a rotation leaves behind', () => {
+  test('a user id that is not a string or not well-formed unicode is refused with its reason', async () => {
+    const { m } = setup();
+    const s = await m.load(undefined);
+    expect(() => s.login(42 as unknown as string)).toThrow(new InvalidUserError('a user id must be a non-empty string'));
+    expect(() => s.login('a\ud800')).toThrow(new InvalidUserError('a user id must be well-formed unicode (no lone surrogate)'));
+    expect(s.user).toBeNull();
+  });
+
+  test('the tombstone keeps the user, creation time and user agent of the rotated session, and is seen now', async () => {
+    const { m, store, clock } = setup();
+    const { session: first, outcome } = await m.withSession(undefined, (s) => s.login('u'), { userAgent: 'UA/1' });
+    clock.advance(7 * S);
+    await m.withSession(cookieFrom(outcome.setCookie), (s) => s.logout());
+    expect(await store.get(digest(first.id))).toMatchObject({ user: 'u', createdAt: clock.t - 7 * S, lastSeen: clock.t, endedAt: clock.t, userAgent: 'UA/1' });
+  });
+
+  test('a logout that keeps a persistent field keeps the new guest session with it', async () => {
+    const { m, store } = setup({ persistentFieldsOnLogout: ['language'] });
+    const { outcome } = await m.withSession(undefined, (s) => {
+      s.login('u');
+      s.set('language', 'de');
+    });
+    const after = await m.withSession(cookieFrom(outcome.setCookie), (s) => s.logout());
+    expect(after.outcome.setCookie).toMatch(/^__Host-viur_cookie_session-test=[A-Za-z0-9_-]{43};/);
+    expect(await store.get(digest(after.session.id))).toMatchObject({ user: null, data: { language: 'de' } });
+  });
+});
+
+describe('the session cap, on changes that are not a login', () => {
+  test('a change of a signed-in session ends nothing even when its user is over the cap; the next login trims', async () => {
+    const store = new RecordingStore();
+    const clock = new FakeClock();
+    const loose = manager(store, clock, settings({ maxSessionsPerUser: 0 }));
+    const cookies: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      clock.advance(S);
+      cookies.push(cookieFrom((await loose.withSession(undefined, (s) => s.login('u'))).outcome.setCookie));
+    }
+    const capped = manager(store, clock, settings({ maxSessionsPerUser: 1 }));
+    await capped.withSession(cookies[0], (s) => s.set('x', 1));
+    expect(await capped.liveSessions('u')).toHaveLength(3);
+    const { session } = await capped.withSession(undefined, (s) => s.login('u'));
+    expect((await capped.liveSessions('u')).map((r) => r.key)).toEqual([digest(session.id)]);
+  });
+});
+
+describe('listing the sessions of a user', () => {
+  test('pages of at most 500 heads are read until the store has no more; the listing looks at 1,000 at most', async () => {
+    const clock = new FakeClock();
+    const inner = new MemorySessionStore();
+    const limits: number[] = [];
+    const store = Object.assign(Object.create(inner) as MemorySessionStore, {
+      listUserSessions: (user: string, limit: number, cursor?: string) => {
+        limits.push(limit);
+        return inner.listUserSessions(user, limit, cursor);
+      },
+    });
+    const m = manager(store, clock);
+    await seed(inner, Array.from({ length: 1200 }, (_, i) => [`u-${i}`, stored({ user: 'u', createdAt: clock.t, lastSeen: clock.t })]));
+    expect(await m.liveSessions('u')).toHaveLength(1200);
+    expect(limits).toEqual([500, 500, 500]);
+    limits.length = 0;
+    expect(await m.liveSessions('u', 700)).toHaveLength(700);
+    expect(limits).toEqual([500, 200]);
+    limits.length = 0;
+    expect(await m.listSessions('u')).toHaveLength(100);
+    expect(limits).toEqual([500, 500]);
+    limits.length = 0;
+    expect(await m.liveSessions('nobody')).toEqual([]);
+    expect(limits).toEqual([500]);
   });
 });
