@@ -48,8 +48,9 @@ const idOf = (cookie: string) => cookie.slice(cookie.indexOf('=') + 1);
 beforeAll(async () => {
   client = pubsub();
   topicName = uniqueName('sec-kill');
-  api = await startApi({ SESSION_KILL_TOPIC: topicName });
-  api.use({ SESSION_KILL_TOPIC: topicName });
+  // Every request logged (not only 4xx/5xx, the default): the check below is that no line leaks a secret.
+  api = await startApi({ SESSION_KILL_TOPIC: topicName, SESSION_LOG_REQUESTS: 'all' });
+  api.use({ SESSION_KILL_TOPIC: topicName, SESSION_LOG_REQUESTS: 'all' });
   setLogSink((line) => captured.push(line));
   // The kill function in this process, behind a Pub/Sub emulator push subscription.
   killServer = getTestServer('killSessionByUser');
