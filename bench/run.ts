@@ -166,7 +166,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
                 { keys: 1, bytes: 700_000 },
               ],
           sizeRequests: opts.smoke ? 10 : 400,
-          sizeRepeats: opts.smoke ? 1 : 2,
+          sizeRepeats: opts.smoke ? 1 : 3,
           mixes: opts.smoke
             ? [{ name: 'write-heavy', writeRatio: 0.5 }]
             : [
