@@ -52,6 +52,7 @@ interface Options {
   altSource?: string;
   readCacheMs: number;
   cleanupBacklog: number;
+  skipSizes: boolean;
 }
 
 function options(argv: string[]): Options {
@@ -70,6 +71,8 @@ function options(argv: string[]): Options {
       'read-cache-ms': { type: 'string' },
       // Expired sessions of the cleanup benchmark's engine-only run (default 80,000; 0 skips it).
       'cleanup-backlog': { type: 'string' },
+      // Leave the size curve out of the request benchmark (a quicker A/B of one change).
+      'skip-sizes': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -77,7 +80,7 @@ function options(argv: string[]): Options {
   for (const o of only) if (!(BENCHMARKS as readonly string[]).includes(o)) throw new Error(`--only: unknown benchmark ${o} (known: ${BENCHMARKS.join(', ')})`);
   const repeats = Number(values.repeats ?? (values.smoke ? 1 : 3));
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
-  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)) };
+  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)), skipSizes: values['skip-sizes']! };
 }
 
 export async function main(argv: string[]): Promise<BenchReport> {
@@ -151,7 +154,9 @@ export async function main(argv: string[]): Promise<BenchReport> {
           ...(opts.altSource ? { altSource: opts.altSource } : {}),
           ...(opts.readCacheMs > 0 ? { readCacheMs: opts.readCacheMs } : {}),
           // 1 → 10,000 keys (the default SESSION_MAX_DATA_KEYS counts the profile and counter too), 1 KB → 700 KB.
-          sizes: opts.smoke
+          sizes: opts.skipSizes
+            ? []
+            : opts.smoke
             ? [{ keys: 100, bytes: 10_000 }]
             : [
                 { keys: 1, bytes: 1_000 },
@@ -161,7 +166,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
                 { keys: 1, bytes: 700_000 },
               ],
           sizeRequests: opts.smoke ? 10 : 400,
-          sizeRepeats: opts.smoke ? 1 : 2,
+          sizeRepeats: opts.smoke ? 1 : 3,
           mixes: opts.smoke
             ? [{ name: 'write-heavy', writeRatio: 0.5 }]
             : [
