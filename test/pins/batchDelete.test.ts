@@ -97,6 +97,13 @@ describe('batch deletion engine', () => {
     expect(r2).toMatchObject({ deleted: 20, batches: 2, done: false, elapsedMs: 1 });
   });
 
+  test('a deadline reached at the end of a page queries no further page', async () => {
+    const { store } = await withExpired(30);
+    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 1, deadline: T0, clock: new FakeClock(T0) });
+    expect(report).toMatchObject({ deleted: 10, batches: 1, done: false });
+    expect(store.finds).toHaveLength(1);
+  });
+
   test('a failed commit: no commit is started after it, the ones in flight finish, its error is thrown', async () => {
     const { store } = await withExpired(60);
     store.failOnDelete = 2;

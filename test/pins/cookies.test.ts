@@ -44,7 +44,11 @@ describe('reading every value of the session cookie (readCookieValues)', () => {
   });
 
   test('quotes around a value are removed, a lone quote is kept as sent', () => {
-    expect(readCookieValues('sid="abc"; sid="; sid=""; sid="x', 'sid')).toEqual(['abc', '"', '', '"x']);
+    expect(readCookieValues('sid="abc"; sid="; sid=""; sid="x; sid=x"', 'sid')).toEqual(['abc', '"', '', '"x', 'x"']);
+  });
+
+  test('a pair without "=" is no value, even when it starts with the name', () => {
+    expect(readCookieValues('sidx; sid=a', 'sid')).toEqual(['a']);
   });
 
   test('no header or an empty one carries no value', () => {
