@@ -43,6 +43,7 @@ describe('every variable is read', () => {
       SESSION_CLEANUP_BUDGET_SECONDS: '60',
       SESSION_CLEANUP_GRACE_SECONDS: '0',
       SESSION_KILL_BUDGET_SECONDS: '30',
+      SESSION_LOG_REQUESTS: 'all',
     });
     expect(c).toEqual({
       projectId: 'proj',
@@ -52,6 +53,7 @@ describe('every variable is read', () => {
       databaseId: 'db_2',
       storeTimeoutMs: 1234,
       readCacheMs: 250,
+      logRequests: 'all',
       datastoreEmulatorHost: 'localhost:8081',
       behindGoogleFrontEnd: true,
       session: {
@@ -83,6 +85,7 @@ describe('every variable is read', () => {
       databaseId: undefined,
       storeTimeoutMs: 5000,
       readCacheMs: 0,
+      logRequests: 'errors',
       datastoreEmulatorHost: undefined,
       behindGoogleFrontEnd: false,
       killPushUrl: undefined,
