@@ -8,10 +8,13 @@
  * start that matters. A vm.Script given cachedData skips parsing and compiling what the build-time
  * start compiled, on both versions.
  *
- * The cache is only a hint: V8 checks its version, flags and the source against it and rejects a
- * mismatch (a runtime image with another Node, a corrupt or truncated file), and then compiles the
- * source as if there were no cache. So a rejected or missing cache costs time, never correctness;
- * nothing is logged for it, since the platform's log is the user's. What happened is readable at
+ * The cache is only a hint. V8 checks its version, flags and the source's length against it and
+ * rejects a mismatch (a runtime image with another Node, a truncated file), and then compiles the
+ * source as if there were no cache. It does not check the payload: a release build of V8 given a
+ * cache with flipped bytes aborts the process (Fatal error, unreachable code). So the file carries a
+ * SHA-256 of its payload in a one-line header, checked here first (about 2 ms); a mismatch is
+ * treated as a rejection. A rejected or missing cache costs time, never correctness; nothing is
+ * logged for it, since the platform's log is the user's. What happened is readable at
  * process[Symbol.for('viur-session.codeCache')] ('accepted', 'rejected' or 'absent') for the
  * benchmark and the tests.
  *
@@ -23,6 +26,7 @@
  */
 'use strict';
 
+const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
@@ -32,22 +36,35 @@ const BUNDLE = path.join(__dirname, 'functions.js');
 const CACHE = path.join(__dirname, 'functions.cache');
 const STATE = Symbol.for('viur-session.codeCache');
 
+const MAGIC = 'viur-session-code-cache-v1';
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+/** The V8 payload of the cache file, `null` when the file fails its checksum, undefined when there is none. */
 function readCache() {
+  let file;
   try {
-    return fs.readFileSync(CACHE);
+    file = fs.readFileSync(CACHE);
   } catch {
     return undefined;
   }
+  const eol = file.indexOf(0x0a);
+  const [magic, digest] = eol > 0 && eol < 200 ? file.subarray(0, eol).toString('latin1').split(' ') : [];
+  const payload = file.subarray(eol + 1);
+  return magic === MAGIC && digest === sha256(payload) ? payload : null;
 }
 
 const writeTo = process.env.VIUR_SESSION_WRITE_CODE_CACHE;
 // The build-time start compiles from source: a cache left from an earlier build would describe other code.
-const cachedData = writeTo ? undefined : readCache();
+const cached = writeTo ? undefined : readCache();
+const cachedData = cached || undefined;
 const script = new vm.Script(Module.wrap(fs.readFileSync(BUNDLE, 'utf8')), { filename: BUNDLE, cachedData });
-process[STATE] = cachedData === undefined ? 'absent' : script.cachedDataRejected ? 'rejected' : 'accepted';
+process[STATE] = cached === undefined ? 'absent' : cached === null || script.cachedDataRejected ? 'rejected' : 'accepted';
 
 if (writeTo) {
-  process.once('exit', () => fs.writeFileSync(writeTo, script.createCachedData()));
+  process.once('exit', () => {
+    const payload = script.createCachedData();
+    fs.writeFileSync(writeTo, Buffer.concat([Buffer.from(`${MAGIC} ${sha256(payload)}\n`, 'latin1'), payload]));
+  });
 }
 
 // The bundle runs as the module it would be if required: its own module object, and a require
