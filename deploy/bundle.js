@@ -78,9 +78,9 @@ async function bundle() {
     external: EXTERNAL,
     plugins: [ownDirname],
     banner: { js: 'var __bundle_dirname = __dirname;' },
-    // Smaller source to read and (when the cache is rejected) to parse; names stay, since error
-    // names and class names appear in logs.
-    minifyWhitespace: true,
+    // Whitespace and names stay: a stack trace in the log then points at a readable line under its
+    // module's path comment, and error and class names in logs stay what they are. Measured: with
+    // the cache, whitespace costs nothing noticeable (compile ≈ 23 ms either way); without it ≈ 15 ms.
     minifySyntax: true,
     legalComments: 'eof',
     logLevel: 'error',
@@ -146,6 +146,9 @@ async function writeCodeCache() {
     SESSION_STORE_TIMEOUT_MS: '500',
     VIUR_SESSION_WRITE_CODE_CACHE: partial,
   };
+  // V8 rejects a cache made under other V8 flags (--max-old-space-size among them); the runtime
+  // starts node without any, so the cache is made without the build's.
+  delete env.NODE_OPTIONS;
   for (const k of Object.keys(env)) if (k.startsWith('SESSION_') && k !== 'SESSION_STORE_TIMEOUT_MS') delete env[k];
   const child = spawn(process.execPath, [framework, '--target=sessionApi', `--source=${path.join(outDir, 'index.js')}`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

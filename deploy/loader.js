@@ -57,7 +57,10 @@ const writeTo = process.env.VIUR_SESSION_WRITE_CODE_CACHE;
 // The build-time start compiles from source: a cache left from an earlier build would describe other code.
 const cached = writeTo ? undefined : readCache();
 const cachedData = cached || undefined;
-const script = new vm.Script(Module.wrap(fs.readFileSync(BUNDLE, 'utf8')), { filename: BUNDLE, cachedData });
+// A dynamic import() inside the bundle (gaxios has one, on a path Node 20+ never takes) resolves as
+// it would in a module file, instead of failing for want of a callback.
+const importModuleDynamically = vm.constants && vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+const script = new vm.Script(Module.wrap(fs.readFileSync(BUNDLE, 'utf8')), { filename: BUNDLE, cachedData, ...(importModuleDynamically ? { importModuleDynamically } : {}) });
 process[STATE] = cached === undefined ? 'absent' : cached === null || script.cachedDataRejected ? 'rejected' : 'accepted';
 
 if (writeTo) {
