@@ -78,10 +78,14 @@ async function bundle() {
     external: EXTERNAL,
     plugins: [ownDirname],
     banner: { js: 'var __bundle_dirname = __dirname;' },
-    // Whitespace and names stay: a stack trace in the log then points at a readable line under its
-    // module's path comment, and error and class names in logs stay what they are. Measured: with
-    // the cache, whitespace costs nothing noticeable (compile ≈ 23 ms either way); without it ≈ 15 ms.
+    // Whitespace goes: with it the process held ~40 MB more after 1,000 requests (165 vs 126 MB,
+    // cache accepted, 3 samples each), above the unbundled build's 135. Names stay, since error and
+    // class names appear in logs. A stack trace's line:column in the bundle maps back to the
+    // sources with functions.js.map (written beside it, never loaded).
     minifySyntax: true,
+    minifyWhitespace: true,
+    sourcemap: 'external',
+    sourcesContent: false,
     legalComments: 'eof',
     logLevel: 'error',
     metafile: true,

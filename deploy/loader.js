@@ -53,21 +53,30 @@ function readCache() {
   return magic === MAGIC && digest === sha256(payload) ? payload : null;
 }
 
-const writeTo = process.env.VIUR_SESSION_WRITE_CODE_CACHE;
-// The build-time start compiles from source: a cache left from an earlier build would describe other code.
-const cached = writeTo ? undefined : readCache();
-const cachedData = cached || undefined;
 // A dynamic import() inside the bundle (gaxios has one, on a path Node 20+ never takes) resolves as
 // it would in a module file, instead of failing for want of a callback.
 const importModuleDynamically = vm.constants && vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
-const script = new vm.Script(Module.wrap(fs.readFileSync(BUNDLE, 'utf8')), { filename: BUNDLE, cachedData, ...(importModuleDynamically ? { importModuleDynamically } : {}) });
-process[STATE] = cached === undefined ? 'absent' : cached === null || script.cachedDataRejected ? 'rejected' : 'accepted';
 
-if (writeTo) {
-  process.once('exit', () => {
-    const payload = script.createCachedData();
-    fs.writeFileSync(writeTo, Buffer.concat([Buffer.from(`${MAGIC} ${sha256(payload)}\n`, 'latin1'), payload]));
+/**
+ * The bundle's module function. In a function so that the cache's bytes and the vm.Script are
+ * garbage once it has run (only the build-time start keeps the script, to serialise it at exit).
+ */
+function compile(writeTo) {
+  // The build-time start compiles from source: a cache left from an earlier build would describe other code.
+  const cached = writeTo ? undefined : readCache();
+  const script = new vm.Script(Module.wrap(fs.readFileSync(BUNDLE, 'utf8')), {
+    filename: BUNDLE,
+    cachedData: cached || undefined,
+    ...(importModuleDynamically ? { importModuleDynamically } : {}),
   });
+  process[STATE] = cached === undefined ? 'absent' : cached === null || script.cachedDataRejected ? 'rejected' : 'accepted';
+  if (writeTo) {
+    process.once('exit', () => {
+      const payload = script.createCachedData();
+      fs.writeFileSync(writeTo, Buffer.concat([Buffer.from(`${MAGIC} ${sha256(payload)}\n`, 'latin1'), payload]));
+    });
+  }
+  return script.runInThisContext();
 }
 
 // The bundle runs as the module it would be if required: its own module object, and a require
@@ -75,6 +84,6 @@ if (writeTo) {
 const bundle = new Module(BUNDLE, module);
 bundle.filename = BUNDLE;
 bundle.paths = module.paths;
-script.runInThisContext()(bundle.exports, Module.createRequire(BUNDLE), bundle, BUNDLE, __dirname);
+compile(process.env.VIUR_SESSION_WRITE_CODE_CACHE)(bundle.exports, Module.createRequire(BUNDLE), bundle, BUNDLE, __dirname);
 bundle.loaded = true;
 module.exports = bundle.exports;

@@ -167,6 +167,14 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
       });
       expect(r.status).toBeLessThan(300);
       expect(kill.logs().some((l) => l.message === 'malformed kill message acknowledged without action')).toBe(true);
+      // A valid one runs the deletion engine on the bundled Datastore client.
+      const ok = await fetch(kill.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'ce-id': 'deployed-2', 'ce-specversion': '1.0', 'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished', 'ce-source': '//pubsub.googleapis.com/projects/p/topics/t' },
+        body: JSON.stringify({ message: { data: Buffer.from(JSON.stringify({ user: 'nobody@example.test' })).toString('base64'), messageId: 'deployed-2' } }),
+      });
+      expect(ok.status).toBeLessThan(300);
+      expect(kill.logs().find((l) => l.message === 'kill finished')).toMatchObject({ messageId: 'deployed-2', deleted: 0 });
     } finally {
       await kill.stop();
     }
