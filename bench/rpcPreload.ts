@@ -6,7 +6,9 @@
  * so far (and the process's CPU time and RSS), before the application sees the request. Works for any server built on node:http
  * (functions-framework and Express alike).
  */
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { Session } from 'node:inspector';
 
 const RPC_METHODS = ['lookup', 'runQuery', 'runAggregationQuery', 'beginTransaction', 'commit', 'rollback', 'allocateIds', 'reserveIds'] as const;
 
@@ -27,6 +29,10 @@ if (process.env.BENCH_COUNT_RPCS === '1') {
   http.Server.prototype.emit = function (this: http.Server, event: string, ...args: unknown[]): boolean {
     if (event === 'request') {
       const [req, res] = args as [http.IncomingMessage, http.ServerResponse];
+      if (req.url?.startsWith('/__profile/')) {
+        profileRoute(req.url, res);
+        return true;
+      }
       if (req.url === '/__rpc') {
         res.writeHead(200, { 'content-type': 'application/json' });
         const cpu = process.cpuUsage();
@@ -36,4 +42,29 @@ if (process.env.BENCH_COUNT_RPCS === '1') {
     }
     return emit.call(this, event, ...args);
   } as typeof http.Server.prototype.emit;
+}
+
+/**
+ * `GET /__profile/start` and `/__profile/stop?file=…` (bench/profile.ts): V8's sampling profiler
+ * over just the measured requests, which `--cpu-prof` cannot do (it covers start-up and warm-up too).
+ */
+let inspector: Session | undefined;
+function profileRoute(url: string, res: http.ServerResponse): void {
+  const done = (err: Error | null) => {
+    res.writeHead(err ? 500 : 200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ ok: !err, error: err?.message }));
+  };
+  if (url === '/__profile/start') {
+    inspector ??= new Session();
+    inspector.connect();
+    inspector.post('Profiler.enable', () => inspector!.post('Profiler.setSamplingInterval', { interval: 200 }, () => inspector!.post('Profiler.start', (err) => done(err))));
+    return;
+  }
+  const file = new URL(url, 'http://x').searchParams.get('file');
+  if (!inspector || !file) return done(new Error('not started, or no file'));
+  inspector.post('Profiler.stop', (err, result) => {
+    if (!err) writeFileSync(file, JSON.stringify(result.profile));
+    inspector!.disconnect();
+    done(err);
+  });
 }

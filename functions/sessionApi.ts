@@ -469,6 +469,8 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
     }
     sendError(res, httpError);
   } finally {
-    logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, { errorCode, errorCause }, rt.config.behindGoogleFrontEnd);
+    if (rt.config.logRequests === 'all' || res.statusCode >= 400) {
+      logRequest(req, res, found?.route.template ?? 'unknown', startedAt, rt.config.projectId, { errorCode, errorCause }, rt.config.behindGoogleFrontEnd);
+    }
   }
 }

@@ -113,6 +113,8 @@ async function main(): Promise<void> {
       // No Pub/Sub here: kill messages are pushed straight to the kill function, as a push subscription would.
       warnings.push(...assignEnvironment({ SESSION_KILL_PUSH_URL: `${killUrl}/projects/${project}/topics/${topic}` }));
     }
+    // Locally every request gets its line (there is no Cloud Run request log); an explicit choice stays.
+    process.env.SESSION_LOG_REQUESTS ??= 'all';
     for (const w of warnings) console.warn(w);
 
     await import('../functions/index');

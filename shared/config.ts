@@ -18,6 +18,12 @@ export interface Config {
   /** How long a read may be served from this instance's cache; 0: off. */
   readCacheMs: number;
   datastoreEmulatorHost: string | undefined;
+  /**
+   * Which requests sessionApi writes a line for: `errors` (status 400 and above, the default) or
+   * `all`. Cloud Run's own request log already has every request with its status, latency, user
+   * agent and address, so a line per success mostly doubles the log bill and costs CPU.
+   */
+  logRequests: 'all' | 'errors';
   /** On Cloud Run (K_SERVICE set): X-Forwarded-For's last entry is the client address Google's front end saw. */
   behindGoogleFrontEnd: boolean;
   session: SessionSettings;
@@ -64,6 +70,7 @@ export const CONFIG_VARIABLES = {
   SESSION_ABSOLUTE_LIFETIME_SECONDS: 'a session ends this long after its creation whatever its use, default 604800 (7 days); 0 disables',
   SESSION_MAX_SESSIONS_PER_USER: 'sessions a user may have; at login the least recently seen beyond it end, default 0 (no limit)',
   SESSION_READ_CACHE_MS: 'per-instance cache of session reads, how stale a read may be, default 0 (off)',
+  SESSION_LOG_REQUESTS: 'errors (default: a line per request answered 400 or above) or all (a line per request)',
   SESSION_KILL_TOPIC: 'Pub/Sub topic of kill messages, default session-kill',
   SESSION_KILL_PUSH_URL: 'local only: push kill messages to this URL instead of Pub/Sub',
   SESSION_ADMIN_AUDIENCE: 'expected aud of privileged tokens; required when SESSION_ADMIN_PRINCIPALS is set',
@@ -166,6 +173,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseId: parse<string | undefined>(env, 'SESSION_DATABASE', name, undefined),
     storeTimeoutMs: parse(env, 'SESSION_STORE_TIMEOUT_MS', integer(100, 600_000), 5000),
     readCacheMs: parse(env, 'SESSION_READ_CACHE_MS', integer(0, 60_000), 0),
+    logRequests: parse(env, 'SESSION_LOG_REQUESTS', oneOf(['all', 'errors']), 'errors'),
     datastoreEmulatorHost: read(env, 'DATASTORE_EMULATOR_HOST'),
     behindGoogleFrontEnd: read(env, 'K_SERVICE') !== undefined,
     session: {

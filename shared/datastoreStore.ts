@@ -33,6 +33,20 @@ export interface DatastoreStoreOptions {
   ready?: () => Promise<void>;
 }
 
+interface KeyProto {
+  partitionId?: { namespaceId: string };
+  path: Array<{ kind: string; name: string }>;
+}
+
+/** The part of a Lookup answer that is read here. */
+interface LookupResponse {
+  found?: Parameters<typeof dsEntity.formatArray>[0] | null;
+  deferred?: unknown[] | null;
+}
+
+/** How often a lookup the store keeps deferring is sent before the read fails as unavailable. */
+const LOOKUP_ATTEMPTS = 3;
+
 /** The part of a RunQuery answer that is read here. */
 interface RunQueryResponse {
   batch?: { entityResults?: Parameters<typeof dsEntity.formatArray>[0]; moreResults?: string; endCursor?: Uint8Array | string | null };
@@ -186,9 +200,32 @@ export class DatastoreSessionStore implements SessionStore {
     return this.#ds.key({ namespace: this.#namespace, path: [this.#kind, name] });
   }
 
+  /** The protobuf key of a session, as `entity.keyToKeyProto` makes it, without a Key object in between. */
+  #keyProto(name: StorageKey): KeyProto {
+    const path = [{ kind: this.#kind, name }];
+    return this.#namespace ? { partitionId: { namespaceId: this.#namespace }, path } : { path };
+  }
+
+  /**
+   * One Lookup sent through the client's own request path (same channel, auth, project, database
+   * and deadline), not `Datastore.get`: that wraps every lookup in a stream pipeline and Key
+   * objects, which cost more CPU than the call itself on the hot path of every request (profile in
+   * bench/RESULTS.md). Deferred keys (the store may postpone any lookup) are asked for again.
+   */
   async get(key: StorageKey): Promise<StoredSession | null> {
-    const [entity] = await this.#call(() => this.#ds.get(this.#key(key), { gaxOptions: this.#gax }));
-    return entity ? fromEntity(entity as SessionEntity) : null;
+    const reqOpts = { keys: [this.#keyProto(key)] };
+    for (let attempt = 1; ; attempt++) {
+      const resp = await this.#call(
+        () =>
+          new Promise<LookupResponse>((resolve, reject) => {
+            this.#ds.request_({ client: 'DatastoreClient', method: 'lookup', reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as LookupResponse)));
+          }),
+      );
+      const found = resp.found ?? [];
+      if (found.length > 0) return fromEntity(dsEntity.formatArray(found)[0] as SessionEntity);
+      if ((resp.deferred ?? []).length === 0) return null;
+      if (attempt >= LOOKUP_ATTEMPTS) throw new StoreUnavailableError(undefined, new Error('the lookup stayed deferred'));
+    }
   }
 
   async update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {

@@ -13,6 +13,7 @@ locals {
     SESSION_NAMESPACE        = var.namespace
     SESSION_STORE_TIMEOUT_MS = var.store_timeout_ms
     SESSION_READ_CACHE_MS    = var.session_read_cache_ms
+    SESSION_LOG_REQUESTS     = var.session_log_requests
 
     SESSION_LIFETIME_SECONDS         = var.session_lifetime_seconds
     SESSION_REFRESH_INTERVAL_SECONDS = var.session_refresh_interval_seconds

@@ -226,6 +226,17 @@ variable "session_read_cache_ms" {
   }
 }
 
+variable "session_log_requests" {
+  description = "Which sessionApi requests get a log line of their own (SESSION_LOG_REQUESTS): errors (status 400 and above) or all. Cloud Run's request log has every request either way."
+  type        = string
+  default     = "errors"
+
+  validation {
+    condition     = contains(["errors", "all"], var.session_log_requests)
+    error_message = "session_log_requests must be errors or all."
+  }
+}
+
 variable "allowed_origins" {
   description = "Origins (https://host[:port]) allowed to change sessions cross-site (SESSION_ALLOWED_ORIGINS)."
   type        = list(string)

@@ -419,10 +419,11 @@ describe('8. remoteIp and the scheme-aware same-site check', () => {
   const requestLine = () => logs.map((l) => JSON.parse(l) as { httpRequest?: { remoteIp?: string } }).reverse().find((l) => l.httpRequest)!;
 
   test('remoteIp is never the client-chosen leftmost X-Forwarded-For entry', async () => {
+    api.use({ SESSION_LOG_REQUESTS: 'all' });
     logs.length = 0;
     await http().get('/healthz').set('X-Forwarded-For', '203.0.113.66, 198.51.100.7').expect(200);
     expect(requestLine().httpRequest!.remoteIp).toMatch(/^(::ffff:)?127\.0\.0\.1$|^::1$/);
-    api.use({ K_SERVICE: 'session-api' });
+    api.use({ K_SERVICE: 'session-api', SESSION_LOG_REQUESTS: 'all' });
     logs.length = 0;
     await http().get('/healthz').set('X-Forwarded-For', '203.0.113.66, 198.51.100.7').expect(200);
     expect(requestLine().httpRequest!.remoteIp).toBe('198.51.100.7');

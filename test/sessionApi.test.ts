@@ -366,7 +366,21 @@ describe('round trips and logs', () => {
     }
   });
 
-  test('one structured line per request, with the trace id and no session id, key or token', async () => {
+  test('by default a line only for requests answered 400 or above, with the error code', async () => {
+    logs.length = 0;
+    const { cookie } = await newSession(api.server);
+    await http().get('/session').set('Cookie', cookie).expect(200);
+    await http().get('/no/such/route').expect(404);
+    await http().put('/session/data/a').set('Cookie', cookie).send('1').type('json').expect(403);
+    const lines = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([
+      expect.objectContaining({ severity: 'WARNING', httpRequest: expect.objectContaining({ requestUrl: 'unknown', status: 404 }), errorCode: 'not_found' }),
+      expect.objectContaining({ severity: 'WARNING', httpRequest: expect.objectContaining({ requestMethod: 'PUT', requestUrl: '/session/data/{key}', status: 403 }), errorCode: 'csrf' }),
+    ]);
+  });
+
+  test('SESSION_LOG_REQUESTS=all: one structured line per request, with the trace id and no session id, key or token', async () => {
+    api.use({ SESSION_LOG_REQUESTS: 'all' });
     logs.length = 0;
     const first = await http().get('/session/security-key').set('X-Cloud-Trace-Context', '0123456789abcdef0123456789abcdef/1;o=1').expect(200);
     const cookie = cookieOf(first);

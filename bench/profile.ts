@@ -1,0 +1,223 @@
+/**
+ * `npm run bench:profile`: where each stack's CPU goes per request. Starts the request benchmark's
+ * stacks (ours under functions-framework, express-session in plain Express and under
+ * functions-framework, optionally another build of ours) on one emulator, warms each up with a
+ * discarded load run, then samples V8's profiler over one read-mostly load run only (through the
+ * preload's `/__profile/*` routes) and reports self time per request by component: our code, the
+ * framework, Express, the Datastore client, gax, grpc-js, protobufjs, Node itself, GC.
+ *
+ *   npm run bench:profile -- [--requests=3000] [--clients=16] [--alt-source=DIR/functions/index.js]
+ *                            [--read-cache-ms=1000] [--datastore-host=H] [--keep=DIR]
+ *
+ * Profiling slows every stack alike (sampling every 200 µs); the shares, not the absolute times,
+ * are what it is for. The .cpuprofile files are kept with --keep (open them in Chrome DevTools).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type Emulator, freePort, startEmulator } from '../scripts/emulators';
+import type { LoadResult, LoadSpec } from './loadgen';
+import { BENCH_JS, FUNCTIONS_FRAMEWORK, FUNCTIONS_SOURCE, lastJson, runNode, type ServerProcess, startServer } from './proc';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const EXPRESS_FAMILY = new Set([
+  'express',
+  'body-parser',
+  'router',
+  'raw-body',
+  'on-finished',
+  'finalhandler',
+  'send',
+  'qs',
+  'type-is',
+  'iconv-lite',
+  'debug',
+  'ms',
+  'content-type',
+  'cookie',
+  'cookie-signature',
+  'depd',
+  'http-errors',
+  'mime-types',
+  'mime-db',
+  'media-typer',
+  'accepts',
+  'negotiator',
+  'parseurl',
+  'path-to-regexp',
+  'statuses',
+  'vary',
+  'proxy-addr',
+  'forwarded',
+  'ipaddr.js',
+  'fresh',
+  'etag',
+  'range-parser',
+  'merge-descriptors',
+  'encodeurl',
+  'escape-html',
+  'utils-merge',
+  'methods',
+  'array-flatten',
+  'safe-buffer',
+  'setprototypeof',
+  'inherits',
+  'unpipe',
+  'ee-first',
+  'toidentifier',
+  'bytes',
+  'call-bound',
+  'side-channel',
+  'get-intrinsic',
+  'express-session',
+  'on-headers',
+  'uid-safe',
+  'random-bytes',
+  'crc',
+]);
+
+/** The component a profile node's code belongs to. */
+export function componentOf(frame: { functionName: string; url: string }): string {
+  const { url, functionName } = frame;
+  if (url === '') {
+    if (functionName === '(garbage collector)') return 'GC';
+    if (functionName === '(idle)') return '(idle)';
+    if (functionName === '(program)') return 'V8 / native (unattributed)';
+    return 'native';
+  }
+  if (url.startsWith('node:')) return 'Node.js core';
+  const at = url.lastIndexOf('/node_modules/');
+  if (at >= 0) {
+    const rest = url.slice(at + '/node_modules/'.length).split('/');
+    const pkg = rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
+    if (EXPRESS_FAMILY.has(pkg)) return pkg === 'express-session' ? 'express-session' : 'Express and its dependencies';
+    if (pkg === 'protobufjs' || pkg.startsWith('@protobufjs/')) return 'protobufjs';
+    return pkg;
+  }
+  if (url.includes('/dist-bench/')) return 'bench preload';
+  if (url.includes('/dist/')) return 'ours (dist/)';
+  return 'other';
+}
+
+/** Self time in ms per component (idle excluded). */
+export function selfTimeByComponent(profile: CpuProfile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, componentOf(n.callFrame)]));
+  const totals = new Map<string, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const c = byId.get(profile.samples[i]!) ?? 'other';
+    if (c === '(idle)') continue;
+    totals.set(c, (totals.get(c) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  }
+  return totals;
+}
+
+function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (res) => {
+        let t = '';
+        res.on('data', (c: Buffer) => (t += c.toString()));
+        res.on('end', () => (res.statusCode === 200 ? resolve(t) : reject(new Error(`${url}: ${res.statusCode} ${t}`))));
+      })
+      .on('error', reject);
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      requests: { type: 'string', default: '3000' },
+      clients: { type: 'string', default: '16' },
+      'alt-source': { type: 'string' },
+      'read-cache-ms': { type: 'string' },
+      'datastore-host': { type: 'string' },
+      keep: { type: 'string' },
+    },
+  });
+  const requests = Number(values.requests);
+  const clients = Number(values.clients);
+  const project = 'session-bench';
+  const dir = values.keep ?? mkdtempSync(join(tmpdir(), 'session-profile-'));
+  let emulator: Emulator | undefined;
+  let host = values['datastore-host'];
+  if (!host) {
+    emulator = await startEmulator('datastore');
+    host = emulator.host;
+  }
+  const cookie = `__Host-viur_cookie_${project}`;
+  const common = { SESSION_COOKIE_NAME: cookie, DATASTORE_EMULATOR_HOST: host, GOOGLE_CLOUD_PROJECT: project, BENCH_COUNT_RPCS: '1', NODE_ENV: 'production' };
+  const preload = ['-r', join(BENCH_JS, 'rpcPreload.js')];
+  const ns = () => `bench-${randomBytes(4).toString('hex')}`;
+  const ff = (target: string, source: string) => [...preload, FUNCTIONS_FRAMEWORK, `--target=${target}`, '--signature-type=http', `--source=${source}`];
+  const defs: Array<{ label: string; stack: LoadSpec['stack']; cookieName: string; args: (port: number) => string[]; env: Record<string, string> }> = [
+    { label: 'ours', stack: 'ours', cookieName: cookie, args: (p) => [...ff('sessionApi', FUNCTIONS_SOURCE), `--port=${p}`], env: { SESSION_NAMESPACE: ns() } },
+    ...(values['alt-source']
+      ? [{ label: 'ours-alt', stack: 'ours' as const, cookieName: cookie, args: (p: number) => [...ff('sessionApi', values['alt-source']!), `--port=${p}`], env: { SESSION_NAMESPACE: ns() } }]
+      : []),
+    ...(values['read-cache-ms']
+      ? [{ label: 'ours-cache', stack: 'ours' as const, cookieName: cookie, args: (p: number) => [...ff('sessionApi', FUNCTIONS_SOURCE), `--port=${p}`], env: { SESSION_NAMESPACE: ns(), SESSION_READ_CACHE_MS: values['read-cache-ms']! } }]
+      : []),
+    { label: 'express', stack: 'express', cookieName: 'connect.sid', args: () => [...preload, join(BENCH_JS, 'expressServer.js')], env: { BENCH_NAMESPACE: ns() } },
+    { label: 'ff-express', stack: 'ff-express', cookieName: 'connect.sid', args: (p) => [...ff('expressSession', join(BENCH_JS, 'expressFunction.js')), `--port=${p}`], env: { BENCH_NAMESPACE: ns() } },
+  ];
+  const servers: Array<{ label: string; stack: LoadSpec['stack']; cookieName: string; server: ServerProcess }> = [];
+  try {
+    for (const d of defs) {
+      const port = await freePort();
+      servers.push({ ...d, server: await startServer(d.args(port), { ...common, ...d.env, PORT: String(port) }, port, d.label) });
+    }
+    const load = async (s: (typeof servers)[number], n: number): Promise<LoadResult> => {
+      const spec: LoadSpec = { url: s.server.url, stack: s.stack, label: s.label, cookieName: s.cookieName, clients, requests: n, warmup: 100, writeRatio: 0.1, probe: 0, timeoutMs: 300_000 };
+      const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, 310_000);
+      if (code !== 0) throw new Error(`load generator failed for ${s.label}: ${stderr}`);
+      return lastJson<LoadResult>(stdout);
+    };
+    for (const s of servers) {
+      const r = await load(s, requests);
+      console.error(`warm-up ${s.label}: ${r.throughput} req/s, ${r.serverCpuMsPerRequest} ms CPU/request`);
+    }
+    const rows: Array<{ label: string; perRequest: Map<string, number>; total: number; measured: number }> = [];
+    for (const s of servers) {
+      await get(`${s.server.url}/__profile/start`);
+      const r = await load(s, requests);
+      const file = join(dir, `${s.label}.cpuprofile`);
+      await get(`${s.server.url}/__profile/stop?file=${encodeURIComponent(file)}`);
+      // The profiled window also holds the load generator's setup and warm-up requests.
+      const measured = r.requests + 100 + 3 * clients;
+      const totals = selfTimeByComponent(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+      const perRequest = new Map([...totals].map(([k, v]) => [k, v / measured]));
+      rows.push({ label: s.label, perRequest, total: [...perRequest.values()].reduce((a, b) => a + b, 0), measured });
+    }
+    const components = [...new Set(rows.flatMap((r) => [...r.perRequest.keys()]))].sort((a, b) => (rows[0]!.perRequest.get(b) ?? 0) - (rows[0]!.perRequest.get(a) ?? 0));
+    const w = Math.max(...components.map((c) => c.length), 9);
+    const line = (name: string, cells: string[]) => console.log(`${name.padEnd(w)} ${cells.map((c) => c.padStart(11)).join(' ')}`);
+    console.log(`CPU ms per request by component (self time, sampled; ${requests} read-mostly requests, ${clients} clients)`);
+    line('component', rows.map((r) => r.label));
+    for (const c of components) line(c, rows.map((r) => (r.perRequest.get(c) ?? 0).toFixed(4)));
+    line('total', rows.map((r) => r.total.toFixed(4)));
+    console.log(JSON.stringify({ dir, rows: rows.map((r) => ({ label: r.label, total: r.total, perRequest: Object.fromEntries(r.perRequest) })) }));
+  } finally {
+    for (const s of servers) await s.server.stop();
+    await emulator?.stop();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
