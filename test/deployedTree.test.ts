@@ -141,7 +141,7 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
   });
 
   test('sessionApi starts under functions-framework from the tree and serves a session from the bundle, with the code cache accepted', async () => {
-    const s = await startDeployed('sessionApi', { LOG_EXECUTION_ID: 'true' });
+    const s = await startDeployed('sessionApi', { LOG_EXECUTION_ID: 'true', SESSION_LOG_REQUESTS: 'all' });
     try {
       await sessionRoundTrip(s);
       const p = await probe(s);
