@@ -10,7 +10,10 @@
  *      its own registry, and its signal handling, logging and execution ids stay its own;
  *    - express: functions/http/body.ts hooks the very express instance the framework builds;
  *    - @google-cloud/pubsub: loaded only when a kill message is published, never at start.
- * 2. deploy/loader.js becomes dist/deploy/index.js, the `main` of the deployed package.json.
+ * 2. deploy/loader.js becomes dist/deploy/index.cjs, the `main` of the deployed package.json. The
+ *    extension is the point: functions-framework's loader takes a .cjs file for CommonJS as it is,
+ *    where for a .js file it first imports read-package-up (an ES module graph of ~25 modules:
+ *    normalize-package-data, spdx-*, hosted-git-info, semver…) to look for "type": "module".
  * 3. A V8 code cache (dist/deploy/functions.cache): the real functions-framework is started on the
  *    bundle with `--target=sessionApi`, answers one `GET /session` whose lookup goes to a closed port
  *    (nothing leaves the machine), and writes the cache on exit. It is made by the Node that runs
@@ -90,7 +93,7 @@ async function bundle() {
     logLevel: 'error',
     metafile: true,
   });
-  fs.copyFileSync(path.join(__dirname, 'loader.js'), path.join(outDir, 'index.js'));
+  fs.copyFileSync(path.join(__dirname, 'loader.js'), path.join(outDir, 'index.cjs'));
   return Object.keys(result.metafile.inputs).length;
 }
 
@@ -154,7 +157,7 @@ async function writeCodeCache() {
   // starts node without any, so the cache is made without the build's.
   delete env.NODE_OPTIONS;
   for (const k of Object.keys(env)) if (k.startsWith('SESSION_') && k !== 'SESSION_STORE_TIMEOUT_MS') delete env[k];
-  const child = spawn(process.execPath, [framework, '--target=sessionApi', `--source=${path.join(outDir, 'index.js')}`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [framework, '--target=sessionApi', `--source=${path.join(outDir, 'index.cjs')}`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (b) => (output = (output + b).slice(-20_000)));
   child.stderr.on('data', (b) => (output = (output + b).slice(-20_000)));

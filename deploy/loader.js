@@ -1,6 +1,6 @@
 /**
  * What functions-framework loads in the deployed tree (its package.json `main`; package-deploy.js
- * points it here). deploy/bundle.js copies it to dist/deploy/index.js next to the bundle
+ * points it here). deploy/bundle.js copies it to dist/deploy/index.cjs next to the bundle
  * (functions.js) and the V8 code cache made for it at build time (functions.cache).
  *
  * Why not a plain require of the bundle: Node 20 has no compile cache for CommonJS, and even Node 22's

@@ -7,7 +7,7 @@
  * always built from the uploaded sources by the same compiler version the lockfile pins.
  *
  * The one difference to the repository's package.json: `main` names deploy/bundle.js's loader
- * (dist/deploy/index.js: one bundle with a V8 code cache, issue 15), which is what
+ * (dist/deploy/index.cjs: one bundle with a V8 code cache, issue 15), which is what
  * functions-framework loads in the deployed tree. The repository's `main` stays dist/functions/index.js:
  * the package users embed (exports, `npm pack`) is unchanged, and the bundle is never part of it.
  *
@@ -39,7 +39,7 @@ const out = path.join(root, 'build', 'deploy');
  */
 const SOURCE_DIRS = ['shared', 'functions', 'bin', 'client', 'deploy'];
 /** What functions-framework loads in the deployed tree; deploy/bundle.js writes it in `gcp-build`. */
-const DEPLOYED_MAIN = 'dist/deploy/index.js';
+const DEPLOYED_MAIN = 'dist/deploy/index.cjs';
 /** Files npm and the compiler need at the top of the package. */
 const TOP_FILES = ['package.json', 'package-lock.json'];
 

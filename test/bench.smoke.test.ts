@@ -95,7 +95,7 @@ describe('benchmark harness (smoke)', () => {
       expect(x.cpuMs).toBeGreaterThan(0);
       expect(x.rssAfterMB).toBeGreaterThan(0);
     }
-    expect(cold.spawn.builds.find((b) => b.stack === 'ours')!.main).toBe('dist/deploy/index.js');
+    expect(cold.spawn.builds.find((b) => b.stack === 'ours')!.main).toBe('dist/deploy/index.cjs');
     expect(cold.spawn.stacks[0]!.codeCache).toEqual(['accepted']);
     expect(cold.spawn.ratios.oursVsFfExpress).toBeGreaterThan(0);
   }, 120_000);

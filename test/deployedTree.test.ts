@@ -133,8 +133,8 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
   test('gcp-build leaves the bundle, its loader (the deployed main) and a code cache', () => {
     process.stderr.write(`deployed tree installed by ${installedBy}\n`);
     const pkg = JSON.parse(readFileSync(join(tree, 'package.json'), 'utf8')) as { main: string };
-    expect(pkg.main).toBe('dist/deploy/index.js');
-    for (const f of ['dist/deploy/index.js', 'dist/deploy/functions.js', 'dist/deploy/functions.cache']) expect(statSync(join(tree, f)).size).toBeGreaterThan(0);
+    expect(pkg.main).toBe('dist/deploy/index.cjs');
+    for (const f of ['dist/deploy/index.cjs', 'dist/deploy/functions.js', 'dist/deploy/functions.cache']) expect(statSync(join(tree, f)).size).toBeGreaterThan(0);
     // The library build is there too (the package's own `main`), and client/ compiled.
     expect(existsSync(join(tree, 'dist', 'functions', 'index.js'))).toBe(true);
     expect(existsSync(join(tree, 'dist', 'client', 'sessionClient.mjs'))).toBe(true);

@@ -725,7 +725,7 @@ describe('scripts/package-deploy.js', () => {
     expect(fs.readdirSync(deployDir).sort()).toEqual([...sourceDirs, 'package-lock.json', 'package.json', 'tsconfig.json'].sort());
     expect(fs.readFileSync(path.join(deployDir, 'package-lock.json'), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
     // The deployed package.json differs in `main` alone: functions-framework loads the bundle's loader there.
-    const deployedMain = 'dist/deploy/index.js';
+    const deployedMain = 'dist/deploy/index.cjs';
     expect(fs.readFileSync(path.join(deployDir, 'package.json'), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8').replace(`"main": "${pkg.main}"`, `"main": "${deployedMain}"`));
     expect(pkg.scripts['gcp-build']).toContain('node deploy/bundle.js');
     // Every source of the uploaded directories, byte for byte; no tests, no local tooling.
