@@ -112,6 +112,34 @@ async function oneAtATime(s: SessionStore): Promise<number> {
 
 /** Deletion rate (sessions/s) in each quarter of the run: a steady rate has them close together. */
 let quarterRates: number[] = [];
+/** Median time of the engine's keys-only queries and of its delete commits in each quarter: which of the two moves the rate. */
+let quarterQueryMs: number[] = [];
+let quarterDeleteMs: number[] = [];
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
+}
+
+/** The store with its two engine calls timed (the class keeps private fields, so calls go to the target itself). */
+function timedStore(s: SessionStore, t0: number, calls: Array<{ kind: 'query' | 'delete'; end: number; ms: number }>): SessionStore {
+  return new Proxy(s, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (typeof v !== 'function') return v;
+      const fn = v as (...a: unknown[]) => Promise<unknown>;
+      if (prop !== 'findKeys' && prop !== 'deleteMany') return fn.bind(target);
+      return async (...args: unknown[]) => {
+        const start = performance.now();
+        try {
+          return await fn.apply(target, args);
+        } finally {
+          calls.push({ kind: prop === 'findKeys' ? 'query' : 'delete', end: Date.now() - t0, ms: performance.now() - start });
+        }
+      };
+    },
+  });
+}
 
 /**
  * The engine as deployed: the store the runtime builds from the default configuration (its
@@ -120,8 +148,9 @@ let quarterRates: number[] = [];
 async function engine(s: SessionStore, config: Config): Promise<number> {
   const marks: Array<[ms: number, deleted: number]> = [];
   const t0 = Date.now();
+  const calls: Array<{ kind: 'query' | 'delete'; end: number; ms: number }> = [];
   const report = await batchDelete({
-    store: s,
+    store: timedStore(s, t0, calls),
     selector: expiredSelector(Date.now(), config.deletion.cleanupGraceSeconds),
     batchSize: config.deletion.batchSize,
     parallelism: values.parallelism === undefined ? config.deletion.parallelism : PARALLELISM,
@@ -130,11 +159,16 @@ async function engine(s: SessionStore, config: Config): Promise<number> {
     onBatch: (p) => marks.push([Date.now() - t0, p.deleted]),
   });
   if (!report.done) throw new Error('engine did not finish');
-  quarterRates = [1, 2, 3, 4].map((q) => {
+  const bounds = [1, 2, 3, 4].map((q) => {
     const lo = marks.find(([, d]) => d >= (report.deleted * (q - 1)) / 4) ?? [0, 0];
     const hi = marks.find(([, d]) => d >= (report.deleted * q) / 4) ?? marks.at(-1)!;
-    return Math.round(((hi[1] - lo[1]) / Math.max(1, hi[0] - lo[0])) * 1000);
+    return { lo, hi };
   });
+  quarterRates = bounds.map(({ lo, hi }) => Math.round(((hi[1] - lo[1]) / Math.max(1, hi[0] - lo[0])) * 1000));
+  const inQuarter = (kind: 'query' | 'delete', q: number) =>
+    calls.filter((c) => c.kind === kind && (q === 0 ? c.end <= bounds[0]!.hi[0] : c.end > bounds[q - 1]!.hi[0] && c.end <= bounds[q]!.hi[0])).map((c) => c.ms);
+  quarterQueryMs = [0, 1, 2, 3].map((q) => Math.round(medianOf(inQuarter('query', q))));
+  quarterDeleteMs = [0, 1, 2, 3].map((q) => Math.round(medianOf(inQuarter('delete', q))));
   return report.deleted;
 }
 
@@ -153,6 +187,9 @@ interface Measurement {
   heapLimitMB: number;
   /** Engine only: sessions/s in each quarter of the run. */
   quarterRates?: number[];
+  /** Engine only: median ms of a keys-only query page / of a delete commit, per quarter. */
+  quarterQueryMs?: number[];
+  quarterDeleteMs?: number[];
 }
 
 /**
@@ -191,7 +228,7 @@ async function child(method: Method, namespace: string): Promise<void> {
       rssPeakMB: +(Math.max(rssPeak, after.rss) / MB).toFixed(1),
       heapBeforeMB: +(before.heapUsed / MB).toFixed(1),
       heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / MB),
-      ...(method === 'engine' ? { quarterRates } : {}),
+      ...(method === 'engine' ? { quarterRates, quarterQueryMs, quarterDeleteMs } : {}),
       heapPeakMB: +(Math.max(heapPeak, after.heapUsed) / MB).toFixed(1),
     }),
   );
@@ -286,6 +323,8 @@ async function main(): Promise<void> {
       engineMaxHeapGrowthMB: Math.max(...e.map((r) => +(r.heapPeakMB - r.heapBeforeMB).toFixed(1))),
       engineHeapRetainedMB: Math.max(...e.map((r) => r.heapRetainedMB)),
       engineQuarterRates: e[0]?.quarterRates ?? [],
+      engineQuarterQueryMs: e[0]?.quarterQueryMs ?? [],
+      engineQuarterDeleteMs: e[0]?.quarterDeleteMs ?? [],
       engineHeapLimitMB: e[0]?.heapLimitMB ?? NaN,
       ...oneAtATimeSummary(results.filter((r) => r.method.startsWith('one at a time')), N / (eMs / 1000)),
     };

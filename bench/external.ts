@@ -21,6 +21,8 @@ export interface CleanupSummary {
   engineHeapRetainedMB?: number;
   /** Sessions/s in each quarter of the (first) engine run: steady when they are close. */
   engineQuarterRates?: number[];
+  engineQuarterQueryMs?: number[];
+  engineQuarterDeleteMs?: number[];
   /** V8's heap limit in the engine's process (from the machine's or the cgroup's memory). */
   engineHeapLimitMB?: number;
   /** The one-entity-at-a-time loop, run on fewer sessions; compared per entity. */

@@ -56,6 +56,7 @@ interface Options {
   coldRuns: number;
   readCacheMs: number;
   cleanupBacklog: number;
+  skipSizes: boolean;
 }
 
 function options(argv: string[]): Options {
@@ -76,6 +77,8 @@ function options(argv: string[]): Options {
       'read-cache-ms': { type: 'string' },
       // Expired sessions of the cleanup benchmark's engine-only run (default 80,000; 0 skips it).
       'cleanup-backlog': { type: 'string' },
+      // Leave the size curve out of the request benchmark (a quicker A/B of one change).
+      'skip-sizes': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -85,7 +88,7 @@ function options(argv: string[]): Options {
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
   const coldRuns = Number(values['cold-runs'] ?? (values.smoke ? 1 : 9));
   if (!Number.isInteger(coldRuns) || coldRuns < 1 || coldRuns > 50) throw new Error('--cold-runs must be an integer from 1 to 50');
-  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], ...(values['cold-alt-ref'] ? { coldAltRef: values['cold-alt-ref'] } : {}), coldRuns, readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)) };
+  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], ...(values['cold-alt-ref'] ? { coldAltRef: values['cold-alt-ref'] } : {}), coldRuns, readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)), skipSizes: values['skip-sizes']! };
 }
 
 export async function main(argv: string[]): Promise<BenchReport> {
@@ -159,7 +162,9 @@ export async function main(argv: string[]): Promise<BenchReport> {
           ...(opts.altSource ? { altSource: opts.altSource } : {}),
           ...(opts.readCacheMs > 0 ? { readCacheMs: opts.readCacheMs } : {}),
           // 1 → 10,000 keys (the default SESSION_MAX_DATA_KEYS counts the profile and counter too), 1 KB → 700 KB.
-          sizes: opts.smoke
+          sizes: opts.skipSizes
+            ? []
+            : opts.smoke
             ? [{ keys: 100, bytes: 10_000 }]
             : [
                 { keys: 1, bytes: 1_000 },
@@ -169,7 +174,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
                 { keys: 1, bytes: 700_000 },
               ],
           sizeRequests: opts.smoke ? 10 : 400,
-          sizeRepeats: opts.smoke ? 1 : 2,
+          sizeRepeats: opts.smoke ? 1 : 3,
           mixes: opts.smoke
             ? [{ name: 'write-heavy', writeRatio: 0.5 }]
             : [

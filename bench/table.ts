@@ -106,6 +106,10 @@ export function rows(report: BenchReport): Row[] {
     const steadiness = q.length > 0 ? Math.min(...q) / Math.max(...q) : NaN;
     out.push({ benchmark: base, metric: 'completes; sessions/s', ours: fmt(bl.enginePerSecond, 0), baseline: `${fmt(bl.plainPerSecond, 0)} (plain loop)`, ratio: `${fmt(bl.speedup, 2)}×`, goal: 'completes', met: 'yes' });
     out.push({ benchmark: base, metric: 'sessions/s per quarter of the run (slowest ÷ fastest)', ours: q.join(' / '), baseline: '', ratio: fmt(steadiness, 2), goal: 'steady', met: '' });
+    if ((bl.engineQuarterQueryMs ?? []).length > 0) {
+      out.push({ benchmark: base, metric: 'median ms of one keys-only query page, per quarter', ours: bl.engineQuarterQueryMs!.join(' / '), baseline: '', ratio: '', goal: '', met: '' });
+      out.push({ benchmark: base, metric: 'median ms of one delete commit (500 keys), per quarter', ours: (bl.engineQuarterDeleteMs ?? []).join(' / '), baseline: '', ratio: '', goal: '', met: '' });
+    }
     out.push({ benchmark: base, metric: 'peak RSS growth MB (heap left after GC)', ours: `${fmt(bl.engineMaxRssGrowthMB)} (${fmt(bl.engineHeapRetainedMB ?? NaN)})`, baseline: fmt(bl.plainMaxRssGrowthMB), ratio: '', goal: '≤ 50 MB', met: verdict(bl.engineMaxRssGrowthMB <= 50) });
   }
   const k = r.kill;

@@ -619,7 +619,11 @@ export class SessionManager {
     const idChanged = session.loadedKey !== digest(session.id);
     let setCookie: string | null = null;
     if (keptSession && (idChanged || cookie.persistent)) {
-      setCookie = sessionCookie(cookie, session.id, this.settings.lifetimeSeconds);
+      // A persistent cookie lives no longer than its session can: near the absolute limit that is
+      // less than the idle lifetime, and a browser would otherwise keep sending a dead id.
+      const now = this.#clock.now();
+      const seconds = Math.ceil((expiry(this.settings, session.state.createdAt, now) - now) / 1000);
+      setCookie = sessionCookie(cookie, session.id, Math.max(1, seconds));
     } else if (!keptSession && (session.staleCookie || (idChanged && !session.isNew))) {
       setCookie = clearedCookie(cookie);
     }

@@ -386,6 +386,27 @@ describe('7. absolute lifetime', () => {
     expect((await m.load(cookieFrom(outcome.setCookie))).user).toBe('u');
   });
 
+  test("a persistent cookie's Max-Age is the idle lifetime, and near the absolute limit what is left of it", async () => {
+    const clock = new FakeClock();
+    const base = settings({ lifetimeSeconds: 3600, absoluteLifetimeSeconds: 2 * 3600 });
+    const m = manager(new MemorySessionStore(), clock, { ...base, cookie: { ...base.cookie, persistent: true } });
+    const s = await m.load(undefined);
+    s.set('a', 1);
+    const first = (await m.save(s)).setCookie!;
+    expect(first).toMatch(/; Max-Age=3600(;|$)/);
+    clock.advance(50 * 60_000);
+    await m.withSession(cookieFrom(first), (x) => x.set('b', 2));
+    clock.advance(50 * 60_000);
+    const { outcome } = await m.withSession(cookieFrom(first), (x) => x.set('b', 3));
+    // The same session (same cookie value), 20 minutes before its absolute end.
+    expect(cookieFrom(outcome.setCookie)).toBe(cookieFrom(first));
+    expect(outcome.setCookie).toMatch(/; Max-Age=1200(;|$)/);
+    clock.advance(20 * 60_000 - 1);
+    expect((await m.load(cookieFrom(first))).get('a')).toBe(1);
+    clock.advance(1);
+    expect((await m.load(cookieFrom(first))).isNew).toBe(true);
+  });
+
   test('a session stored before the limit applied (its expiresAt the idle end) is dead by its age all the same', async () => {
     const store = new MemorySessionStore();
     const clock = new FakeClock();
