@@ -30,6 +30,7 @@ import { loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { freePort } from '../scripts/emulators';
+import { cookieOf, request } from './loadgen';
 import { BENCH_JS, lastJson, ROOT, runNode } from './proc';
 import { median, ratio, round } from './stats';
 
@@ -199,34 +200,6 @@ interface StackSpec {
   cookie?: string;
 }
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function request(port: number, agent: http.Agent, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.once('error', reject);
-    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path}: no answer within 30 s`)));
-    req.end(body);
-  });
-}
-
-function cookieOf(reply: Reply, name: string): string | undefined {
-  for (const c of reply.headers['set-cookie'] ?? []) {
-    const pair = c.split(';')[0]!;
-    if (pair.startsWith(`${name}=`)) return pair;
-  }
-  return undefined;
-}
-
 function killGroup(child: ChildProcess): Promise<void> {
   const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
   try {
@@ -281,20 +254,20 @@ async function setup(spec: StackSpec): Promise<void> {
   try {
     const profile = JSON.stringify({ name: 'Cold Start', language: 'de' });
     if (spec.name === 'ours' || spec.name === 'ours-old') {
-      const r = await request(s.port, agent, 'GET', '/session/security-key', {});
+      const r = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/session/security-key', {});
       const cookie = cookieOf(r, spec.cookieName);
       const key = r.headers['sec-x-viur-staticskey'];
       if (r.status !== 200 || !cookie || typeof key !== 'string') throw new Error(`setup of ${spec.name}: ${r.status} ${r.body}`);
-      const w = await request(s.port, agent, 'PUT', '/session/data/profile', { cookie, 'sec-x-viur-staticskey': key }, profile);
+      const w = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'PUT', '/session/data/profile', { cookie, 'sec-x-viur-staticskey': key }, profile);
       if (w.status !== 200) throw new Error(`setup of ${spec.name}: ${w.status} ${w.body}`);
       spec.cookie = cookie;
     } else {
-      const w = await request(s.port, agent, 'PUT', '/session/data/profile', {}, profile);
+      const w = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'PUT', '/session/data/profile', {}, profile);
       const cookie = cookieOf(w, spec.cookieName);
       if (w.status !== 200 || !cookie) throw new Error(`setup of ${spec.name}: ${w.status} ${w.body}`);
       spec.cookie = cookie;
     }
-    const check = await request(s.port, agent, 'GET', '/session', { cookie: spec.cookie });
+    const check = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/session', { cookie: spec.cookie });
     if (check.status !== 200 || !check.body.includes('Cold Start')) throw new Error(`setup of ${spec.name}: GET /session ${check.status} ${check.body}`);
   } catch (err) {
     throw new Error(`${err instanceof Error ? err.message : String(err)}\nserver output:\n${s.output().slice(-3000)}`);
@@ -308,15 +281,15 @@ async function sample(spec: StackSpec, rssRequests: number): Promise<SpawnSample
   const s = await start(spec);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    const first = await request(s.port, agent, 'GET', '/session', { cookie: spec.cookie! });
+    const first = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/session', { cookie: spec.cookie! });
     const wallMs = performance.now() - s.t0;
     if (first.status !== 200 || !first.body.includes('Cold Start')) throw new Error(`${spec.name}: first GET /session ${first.status} ${first.body}`);
-    const probe = JSON.parse((await request(s.port, agent, 'GET', '/__cold', {})).body) as { cpuMs: number; rss: number; codeCache: string };
+    const probe = JSON.parse((await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/__cold', {})).body) as { cpuMs: number; rss: number; codeCache: string };
     for (let i = 1; i < rssRequests; i++) {
-      const r = await request(s.port, agent, 'GET', '/session', { cookie: spec.cookie! });
+      const r = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/session', { cookie: spec.cookie! });
       if (r.status !== 200) throw new Error(`${spec.name}: GET /session #${i + 1} ${r.status} ${r.body}`);
     }
-    const after = JSON.parse((await request(s.port, agent, 'GET', '/__cold', {})).body) as { rss: number };
+    const after = JSON.parse((await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/__cold', {})).body) as { rss: number };
     return { wallMs, cpuMs: probe.cpuMs, rssAfterMB: after.rss / 2 ** 20, codeCache: probe.codeCache };
   } catch (err) {
     throw new Error(`${err instanceof Error ? err.message : String(err)}\nserver output:\n${s.output().slice(-3000)}`);
