@@ -71,13 +71,13 @@ interface Client {
   counter: number;
 }
 
-interface Reply {
+export interface Reply {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: string;
 }
 
-function request(base: URL, agent: http.Agent | undefined, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+export function request(base: URL, agent: http.Agent | undefined, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: base.hostname, port: base.port, method, path, agent, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } },
@@ -95,7 +95,7 @@ function request(base: URL, agent: http.Agent | undefined, method: string, path:
   });
 }
 
-function cookieOf(reply: Reply, name: string): string | undefined {
+export function cookieOf(reply: Reply, name: string): string | undefined {
   for (const c of reply.headers['set-cookie'] ?? []) {
     const pair = c.split(';')[0]!;
     if (pair.startsWith(`${name}=`)) return pair;

@@ -12,6 +12,8 @@
  * --datastore-host / --pubsub-host use running emulators instead of starting new ones.
  * --alt-source=DIR/functions/index.js runs another build of sessionApi next to this one ("ours-alt"),
  * e.g. the commit before a change, built with `git worktree add /tmp/old <commit> && …`.
+ * --cold-alt-ref=COMMIT packages, installs and builds that commit as deployed and measures its cold
+ * start ("ours-old") next to the working tree's; --cold-runs=N samples per stack (default 9).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -50,6 +52,8 @@ interface Options {
   out?: string;
   mix?: string;
   altSource?: string;
+  coldAltRef?: string;
+  coldRuns: number;
   readCacheMs: number;
   cleanupBacklog: number;
   skipSizes: boolean;
@@ -67,6 +71,8 @@ function options(argv: string[]): Options {
       out: { type: 'string' },
       mix: { type: 'string' },
       'alt-source': { type: 'string' },
+      'cold-alt-ref': { type: 'string' },
+      'cold-runs': { type: 'string' },
       // SESSION_READ_CACHE_MS of the "ours-cache" stack; 0 leaves it out.
       'read-cache-ms': { type: 'string' },
       // Expired sessions of the cleanup benchmark's engine-only run (default 80,000; 0 skips it).
@@ -80,7 +86,9 @@ function options(argv: string[]): Options {
   for (const o of only) if (!(BENCHMARKS as readonly string[]).includes(o)) throw new Error(`--only: unknown benchmark ${o} (known: ${BENCHMARKS.join(', ')})`);
   const repeats = Number(values.repeats ?? (values.smoke ? 1 : 3));
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
-  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)), skipSizes: values['skip-sizes']! };
+  const coldRuns = Number(values['cold-runs'] ?? (values.smoke ? 1 : 9));
+  if (!Number.isInteger(coldRuns) || coldRuns < 1 || coldRuns > 50) throw new Error('--cold-runs must be an integer from 1 to 50');
+  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], ...(values['cold-alt-ref'] ? { coldAltRef: values['cold-alt-ref'] } : {}), coldRuns, readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)), skipSizes: values['skip-sizes']! };
 }
 
 export async function main(argv: string[]): Promise<BenchReport> {
@@ -192,7 +200,19 @@ export async function main(argv: string[]): Promise<BenchReport> {
       );
     });
     await attempt('coldStart', async () => {
-      report.results.coldStart = await runColdStartBench({ runs: opts.smoke ? 1 : 9, project, datastoreHost: datastoreHost! });
+      report.results.coldStart = await runColdStartBench(
+        {
+          runs: opts.coldRuns,
+          project,
+          datastoreHost: datastoreHost!,
+          ...(opts.coldAltRef ? { altRef: opts.coldAltRef } : {}),
+          rssRequests: opts.smoke ? 20 : 1000,
+          // The smoke links the repository's node_modules into the deployed tree instead of `npm ci` (minutes, and the registry).
+          nodeModules: opts.smoke ? 'link' : 'ci',
+          requireRows: true,
+        },
+        log,
+      );
     });
   } finally {
     await Promise.all(emulators.map((e) => e.stop()));

@@ -128,31 +128,70 @@ export function rows(report: BenchReport): Row[] {
     out.push({ benchmark: `kill ${k.throughput.sessions} sessions`, metric: 'end to end ÷ engine in-process', ours: `${fmt(k.throughput.endToEndOverEngine, 2)}×`, baseline: '', ratio: '', goal: '', met: '' });
   }
   const c = r.coldStart;
+  if (c?.spawn) {
+    const sp = c.spawn;
+    const st = (n: string) => sp.stacks.find((x) => x.name === n);
+    const o = st('ours');
+    const load = `load ${sp.load.before.join(' ')} → ${sp.load.after.join(' ')}`;
+    const spawnRow = (baseName: string, goal: number | undefined) => {
+      const b = st(baseName);
+      if (!o || !b) return;
+      const x = o.wallMs / b.wallMs;
+      out.push({
+        benchmark: 'cold start: spawn → first 200',
+        metric: `ms vs ${baseName} (median of ${sp.runs}; ${load})`,
+        ours: fmt(o.wallMs),
+        baseline: fmt(b.wallMs),
+        ratio: `${fmt(x, 2)}×`,
+        goal: goal === undefined ? '' : `≤ ${goal.toFixed(1)}×`,
+        met: goal === undefined ? '' : verdict(x <= goal),
+      });
+      out.push({ benchmark: 'cold start: CPU to first 200', metric: `child CPU ms vs ${baseName}`, ours: fmt(o.cpuMs), baseline: fmt(b.cpuMs), ratio: `${fmt(o.cpuMs / b.cpuMs, 2)}×`, goal: '', met: '' });
+    };
+    spawnRow('ff-express', 1.0);
+    spawnRow('express', 0.9);
+    const old = st('ours-old');
+    if (o && old) {
+      out.push({ benchmark: 'cold start: spawn → first 200', metric: 'ms, this build vs ours-old (the older commit, deployed the same way)', ours: fmt(o.wallMs), baseline: fmt(old.wallMs), ratio: `${fmt(o.wallMs / old.wallMs, 2)}×`, goal: '', met: '' });
+      out.push({ benchmark: 'cold start: CPU to first 200', metric: 'child CPU ms, this build vs ours-old', ours: fmt(o.cpuMs), baseline: fmt(old.cpuMs), ratio: `${fmt(o.cpuMs / old.cpuMs, 2)}×`, goal: '', met: '' });
+      out.push({
+        benchmark: `cold start: RSS after ${sp.rssRequests} requests`,
+        metric: 'MB, this build vs ours-old',
+        ours: fmt(o.rssAfterMB),
+        baseline: fmt(old.rssAfterMB),
+        ratio: `${fmt(o.rssAfterMB / old.rssAfterMB, 2)}×`,
+        goal: '≤ 1.0×',
+        met: verdict(o.rssAfterMB <= old.rssAfterMB),
+      });
+    }
+    if (o) out.push({ benchmark: 'cold start: code cache', metric: 'what deploy/loader.js did with it, per sample', ours: [...new Set(o.codeCache)].join(', '), baseline: '', ratio: '', goal: '', met: '' });
+  }
   if (c) {
     const v = (n: string) => c.variants.find((x) => x.name === n);
-    const rowFor = (name: string, baseName: string, judged: boolean) => {
+    // Diagnosis only (the unbundled dist/ inside `node -e`); the goal rows are the spawn rows above.
+    const rowFor = (name: string, baseName: string) => {
       const x = v(name);
       const b = v(baseName);
       if (!x || !b) return;
       out.push({
-        benchmark: `cold start ${name}`,
+        benchmark: `cold start (require only) ${name}`,
         metric: `load ms vs ${baseName} (median of ${c.runs}; from process start ${fmt(x.sinceStartMs)} vs ${fmt(b.sinceStartMs)})`,
         ours: fmt(x.requireMs),
         baseline: fmt(b.requireMs),
         ratio: `${fmt(x.requireMs / b.requireMs, 2)}×`,
-        goal: judged ? '≤ 1.2×' : '',
-        met: judged ? verdict(x.requireMs / b.requireMs <= 1.2) : '',
+        goal: '',
+        met: '',
       });
     };
-    rowFor('index', 'datastore', false);
-    rowFor('index+store', 'datastore+client', true);
-    rowFor('index+store', 'datastore', false);
+    rowFor('index', 'datastore');
+    rowFor('index+store', 'datastore+client');
+    rowFor('index+store', 'datastore');
     const fw = v('framework');
     const is = v('index+store');
     const dc = v('datastore+client');
     if (fw && is && dc) {
       out.push({
-        benchmark: 'cold start index+store − framework',
+        benchmark: 'cold start (require only) index+store − framework',
         metric: 'load ms beyond what functions-framework loads anyway, vs datastore+client',
         ours: fmt(is.requireMs - fw.requireMs),
         baseline: fmt(dc.requireMs),

@@ -2,9 +2,14 @@
 /**
  * Assembles build/deploy: exactly what Terraform zips and uploads to Cloud Functions.
  *
- * Cloud Build compiles the TypeScript itself (npm ci, then the package's `gcp-build` script, which
- * runs `tsc -p tsconfig.json`), so the upload holds sources, not dist/: the deployed JavaScript is
+ * Cloud Build compiles the TypeScript itself (npm ci, then the package's `gcp-build` script: `npm run
+ * build`, then deploy/bundle.js), so the upload holds sources, not dist/: the deployed JavaScript is
  * always built from the uploaded sources by the same compiler version the lockfile pins.
+ *
+ * The one difference to the repository's package.json: `main` names deploy/bundle.js's loader
+ * (dist/deploy/index.cjs: one bundle with a V8 code cache, issue 15), which is what
+ * functions-framework loads in the deployed tree. The repository's `main` stays dist/functions/index.js:
+ * the package users embed (exports, `npm pack`) is unchanged, and the bundle is never part of it.
  *
  * The repository's tsconfig.json also compiles scripts/ (local tooling such as the emulator
  * harness), which the functions never load. Rather than uploading that tooling, the deploy copy
@@ -30,9 +35,11 @@ const out = path.join(root, 'build', 'deploy');
 /**
  * Directories the package's build script compiles: the functions' sources, and client/ (the browser
  * module, with a tsconfig of its own), since `gcp-build` runs the whole `build` and fails on a
- * directory it cannot find.
+ * directory it cannot find; and deploy/, the bundling step of `gcp-build` (plain JavaScript).
  */
-const SOURCE_DIRS = ['shared', 'functions', 'bin', 'client'];
+const SOURCE_DIRS = ['shared', 'functions', 'bin', 'client', 'deploy'];
+/** What functions-framework loads in the deployed tree; deploy/bundle.js writes it in `gcp-build`. */
+const DEPLOYED_MAIN = 'dist/deploy/index.cjs';
 /** Files npm and the compiler need at the top of the package. */
 const TOP_FILES = ['package.json', 'package-lock.json'];
 
@@ -90,6 +97,7 @@ function resolvesInside(fromFile, specifier) {
 function main() {
   const pkg = readJson(path.join(root, 'package.json'));
   if (!pkg.scripts || !pkg.scripts['gcp-build']) fail('package.json has no "gcp-build" script; Cloud Build would upload uncompiled TypeScript');
+  if (!pkg.scripts['gcp-build'].includes('deploy/bundle.js')) fail(`the "gcp-build" script does not run deploy/bundle.js, which writes ${DEPLOYED_MAIN} (the deployed main)`);
   if (typeof pkg.main !== 'string' || !/^dist\/.+\.js$/.test(pkg.main)) fail(`package.json "main" (${pkg.main}) is not a file under dist/`);
 
   const tsconfig = readJson(path.join(root, 'tsconfig.json'));
@@ -109,6 +117,11 @@ function main() {
     fs.copyFileSync(src, path.join(out, file));
     copied.push(file);
   }
+  // Edited as text, so that the rest of the file stays byte for byte what npm ci checks against the lockfile.
+  const pkgText = fs.readFileSync(path.join(root, 'package.json'), 'utf8');
+  const mainLine = /^(\s*"main"\s*:\s*)"[^"]*"/m;
+  if (!mainLine.test(pkgText)) fail('package.json has no "main" line to point at the deployed loader');
+  fs.writeFileSync(path.join(out, 'package.json'), pkgText.replace(mainLine, `$1${JSON.stringify(DEPLOYED_MAIN)}`));
   fs.writeFileSync(path.join(out, 'tsconfig.json'), `${JSON.stringify({ compilerOptions: tsconfig.compilerOptions, include }, null, 2)}\n`);
   copied.push('tsconfig.json');
 

@@ -38,7 +38,12 @@ describe('benchmark harness (smoke)', () => {
         };
         cleanup?: { summary: Record<string, number>; backlog?: Record<string, number | number[]> };
         kill?: { latency: Record<string, number>; throughput: Record<string, number> };
-        coldStart?: { ratio: number; ratioToRequireOnly: number; variants: Array<{ name: string; requireMs: number; loadsPubsub: boolean; loadsDatastore: boolean }> };
+        coldStart?: {
+          ratio: number;
+          ratioToRequireOnly: number;
+          variants: Array<{ name: string; requireMs: number; loadsPubsub: boolean; loadsDatastore: boolean }>;
+          spawn: { stacks: Array<{ name: string; wallMs: number; cpuMs: number; rssAfterMB: number; codeCache: string[] }>; builds: Array<{ stack: string; main?: string }>; ratios: Record<string, number> };
+        };
       };
     };
     expect({ status: run.status, errors: report.errors }).toEqual({ status: 0, errors: [] });
@@ -83,5 +88,15 @@ describe('benchmark harness (smoke)', () => {
     expect(cold.variants.find((v) => v.name === 'index+store')!.loadsDatastore).toBe(true);
     expect(cold.ratio).toBeGreaterThan(0);
     expect(cold.ratioToRequireOnly).toBeGreaterThan(0);
+    // spawn → first 200: ours from its deployed tree (the bundle's loader as main, its code cache accepted) and both baselines.
+    expect(cold.spawn.stacks.map((x) => x.name)).toEqual(['ours', 'ff-express', 'express']);
+    for (const x of cold.spawn.stacks) {
+      expect(x.wallMs).toBeGreaterThan(0);
+      expect(x.cpuMs).toBeGreaterThan(0);
+      expect(x.rssAfterMB).toBeGreaterThan(0);
+    }
+    expect(cold.spawn.builds.find((b) => b.stack === 'ours')!.main).toBe('dist/deploy/index.cjs');
+    expect(cold.spawn.stacks[0]!.codeCache).toEqual(['accepted']);
+    expect(cold.spawn.ratios.oursVsFfExpress).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -721,11 +721,13 @@ describe('scripts/package-deploy.js', () => {
     const run = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'package-deploy.js')], { cwd: ROOT, encoding: 'utf8' });
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
 
-    const sourceDirs = ['shared', 'functions', 'bin', 'client'].filter((d) => fs.existsSync(path.join(ROOT, d)));
+    const sourceDirs = ['shared', 'functions', 'bin', 'client', 'deploy'].filter((d) => fs.existsSync(path.join(ROOT, d)));
     expect(fs.readdirSync(deployDir).sort()).toEqual([...sourceDirs, 'package-lock.json', 'package.json', 'tsconfig.json'].sort());
-    for (const file of ['package.json', 'package-lock.json']) {
-      expect(fs.readFileSync(path.join(deployDir, file), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, file), 'utf8'));
-    }
+    expect(fs.readFileSync(path.join(deployDir, 'package-lock.json'), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
+    // The deployed package.json differs in `main` alone: functions-framework loads the bundle's loader there.
+    const deployedMain = 'dist/deploy/index.cjs';
+    expect(fs.readFileSync(path.join(deployDir, 'package.json'), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8').replace(`"main": "${pkg.main}"`, `"main": "${deployedMain}"`));
+    expect(pkg.scripts['gcp-build']).toContain('node deploy/bundle.js');
     // Every source of the uploaded directories, byte for byte; no tests, no local tooling.
     for (const dir of sourceDirs) {
       const expected = listFiles(path.join(ROOT, dir)).filter((f) => !/\.(test|spec)\.ts$/.test(f) && !f.split(path.sep).some((p) => p.startsWith('.'))).sort();
@@ -738,7 +740,8 @@ describe('scripts/package-deploy.js', () => {
     expect(deployTsconfig.include.every((p: string) => sourceDirs.includes(p.split('/')[0]))).toBe(true);
 
     // What Cloud Build does with the upload: `npm run gcp-build` in a copy of it, with the
-    // repository's node_modules standing in for the ones `npm ci` installs there.
+    // repository's node_modules standing in for the ones `npm ci` installs there (test/deployedTree.test.ts
+    // installs them with npm ci and starts the functions from the result).
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-build-'));
     try {
       fs.cpSync(deployDir, scratch, { recursive: true });
@@ -746,6 +749,7 @@ describe('scripts/package-deploy.js', () => {
       const build = spawnSync('npm', ['run', '--silent', 'gcp-build'], { cwd: scratch, encoding: 'utf8' });
       expect(build.status === 0 ? 'built' : `exit ${build.status}: ${build.stdout}${build.stderr}`).toBe('built');
       expect(fs.existsSync(path.join(scratch, pkg.main))).toBe(true);
+      for (const f of [deployedMain, 'dist/deploy/functions.js', 'dist/deploy/functions.cache']) expect(fs.existsSync(path.join(scratch, f))).toBe(true);
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }

@@ -74,7 +74,8 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  api.use({ SESSION_KILL_TOPIC: topicName });
+  // Every request's log line, not only the errors': the secrets test searches all of them.
+  api.use({ SESSION_KILL_TOPIC: topicName, SESSION_LOG_REQUESTS: 'all' });
 });
 
 describe('session fixation: an id the server did not issue, or no longer honours, is never adopted', () => {
