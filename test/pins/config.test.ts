@@ -44,7 +44,6 @@ describe('every variable is read', () => {
       SESSION_CLEANUP_BUDGET_SECONDS: '60',
       SESSION_CLEANUP_GRACE_SECONDS: '0',
       SESSION_KILL_BUDGET_SECONDS: '30',
-      SESSION_LOG_REQUESTS: 'all',
     });
     expect(c).toEqual({
       projectId: 'proj',
