@@ -513,6 +513,8 @@ describe('the session cap, on changes that are not a login', () => {
     const capped = manager(store, clock, settings({ maxSessionsPerUser: 1 }));
     await capped.withSession(cookies[0], (s) => s.set('x', 1));
     expect(await capped.liveSessions('u')).toHaveLength(3);
+    // Later than every other session (the cap ranks by last use; a tie would be broken by key).
+    clock.advance(S);
     const { session } = await capped.withSession(undefined, (s) => s.login('u'));
     expect((await capped.liveSessions('u')).map((r) => r.key)).toEqual([digest(session.id)]);
   });
