@@ -11,7 +11,8 @@ function mediaType(req: IncomingMessage): { type: string; charset: string | unde
   if (!header) return null;
   const [type, ...params] = header.split(';').map((s) => s.trim());
   const charset = params.find((p) => /^charset=/i.test(p))?.slice(8).replace(/"/g, '').toLowerCase();
-  return { type: (type ?? '').toLowerCase(), charset };
+  // No lower-casing of the type: JSON_TYPE ignores case.
+  return { type: type ?? '', charset };
 }
 
 /** Whether a body follows the headers (the test body-parser applies too). */

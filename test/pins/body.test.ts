@@ -1,5 +1,6 @@
 import { dirname } from 'node:path';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { installRequestHooks, readJsonBody } from '../../functions/http/body';
 import { HttpError } from '../../functions/http/errors';
@@ -60,6 +61,54 @@ describe('JSON bodies read before functions-framework', () => {
     const res = await post('application/json; charset=latin1', '"x"');
     expect([res.status, res.body]).toEqual([415, { code: 'unsupported_media_type', message: 'JSON bodies must be UTF-8' }]);
     expect((await post('application/json; foo=bar; charset=utf-8', '"x"')).body).toMatchObject({ body: 'x' });
+  });
+
+  test('a request without a body is left alone: no body, no raw body, not marked JSON', async () => {
+    const empty = await request(handler).post('/').set('Content-Type', 'application/json').set('Content-Length', '0');
+    expect(empty.body).toEqual({ body: null, raw: null, json: false });
+    const none = await request(handler).get('/').set('Content-Type', 'application/json');
+    expect(none.body).toEqual({ body: null, raw: null, json: false });
+  });
+
+  /**
+   * Raw requests (supertest adds a Content-Type to every body): `head` is written at once, the
+   * body only if given; the answer is read as soon as it comes.
+   */
+  async function raw(headers: Record<string, string>, body?: string): Promise<{ status: number; body: unknown }> {
+    const server = createServer(handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      return await new Promise((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/', headers }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }));
+        });
+        req.on('error', reject);
+        // Without a body the request stays open: only the answer ends it.
+        if (body === undefined) req.flushHeaders();
+        else req.end(body);
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }
+
+  test('a body without a Content-Type is read and dropped, not parsed', async () => {
+    expect(await raw({ 'Content-Length': '5' }, '"abc"')).toEqual({ status: 200, body: { body: null, raw: null, json: false } });
+  });
+
+  test('a declared Content-Length over the limit is refused before any of the body is sent', async () => {
+    const res = await raw({ 'Content-Type': 'application/json', 'Content-Length': String(LIMIT + 1) });
+    expect(res).toEqual({ status: 413, body: { code: 'too_large', message: 'the request body exceeds 64 bytes' } });
+  });
+
+  test('only a parameter named charset is the charset', async () => {
+    for (const type of ['application/json; xcharset=latin1', 'application/json; mycharset=latin1; charset=utf-8']) {
+      const res = await post(type, '"x"');
+      expect([res.status, res.body]).toEqual([200, { body: 'x', raw: '"x"', json: true }]);
+    }
   });
 
   test('an empty or blank body is no body; invalid JSON is 400 bad_json', async () => {
