@@ -215,12 +215,7 @@ export class DatastoreSessionStore implements SessionStore {
   async get(key: StorageKey): Promise<StoredSession | null> {
     const reqOpts = { keys: [this.#keyProto(key)] };
     for (let attempt = 1; ; attempt++) {
-      const resp = await this.#call(
-        () =>
-          new Promise<LookupResponse>((resolve, reject) => {
-            this.#ds.request_({ client: 'DatastoreClient', method: 'lookup', reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as LookupResponse)));
-          }),
-      );
+      const resp = await this.#call(() => this.#request<LookupResponse>('lookup', reqOpts));
       const found = resp.found ?? [];
       if (found.length > 0) return fromEntity(dsEntity.formatArray(found)[0] as SessionEntity);
       if ((resp.deferred ?? []).length === 0) return null;
@@ -306,17 +301,23 @@ export class DatastoreSessionStore implements SessionStore {
       query: dsEntity.queryToQueryProto(query),
       propertyMask: { paths: HEAD_PROPERTIES },
     };
-    const resp = await this.#call(
-      () =>
-        new Promise<RunQueryResponse>((resolve, reject) => {
-          this.#ds.request_({ client: 'DatastoreClient', method: 'runQuery', reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as RunQueryResponse)));
-        }),
-    );
+    const resp = await this.#call(() => this.#request<RunQueryResponse>('runQuery', reqOpts));
     const batch = resp.batch ?? {};
     const found = dsEntity.formatArray(batch.entityResults ?? []) as Array<Partial<SessionEntity> & Record<symbol, unknown>>;
     const sessions = found.map((e) => ({ key: (e[this.#ds.KEY] as Key).name as string, head: headOf(e) }));
     const exhausted = sessions.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
     return exhausted || !batch.endCursor ? { sessions } : { sessions, cursor: Buffer.from(batch.endCursor).toString('base64') };
+  }
+
+  /**
+   * One RPC of the generated client through the Datastore client's own request path (its channel,
+   * auth, project, database and the request deadline), for calls whose wrappers cost more than
+   * they give (get) or cannot express the request (a property mask).
+   */
+  #request<R>(method: 'lookup' | 'runQuery', reqOpts: object): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as R)));
+    });
   }
 
   #query() {
