@@ -9,10 +9,11 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
 function mediaType(req: IncomingMessage): { type: string; charset: string | undefined } | null {
   const header = req.headers['content-type'];
   if (!header) return null;
-  const [type, ...params] = header.split(';').map((s) => s.trim());
+  const params = header.split(';').map((s) => s.trim());
+  // split always yields at least one part; no lower-casing of the type: JSON_TYPE ignores case.
+  const type = params.shift()!;
   const charset = params.find((p) => /^charset=/i.test(p))?.slice(8).replace(/"/g, '').toLowerCase();
-  // No lower-casing of the type: JSON_TYPE ignores case.
-  return { type: type ?? '', charset };
+  return { type, charset };
 }
 
 /** Whether a body follows the headers (the test body-parser applies too). */
@@ -21,29 +22,32 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 /**
- * Reads the body up to `limit` bytes, keeping it only when `keep` (otherwise each chunk is dropped
- * as it arrives: memory stays flat whatever is sent). Past the limit it stops reading at once and
+ * Reads the body up to `limit` bytes, handing each chunk to `onChunk` (which keeps it or drops it:
+ * a dropped body costs no memory whatever is sent). Past the limit it stops reading at once and
  * fails with 413; the answer closes the connection, so the rest is never read.
  */
-function readLimited(req: IncomingMessage, limit: number, keep: boolean): Promise<Buffer> {
+function readLimited(req: IncomingMessage, limit: number, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
+        // Not only paused: lingerThenClose resumes the request, and its chunks must not come here.
         req.removeListener('data', onData);
         req.pause();
         reject(new HttpError(413, 'too_large', `the request body exceeds ${limit} bytes`));
         return;
       }
-      if (keep) chunks.push(chunk);
+      onChunk(chunk);
     };
     req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => resolve());
+    // A client that disconnects mid-body (Node destroys the request with ECONNRESET "aborted").
     req.on('error', () => reject(new HttpError(400, 'bad_request', 'the request body could not be read')));
   });
 }
+
+const drop = (): void => {};
 
 /**
  * Bounds every body and parses JSON ones ourselves, before functions-framework's parsers: theirs
@@ -59,14 +63,16 @@ export async function readJsonBody(req: BodyRequest, limit: number): Promise<voi
   if (Number.isFinite(length) && length > limit) throw new HttpError(413, 'too_large', `the request body exceeds ${limit} bytes`);
   const media = mediaType(req);
   if (!media || !JSON_TYPE.test(media.type)) {
-    await readLimited(req, limit, false);
+    await readLimited(req, limit, drop);
     req.body = undefined;
     return;
   }
   if (media.charset && media.charset !== 'utf-8' && media.charset !== 'utf8') {
     throw new HttpError(415, 'unsupported_media_type', 'JSON bodies must be UTF-8');
   }
-  const raw = await readLimited(req, limit, true);
+  const chunks: Buffer[] = [];
+  await readLimited(req, limit, (chunk) => chunks.push(chunk));
+  const raw = Buffer.concat(chunks);
   req.rawBody = raw;
   req.jsonBody = true;
   const text = raw.toString('utf8');
@@ -86,8 +92,10 @@ export async function readJsonBody(req: BodyRequest, limit: number): Promise<voi
  * little CPU, never memory. 4 MiB was too little on a busy machine: a client writing over loopback
  * had not yet read the 413 when the reset came (ECONNRESET instead of the answer).
  */
-const LINGER_BYTES = 16 * 1024 * 1024;
+export const LINGER_BYTES = 16 * 1024 * 1024;
 const LINGER_MS = 1000;
+/** Set once by installRequestHooks (tests shorten it). */
+let lingerMs = LINGER_MS;
 
 /**
  * After refusing a body that was not read to its end: a client still sending it sees the answer
@@ -99,7 +107,7 @@ function lingerThenClose(req: IncomingMessage): void {
   if (req.complete) return;
   let seen = 0;
   const close = () => req.socket.destroy();
-  const timer = setTimeout(close, LINGER_MS);
+  const timer = setTimeout(close, lingerMs);
   timer.unref();
   req.on('data', (chunk: Buffer) => {
     seen += chunk.length;
@@ -113,16 +121,25 @@ function lingerThenClose(req: IncomingMessage): void {
 }
 
 function sendRaw(req: IncomingMessage, res: ServerResponse, err: HttpError): void {
-  if (res.headersSent) return;
+  // A handler failed after its answer began: the only honest signal left is a cut connection (what
+  // express's own final handler does); the client sees an incomplete answer, never a spliced one.
+  if (res.headersSent) {
+    req.socket.destroy();
+    return;
+  }
   res.statusCode = err.status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.end(JSON.stringify({ error: { code: err.code, message: err.message } }), () => lingerThenClose(req));
+  // Before the answer, not after it: when an answer finishes, Node dumps a body nobody is reading,
+  // and dumping removes every 'data' listener, the byte bound's included.
+  lingerThenClose(req);
+  res.end(JSON.stringify({ error: { code: err.code, message: err.message } }));
 }
 
 /** What express would otherwise answer with an HTML page (and, outside production, a stack trace). */
 function finalError(err: unknown, req: IncomingMessage, res: ServerResponse): void {
   if (!err) return sendRaw(req, res, new HttpError(404, 'not_found', 'no such route'));
-  const status = typeof err === 'object' && err !== null ? Number((err as { status?: unknown }).status) : NaN;
+  // A primitive passed to next() has no status either (NaN: the 500 below).
+  const status = Number((err as { status?: unknown }).status);
   if (status === 413) return sendRaw(req, res, new HttpError(413, 'too_large', 'the request body is too large'));
   if (status === 415) return sendRaw(req, res, new HttpError(415, 'unsupported_media_type', 'unsupported body encoding'));
   if (status >= 400 && status < 500) return sendRaw(req, res, new HttpError(400, 'bad_request', 'the request could not be parsed'));
@@ -137,9 +154,10 @@ let installed = false;
  * the JSON error body. Must run before the framework creates its server, i.e. when the module
  * registering the functions is loaded.
  */
-export function installRequestHooks(maxBodyBytes: number): void {
+export function installRequestHooks(maxBodyBytes: number, linger = LINGER_MS): void {
   if (installed) return;
   installed = true;
+  lingerMs = linger;
   const frameworkDir = dirname(require.resolve('@google-cloud/functions-framework'));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const express = require(require.resolve('express', { paths: [frameworkDir] })) as { application: Record<string, unknown> };

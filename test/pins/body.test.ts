@@ -1,13 +1,16 @@
 import { dirname } from 'node:path';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { installRequestHooks, readJsonBody } from '../../functions/http/body';
+import { connect, type Socket } from 'node:net';
+import { installRequestHooks, LINGER_BYTES, readJsonBody } from '../../functions/http/body';
 import { HttpError } from '../../functions/http/errors';
 
 type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
 
 const LIMIT = 64;
+/** The linger time, shortened from LINGER_MS's second: tests wait it out. */
+const LINGER = 300;
 
 /** A plain node HTTP handler around readJsonBody: what it parsed, or the error it answered. */
 function handler(req: BodyRequest, res: ServerResponse): void {
@@ -126,8 +129,8 @@ describe('errors that never reach a function get the JSON error body', () => {
     get(path: string, h: (req: unknown, res: ServerResponse & { json(v: unknown): void }, next: (e?: unknown) => void) => void): void;
     post(path: string, h: (req: BodyRequest, res: ServerResponse & { json(v: unknown): void }) => void): void;
   };
-  installRequestHooks(LIMIT);
-  installRequestHooks(1); // a second install changes nothing (the hooks are installed once)
+  installRequestHooks(LIMIT, LINGER);
+  installRequestHooks(1, 0); // a second install changes nothing (the hooks are installed once)
   const app = express();
   app.post('/echo', (req, res) => res.json({ body: req.body }));
   app.get('/fail/:status', (req, _res, next) => next(Object.assign(new Error('boom /srv/x.js'), { status: Number((req as { params: { status: string } }).params.status) })));
@@ -154,4 +157,158 @@ describe('errors that never reach a function get the JSON error body', () => {
     expect(res.body).toEqual({ error });
     expect(res.text).not.toContain('/srv/x.js');
   });
+});
+
+/**
+ * A raw client on one connection, for what supertest hides: the timing of writes against the
+ * answer, keep-alive reuse and who closes the connection.
+ */
+class RawClient {
+  readonly socket: Socket;
+  private received = '';
+  private waiters: Array<() => void> = [];
+  readonly closed: Promise<void>;
+  constructor(port: number) {
+    this.socket = connect(port, '127.0.0.1');
+    this.socket.on('data', (c: Buffer) => {
+      this.received += c.toString('latin1');
+      for (const w of this.waiters.splice(0)) w();
+    });
+    // The server may cut the connection while we write (that is what some tests check).
+    this.socket.on('error', () => {});
+    this.closed = new Promise((r) => this.socket.once('close', () => r()));
+  }
+  /** The next complete answer (head and Content-Length body), removed from what was received. */
+  async answer(): Promise<{ status: number; headers: string; body: string }> {
+    for (;;) {
+      const end = this.received.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const head = this.received.slice(0, end);
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (this.received.length >= end + 4 + length) {
+          const body = this.received.slice(end + 4, end + 4 + length);
+          this.received = this.received.slice(end + 4 + length);
+          return { status: Number(head.split(' ')[1]), headers: head.toLowerCase(), body };
+        }
+      }
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+  /** Writes `total` bytes in 64 KiB chunks, each after the previous one was taken; stops if the connection is cut. */
+  async send(total: number): Promise<void> {
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    for (let sent = 0; sent < total && !this.socket.destroyed; sent += chunk.length) {
+      await new Promise<void>((r) => this.socket.write(chunk.subarray(0, Math.min(chunk.length, total - sent)), () => r()));
+    }
+  }
+}
+
+describe('a refused upload: the client reads the answer, then the connection is closed', () => {
+  const frameworkDir = dirname(require.resolve('@google-cloud/functions-framework'));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const express = require(require.resolve('express', { paths: [frameworkDir] })) as () => {
+    post(path: string, h: (req: BodyRequest, res: ServerResponse & { json(v: unknown): void }) => void): void;
+    get(path: string, h: (req: unknown, res: ServerResponse, next: (e?: unknown) => void) => void): void;
+  };
+  installRequestHooks(LIMIT, LINGER);
+  const app = express();
+  app.post('/echo', (req, res) => res.json({ body: req.body }));
+  app.get('/partial', (_req, res, next) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '100' });
+    res.write('part');
+    next(new Error('failed half-way'));
+  });
+
+  let server: Server;
+  /** Server side of each connection: how much of the upload it read. */
+  const sockets: Socket[] = [];
+  beforeAll(async () => {
+    server = createServer(app as never);
+    server.on('connection', (s: Socket) => sockets.push(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  const port = () => (server.address() as AddressInfo).port;
+  const upload = (length: number) => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+
+  test('a client that goes on sending a refused body may finish it, and keeps its connection', async () => {
+    const client = new RawClient(port());
+    const total = 2 * 1024 * 1024;
+    client.socket.write(upload(total));
+    const answer = await client.answer();
+    expect([answer.status, JSON.parse(answer.body)]).toEqual([413, { error: { code: 'too_large', message: 'the request body exceeds 64 bytes' } }]);
+    await client.send(total);
+    // The server read the rest (dropping it): the next request on the connection is answered, also
+    // once the linger time is over (the body ended, so nothing closes the connection).
+    client.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await client.answer()).status).toBe(404);
+    await new Promise((r) => setTimeout(r, LINGER + 150));
+    client.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await client.answer()).status).toBe(404);
+    client.socket.destroy();
+  });
+
+  test('a client that stops sending is disconnected (after the linger time)', async () => {
+    const client = new RawClient(port());
+    client.socket.write(upload(1024 * 1024) + 'x'.repeat(100));
+    expect((await client.answer()).status).toBe(413);
+    await client.closed;
+    expect(client.socket.destroyed).toBe(true);
+  });
+
+  test('a client that sends more than LINGER_BYTES after the answer is cut off', async () => {
+    const client = new RawClient(port());
+    const total = 4 * LINGER_BYTES;
+    client.socket.write(upload(total));
+    expect((await client.answer()).status).toBe(413);
+    await client.send(total);
+    await client.closed;
+    // Cut at the bound: the chunk that crossed it is the last one read (64 KiB at most).
+    expect(sockets.at(-1)!.bytesRead).toBeLessThan(LINGER_BYTES + 1024 * 1024);
+  });
+
+  test('a refused request that was read in full keeps its keep-alive connection', async () => {
+    const client = new RawClient(port());
+    client.socket.write(`${upload(1)}{`);
+    const bad = await client.answer();
+    expect([bad.status, JSON.parse(bad.body)]).toEqual([400, { error: { code: 'bad_json', message: 'the request body is not valid JSON' } }]);
+    expect(bad.headers).not.toContain('connection: close');
+    // Past the linger time: a refused request that was complete is not lingered on, nothing closes it.
+    await new Promise((r) => setTimeout(r, LINGER + 150));
+    client.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await client.answer()).status).toBe(404);
+    client.socket.destroy();
+  });
+
+  test('a failure after the answer began cuts the connection instead of splicing an error into it', async () => {
+    const client = new RawClient(port());
+    client.socket.write('GET /partial HTTP/1.1\r\nHost: x\r\n\r\n');
+    await client.closed;
+    expect(sockets.at(-1)!.destroyed).toBe(true);
+  });
+});
+
+test('a client that disconnects mid-body: the read fails with 400 bad_request, nothing is parsed', async () => {
+  let server: Server | undefined;
+  const outcome = new Promise<unknown>((resolve) => {
+    server = createServer((req: BodyRequest) => {
+      readJsonBody(req, 1024).then(
+        () => resolve({ body: req.body }),
+        (err: HttpError) => resolve({ status: err.status, code: err.code, message: err.message }),
+      );
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const client = connect((server!.address() as AddressInfo).port, '127.0.0.1');
+      client.on('error', () => {});
+      client.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":');
+      // Only once the server has the partial body: then cut.
+      setTimeout(() => client.destroy(), 50);
+    });
+  });
+  const result = await outcome;
+  server!.close();
+  expect(result).toEqual({ status: 400, code: 'bad_request', message: 'the request body could not be read' });
 });
