@@ -89,9 +89,10 @@ const ENTITY_TOO_LARGE = /too (big|large)|exceeds the maximum|longer than|maximu
 
 /**
  * The properties a listing of a user's sessions fetches (a property mask on the query: neither an
- * index nor a projection is needed, and `data` never leaves the database). Must cover SessionHead.
+ * index nor a projection is needed, and `data` never leaves the database). Must cover SessionHead
+ * but its `user`, which is the value the listing filters on.
  */
-const HEAD_PROPERTIES = ['user', 'lastseen', 'createdAt', 'expiresAt', 'endedAt', 'userAgent'];
+const HEAD_PROPERTIES = ['lastseen', 'createdAt', 'expiresAt', 'endedAt', 'userAgent'];
 
 const GRPC_ABORTED = 10;
 const GRPC_DEADLINE_EXCEEDED = 4;
@@ -154,9 +155,10 @@ function withDeadline<R>(call: Promise<R>, ms: number): Promise<R> {
   return Promise.race([call, expired]).finally(() => clearTimeout(timer));
 }
 
-function headOf(e: Partial<SessionEntity>): SessionHead {
+/** `user` is the listing's own filter value, so the property mask need not fetch it. */
+function headOf(e: Partial<SessionEntity>, user: string): SessionHead {
   const head: SessionHead = {
-    user: e.user === GUEST_USER || e.user === undefined ? null : e.user,
+    user,
     lastSeen: Math.round(Number(e.lastseen) * 1000),
     createdAt: new Date(e.createdAt ?? 0).getTime(),
     expiresAt: new Date(e.expiresAt ?? 0).getTime(),
@@ -176,7 +178,7 @@ export class DatastoreSessionStore implements SessionStore {
   readonly #kind: string;
   readonly #namespace: string | undefined;
   readonly #gax: { timeout: number };
-  readonly #engineGax: { timeout: number; maxRetries: number };
+  readonly #engineGax: { timeout: number; retry: null };
   readonly #maxAttempts: number;
   readonly #separateBegin: boolean;
   readonly #lock = new KeyedLock();
@@ -190,7 +192,11 @@ export class DatastoreSessionStore implements SessionStore {
     // One RPC per engine try: the engine (shared/batchDelete.ts) retries with its own backoff and
     // budget. Left to gax, a store that is down would hold each try for the whole 60 s deadline
     // (gax retries UNAVAILABLE until it runs out), and a kill would outlive its budget.
-    this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000, maxRetries: 1 };
+    // `retry: null`, not `maxRetries: 1`: gax writes maxRetries into the method's shared retry
+    // settings (CallSettings.merge, google-gax 5.0.8), so every later RunQuery of the client that
+    // has a timeout, the device listing's included, failed with "Cannot set both
+    // totalTimeoutMillis and maxRetries".
+    this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000, retry: null };
     this.#maxAttempts = options.maxAttempts ?? 8;
     this.#separateBegin = options.separateBegin ?? false;
     this.#ready = options.ready ?? (async () => undefined);
@@ -257,7 +263,7 @@ export class DatastoreSessionStore implements SessionStore {
         for (const p of writes.put) {
           txn.save({ key: this.#key(p.key), data: toEntity(p.session, this.#ds), excludeFromIndexes: EXCLUDE_FROM_INDEXES });
         }
-        if (writes.delete.length > 0) txn.delete(writes.delete.map((k) => this.#key(k)));
+        txn.delete(writes.delete.map((k) => this.#key(k)));
         await this.#call(() => withDeadline(txn.commit({ timeout: this.#gax.timeout }), this.#gax.timeout));
         return result;
       } catch (err) {
@@ -304,7 +310,7 @@ export class DatastoreSessionStore implements SessionStore {
     const resp = await this.#call(() => this.#request<RunQueryResponse>('runQuery', reqOpts));
     const batch = resp.batch ?? {};
     const found = dsEntity.formatArray(batch.entityResults ?? []) as Array<Partial<SessionEntity> & Record<symbol, unknown>>;
-    const sessions = found.map((e) => ({ key: (e[this.#ds.KEY] as Key).name as string, head: headOf(e) }));
+    const sessions = found.map((e) => ({ key: (e[this.#ds.KEY] as Key).name as string, head: headOf(e, user) }));
     const exhausted = sessions.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
     return exhausted || !batch.endCursor ? { sessions } : { sessions, cursor: Buffer.from(batch.endCursor).toString('base64') };
   }

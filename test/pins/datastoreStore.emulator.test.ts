@@ -318,3 +318,142 @@ describe('index exclusions (SPEC §1): only user, createdAt and expiresAt can be
     expect(await count('endedAt', new Date(T0))).toBe(0);
   });
 });
+
+describe('what the store reads back from entities it did not write in the current shape', () => {
+  const ns = uniqueNamespace('shape');
+  const store = () => new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: ns, timeoutMs: 10_000, separateBegin: true });
+  /** Writes an entity as an older version (or another tool) left it, straight through the client. */
+  async function raw(name: string, data: Record<string, unknown>): Promise<void> {
+    const ds = datastore();
+    await ds.save({ key: ds.key({ namespace: ns, path: [KIND, name] }), data, excludeFromIndexes: ['data', 'data.*'] });
+  }
+  const base = { user: 'u1', lastseen: datastore().double(T0 / 1000), createdAt: new Date(T0), expiresAt: new Date(T0 + 3600_000), staticSecurityKey: 'ab'.repeat(32) };
+
+  test('the older embedded shape: one JSON text per key, names percent-encoded; no userAgent, no securityKeys', async () => {
+    await raw('old', { ...base, data: { 'a%2Eb': '1', 'c%25d%5B0%5D': '"x"', plain: '{"n":[1,2]}' } });
+    expect(await store().get('old')).toEqual({
+      data: { 'a.b': 1, 'c%d[0]': 'x', plain: { n: [1, 2] } },
+      user: 'u1',
+      lastSeen: T0,
+      createdAt: T0,
+      expiresAt: T0 + 3600_000,
+      staticKeyDigest: 'ab'.repeat(32),
+      securityKeyDigests: [],
+      userAgent: null,
+    });
+  });
+
+  test('an entity without data has empty data; a guest entity has no user; a tombstone keeps endedAt', async () => {
+    await raw('bare', { ...base, user: '__guest__', securityKeys: ['cd'.repeat(32)], userAgent: 'UA/1', endedAt: new Date(T0 + 5) });
+    expect(await store().get('bare')).toEqual({
+      data: {},
+      user: null,
+      lastSeen: T0,
+      createdAt: T0,
+      expiresAt: T0 + 3600_000,
+      staticKeyDigest: 'ab'.repeat(32),
+      securityKeyDigests: ['cd'.repeat(32)],
+      userAgent: 'UA/1',
+      endedAt: T0 + 5,
+    });
+  });
+});
+
+describe('round trips a store saves', () => {
+  // Wrapped when this block starts: the first block's restore (afterAll) would undo an earlier wrap.
+  let rpc: ReturnType<typeof countRpcs>;
+  beforeAll(() => {
+    rpc = countRpcs();
+  });
+  afterAll(() => rpc.restore());
+  beforeEach(() => rpc.reset());
+  const firestore = () => new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('rt'), timeoutMs: 10_000, separateBegin: true });
+
+  test('without separateBegin (the default), the lookup opens the transaction: no beginTransaction', async () => {
+    const store = new DatastoreSessionStore({ datastore: legacyDatastore(), kind: KIND, namespace: uniqueNamespace('default'), timeoutMs: 10_000 });
+    await store.update(null, () => put('k', record()));
+    rpc.reset();
+    await store.update('k', (current) => put('k', { ...current!, user: 'u2' }));
+    expect(rpc.counts).toEqual({ lookup: 1, commit: 1 });
+  });
+
+  test('a new session whose decision writes nothing costs no call', async () => {
+    const store = firestore();
+    expect(await store.update(null, () => ({ writes: null, result: 'a' }))).toBe('a');
+    expect(await store.update(null, () => ({ writes: { put: [], delete: [] }, result: 'b' }))).toBe('b');
+    expect(rpc.total()).toBe(0);
+  });
+
+  test('a decision that only deletes commits the delete', async () => {
+    const store = firestore();
+    await store.update(null, () => put('k', record()));
+    rpc.reset();
+    await store.update('k', () => ({ writes: { put: [], delete: ['k'] }, result: undefined }));
+    expect(rpc.counts).toEqual({ beginTransaction: 1, lookup: 1, commit: 1 });
+    expect(await store.get('k')).toBeNull();
+  });
+
+  test('ending or deleting no sessions costs no call; ending exactly 500 is one commit, 501 are refused before any call', async () => {
+    const store = firestore();
+    await store.endSessions([]);
+    await store.deleteMany([]);
+    expect(rpc.total()).toBe(0);
+    const keys = Array.from({ length: 500 }, (_, i) => `e${i}`);
+    await store.update(null, () => ({ writes: { put: keys.map((key) => ({ key, session: record() })), delete: [] }, result: undefined }));
+    rpc.reset();
+    await store.endSessions(keys);
+    expect(rpc.counts).toEqual({ commit: 1 });
+    expect(await store.get('e499')).toBeNull();
+    rpc.reset();
+    await expect(store.endSessions([...keys, 'e500'])).rejects.toThrow(new RangeError('at most 500 keys per commit'));
+    expect(rpc.total()).toBe(0);
+  });
+
+  test('a transaction that fails for another reason than an abort is not retried', async () => {
+    const store = firestore();
+    await store.update(null, () => put('k', record()));
+    rpc.reset();
+    const data = Object.assign(emptyData(), { big: 'x'.repeat(1_100_000) }) as SessionData;
+    await expect(store.update('k', (current) => put('k', { ...current!, data }))).rejects.toBeInstanceOf(DataTooLargeError);
+    expect(rpc.counts.lookup).toBe(1);
+    expect(rpc.counts.commit).toBe(1);
+  });
+});
+
+test('a store in the default namespace (no namespace option) reads, writes, queries and lists', async () => {
+  // A kind of its own keeps it apart from other tests' sessions in the default namespace.
+  const kind = uniqueNamespace('kind');
+  for (const [ds, separateBegin] of [[datastore(), true], [legacyDatastore(), false]] as const) {
+    const store = new DatastoreSessionStore({ datastore: ds, kind, timeoutMs: 10_000, separateBegin });
+    await store.update(null, () => put('a', record({ user: 'dn', expiresAt: T0 })));
+    await store.update('a', (current) => put('a', { ...current!, data: Object.assign(emptyData(), { n: 2 }) }));
+    expect((await store.get('a'))!.data).toEqual({ n: 2 });
+    expect(await store.findKeys({ kind: 'expired', before: T0 + 1 }, 10)).toEqual({ keys: ['a'] });
+    expect(await store.findKeys({ kind: 'user', user: 'dn', createdAtOrBefore: T0 }, 10)).toEqual({ keys: ['a'] });
+    expect(await store.listUserSessions('dn', 10)).toEqual({ sessions: [{ key: 'a', head: { user: 'dn', lastSeen: T0, createdAt: T0, expiresAt: T0, userAgent: null } }] });
+    await store.deleteMany(['a']);
+    expect(await store.get('a')).toBeNull();
+  }
+});
+
+test('a store whose start-up gate fails is unavailable, whatever it failed with', async () => {
+  for (const reason of [new Error('no credentials yet'), null, undefined, 'a string']) {
+    const store = new DatastoreSessionStore({ datastore: datastore(), kind: KIND, timeoutMs: 1000, ready: () => Promise.reject(reason) });
+    const err = await store.get('k').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as Error).cause).toBe(reason);
+  }
+});
+
+test('the deletion engine\'s calls leave the client\'s other calls as they were (a listing after a cleanup query)', async () => {
+  // One client, as in one process that serves the API and runs a kill or a cleanup.
+  const store = new DatastoreSessionStore({ datastore: new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-test' }), kind: KIND, namespace: uniqueNamespace('shared'), timeoutMs: 10_000, separateBegin: true });
+  await store.update(null, () => put('a', record({ user: 'lister' })));
+  const listing = { sessions: [{ key: 'a', head: { user: 'lister', lastSeen: T0, createdAt: T0, expiresAt: T0 + 3600_000, userAgent: null } }] };
+  expect(await store.listUserSessions('lister', 10)).toEqual(listing);
+  expect(await store.findKeys({ kind: 'user', user: 'lister', createdAtOrBefore: T0 }, 10)).toEqual({ keys: ['a'] });
+  await store.deleteMany(['nothing-there']);
+  expect(await store.listUserSessions('lister', 10)).toEqual(listing);
+  expect(await store.get('a')).not.toBeNull();
+  await store.update('a', (current) => put('a', { ...current!, user: 'lister' }));
+});
