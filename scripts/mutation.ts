@@ -39,6 +39,16 @@ export function scores(report: Report): Array<{ file: string; score: number; det
   });
 }
 
+/** Every module at or above the threshold, or the run fails: one line per module. */
+export function judge(report: Report, threshold: number): { ok: boolean; lines: string[] } {
+  const results = scores(report);
+  const lines = results.map((s) => {
+    const pass = s.score >= threshold;
+    return `${pass ? 'ok  ' : 'FAIL'} ${s.file.padEnd(28)} ${s.score.toFixed(2).padStart(6)} % (${s.detected}/${s.valid}, threshold ${threshold} %)`;
+  });
+  return { ok: results.every((s) => s.score >= threshold), lines };
+}
+
 async function runSuite(suite: Suite, strykerArgs: string[]): Promise<boolean> {
   const env: NodeJS.ProcessEnv = { ...process.env, MUTATION_SUITE: suite, GOOGLE_CLOUD_PROJECT: 'session-test', METADATA_SERVER_DETECTION: 'none' };
   const emulators: Emulator[] = [];
@@ -57,14 +67,10 @@ async function runSuite(suite: Suite, strykerArgs: string[]): Promise<boolean> {
     const started = Date.now();
     const code = await run(join(process.cwd(), 'node_modules', '.bin', 'stryker'), ['run', 'stryker.config.mjs', ...strykerArgs], env);
     console.log(`suite ${suite}: ${((Date.now() - started) / 60_000).toFixed(1)} min`);
-    let ok = code === 0;
     const report = JSON.parse(readFileSync(`reports/mutation/${suite}.json`, 'utf8')) as Report;
-    for (const s of scores(report)) {
-      const pass = s.score >= THRESHOLD[suite];
-      ok &&= pass;
-      console.log(`${pass ? 'ok  ' : 'FAIL'} ${s.file.padEnd(28)} ${s.score.toFixed(2).padStart(6)} % (${s.detected}/${s.valid}, threshold ${THRESHOLD[suite]} %)`);
-    }
-    return ok;
+    const verdict = judge(report, THRESHOLD[suite]);
+    for (const line of verdict.lines) console.log(line);
+    return code === 0 && verdict.ok;
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
