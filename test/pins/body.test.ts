@@ -194,12 +194,18 @@ class RawClient {
       await new Promise<void>((r) => this.waiters.push(r));
     }
   }
-  /** Writes `total` bytes in 64 KiB chunks, each after the previous one was taken; stops if the connection is cut. */
-  async send(total: number): Promise<void> {
+  /**
+   * Writes `total` bytes in 64 KiB chunks, each after the previous one was taken; stops if the
+   * connection is cut. `chunked`: in chunked transfer coding, ending the body if `last`.
+   */
+  async send(total: number, chunked = false, last = true): Promise<void> {
     const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const write = (b: Buffer | string) => new Promise<void>((r) => this.socket.write(b, () => r()));
     for (let sent = 0; sent < total && !this.socket.destroyed; sent += chunk.length) {
-      await new Promise<void>((r) => this.socket.write(chunk.subarray(0, Math.min(chunk.length, total - sent)), () => r()));
+      const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+      await write(chunked ? Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]) : part);
     }
+    if (chunked && last && !this.socket.destroyed) await write('0\r\n\r\n');
   }
 }
 
@@ -234,13 +240,22 @@ describe('a refused upload: the client reads the answer, then the connection is 
   const port = () => (server.address() as AddressInfo).port;
   const upload = (length: number) => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
 
-  test('a client that goes on sending a refused body may finish it, and keeps its connection', async () => {
+  test.each([
+    ['refused by its declared length', false],
+    ['refused as it arrives (chunked)', true],
+  ])('a client that goes on sending a body %s may finish it, and keeps its connection', async (_name, chunked) => {
     const client = new RawClient(port());
     const total = 2 * 1024 * 1024;
-    client.socket.write(upload(total));
+    if (chunked) {
+      client.socket.write('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+      // Past the limit: the server answers while the rest is still to come.
+      await client.send(LIMIT + 1, true, false);
+    } else {
+      client.socket.write(upload(total));
+    }
     const answer = await client.answer();
     expect([answer.status, JSON.parse(answer.body)]).toEqual([413, { error: { code: 'too_large', message: 'the request body exceeds 64 bytes' } }]);
-    await client.send(total);
+    await client.send(total, chunked);
     // The server read the rest (dropping it): the next request on the connection is answered, also
     // once the linger time is over (the body ended, so nothing closes the connection).
     client.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');

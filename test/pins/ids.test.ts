@@ -21,6 +21,8 @@ describe('tokens', () => {
     expect(isWellFormedToken('A'.repeat(42))).toBe(false);
     expect(isWellFormedToken('A'.repeat(42) + '=')).toBe(false);
     expect(isWellFormedToken(43)).toBe(false);
+    // A header sent twice arrives as an array; its text form would match the pattern.
+    expect(isWellFormedToken([t])).toBe(false);
   });
 });
 
