@@ -109,9 +109,24 @@ describe('SessionManager: list, end one, end the others', () => {
     expect((await sessions.load(me.cookie)).has('x')).toBe(false);
     expect(await sessions.liveSessions('many')).toHaveLength(601);
     await sessions.withSession(me.cookie, (s) => s.set('x', 1), { end: { user: 'many', keys: [...keys, me.key] } });
+    expect(store.commitDeletes.at(-1)).toBe(498);
     expect(store.endSizes).toEqual([102]);
     expect((await sessions.liveSessions('many')).map((s) => s.key)).toEqual([me.key]);
     expect((await sessions.load(me.cookie)).get('x')).toBe(1);
+  });
+
+  test('withSession({end}) with a change that writes nothing still ends the others, and leaves its own session as it was', async () => {
+    const store = new ObservedStore(new MemorySessionStore());
+    const clock = new FakeClock();
+    const sessions = manager(store, clock);
+    const me = await loginAs(sessions, 'reader');
+    const keys = await seed(store, [['reader-1', stored({ user: 'reader', createdAt: clock.t, lastSeen: clock.t })], ['reader-2', stored({ user: 'reader', createdAt: clock.t, lastSeen: clock.t })]]);
+    const before = await store.get(me.key);
+    const { result, outcome } = await sessions.withSession(me.cookie, (s) => s.user, { end: { user: 'reader', keys } });
+    expect([result, outcome.written, outcome.setCookie]).toEqual(['reader', false, null]);
+    expect(store.commitDeletes.at(-1)).toBe(2);
+    expect((await sessions.liveSessions('reader')).map((s) => s.key)).toEqual([me.key]);
+    expect(await store.get(me.key)).toEqual(before);
   });
 
   test('the cap applies to a login saved with save() too', async () => {

@@ -546,3 +546,44 @@ describe('listing the sessions of a user', () => {
     expect(limits).toEqual([500]);
   });
 });
+
+describe('limits lowered under existing sessions, and sessions that hold only a key', () => {
+  test('a session over a lowered SESSION_MAX_DATA_KEYS can still fetch a key and drop keys; only adding data is refused', async () => {
+    const store = new RecordingStore();
+    const clock = new FakeClock();
+    const wide = manager(store, clock, settings({ maxDataKeys: 5 }));
+    const first = await wide.load(undefined);
+    for (const k of ['a', 'b', 'c', 'd']) first.set(k, 1);
+    const cookie = cookieFrom((await wide.save(first)).setCookie);
+    // The operator lowers the limit; this session already holds more.
+    const narrow = manager(store, clock, settings({ maxDataKeys: 2 }));
+    const s = await narrow.load(cookie);
+    const key = s.getSecurityKey();
+    s.delete('a');
+    expect((await narrow.save(s)).written).toBe(true);
+    const next = await narrow.load(cookie);
+    expect(next.validateSecurityKey(key)).toBe(true);
+    expect(next.toObject()).toEqual({ b: 1, c: 1, d: 1 });
+    await expect(
+      (async () => {
+        next.set('e', 1);
+        await narrow.save(next);
+      })(),
+    ).rejects.toBeInstanceOf(TooManyKeysError);
+    expect((await narrow.load(cookie)).toObject()).toEqual({ b: 1, c: 1, d: 1 });
+  });
+
+  test('a reset followed by fetching a key keeps the new session: the key works on the next request', async () => {
+    const { m } = setup();
+    const { cookie } = await started(m);
+    const s = await m.load(cookie);
+    s.reset();
+    const key = s.getSecurityKey();
+    const out = await m.save(s);
+    expect(out.written).toBe(true);
+    const next = await m.load(cookieFrom(out.setCookie));
+    expect(next.isNew).toBe(false);
+    expect(next.toObject()).toEqual({});
+    expect(next.validateSecurityKey(key)).toBe(true);
+  });
+});

@@ -77,7 +77,14 @@ export class ObservedStore implements SessionStore {
   constructor(private readonly inner: SessionStore) {}
 
   get: SessionStore['get'] = (key) => this.inner.get(key);
-  update: SessionStore['update'] = (key, decide) => this.inner.update(key, decide);
+  /** Deletes in each update's commit (the store's limit is 500 mutations per commit). */
+  readonly commitDeletes: number[] = [];
+  update: SessionStore['update'] = (key, decide) =>
+    this.inner.update(key, (current) => {
+      const decision = decide(current);
+      if (decision.writes) this.commitDeletes.push(decision.writes.delete.length);
+      return decision;
+    });
   listUserSessions: SessionStore['listUserSessions'] = (user, limit, cursor) => this.inner.listUserSessions(user, limit, cursor);
   readonly endSizes: number[] = [];
   endSessions: SessionStore['endSessions'] = (keys) => {
