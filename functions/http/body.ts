@@ -24,7 +24,7 @@ function hasBody(req: IncomingMessage): boolean {
 /**
  * Reads the body up to `limit` bytes, handing each chunk to `onChunk` (which keeps it or drops it:
  * a dropped body costs no memory whatever is sent). Past the limit it stops reading at once and
- * fails with 413; the answer closes the connection, so the rest is never read.
+ * fails with 413; what the client still sends is lingerThenClose's to drop, up to its bound.
  */
 function readLimited(req: IncomingMessage, limit: number, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
