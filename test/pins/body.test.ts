@@ -11,6 +11,7 @@ type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBod
 const LIMIT = 64;
 /** The linger time, shortened from LINGER_MS's second: tests wait it out. */
 const LINGER = 300;
+const pastLinger = () => new Promise((r) => setTimeout(r, LINGER + 150));
 
 /** A plain node HTTP handler around readJsonBody: what it parsed, or the error it answered. */
 function handler(req: BodyRequest, res: ServerResponse): void {
@@ -178,6 +179,11 @@ class RawClient {
     this.socket.on('error', () => {});
     this.closed = new Promise((r) => this.socket.once('close', () => r()));
   }
+  /** Sends a request without a body on this connection and waits for its answer. */
+  get(path: string): Promise<{ status: number; headers: string; body: string }> {
+    this.socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    return this.answer();
+  }
   /** The next complete answer (head and Content-Length body), removed from what was received. */
   async answer(): Promise<{ status: number; headers: string; body: string }> {
     for (;;) {
@@ -258,11 +264,9 @@ describe('a refused upload: the client reads the answer, then the connection is 
     await client.send(total, chunked);
     // The server read the rest (dropping it): the next request on the connection is answered, also
     // once the linger time is over (the body ended, so nothing closes the connection).
-    client.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
-    expect((await client.answer()).status).toBe(404);
-    await new Promise((r) => setTimeout(r, LINGER + 150));
-    client.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
-    expect((await client.answer()).status).toBe(404);
+    expect((await client.get('/nowhere')).status).toBe(404);
+    await pastLinger();
+    expect((await client.get('/nowhere')).status).toBe(404);
     client.socket.destroy();
   });
 
@@ -292,15 +296,14 @@ describe('a refused upload: the client reads the answer, then the connection is 
     expect([bad.status, JSON.parse(bad.body)]).toEqual([400, { error: { code: 'bad_json', message: 'the request body is not valid JSON' } }]);
     expect(bad.headers).not.toContain('connection: close');
     // Past the linger time: a refused request that was complete is not lingered on, nothing closes it.
-    await new Promise((r) => setTimeout(r, LINGER + 150));
-    client.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
-    expect((await client.answer()).status).toBe(404);
+    await pastLinger();
+    expect((await client.get('/nowhere')).status).toBe(404);
     client.socket.destroy();
   });
 
   test('a failure after the answer began cuts the connection instead of splicing an error into it', async () => {
     const client = new RawClient(port());
-    client.socket.write('GET /partial HTTP/1.1\r\nHost: x\r\n\r\n');
+    void client.get('/partial');
     await client.closed;
     expect(sockets.at(-1)!.destroyed).toBe(true);
   });
