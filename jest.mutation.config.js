@@ -10,8 +10,8 @@
 const base = require('./jest.config.js');
 
 const suites = {
-  core: ['<rootDir>/test/session.test.ts', '<rootDir>/test/sessionDevices.test.ts', '<rootDir>/test/killMessage.test.ts', '<rootDir>/test/config.test.ts', '<rootDir>/test/pins/**/!(*.emulator).test.ts'],
-  datastore: ['<rootDir>/test/storeContract.test.ts', '<rootDir>/test/pins/**/*.emulator.test.ts'],
+  core: ['<rootDir>/test/lib/core/**/*.test.ts', '<rootDir>/test/lib/jobs/{batchDeletePins,killMessage,killMessagePins,killMessageProperties}.test.ts', '<rootDir>/test/lib/setup/{config,configPins}.test.ts', '<rootDir>/test/lib/store/{memoryStore,keyedLock}.test.ts', '<rootDir>/test/functions/http/{body,errors}.test.ts'],
+  datastore: ['<rootDir>/test/lib/store/{contract,datastoreStore}.test.ts'],
 };
 
 const suite = process.env.MUTATION_SUITE ?? 'core';

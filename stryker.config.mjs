@@ -4,20 +4,20 @@ const suite = process.env.MUTATION_SUITE ?? 'core';
 
 const mutate = {
   core: [
-    'shared/batchDelete.ts',
-    'shared/config.ts',
-    'shared/cookies.ts',
-    'shared/errors.ts',
-    'shared/ids.ts',
-    'shared/json.ts',
-    'shared/keyedLock.ts',
-    'shared/killMessage.ts',
-    'shared/memoryStore.ts',
-    'shared/session.ts',
+    'lib/jobs/batchDelete.ts',
+    'lib/setup/config.ts',
+    'lib/core/cookies.ts',
+    'lib/core/errors.ts',
+    'lib/core/ids.ts',
+    'lib/core/json.ts',
+    'lib/store/keyedLock.ts',
+    'lib/jobs/killMessage.ts',
+    'lib/store/memoryStore.ts',
+    'lib/core/session.ts',
     'functions/http/body.ts',
     'functions/http/errors.ts',
   ],
-  datastore: ['shared/datastoreStore.ts'],
+  datastore: ['lib/store/datastoreStore.ts'],
 }[suite];
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */

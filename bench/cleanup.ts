@@ -16,13 +16,13 @@ import { parseArgs } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
 import { Datastore } from '@google-cloud/datastore';
 import { type Emulator, startEmulator } from '../scripts/emulators';
-import { batchDelete, expiredSelector } from '../shared/batchDelete';
-import { systemClock } from '../shared/clock';
-import { type Config, loadConfig } from '../shared/config';
-import { DatastoreSessionStore } from '../shared/datastoreStore';
-import { createStore } from '../shared/runtime';
-import { emptyData } from '../shared/json';
-import type { SessionStore, StoredSession } from '../shared/store';
+import { batchDelete, expiredSelector } from '../lib/jobs/batchDelete';
+import { systemClock } from '../lib/core/clock';
+import { type Config, loadConfig } from '../lib/setup/config';
+import { DatastoreSessionStore } from '../lib/store/datastoreStore';
+import { createStore } from '../lib/setup/runtime';
+import { emptyData } from '../lib/core/json';
+import type { SessionStore, StoredSession } from '../lib/store/sessionStore';
 
 const { values } = parseArgs({
   options: {

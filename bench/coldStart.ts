@@ -434,7 +434,7 @@ const VARIANTS: Array<{ name: string; what: string; code: string }> = [
   {
     name: 'index+store',
     what: 'the same + the runtime the first request builds (Datastore client loaded and constructed)',
-    code: "require('./dist/functions/index.js'); require('./dist/shared/runtime').runtime()",
+    code: "require('./dist/functions/index.js'); require('./dist/lib/setup/runtime').runtime()",
   },
 ];
 

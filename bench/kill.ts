@@ -18,11 +18,11 @@ import { parseArgs } from 'node:util';
 import { Datastore } from '@google-cloud/datastore';
 import { PubSub } from '@google-cloud/pubsub';
 import { type Emulator, freePort, startEmulator } from '../scripts/emulators';
-import { batchDelete, killSelector } from '../shared/batchDelete';
-import { systemClock } from '../shared/clock';
-import { DatastoreSessionStore } from '../shared/datastoreStore';
-import { emptyData } from '../shared/json';
-import type { SessionStore, StoredSession } from '../shared/store';
+import { batchDelete, killSelector } from '../lib/jobs/batchDelete';
+import { systemClock } from '../lib/core/clock';
+import { DatastoreSessionStore } from '../lib/store/datastoreStore';
+import { emptyData } from '../lib/core/json';
+import type { SessionStore, StoredSession } from '../lib/store/sessionStore';
 
 const { values } = parseArgs({ options: { sessions: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '3' } } });
 const N = Number(values.sessions);

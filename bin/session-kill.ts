@@ -4,10 +4,10 @@
  * Exit codes: 0 published, 1 publishing failed, 2 bad arguments (usage on stderr).
  */
 import { parseArgs } from 'node:util';
-import { type KillTarget, MalformedKillMessageError, killMessageData, parseIssuedAt } from '../shared/killMessage';
-import { publishKill, pushPublisher } from '../shared/killPublisher';
-import { GUEST_USER } from '../shared/session';
-import { type LauncherState, NoLauncherError, readLauncherState, stateDirFrom } from './launcherState';
+import { type KillTarget, MalformedKillMessageError, killMessageData, parseIssuedAt } from '../lib/jobs/killMessage';
+import { publishKill, pushPublisher } from '../lib/jobs/killPublisher';
+import { GUEST_USER } from '../lib/core/session';
+import { type LauncherState, NoLauncherError, readLauncherState, stateDirFrom } from '../lib/setup/launcherState';
 
 const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID,...) [--issued-at ISO-8601] [--topic TOPIC] [--project PROJECT]
                     [--local [--state-dir DIR]]

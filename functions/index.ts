@@ -6,7 +6,7 @@
  * published.
  */
 import * as functions from '@google-cloud/functions-framework';
-import { startupConfig } from '../shared/runtime';
+import { startupConfig } from '../lib/setup/runtime';
 import { installRequestHooks } from './http/body';
 import { killSessionByUser } from './killSessionByUser';
 import { sessionApi } from './sessionApi';

@@ -1,10 +1,10 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { batchDelete, killSelector } from '../shared/batchDelete';
-import { type KillMessage, type KillMessageData, MalformedKillMessageError, MAX_CONTINUATIONS, isoTime, parseKillMessageData } from '../shared/killMessage';
-import { publisherFor } from '../shared/killPublisher';
-import { log } from '../shared/log';
-import { type Runtime, runtime } from '../shared/runtime';
-import { GUEST_USER } from '../shared/session';
+import { batchDelete, killSelector } from '../lib/jobs/batchDelete';
+import { type KillMessage, type KillMessageData, MalformedKillMessageError, MAX_CONTINUATIONS, isoTime, parseKillMessageData } from '../lib/jobs/killMessage';
+import { publisherFor } from '../lib/jobs/killPublisher';
+import { log } from '../lib/setup/log';
+import { type Runtime, runtime } from '../lib/setup/runtime';
+import { GUEST_USER } from '../lib/core/session';
 import { errorName, runCleanup } from './startClearSessions';
 
 /** The Pub/Sub message inside the event, in the two shapes that reach this function. */

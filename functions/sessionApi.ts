@@ -1,12 +1,12 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { assertValidKey, type JsonValue } from '../shared/json';
-import { killMessageData, type KillTarget, MalformedKillMessageError, parseIssuedAt } from '../shared/killMessage';
-import { publisherFor } from '../shared/killPublisher';
-import { runtime, type Runtime } from '../shared/runtime';
-import type { RequestInfo, SaveOutcome, Session, WithSessionOptions } from '../shared/session';
+import { assertValidKey, type JsonValue } from '../lib/core/json';
+import { killMessageData, type KillTarget, MalformedKillMessageError, parseIssuedAt } from '../lib/jobs/killMessage';
+import { publisherFor } from '../lib/jobs/killPublisher';
+import { runtime, type Runtime } from '../lib/setup/runtime';
+import type { RequestInfo, SaveOutcome, Session, WithSessionOptions } from '../lib/core/session';
 import { AdminVerifier } from './http/adminAuth';
 import { answerOptions, applyCors } from './http/cors';
-import { deviceRoutes } from './http/deviceRoutes';
+import { deviceRoutes } from './sessionApi/routes/devices';
 import { failureCause, HttpError, sendError, sendJson, toHttpError } from './http/errors';
 import { logRequest } from './http/requestLog';
 

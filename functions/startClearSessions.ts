@@ -1,9 +1,9 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { type BatchDeleteReport, batchDelete, expiredSelector } from '../shared/batchDelete';
-import { StoreUnavailableError } from '../shared/errors';
-import { publisherFor } from '../shared/killPublisher';
-import { log, type LogFields } from '../shared/log';
-import { type Runtime, runtime } from '../shared/runtime';
+import { type BatchDeleteReport, batchDelete, expiredSelector } from '../lib/jobs/batchDelete';
+import { StoreUnavailableError } from '../lib/core/errors';
+import { publisherFor } from '../lib/jobs/killPublisher';
+import { log, type LogFields } from '../lib/setup/log';
+import { type Runtime, runtime } from '../lib/setup/runtime';
 
 export interface CleanupReport extends BatchDeleteReport {
   /** Sessions that expired before this time were deleted (now − grace when the run started). */

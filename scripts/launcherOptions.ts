@@ -1,6 +1,6 @@
 /** The command line of `npm start` (scripts/start.ts): options, their checks, and the usage text. */
 import { parseArgs } from 'node:util';
-import { DEFAULT_STATE_DIR } from '../bin/launcherState';
+import { DEFAULT_STATE_DIR } from '../lib/setup/launcherState';
 
 export const USAGE = `usage: npm start -- [--emulators] [--port 8080] [--kill-port 8081] [--cleanup-port 8082]
                      [--cleanup-interval SECONDS] [--state-dir ${DEFAULT_STATE_DIR}] [--demo-port 8083]

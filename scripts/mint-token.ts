@@ -4,7 +4,7 @@
  * SESSION_LOCAL_STATE_DIR, default .local), for the local API only.
  */
 import { readFileSync } from 'node:fs';
-import { NoLauncherError, readLauncherState, stateDirFrom } from '../bin/launcherState';
+import { NoLauncherError, readLauncherState, stateDirFrom } from '../lib/setup/launcherState';
 import { loadPrivateKey, signJwt } from './localAdmin';
 
 try {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startEmulator, type Emulator } from './emulators';
 
 /**
- * `npm run test:mutation [-- --suite core|datastore] [-- <stryker options, e.g. --mutate shared/ids.ts>]`
+ * `npm run test:mutation [-- --suite core|datastore] [-- <stryker options, e.g. --mutate lib/core/ids.ts>]`
  *
  * Runs StrykerJS once per suite of jest.mutation.config.js (the datastore suite on emulators
  * started here once, not per mutant), then checks every module's score against its threshold:

@@ -37,7 +37,7 @@ const out = path.join(root, 'build', 'deploy');
  * module, with a tsconfig of its own), since `gcp-build` runs the whole `build` and fails on a
  * directory it cannot find; and deploy/, the bundling step of `gcp-build` (plain JavaScript).
  */
-const SOURCE_DIRS = ['shared', 'functions', 'bin', 'client', 'deploy'];
+const SOURCE_DIRS = ['lib', 'functions', 'bin', 'client', 'deploy'];
 /** What functions-framework loads in the deployed tree; deploy/bundle.js writes it in `gcp-build`. */
 const DEPLOYED_MAIN = 'dist/deploy/index.cjs';
 /** Files npm and the compiler need at the top of the package. */

@@ -2,7 +2,7 @@
  * `npm run cleanup [-- URL]`: runs startClearSessions of the running `npm start` once (its address
  * read from launcher.json in SESSION_LOCAL_STATE_DIR, default .local) and prints its report.
  */
-import { NoLauncherError, readLauncherState, stateDirFrom } from '../bin/launcherState';
+import { NoLauncherError, readLauncherState, stateDirFrom } from '../lib/setup/launcherState';
 
 let url = process.argv[2];
 if (url === undefined) {

@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
-import { DEFAULT_STATE_DIR, type LauncherState, writeLauncherState } from '../bin/launcherState';
+import { DEFAULT_STATE_DIR, type LauncherState, writeLauncherState } from '../lib/setup/launcherState';
 import { startEmulator, type Emulator } from './emulators';
 import { createDemoServer } from './demoServer';
 import { parseLauncherOptions, USAGE, UsageError } from './launcherOptions';

@@ -17,7 +17,7 @@ resource "google_firestore_database" "sessions" {
 }
 
 # The kill query: user = U AND createdAt <= T, ordered by createdAt, keys only
-# (shared/datastoreStore.ts). Guest and all-users kills and the cleanup query
+# (lib/store/datastoreStore.ts). Guest and all-users kills and the cleanup query
 # (expiresAt < T) use Datastore's built-in single-property indexes.
 resource "google_firestore_index" "kill_by_user" {
   project     = var.project_id

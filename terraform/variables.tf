@@ -1,4 +1,4 @@
-# Defaults mirror the configuration defaults of shared/config.ts (test/terraform.test.ts checks that
+# Defaults mirror the configuration defaults of lib/setup/config.ts (test/terraform.test.ts checks that
 # the environment these defaults produce parses to exactly the parser's own defaults).
 
 # --- Where ------------------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ variable "session_refresh_interval_seconds" {
 }
 
 variable "session_cookie_name" {
-  description = "Session cookie name (SESSION_COOKIE_NAME); empty leaves it to the configuration parser's default (shared/config.ts), `__Host-viur_cookie_<project id>`. Behind Firebase Hosting it must be \"__session\" (Hosting forwards no other cookie)."
+  description = "Session cookie name (SESSION_COOKIE_NAME); empty leaves it to the configuration parser's default (lib/setup/config.ts), `__Host-viur_cookie_<project id>`. Behind Firebase Hosting it must be \"__session\" (Hosting forwards no other cookie)."
   type        = string
   default     = ""
 }

@@ -1,7 +1,7 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { OAuth2Client } from 'google-auth-library';
-import type { Config } from '../../shared/config';
+import type { Config } from '../../lib/setup/config';
 import { HttpError } from './errors';
 
 /** Google signs ID tokens with either issuer spelling. */

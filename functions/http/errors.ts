@@ -1,6 +1,6 @@
 import type { Response } from '@google-cloud/functions-framework';
-import { describeError } from '../../shared/credentials';
-import { SessionError } from '../../shared/errors';
+import { describeError } from '../../lib/setup/credentials';
+import { SessionError } from '../../lib/core/errors';
 
 /** A failure with the HTTP status and the slug of the JSON error body. */
 export class HttpError extends Error {

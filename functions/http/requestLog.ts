@@ -1,5 +1,5 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { log } from '../../shared/log';
+import { log } from '../../lib/setup/log';
 import { clientAddress } from './clientAddress';
 
 /**

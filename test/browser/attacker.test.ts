@@ -10,7 +10,7 @@
 import type { Page } from 'playwright-core';
 
 jest.setTimeout(180_000);
-import { setLogSink } from '../../shared/log';
+import { setLogSink } from '../../lib/setup/log';
 import { close, launchChromium, listen, site, type Chromium } from './support/browser';
 import { startDeployment, type Deployment } from './support/deployment';
 

@@ -7,7 +7,7 @@
 import type { BrowserContext, Page } from 'playwright-core';
 import type { SessionClient } from '../../client/sessionClient.mjs';
 import { createDemoServer } from '../../scripts/demoServer';
-import { setLogSink } from '../../shared/log';
+import { setLogSink } from '../../lib/setup/log';
 import { AUDIENCE } from '../support/api';
 import { close, launchChromium, listen, selfSigned, type Chromium } from './support/browser';
 import { startDeployment, type Deployment } from './support/deployment';
@@ -101,7 +101,7 @@ describe('the cookie as Chromium stores it', () => {
     const page = await openPage(`${deployment.pageOrigin}/`);
     await page.evaluate(async () => (window as unknown as PageWindow).client.set('a', 1));
     const [cookie] = await cookiesOf(page.context(), deployment.apiOrigin);
-    const { digest } = await import('../../shared/ids');
+    const { digest } = await import('../../lib/core/ids');
     await deployment.api.store.deleteMany([digest(cookie!.value)]);
     const view = await page.evaluate(async () => (window as unknown as PageWindow).client.getSession());
     expect(view).toEqual({ user: null, data: {} });

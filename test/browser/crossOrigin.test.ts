@@ -6,7 +6,7 @@
  */
 import type { Page } from 'playwright-core';
 import type { SessionClient } from '../../client/sessionClient.mjs';
-import { setLogSink } from '../../shared/log';
+import { setLogSink } from '../../lib/setup/log';
 import { launchChromium, type Chromium } from './support/browser';
 import { PAGE, startDeployment, type Deployment } from './support/deployment';
 import { close, listen, site } from './support/browser';

@@ -12,10 +12,10 @@
 import { request as httpRequest, Agent, METHODS, createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
-import { digest } from '../../shared/ids';
-import { MalformedKillMessageError, MAX_USERS_PER_MESSAGE, parseKillMessageData, validateKillMessage } from '../../shared/killMessage';
+import { digest } from '../../lib/core/ids';
+import { MalformedKillMessageError, MAX_USERS_PER_MESSAGE, parseKillMessageData, validateKillMessage } from '../../lib/jobs/killMessage';
 import { receivedMessage } from '../../functions/killSessionByUser';
-import { setLogSink } from '../../shared/log';
+import { setLogSink } from '../../lib/setup/log';
 import { ADMIN_EMAIL, AUDIENCE, startApi, type ApiHarness } from '../support/api';
 import { Client, cookieOf, listen, problems } from './support';
 

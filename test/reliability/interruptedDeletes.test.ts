@@ -10,8 +10,8 @@
  */
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import { freePort } from '../../scripts/emulators';
-import { expiredSelector, killSelector } from '../../shared/batchDelete';
-import type { StoredSession } from '../../shared/store';
+import { expiredSelector, killSelector } from '../../lib/jobs/batchDelete';
+import type { StoredSession } from '../../lib/store/sessionStore';
 import { datastoreStore, uniqueNamespace } from '../support/fixtures';
 import { ensureBuilt, type FunctionProcess, type LogLine, startFunction } from '../support/functionsFramework';
 import { pubsub, pushTopic, uniqueName } from '../support/pubsub';

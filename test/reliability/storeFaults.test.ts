@@ -10,11 +10,11 @@
  * a write that failed is stored entirely or not at all; the same store object recovers by itself.
  */
 import { freePort, startEmulator, type Emulator } from '../../scripts/emulators';
-import { digest } from '../../shared/ids';
-import type { DatastoreSessionStore } from '../../shared/datastoreStore';
+import { digest } from '../../lib/core/ids';
+import type { DatastoreSessionStore } from '../../lib/store/datastoreStore';
 import { startApi, type ApiHarness } from '../support/api';
 import { uniqueNamespace } from '../support/fixtures';
-import { setLogSink } from '../../shared/log';
+import { setLogSink } from '../../lib/setup/log';
 import { afterNextCommit, type Answer, Client, cookieOf, listen, problems, Relay, sleep, storeAt, until } from './support';
 
 const TIMEOUT_MS = 1000;

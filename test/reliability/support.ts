@@ -7,7 +7,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { Datastore, v1 } from '@google-cloud/datastore';
-import { DatastoreSessionStore } from '../../shared/datastoreStore';
+import { DatastoreSessionStore } from '../../lib/store/datastoreStore';
 
 /** No single request may take longer than this: a hang fails the test instead of stalling it. */
 export const REQUEST_BOUND_MS = 30_000;

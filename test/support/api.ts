@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { createLocalAdmin, type LocalAdmin } from '../../scripts/localAdmin';
-import { createRuntime, setRuntime, type Runtime } from '../../shared/runtime';
-import type { SessionStore } from '../../shared/store';
+import { createRuntime, setRuntime, type Runtime } from '../../lib/setup/runtime';
+import type { SessionStore } from '../../lib/store/sessionStore';
 import { datastoreStore, testConfig, uniqueNamespace } from './fixtures';
 
 export const ADMIN_EMAIL = 'backend@session-test.iam.gserviceaccount.com';

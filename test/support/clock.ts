@@ -1,4 +1,4 @@
-import type { Clock } from '../../shared/clock';
+import type { Clock } from '../../lib/core/clock';
 
 /**
  * A clock the test moves. Its own module, without fixtures.ts's imports: the mutation run only loads

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Datastore } from '@google-cloud/datastore';
-import type { Clock } from '../../shared/clock';
-import { loadConfig, type Config } from '../../shared/config';
-import type { DatastoreSessionStore } from '../../shared/datastoreStore';
-import { SessionManager, type SessionSettings } from '../../shared/session';
+import type { Clock } from '../../lib/core/clock';
+import { loadConfig, type Config } from '../../lib/setup/config';
+import type { DatastoreSessionStore } from '../../lib/store/datastoreStore';
+import { SessionManager, type SessionSettings } from '../../lib/core/session';
 import { FakeClock } from './clock';
-import { cryptoRandom } from '../../shared/ids';
-import type { SessionStore } from '../../shared/store';
+import { cryptoRandom } from '../../lib/core/ids';
+import type { SessionStore } from '../../lib/store/sessionStore';
 
 export { FakeClock } from './clock';
 
@@ -27,7 +27,7 @@ export function datastore(): Datastore {
 }
 
 export function datastoreStore(namespace = uniqueNamespace(), ds = datastore(), timeoutMs = 10_000): DatastoreSessionStore {
-  const { DatastoreSessionStore } = require('../../shared/datastoreStore') as typeof import('../../shared/datastoreStore');
+  const { DatastoreSessionStore } = require('../../lib/store/datastoreStore') as typeof import('../../lib/store/datastoreStore');
   return new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace, timeoutMs, separateBegin: true });
 }
 /* eslint-enable @typescript-eslint/no-require-imports */

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { freePort, isListening } from '../../scripts/emulators';
 
 export const ROOT = join(__dirname, '..', '..');
-const SOURCE_DIRS = ['shared', 'functions', 'scripts', 'bin'];
+const SOURCE_DIRS = ['lib', 'functions', 'scripts', 'bin'];
 
 function sources(dir: string): string[] {
   if (!existsSync(dir)) return [];

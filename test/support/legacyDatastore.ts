@@ -1,5 +1,5 @@
 import { Datastore } from '@google-cloud/datastore';
-import { DatastoreSessionStore } from '../../shared/datastoreStore';
+import { DatastoreSessionStore } from '../../lib/store/datastoreStore';
 import { uniqueNamespace } from './fixtures';
 
 /**

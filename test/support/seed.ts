@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { emptyData } from '../../shared/json';
-import type { KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from '../../shared/store';
+import { emptyData } from '../../lib/core/json';
+import type { KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from '../../lib/store/sessionStore';
 
 /** A stored session for seeding; the key is derived from a readable label so tests can name sessions. */
 export function stored(overrides: Partial<StoredSession> = {}): StoredSession {

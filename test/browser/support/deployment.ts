@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
-import { digest } from '../../../shared/ids';
-import type { StoredSession } from '../../../shared/store';
+import { digest } from '../../../lib/core/ids';
+import type { StoredSession } from '../../../lib/store/sessionStore';
 import { startApi, type ApiHarness } from '../../support/api';
 import { close, httpsFront, listen, site, type Seen } from './browser';
 

@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import type { SessionHead, StorageKey } from '../store/sessionStore';
+
+/** Most sessions one listing returns. */
+export const MAX_LISTED_SESSIONS = 100;
+
+/** Longest User-Agent kept, in characters (code points, so a surrogate pair is never split). */
+export const MAX_USER_AGENT_CHARS = 256;
+
+/**
+ * A handle is 128 bits of SHA-256 over a domain-separated storage key: it names a session in the
+ * device routes without revealing its id (the cookie) or even its database key, and it is far too
+ * short to pass for a session id, so sent as a cookie it names nothing.
+ */
+const HANDLE_PREFIX = 'device-handle:';
+const HANDLE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+export function deviceHandle(key: StorageKey): string {
+  return createHash('sha256').update(HANDLE_PREFIX + key, 'utf8').digest().subarray(0, 16).toString('base64url');
+}
+
+/** Cheap shape check before any store call: anything else can be no handle of ours. */
+export function isWellFormedHandle(value: string): boolean {
+  return HANDLE_PATTERN.test(value);
+}
+
+/** A stored session, by key, with its head only (never its data). */
+export interface SessionRef {
+  key: StorageKey;
+  head: SessionHead;
+}
+
+/** One session of a user as the device routes and the library show it. Times are ms since the epoch. */
+export interface Device {
+  id: string;
+  /** This is the session the request came with. */
+  current: boolean;
+  createdAt: number;
+  lastSeen: number;
+  userAgent: string | null;
+}
+
+/**
+ * Most recently seen first, then most recently created, then by storage key: one total order that
+ * every instance computes alike, so concurrent logins that each apply the session cap agree on
+ * which sessions are the newest. A login's new session is seen and created "now", so it ranks first
+ * unless another session of the user was seen or created in the same millisecond or later.
+ */
+export function byRecency(a: SessionRef, b: SessionRef): number {
+  return b.head.lastSeen - a.head.lastSeen || b.head.createdAt - a.head.createdAt || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
+/** The keys of the sessions a cap of `max` ends: all ranked below the max-th by byRecency. */
+export function beyondCap(live: readonly SessionRef[], max: number): StorageKey[] {
+  return [...live].sort(byRecency).slice(max).map((s) => s.key);
+}
+
+/** The most recently seen `limit` sessions as devices. */
+export function toDevices(live: readonly SessionRef[], currentKey: StorageKey | null, limit = MAX_LISTED_SESSIONS): Device[] {
+  return [...live]
+    .sort(byRecency)
+    .slice(0, limit)
+    .map((s) => ({ id: deviceHandle(s.key), current: s.key === currentKey, createdAt: s.head.createdAt, lastSeen: s.head.lastSeen, userAgent: s.head.userAgent }));
+}
+
+/** What is stored of a request's User-Agent header: at most 256 characters; none when empty. */
+export function storedUserAgent(header: string | undefined | null): string | null {
+  if (typeof header !== 'string' || header.length === 0) return null;
+  if (header.length <= MAX_USER_AGENT_CHARS) return header;
+  return Array.from(header).slice(0, MAX_USER_AGENT_CHARS).join('');
+}

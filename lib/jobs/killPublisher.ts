@@ -1,0 +1,160 @@
+import { randomUUID } from 'node:crypto';
+import type { PubSub, Topic } from '@google-cloud/pubsub';
+import type { Config } from '../setup/config';
+import { credentialsGate, type GoogleClientLike } from '../setup/credentials';
+import { encodeKillMessage, type KillMessageData, type KillTarget, killMessageData } from './killMessage';
+import { log } from '../setup/log';
+
+/** Where kill messages go. */
+export interface KillDestination {
+  projectId: string;
+  topic: string;
+}
+
+/**
+ * Publishes kill messages. Called directly with a target, it publishes a kill (what the API and the
+ * CLI do); `publish` also takes the internal continuation forms (see killMessage.ts). Both resolve
+ * to the message id once the message is accepted, not when the kill is done.
+ */
+export interface KillPublisher {
+  (target: KillTarget, options?: { issuedAt?: Date }): Promise<string>;
+  /** The same as calling the publisher. */
+  publishKill(target: KillTarget, options?: { issuedAt?: Date }): Promise<string>;
+  publish(data: KillMessageData): Promise<string>;
+  /** Flushes and releases the client (a CLI must call it to exit promptly). */
+  close(): Promise<void>;
+}
+
+/**
+ * How long one publish may take, retries included. The client's own default is ten minutes, far
+ * beyond any function's budget; failing sooner lets Pub/Sub redeliver the message being processed.
+ */
+const PUBLISH_TIMEOUT_MS = 30_000;
+
+/**
+ * A publisher on Cloud Pub/Sub. The client is required here, on first construction, not at module
+ * load: the module that registers the functions imports this file, and loading the Pub/Sub client
+ * (gRPC and protobufs) costs every cold start of the API, which never publishes on most requests.
+ * PUBSUB_EMULATOR_HOST is honoured by the client itself.
+ */
+export function pubSubPublisher(destination: KillDestination): KillPublisher {
+  let client: { pubsub: PubSub; topic: Topic; ready: () => Promise<void> } | undefined;
+  const open = () => {
+    if (!client) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { PubSub: Client } = require('@google-cloud/pubsub') as typeof import('@google-cloud/pubsub');
+      const pubsub = new Client({ projectId: destination.projectId });
+      const ready = credentialsGate(pubsub as unknown as GoogleClientLike);
+      client = { pubsub, ready, topic: pubsub.topic(destination.topic, { gaxOpts: { timeout: PUBLISH_TIMEOUT_MS } }) };
+    }
+    return client;
+  };
+  const publish = async (data: KillMessageData) => {
+    const { ready, topic } = open();
+    // Without credentials the client would crash the process (see credentials.ts): fail this publish instead.
+    await ready();
+    return topic.publishMessage({ data: encodeKillMessage(data) });
+  };
+  return publisher(publish, async () => {
+    if (!client) return;
+    const { pubsub, topic: t } = client;
+    client = undefined;
+    await t.flush();
+    await pubsub.close();
+  });
+}
+
+const PUSH_ATTEMPTS = 5;
+const PUSH_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * Local stand-in for Pub/Sub (`SESSION_KILL_PUSH_URL`, for `npm start` on the memory store): posts
+ * the push request a Pub/Sub push subscription would send to `url`, which should end in
+ * `/projects/P/topics/T` so that functions-framework turns it into a CloudEvent. Like Pub/Sub it
+ * resolves once the message is accepted and delivers in the background: the receiving function
+ * answers only when the kill is done, and a kill that publishes its own continuation must not wait
+ * for it. A failed delivery (non-2xx, no answer) is retried a few times with backoff, as Pub/Sub
+ * would; nothing survives a restart of this process, which is acceptable for local use only.
+ */
+export function pushPublisher(destination: KillDestination & { url: string }): KillPublisher {
+  const pending = new Set<Promise<void>>();
+  const subscription = `projects/${destination.projectId}/subscriptions/${destination.topic}-local-push`;
+
+  const deliver = async (body: string, messageId: string) => {
+    for (let attempt = 1; attempt <= PUSH_ATTEMPTS; attempt++) {
+      try {
+        const res = await fetch(destination.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          signal: AbortSignal.timeout(PUSH_TIMEOUT_MS),
+        });
+        await res.arrayBuffer();
+        if (res.ok) return;
+        log('WARNING', 'local kill push was not acknowledged', { messageId, status: res.status, attempt });
+      } catch (err) {
+        log('WARNING', 'local kill push failed', { messageId, attempt, error: err instanceof Error ? err.message : String(err) });
+      }
+      if (attempt < PUSH_ATTEMPTS) await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+    }
+    log('ERROR', 'local kill push given up', { messageId, attempts: PUSH_ATTEMPTS });
+  };
+
+  const publish = async (data: KillMessageData) => {
+    const messageId = `local-${randomUUID()}`;
+    const body = JSON.stringify({
+      message: { data: encodeKillMessage(data).toString('base64'), messageId, publishTime: new Date().toISOString(), attributes: {} },
+      subscription,
+    });
+    const delivery = deliver(body, messageId).finally(() => pending.delete(delivery));
+    pending.add(delivery);
+    return messageId;
+  };
+  return publisher(publish, async () => {
+    await Promise.all(pending);
+  });
+}
+
+function publisher(publish: (data: KillMessageData) => Promise<string>, close: () => Promise<void>): KillPublisher {
+  // Validation happens before anything is sent: the target is checked with the consumer's rules.
+  const publishKill = async (target: KillTarget, options: { issuedAt?: Date } = {}) => publish(killMessageData(target, options.issuedAt));
+  return Object.assign(publishKill, { publishKill, publish, close });
+}
+
+/**
+ * One-shot publish of a kill (CLI, scripts): creates a client, publishes, closes it. Long-running
+ * code uses publisherFor() instead, which keeps the client.
+ */
+export async function publishKill(target: KillTarget, options: KillDestination & { issuedAt?: Date }): Promise<string> {
+  const publisher = pubSubPublisher(options);
+  try {
+    return await publisher(target, { issuedAt: options.issuedAt });
+  } finally {
+    await publisher.close();
+  }
+}
+
+const publishers = new Map<string, KillPublisher>();
+
+/**
+ * The publisher the configuration asks for, kept for the life of the process (a client per
+ * invocation would reconnect every time): local push when SESSION_KILL_PUSH_URL is set, Pub/Sub
+ * on SESSION_KILL_TOPIC otherwise.
+ */
+export function publisherFor(config: Pick<Config, 'projectId' | 'killTopic' | 'killPushUrl'>): KillPublisher {
+  const id = JSON.stringify([config.projectId, config.killTopic, config.killPushUrl ?? null]);
+  let publisher = publishers.get(id);
+  if (!publisher) {
+    const destination = { projectId: config.projectId, topic: config.killTopic };
+    publisher = config.killPushUrl === undefined ? pubSubPublisher(destination) : pushPublisher({ ...destination, url: config.killPushUrl });
+    publishers.set(id, publisher);
+  }
+  return publisher;
+}
+
+/** Closes every publisher publisherFor() made (tests, orderly shutdown). */
+export async function closePublishers(): Promise<void> {
+  const all = [...publishers.values()];
+  publishers.clear();
+  await Promise.all(all.map((p) => p.close()));
+}

@@ -1,0 +1,368 @@
+import { type Datastore, type Key, PropertyFilter, type Transaction } from '@google-cloud/datastore';
+// The client's own proto conversions (not re-exported from its main module).
+import { entity as dsEntity } from '@google-cloud/datastore/build/src/entity';
+import { DataTooLargeError, StoreUnavailableError } from '../core/errors';
+import { KeyedLock } from './keyedLock';
+import { dataText, emptyData, type JsonValue, parseDataText, type SessionData } from '../core/json';
+import { GUEST_USER } from '../core/session';
+import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './sessionStore';
+
+export interface DatastoreStoreOptions {
+  datastore: Datastore;
+  kind: string;
+  namespace?: string;
+  /** Deadline of every Datastore call; past it the call is cancelled and StoreUnavailableError thrown. */
+  timeoutMs: number;
+  /**
+   * Deadline of each keys-only query and delete commit of the batch engine (findKeys, deleteMany),
+   * default 60 s: they run in the background under a budget of minutes, and on a large backlog a
+   * query may have to skip many index entries of just-deleted sessions, so the request deadline
+   * would fail them for being slow rather than broken. The engine retries them (lib/jobs/batchDelete.ts).
+   */
+  engineTimeoutMs?: number;
+  /** How often a contended transaction is tried in all. */
+  maxAttempts?: number;
+  /**
+   * Open transactions with a separate beginTransaction call instead of letting the first lookup
+   * open them. The Firestore emulator in Datastore mode mishandles lookups that open a
+   * transaction (the commit then fails with "Transaction lock timeout"), so this is on whenever
+   * DATASTORE_EMULATOR_HOST is set; production keeps the cheaper path.
+   */
+  separateBegin?: boolean;
+  /** Resolves once the client can make calls (credentials loaded, see credentials.ts); awaited before every call. */
+  ready?: () => Promise<void>;
+}
+
+interface KeyProto {
+  partitionId?: { namespaceId: string };
+  path: Array<{ kind: string; name: string }>;
+}
+
+/** The part of a Lookup answer that is read here. */
+interface LookupResponse {
+  found?: Parameters<typeof dsEntity.formatArray>[0] | null;
+  deferred?: unknown[] | null;
+}
+
+/** How often a lookup the store keeps deferring is sent before the read fails as unavailable. */
+const LOOKUP_ATTEMPTS = 3;
+
+/** The part of a RunQuery answer that is read here. */
+interface RunQueryResponse {
+  batch?: { entityResults?: Parameters<typeof dsEntity.formatArray>[0]; moreResults?: string; endCursor?: Uint8Array | string | null };
+}
+
+/**
+ * Shape of the entity as Datastore holds it (names kept from ViUR where it had them). `data` is one
+ * JSON text; sessions written before were an embedded entity of per-key JSON texts under
+ * percent-encoded names, which still load and get the new shape on their next write.
+ */
+interface SessionEntity {
+  data: string | Record<string, string> | null | undefined;
+  user: string;
+  lastseen: number;
+  createdAt: Date;
+  expiresAt: Date;
+  staticSecurityKey: string;
+  securityKeys: string[];
+  endedAt?: Date | null;
+  /** Absent on sessions written before it existed. */
+  userAgent?: string | null;
+}
+
+/** What is written: the client's Double wrapper keeps `lastseen` a double even at whole seconds. */
+type WrittenEntity = Omit<SessionEntity, 'lastseen'> & { lastseen: unknown };
+
+/**
+ * Everything but `user`, `createdAt` and `expiresAt` is excluded from indexes: only what a query
+ * needs is indexed, and an unindexed string may be far longer than the 1,500 bytes of an indexed one.
+ */
+const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'securityKeys[]', 'endedAt', 'userAgent'];
+
+/**
+ * Datastore refuses an entity over its size limit (1 MiB) with INVALID_ARGUMENT. The data limit
+ * keeps well under it (see SESSION_MAX_DATA_BYTES); if it is reached anyway, the write is refused
+ * as too large (413), never an internal error.
+ */
+const GRPC_INVALID_ARGUMENT = 3;
+const ENTITY_TOO_LARGE = /too (big|large)|exceeds the maximum|longer than|maximum (allowed )?size/i;
+
+/**
+ * The properties a listing of a user's sessions fetches (a property mask on the query: neither an
+ * index nor a projection is needed, and `data` never leaves the database). Must cover SessionHead
+ * but its `user`, which is the value the listing filters on.
+ */
+const HEAD_PROPERTIES = ['lastseen', 'createdAt', 'expiresAt', 'endedAt', 'userAgent'];
+
+const GRPC_ABORTED = 10;
+const GRPC_DEADLINE_EXCEEDED = 4;
+/** gRPC codes that mean the store is down, slow or overloaded, not that the request was wrong. */
+const UNAVAILABLE_CODES = new Set([1, 2, 4, 8, 13, 14]);
+
+/** Property names of the older embedded shape were percent-encoded (`%`, `.`, `[`, `]`). */
+function dataKey(name: string): string {
+  return name.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+function toEntity(s: StoredSession, ds: Datastore): WrittenEntity {
+  return {
+    data: dataText(s.data),
+    user: s.user ?? GUEST_USER,
+    lastseen: ds.double(s.lastSeen / 1000),
+    createdAt: new Date(s.createdAt),
+    expiresAt: new Date(s.expiresAt),
+    staticSecurityKey: s.staticKeyDigest,
+    securityKeys: s.securityKeyDigests,
+    userAgent: s.userAgent,
+    ...(s.endedAt === undefined ? {} : { endedAt: new Date(s.endedAt) }),
+  };
+}
+
+/** The older shape: an embedded entity, one JSON text per key, names percent-encoded. */
+function legacyData(embedded: Record<string, string>): SessionData {
+  const data: SessionData = emptyData();
+  for (const [name, text] of Object.entries(embedded)) data[dataKey(name)] = JSON.parse(text) as JsonValue;
+  return data;
+}
+
+function fromEntity(e: SessionEntity): StoredSession {
+  const data = typeof e.data === 'string' ? parseDataText(e.data) : e.data ? legacyData(e.data) : emptyData();
+  const stored: StoredSession = {
+    data,
+    user: e.user === GUEST_USER ? null : e.user,
+    lastSeen: Math.round(Number(e.lastseen) * 1000),
+    createdAt: new Date(e.createdAt).getTime(),
+    expiresAt: new Date(e.expiresAt).getTime(),
+    staticKeyDigest: e.staticSecurityKey,
+    securityKeyDigests: e.securityKeys ?? [],
+    userAgent: typeof e.userAgent === 'string' ? e.userAgent : null,
+  };
+  if (e.endedAt) stored.endedAt = new Date(e.endedAt).getTime();
+  return stored;
+}
+
+/**
+ * A failed commit is rolled back by the client itself, with the client's default deadline (60 s)
+ * and before the commit's promise settles: a store that stops answering would hold the commit that
+ * long. The commit's own deadline is therefore also enforced here (as DEADLINE_EXCEEDED).
+ */
+function withDeadline<R>(call: Promise<R>, ms: number): Promise<R> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`deadline of ${ms} ms exceeded`), { code: GRPC_DEADLINE_EXCEEDED })), ms);
+  });
+  call.catch(() => undefined); // settles late when the deadline won; its outcome is already reported
+  return Promise.race([call, expired]).finally(() => clearTimeout(timer));
+}
+
+/** `user` is the listing's own filter value, so the property mask need not fetch it. */
+function headOf(e: Partial<SessionEntity>, user: string): SessionHead {
+  const head: SessionHead = {
+    user,
+    lastSeen: Math.round(Number(e.lastseen) * 1000),
+    createdAt: new Date(e.createdAt ?? 0).getTime(),
+    expiresAt: new Date(e.expiresAt ?? 0).getTime(),
+    userAgent: typeof e.userAgent === 'string' ? e.userAgent : null,
+  };
+  if (e.endedAt) head.endedAt = new Date(e.endedAt).getTime();
+  return head;
+}
+
+function isAborted(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === GRPC_ABORTED;
+}
+
+/** Sessions in Cloud Datastore / Firestore in Datastore mode, kind `viur-session` by default. */
+export class DatastoreSessionStore implements SessionStore {
+  readonly #ds: Datastore;
+  readonly #kind: string;
+  readonly #namespace: string | undefined;
+  readonly #gax: { timeout: number };
+  readonly #engineGax: { timeout: number; retry: null };
+  readonly #maxAttempts: number;
+  readonly #separateBegin: boolean;
+  readonly #lock = new KeyedLock();
+  readonly #ready: () => Promise<void>;
+
+  constructor(options: DatastoreStoreOptions) {
+    this.#ds = options.datastore;
+    this.#kind = options.kind;
+    this.#namespace = options.namespace;
+    this.#gax = { timeout: options.timeoutMs };
+    // One RPC per engine try: the engine (lib/jobs/batchDelete.ts) retries with its own backoff and
+    // budget. Left to gax, a store that is down would hold each try for the whole 60 s deadline
+    // (gax retries UNAVAILABLE until it runs out), and a kill would outlive its budget.
+    // `retry: null`, not `maxRetries: 1`: gax writes maxRetries into the method's shared retry
+    // settings (CallSettings.merge, google-gax 5.0.8), so every later RunQuery of the client that
+    // has a timeout, the device listing's included, failed with "Cannot set both
+    // totalTimeoutMillis and maxRetries".
+    this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000, retry: null };
+    this.#maxAttempts = options.maxAttempts ?? 8;
+    this.#separateBegin = options.separateBegin ?? false;
+    this.#ready = options.ready ?? (async () => undefined);
+  }
+
+  #key(name: StorageKey): Key {
+    return this.#ds.key({ namespace: this.#namespace, path: [this.#kind, name] });
+  }
+
+  /** The protobuf key of a session, as `entity.keyToKeyProto` makes it, without a Key object in between. */
+  #keyProto(name: StorageKey): KeyProto {
+    const path = [{ kind: this.#kind, name }];
+    return this.#namespace ? { partitionId: { namespaceId: this.#namespace }, path } : { path };
+  }
+
+  /**
+   * One Lookup sent through the client's own request path (same channel, auth, project, database
+   * and deadline), not `Datastore.get`: that wraps every lookup in a stream pipeline and Key
+   * objects, which cost more CPU than the call itself on the hot path of every request (profile in
+   * bench/RESULTS.md). Deferred keys (the store may postpone any lookup) are asked for again.
+   */
+  async get(key: StorageKey): Promise<StoredSession | null> {
+    const reqOpts = { keys: [this.#keyProto(key)] };
+    for (let attempt = 1; ; attempt++) {
+      const resp = await this.#call(() => this.#request<LookupResponse>('lookup', reqOpts));
+      const found = resp.found ?? [];
+      if (found.length > 0) return fromEntity(dsEntity.formatArray(found)[0] as SessionEntity);
+      if ((resp.deferred ?? []).length === 0) return null;
+      if (attempt >= LOOKUP_ATTEMPTS) throw new StoreUnavailableError(undefined, new Error('the lookup stayed deferred'));
+    }
+  }
+
+  async update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
+    if (key === null) {
+      // Nothing to read for a brand-new session: one non-transactional commit, insert-only so
+      // that it can never overwrite an existing entity.
+      const { writes, result } = decide(null);
+      if (writes && writes.put.length > 0) {
+        const entities = writes.put.map((p) => ({
+          key: this.#key(p.key),
+          data: toEntity(p.session, this.#ds),
+          excludeFromIndexes: EXCLUDE_FROM_INDEXES,
+          method: 'insert' as const,
+        }));
+        await this.#call(() => this.#ds.save(entities, { timeout: this.#gax.timeout }));
+      }
+      return result;
+    }
+    return this.#lock.run(key, () => this.#transact(key, decide));
+  }
+
+  async #transact<T>(key: StorageKey, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      // Without run(), the client opens the transaction with the first lookup: one round trip.
+      const txn = this.#ds.transaction();
+      try {
+        if (this.#separateBegin) await this.#call(() => txn.run({ gaxOptions: this.#gax }));
+        const [entity] = await this.#call(() => txn.get(this.#key(key), { gaxOptions: this.#gax }));
+        const { writes, result } = decide(entity ? fromEntity(entity as SessionEntity) : null);
+        if (!writes || (writes.put.length === 0 && writes.delete.length === 0)) {
+          await this.#release(txn);
+          return result;
+        }
+        for (const p of writes.put) {
+          txn.save({ key: this.#key(p.key), data: toEntity(p.session, this.#ds), excludeFromIndexes: EXCLUDE_FROM_INDEXES });
+        }
+        txn.delete(writes.delete.map((k) => this.#key(k)));
+        await this.#call(() => withDeadline(txn.commit({ timeout: this.#gax.timeout }), this.#gax.timeout));
+        return result;
+      } catch (err) {
+        await this.#release(txn);
+        if (isAborted(err) && attempt < this.#maxAttempts) {
+          // Jittered backoff so the contenders do not collide again in lock step.
+          await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
+    let query = (this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind)).select('__key__').limit(limit);
+    if (selector.kind === 'expired') {
+      query = query.filter(new PropertyFilter('expiresAt', '<', new Date(selector.before))).order('expiresAt');
+    } else {
+      // With a user: needs the composite index (user ASC, createdAt ASC) declared in terraform/datastore.tf.
+      if (selector.user !== null) query = query.filter(new PropertyFilter('user', '=', selector.user));
+      query = query.filter(new PropertyFilter('createdAt', '<=', new Date(selector.createdAtOrBefore))).order('createdAt');
+    }
+    if (cursor) query = query.start(cursor);
+    const [entities, info] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#engineGax }));
+    const keys = entities.map((e) => (e[this.#ds.KEY] as Key).name as string);
+    const exhausted = keys.length < limit || info.moreResults === 'NO_MORE_RESULTS';
+    return exhausted ? { keys } : { keys, cursor: info.endCursor };
+  }
+
+  /**
+   * The client's runQuery has no property mask, so this sends the RunQuery request through the
+   * client's own request path (same channel, auth, database and deadline) with one, and decodes
+   * the answer with the client's own entity helpers. Equality on `user` only: the built-in index.
+   */
+  async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
+    let query = this.#query().filter(new PropertyFilter('user', '=', user)).limit(limit);
+    if (cursor) query = query.start(cursor);
+    const reqOpts = {
+      ...(this.#namespace === undefined ? {} : { partitionId: { namespaceId: this.#namespace } }),
+      query: dsEntity.queryToQueryProto(query),
+      propertyMask: { paths: HEAD_PROPERTIES },
+    };
+    const resp = await this.#call(() => this.#request<RunQueryResponse>('runQuery', reqOpts));
+    const batch = resp.batch ?? {};
+    const found = dsEntity.formatArray(batch.entityResults ?? []) as Array<Partial<SessionEntity> & Record<symbol, unknown>>;
+    const sessions = found.map((e) => ({ key: (e[this.#ds.KEY] as Key).name as string, head: headOf(e, user) }));
+    const exhausted = sessions.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
+    return exhausted || !batch.endCursor ? { sessions } : { sessions, cursor: Buffer.from(batch.endCursor).toString('base64') };
+  }
+
+  /**
+   * One RPC of the generated client through the Datastore client's own request path (its channel,
+   * auth, project, database and the request deadline), for calls whose wrappers cost more than
+   * they give (get) or cannot express the request (a property mask).
+   */
+  #request<R>(method: 'lookup' | 'runQuery', reqOpts: object): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as R)));
+    });
+  }
+
+  #query() {
+    return this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind);
+  }
+
+  /** As deleteMany, under the request deadline instead of the batch engine's. */
+  async endSessions(keys: StorageKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
+    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#gax.timeout }));
+  }
+
+  async deleteMany(keys: StorageKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
+    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), this.#engineGax));
+  }
+
+  /** A transaction that was read but not committed is rolled back so its locks go at once. */
+  async #release(txn: Transaction): Promise<void> {
+    try {
+      await txn.rollback({ timeout: this.#gax.timeout });
+    } catch {
+      // Not started, already finished, or the store is gone: the transaction expires by itself.
+    }
+  }
+
+  async #call<R>(fn: () => Promise<R>): Promise<R> {
+    try {
+      await this.#ready();
+      return await fn();
+    } catch (err) {
+      const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+      if (code === GRPC_INVALID_ARGUMENT && ENTITY_TOO_LARGE.test(String((err as { details?: unknown; message?: unknown }).details ?? (err as Error).message))) {
+        throw new DataTooLargeError(0, 0, 'the session is larger than the store accepts');
+      }
+      if (typeof code === 'number' && !UNAVAILABLE_CODES.has(code)) throw err;
+      throw new StoreUnavailableError(undefined, err);
+    }
+  }
+}

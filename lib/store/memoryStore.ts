@@ -1,0 +1,78 @@
+import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './sessionStore';
+
+function clone(s: StoredSession): StoredSession {
+  return structuredClone(s);
+}
+
+function matches(s: StoredSession, selector: SessionSelector, guestUser: string): boolean {
+  if (selector.kind === 'expired') return s.expiresAt < selector.before;
+  if (s.createdAt > selector.createdAtOrBefore) return false;
+  if (selector.user === null) return true;
+  return (s.user ?? guestUser) === selector.user;
+}
+
+/**
+ * Sessions in this process's memory, for `npm start` and fast tests only: nothing survives a
+ * restart and nothing is shared between processes. `update` is atomic because `decide` is
+ * synchronous and JavaScript runs it to completion.
+ */
+export class MemorySessionStore implements SessionStore {
+  readonly #sessions = new Map<StorageKey, StoredSession>();
+
+  constructor(private readonly guestUser = '__guest__') {}
+
+  async get(key: StorageKey): Promise<StoredSession | null> {
+    const s = this.#sessions.get(key);
+    return s ? clone(s) : null;
+  }
+
+  async update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
+    const current = key === null ? null : (this.#sessions.get(key) ?? null);
+    const { writes, result } = decide(current ? clone(current) : null);
+    if (writes) {
+      if (key === null && writes.put.some((p) => this.#sessions.has(p.key))) throw new Error('session key already exists');
+      for (const k of writes.delete) this.#sessions.delete(k);
+      for (const p of writes.put) this.#sessions.set(p.key, clone(p.session));
+    }
+    return result;
+  }
+
+  async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
+    // Ordered by key so that a cursor (the last key returned) is stable under deletions.
+    const keys: StorageKey[] = [];
+    for (const k of [...this.#sessions.keys()].sort()) {
+      if (cursor !== undefined && k <= cursor) continue;
+      if (matches(this.#sessions.get(k)!, selector, this.guestUser)) keys.push(k);
+      if (keys.length === limit) return { keys, cursor: k };
+    }
+    return { keys };
+  }
+
+  async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
+    const sessions: HeadPage['sessions'] = [];
+    for (const k of [...this.#sessions.keys()].sort()) {
+      if (cursor !== undefined && k <= cursor) continue;
+      const s = this.#sessions.get(k)!;
+      if ((s.user ?? this.guestUser) !== user) continue;
+      const head: SessionHead = { user: s.user, lastSeen: s.lastSeen, createdAt: s.createdAt, expiresAt: s.expiresAt, userAgent: s.userAgent };
+      if (s.endedAt !== undefined) head.endedAt = s.endedAt;
+      sessions.push({ key: k, head });
+      if (sessions.length === limit) return { sessions, cursor: k };
+    }
+    return { sessions };
+  }
+
+  endSessions(keys: StorageKey[]): Promise<void> {
+    return this.deleteMany(keys);
+  }
+
+  async deleteMany(keys: StorageKey[]): Promise<void> {
+    if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
+    for (const k of keys) this.#sessions.delete(k);
+  }
+
+  /** Number of stored sessions (for local diagnostics). */
+  get size(): number {
+    return this.#sessions.size;
+  }
+}

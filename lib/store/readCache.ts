@@ -1,0 +1,178 @@
+import type { Clock } from '../core/clock';
+import { dataSize, emptyData } from '../core/json';
+import type { Decision, HeadPage, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './sessionStore';
+
+export interface ReadCacheOptions {
+  /** How long a cached read may be served, in ms (> 0): the bound on seeing another instance's write or kill. */
+  ttlMs: number;
+  /** Most sessions held at once. */
+  maxEntries?: number;
+  /** Most bytes of session data (as stored) held at once; a single larger session is not cached. */
+  maxBytes?: number;
+  clock: Clock;
+}
+
+interface Entry {
+  session: StoredSession;
+  /** When the value was read from (or committed to) the store. */
+  at: number;
+  bytes: number;
+}
+
+/** Fixed part of an entry's size next to its data: the key, the digests and the object overhead. */
+const ENTRY_OVERHEAD = 512;
+
+/**
+ * A copy the caller may change freely: neither the cache nor another request sees its changes.
+ * `data` keeps its null prototype (a key like `__proto__` stays a plain key).
+ */
+function copy(s: StoredSession): StoredSession {
+  return { ...s, data: Object.assign(emptyData(), structuredClone(s.data)), securityKeyDigests: [...s.securityKeyDigests] };
+}
+
+/**
+ * An opt-in per-instance read cache in front of a SessionStore (SESSION_READ_CACHE_MS > 0).
+ *
+ * - `get` of a session read or written on this instance less than `ttlMs` ago is served from memory:
+ *   no round trip. A miss reads the store. Absent sessions are not cached, so nothing is ever made
+ *   to exist by the cache, and whether a session is still alive (idle lifetime, expiresAt) is decided
+ *   by the session logic on every read from the stored times, cached or not: an entry can only say
+ *   less than the store would, never revive a dead session.
+ * - `update` always goes to the store, whose transaction reads fresh: one-time keys stay single-use,
+ *   concurrent updates are not lost and a session killed elsewhere ends with SessionEndedError. What
+ *   the transaction read or committed replaces the entry, so this instance sees its own writes at once.
+ * - `deleteMany` (kills and cleanup run here) drops the entries of the deleted keys.
+ * - Another instance's write or kill is seen once the entry is `ttlMs` old.
+ *
+ * Entries are keyed by the storage key (the SHA-256 of the session id), so only a request that
+ * presents the session's id can reach its entry, and every caller gets its own copy. The cache holds
+ * what the store holds (digests of keys, never the keys themselves).
+ *
+ * A read that was in flight while this instance wrote the same session would put back what it read
+ * before the write; a sequence number taken when the read starts makes such a read skip the cache.
+ */
+export class ReadCachingStore implements SessionStore {
+  readonly #inner: SessionStore;
+  readonly #ttlMs: number;
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  readonly #clock: Clock;
+  /** Least recently used first (Map keeps insertion order; a hit re-inserts). */
+  readonly #entries = new Map<StorageKey, Entry>();
+  #bytes = 0;
+  /** Bumped by every change this instance makes through the cache. */
+  #writes = 0;
+
+  constructor(inner: SessionStore, options: ReadCacheOptions) {
+    if (!(options.ttlMs > 0)) throw new RangeError('ttlMs must be positive');
+    this.#inner = inner;
+    this.#ttlMs = options.ttlMs;
+    this.#maxEntries = options.maxEntries ?? 10_000;
+    this.#maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
+    this.#clock = options.clock;
+  }
+
+  /** Sessions and bytes held now (for tests and diagnostics). */
+  get stats(): { entries: number; bytes: number } {
+    return { entries: this.#entries.size, bytes: this.#bytes };
+  }
+
+  async get(key: StorageKey): Promise<StoredSession | null> {
+    const entry = this.#entries.get(key);
+    if (entry) {
+      if (this.#clock.now() - entry.at < this.#ttlMs) {
+        this.#entries.delete(key);
+        this.#entries.set(key, entry);
+        return copy(entry.session);
+      }
+      this.#drop(key);
+    }
+    const writesBefore = this.#writes;
+    const at = this.#clock.now();
+    const session = await this.#inner.get(key);
+    if (session && this.#writes === writesBefore) this.#put(key, session, at);
+    return session;
+  }
+
+  async update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
+    let read: { current: StoredSession | null; writes: WriteSet | null; at: number } | undefined;
+    this.#writes++;
+    try {
+      const result = await this.#inner.update(key, (current) => {
+        // Runs again on contention: only the last attempt's read and writes were committed.
+        read = { current: current && copy(current), writes: null, at: this.#clock.now() };
+        const decision = decide(current);
+        read.writes = decision.writes;
+        return decision;
+      });
+      if (read) this.#learn(key, read.current, read.writes, read.at);
+      return result;
+    } catch (err) {
+      // Unknown outcome (or the session is gone): the next read asks the store.
+      if (key !== null) this.#drop(key);
+      for (const p of read?.writes?.put ?? []) this.#drop(p.key);
+      throw err;
+    } finally {
+      this.#writes++;
+    }
+  }
+
+  findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
+    return this.#inner.findKeys(selector, limit, cursor);
+  }
+
+  /** Always from the store: a listing must show what is there now. */
+  listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
+    return this.#inner.listUserSessions(user, limit, cursor);
+  }
+
+  endSessions(keys: StorageKey[]): Promise<void> {
+    return this.#deleting(keys, () => this.#inner.endSessions(keys));
+  }
+
+  deleteMany(keys: StorageKey[]): Promise<void> {
+    return this.#deleting(keys, () => this.#inner.deleteMany(keys));
+  }
+
+  async #deleting(keys: StorageKey[], run: () => Promise<void>): Promise<void> {
+    this.#writes++;
+    try {
+      await run();
+    } finally {
+      for (const k of keys) this.#drop(k);
+      this.#writes++;
+    }
+  }
+
+  /** What a committed transaction read and wrote is what the store holds now. */
+  #learn(key: StorageKey | null, current: StoredSession | null, writes: WriteSet | null, at: number): void {
+    if (key !== null) {
+      if (current) this.#put(key, current, at);
+      else this.#drop(key);
+    }
+    if (!writes) return;
+    const now = this.#clock.now();
+    for (const k of writes.delete) this.#drop(k);
+    for (const p of writes.put) this.#put(p.key, p.session, now);
+  }
+
+  #put(key: StorageKey, session: StoredSession, at: number): void {
+    this.#drop(key);
+    const bytes = dataSize(session.data) + ENTRY_OVERHEAD;
+    if (bytes > this.#maxBytes) return;
+    this.#entries.set(key, { session: copy(session), at, bytes });
+    this.#bytes += bytes;
+    for (const [oldest, entry] of this.#entries) {
+      if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;
+      this.#entries.delete(oldest);
+      this.#bytes -= entry.bytes;
+    }
+  }
+
+  #drop(key: StorageKey): void {
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    this.#entries.delete(key);
+    this.#bytes -= entry.bytes;
+  }
+}

@@ -1,0 +1,92 @@
+import type { SessionData } from '../core/json';
+
+/** The name a session is stored under: the SHA-256 hex digest of its id, never the id itself. */
+export type StorageKey = string;
+
+/** One session as the store keeps it. Times are milliseconds since the epoch. */
+export interface StoredSession {
+  data: SessionData;
+  /** null for a guest session (stored as GUEST_USER so the kill query can find guests). */
+  user: string | null;
+  lastSeen: number;
+  createdAt: number;
+  /** lastSeen + lifetime; the cleanup query and the database TTL policy use it. */
+  expiresAt: number;
+  staticKeyDigest: string;
+  /** Digests of the one-time security keys currently valid, oldest first. */
+  securityKeyDigests: string[];
+  /**
+   * Set on a tombstone: the session was rotated away (login, logout, reset) at this time. Its entity
+   * stays until expiresAt, briefly, so that a request still carrying the old id is told so (409)
+   * instead of being handed a cookie that would undo the rotation in the browser.
+   */
+  endedAt?: number;
+  /** The User-Agent of the request that created the session (at most 256 characters), for the device list. */
+  userAgent: string | null;
+}
+
+/**
+ * What a listing of a user's sessions loads of each one: what liveness and the device list need,
+ * never `data` (up to ~1 MB a session) nor the key digests.
+ */
+export type SessionHead = Pick<StoredSession, 'user' | 'lastSeen' | 'createdAt' | 'expiresAt' | 'endedAt' | 'userAgent'>;
+
+export interface HeadPage {
+  sessions: Array<{ key: StorageKey; head: SessionHead }>;
+  /** Opaque position after the last session; absent when the query is exhausted. */
+  cursor?: string;
+}
+
+/** What one atomic update writes: sessions to put and sessions to delete, in one commit. */
+export interface WriteSet {
+  put: Array<{ key: StorageKey; session: StoredSession }>;
+  delete: StorageKey[];
+}
+
+export interface Decision<T> {
+  writes: WriteSet | null;
+  result: T;
+}
+
+/** Which sessions a batch deletion removes. */
+export type SessionSelector =
+  /** Sessions whose expiresAt lies before this time. */
+  | { kind: 'expired'; before: number }
+  /** Sessions of `user` (GUEST_USER for guests, null for every session) created at or before `createdAtOrBefore`. */
+  | { kind: 'user'; user: string | null; createdAtOrBefore: number };
+
+export interface KeyPage {
+  keys: StorageKey[];
+  /** Opaque position after the last key; absent when the query is exhausted. */
+  cursor?: string;
+}
+
+/**
+ * The narrow interface the session logic talks to. Implementations: DatastoreSessionStore
+ * (production), MemorySessionStore (local use and fast tests); both pass the same contract suite.
+ */
+export interface SessionStore {
+  /** One read by key; null when absent. */
+  get(key: StorageKey): Promise<StoredSession | null>;
+  /**
+   * Reads `key` (none when null: a brand-new session has nothing to read) and commits what
+   * `decide` returns atomically with that read. On contention the read and `decide` are repeated,
+   * so `decide` must be free of side effects other than its return value. `writes: null` writes
+   * nothing.
+   */
+  update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T>;
+  /** One page of keys of the sessions the selector matches, in a stable order. */
+  findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage>;
+  /**
+   * One page of at most `limit` sessions stored for `user` (dead ones included: liveness is the
+   * caller's call), in a stable order, each with its head only: one query.
+   */
+  listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage>;
+  /**
+   * Ends these sessions for a request (the device routes, the session cap): deletes them in one
+   * commit under the request's deadline; absent keys are ignored. At most 500 keys.
+   */
+  endSessions(keys: StorageKey[]): Promise<void>;
+  /** Deletes these sessions in one commit; absent keys are ignored. At most 500 keys. */
+  deleteMany(keys: StorageKey[]): Promise<void>;
+}
