@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, isListening } from '../../scripts/emulators';
 
-const START = join(__dirname, '..', 'dist', 'scripts', 'start.js');
+const START = join(__dirname, '..', '..', 'dist', 'scripts', 'start.js');
 
 
 /** `npm start`'s launcher in its default mode (in-memory store), on free ports. */
@@ -61,7 +61,7 @@ describe('npm start (default mode)', () => {
     // The kill CLI pointed at the local stack (no Pub/Sub on the memory store: it pushes to the kill function).
     const aliceCookie = login.headers.get('set-cookie')!.split(';')[0]!;
     const { spawnSync } = await import('node:child_process');
-    const cli = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'bin', 'session-kill.js'), '--user', 'alice', '--project', 'session-local'], {
+    const cli = spawnSync(process.execPath, [join(__dirname, '..', '..', 'dist', 'bin', 'session-kill.js'), '--user', 'alice', '--project', 'session-local'], {
       env: { ...process.env, SESSION_KILL_PUSH_URL: `http://localhost:${ports[1]}/projects/session-local/topics/session-kill` },
       encoding: 'utf8',
     });

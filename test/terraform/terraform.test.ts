@@ -16,7 +16,7 @@ import { parse } from '@cdktf/hcl2json';
 import { CONFIG_VARIABLES, loadConfig } from '../../lib/setup/config';
 import { BUILT_IN_PROVIDER, checkAgainstSchema, declarations, providerOf, type SchemaExtract } from '../support/terraformSchema';
 
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 const TF_DIR = path.join(ROOT, 'terraform');
 const EXPECTED_ENTRY_POINTS = ['sessionApi', 'killSessionByUser', 'startClearSessions'];
 /** Switches for local use only; a deployment that sets them would run on memory or trust a local key file. */
