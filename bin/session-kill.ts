@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { type KillTarget, MalformedKillMessageError, killMessageData, parseIssuedAt } from '../lib/jobs/killMessage';
 import { publishKill, pushPublisher } from '../lib/jobs/killPublisher';
-import { GUEST_USER } from '../lib/core/session';
+import { GUEST_USER, TOPIC_ID_PATTERN } from '../lib/core/limits';
 import { type LauncherState, NoLauncherError, readLauncherState, stateDirFrom } from '../lib/setup/launcherState';
 
 const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID,...) [--issued-at ISO-8601] [--topic TOPIC] [--project PROJECT]
@@ -26,7 +26,6 @@ const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID
 Honours PUBSUB_EMULATOR_HOST; with SESSION_KILL_PUSH_URL set (the local stack of npm start on
 the memory store) the message is pushed to that URL instead. Prints the message id on success.`;
 
-const TOPIC_ID = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
 
 class UsageError extends Error {}
 
@@ -82,7 +81,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   // Only on request: a stale local file must never redirect a kill meant for a real project.
   const local = values.local ? readLauncherState(values['state-dir'] ?? stateDirFrom(env)) : undefined;
   const topic = values.topic ?? (local?.topic ?? (env.SESSION_KILL_TOPIC?.trim() || 'session-kill'));
-  if (!TOPIC_ID.test(topic)) throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a Pub/Sub topic id`);
+  if (!TOPIC_ID_PATTERN.test(topic)) throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a Pub/Sub topic id`);
   const projectId = values.project ?? (local?.project ?? (env.GOOGLE_CLOUD_PROJECT?.trim() || env.GCLOUD_PROJECT?.trim()));
   if (!projectId) throw new UsageError('no project: give --project or set GOOGLE_CLOUD_PROJECT');
   // The consumer's own rules, so the CLI never publishes a message the function would reject.

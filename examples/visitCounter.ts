@@ -5,7 +5,7 @@
  * response headers.
  */
 import type { Request, Response } from '@google-cloud/functions-framework';
-import type { SessionManager } from '../lib/core/session';
+import type { SessionManager } from '../lib/core/manager';
 
 export function visitCounter(sessions: SessionManager) {
   return async (req: Request, res: Response): Promise<void> => {

@@ -1,11 +1,8 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { batchDelete, killSelector } from '../lib/jobs/batchDelete';
-import { type KillMessage, type KillMessageData, MalformedKillMessageError, MAX_CONTINUATIONS, isoTime, parseKillMessageData } from '../lib/jobs/killMessage';
-import { publisherFor } from '../lib/jobs/killPublisher';
-import { log } from '../lib/setup/log';
-import { type Runtime, runtime } from '../lib/setup/runtime';
-import { GUEST_USER } from '../lib/core/session';
-import { errorName, runCleanup } from './startClearSessions';
+import { processKillMessage } from '../lib/jobs/kill';
+import { type KillMessage, MalformedKillMessageError, parseKillMessageData } from '../lib/jobs/killMessage';
+import { errorName, log } from '../lib/setup/log';
+import { runtime } from '../lib/setup/runtime';
 
 /** The Pub/Sub message inside the event, in the two shapes that reach this function. */
 export interface ReceivedMessage {
@@ -46,12 +43,8 @@ export function receivedMessage(event: CloudEvent<unknown>): ReceivedMessage {
   };
 }
 
-function scope(user: string | null): 'everyone' | 'guests' | 'user' {
-  return user === null ? 'everyone' : user === GUEST_USER ? 'guests' : 'user';
-}
-
 /**
- * Pub/Sub handler of the kill topic (SPEC §2.2).
+ * Pub/Sub handler of the kill topic (message format: docs/kill-messages.md).
  *
  * - A malformed message is logged (message id and reason, never the data) and acknowledged:
  *   redelivering it cannot fix it.
@@ -84,58 +77,3 @@ export async function killSessionByUser(event: CloudEvent<unknown>): Promise<voi
   }
 }
 
-/** Runs one validated message; separate from the CloudEvent unwrapping so it can be driven without Pub/Sub. */
-export async function processKillMessage(rt: Runtime, message: KillMessage, received: Pick<ReceivedMessage, 'messageId' | 'publishTime'>): Promise<void> {
-  const { config, clock } = rt;
-  const { messageId } = received;
-  const publishTime = received.publishTime ?? clock.now();
-
-  if (message.kind === 'cleanup') {
-    const report = await runCleanup(rt, config.deletion.killBudgetSeconds, { messageId, continuation: message.continuation });
-    if (!report.done) await continueWith(rt, messageId, message.continuation, (n) => ({ cleanup: { continuation: n } }));
-    return;
-  }
-
-  // An issuedAt later than the publish time (a skewed clock, a typo) is capped at it: sessions
-  // opened after the kill was published are never the kill's target.
-  const issuedAt = Math.min(message.issuedAt?.getTime() ?? publishTime, publishTime);
-
-  if (message.kind === 'fanOut') {
-    const publisher = publisherFor(config);
-    const at = isoTime(new Date(issuedAt));
-    const ids = await Promise.all(message.users.map((user) => publisher.publish({ user, issuedAt: at })));
-    log('INFO', 'kill fanned out', { messageId, users: message.users.length, issuedAt: at, followUps: ids.length });
-    return;
-  }
-
-  const fields = { messageId, scope: scope(message.user), user: message.user, issuedAt: isoTime(new Date(issuedAt)), continuation: message.continuation };
-  log('INFO', 'kill started', fields);
-  const report = await batchDelete({
-    store: rt.store,
-    selector: killSelector(message.user, issuedAt),
-    batchSize: config.deletion.batchSize,
-    parallelism: config.deletion.parallelism,
-    deadline: clock.now() + config.deletion.killBudgetSeconds * 1000,
-    clock,
-    onBatch: (p) => log('INFO', 'kill progress', { messageId, deleted: p.deleted, batches: p.batches, elapsedMs: p.elapsedMs }),
-  });
-  log('INFO', report.done ? 'kill finished' : 'kill budget spent', { ...fields, ...report });
-  if (!report.done) {
-    await continueWith(rt, messageId, message.continuation, (n) => ({ user: message.user, issuedAt: fields.issuedAt, continuation: n }));
-  }
-}
-
-async function continueWith(
-  rt: Runtime,
-  messageId: string,
-  current: number,
-  make: (next: number) => KillMessageData,
-): Promise<void> {
-  const next = current + 1;
-  if (next > MAX_CONTINUATIONS) {
-    log('ERROR', 'continuation limit reached; the rest is left to the next run', { messageId, continuations: current });
-    return;
-  }
-  const continuationMessageId = await publisherFor(rt.config).publish(make(next));
-  log('INFO', 'work continues in a follow-up message', { messageId, continuationMessageId, continuation: next, topic: rt.config.killTopic });
-}

@@ -4,7 +4,10 @@
  * because loading it loads the Datastore client; createRuntime() loads it only when the
  * configuration asks for it, and the kill publisher loads Pub/Sub only when it first publishes.
  */
-export { GUEST_USER, MAX_USER_BYTES, Session, SessionManager, type RequestInfo, type SaveOutcome, type SessionManagerOptions, type SessionSettings, type WithSessionOptions } from './core/session';
+export { GUEST_USER, MAX_USER_BYTES } from './core/limits';
+export { Session, type SaveOutcome } from './core/session';
+export { SessionManager, type RequestInfo, type SessionManagerOptions, type WithSessionOptions } from './core/manager';
+export type { SessionSettings } from './core/settings';
 export type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './store/sessionStore';
 export { deviceHandle, type Device, type SessionRef } from './core/devices';
 export { MemorySessionStore } from './store/memoryStore';

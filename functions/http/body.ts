@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpError } from './errors';
+import { HttpError, sendError } from './errors';
 
 type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
 
@@ -127,12 +127,10 @@ function sendRaw(req: IncomingMessage, res: ServerResponse, err: HttpError): voi
     req.socket.destroy();
     return;
   }
-  res.statusCode = err.status;
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
   // Before the answer, not after it: when an answer finishes, Node dumps a body nobody is reading,
   // and dumping removes every 'data' listener, the byte bound's included.
   lingerThenClose(req);
-  res.end(JSON.stringify({ error: { code: err.code, message: err.message } }));
+  sendError(res, err);
 }
 
 /** What express would otherwise answer with an HTML page (and, outside production, a stack trace). */

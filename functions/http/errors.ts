@@ -1,6 +1,7 @@
-import type { Response } from '@google-cloud/functions-framework';
-import { describeError } from '../../lib/setup/credentials';
+import type { ServerResponse } from 'node:http';
 import { SessionError } from '../../lib/core/errors';
+import { describeError } from '../../lib/setup/credentials';
+import { log } from '../../lib/setup/log';
 
 /** A failure with the HTTP status and the slug of the JSON error body. */
 export class HttpError extends Error {
@@ -32,13 +33,38 @@ export function failureCause(err: unknown): string | undefined {
   return describeError(err.cause);
 }
 
-export function sendError(res: Response, err: HttpError): void {
+/**
+ * The one writer of the JSON error body `{"error": {"code", "message"}}`, with the error's own
+ * headers. It takes Node's plain response, so the body reader (which answers before express runs)
+ * writes its refusals through it too. Nothing is written once an answer has begun.
+ */
+export function sendError(res: ServerResponse, err: HttpError): void {
   if (res.headersSent) return;
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-  sendJson(res, err.status, { error: { code: err.code, message: err.message } });
+  writeJson(res, err.status, { error: { code: err.code, message: err.message } });
+}
+
+/**
+ * The one path from a failure to an answer: any error thrown by a handler becomes its HTTP error,
+ * a 500 leaves its stack in the log (the client sees only the slug), and the answer is written.
+ * Returns the slug and cause for the request's log line.
+ */
+export function respondWithError(res: ServerResponse, err: unknown, where: string): { code: string; cause: string | undefined } {
+  const httpError = toHttpError(err);
+  if (httpError.status === 500) {
+    log('ERROR', `unhandled error in ${where}`, { stack: err instanceof Error ? err.stack : String(err) });
+  }
+  sendError(res, httpError);
+  return { code: httpError.code, cause: failureCause(err) };
 }
 
 /** A JSON answer that ends with a newline, so that `curl` output in a terminal stays readable. */
-export function sendJson(res: Response, status: number, body: unknown): void {
-  res.status(status).type('application/json').send(`${JSON.stringify(body)}\n`);
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  writeJson(res, status, body);
+}
+
+function writeJson(res: ServerResponse, status: number, body: unknown): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(`${JSON.stringify(body)}\n`);
 }

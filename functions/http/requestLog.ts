@@ -7,16 +7,22 @@ import { clientAddress } from './clientAddress';
  * template, not the raw URL, and no header values beyond the user agent: cookies, keys and tokens
  * never reach the log.
  */
-export function logRequest(
-  req: Request,
-  res: Response,
-  route: string,
-  startedAt: bigint,
-  projectId: string,
-  failure: { errorCode?: string; errorCause?: string } = {},
-  behindGoogleFrontEnd = false,
-): void {
-  const { errorCode, errorCause } = failure;
+export interface RequestLogEntry {
+  /** The route template (never the raw URL: it may carry a user id or a data key). */
+  route: string;
+  /** process.hrtime.bigint() when the request arrived. */
+  startedAt: bigint;
+  /** For the trace link. */
+  projectId: string;
+  errorCode?: string | undefined;
+  /** Why a 503 happened (failureCause). */
+  errorCause?: string | undefined;
+  /** On Cloud Run: the client address is X-Forwarded-For's last entry. */
+  behindGoogleFrontEnd?: boolean;
+}
+
+export function logRequest(req: Request, res: Response, entry: RequestLogEntry): void {
+  const { route, startedAt, projectId, errorCode, errorCause, behindGoogleFrontEnd = false } = entry;
   const latencySeconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
   const status = res.statusCode;
   const trace = /^([0-9a-f]{32})/i.exec(req.get('x-cloud-trace-context') ?? '')?.[1];

@@ -1,4 +1,4 @@
-import { parse, serialize } from 'cookie';
+import { serialize } from 'cookie';
 import { ConfigError } from './errors';
 
 export type SameSite = 'lax' | 'strict' | 'none' | false;
@@ -24,12 +24,6 @@ export function validateCookieName(name: string, variable: string): string {
     throw new ConfigError(variable, 'the __Host- prefix is case-sensitive in some browsers: write it as __Host-');
   }
   return name;
-}
-
-/** The session cookie's value from a Cookie request header, or undefined. */
-export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  return parse(header)[name];
 }
 
 /**

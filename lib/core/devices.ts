@@ -1,11 +1,6 @@
 import { createHash } from 'node:crypto';
+import { MAX_LISTED_SESSIONS, MAX_USER_AGENT_CHARS } from './limits';
 import type { SessionHead, StorageKey } from '../store/sessionStore';
-
-/** Most sessions one listing returns. */
-export const MAX_LISTED_SESSIONS = 100;
-
-/** Longest User-Agent kept, in characters (code points, so a surrogate pair is never split). */
-export const MAX_USER_AGENT_CHARS = 256;
 
 /**
  * A handle is 128 bits of SHA-256 over a domain-separated storage key: it names a session in the

@@ -1,13 +1,10 @@
 import { InvalidKeyError, InvalidValueError } from './errors';
+import { MAX_DEPTH, MAX_KEY_BYTES } from './limits';
 
 export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
 export type SessionData = Record<string, JsonValue>;
 
-/** Longest data key in UTF-8 bytes; Datastore allows 1,500 for a property name, we keep well under. */
-export const MAX_KEY_BYTES = 256;
-
-const MAX_DEPTH = 64;
 
 /**
  * Data keys become Datastore property names of the embedded `data` entity: names of the form
@@ -70,11 +67,6 @@ export function dataText(data: SessionData): string {
 
 export function dataSize(data: SessionData): number {
   return Buffer.byteLength(dataText(data), 'utf8');
-}
-
-/** Size as stored of data holding only `key` (its share of the limit, framing of one entry included). */
-export function storedSize(key: string, value: JsonValue): number {
-  return Buffer.byteLength(dataText({ [key]: value }), 'utf8');
 }
 
 /** The inverse of dataText, into a prototype-less map. */

@@ -1,9 +1,7 @@
 import type { Clock } from '../core/clock';
 import { StoreUnavailableError } from '../core/errors';
+import { MAX_COMMIT_MUTATIONS } from '../core/limits';
 import type { SessionSelector, SessionStore, StorageKey } from '../store/sessionStore';
-
-/** Datastore's limit on mutations in one commit. */
-export const MAX_BATCH_SIZE = 500;
 
 export interface BatchProgress {
   /** Sessions deleted so far in this run. */
@@ -90,8 +88,8 @@ export interface BatchDeleteReport {
  */
 export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDeleteReport> {
   const { store, selector, clock, deadline, onBatch } = options;
-  if (!Number.isInteger(options.batchSize) || options.batchSize < 1 || options.batchSize > MAX_BATCH_SIZE) {
-    throw new RangeError(`batchSize must be an integer from 1 to ${MAX_BATCH_SIZE}`);
+  if (!Number.isInteger(options.batchSize) || options.batchSize < 1 || options.batchSize > MAX_COMMIT_MUTATIONS) {
+    throw new RangeError(`batchSize must be an integer from 1 to ${MAX_COMMIT_MUTATIONS}`);
   }
   if (!Number.isInteger(options.parallelism) || options.parallelism < 1) throw new RangeError('parallelism must be a positive integer');
   const { batchSize, parallelism } = options;

@@ -1,5 +1,5 @@
 import type { z as Zod } from 'zod';
-import { MAX_USER_BYTES } from '../core/session';
+import { MAX_CONTINUATIONS, MAX_MESSAGE_BYTES, MAX_USER_BYTES, MAX_USERS_PER_MESSAGE } from '../core/limits';
 
 /**
  * The data of a message on the kill topic (SPEC §2.2), as JSON:
@@ -34,15 +34,6 @@ export type KillMessage =
 /** What a kill targets, as the publisher and the CLI take it. */
 export type KillTarget = { user: string | null } | { users: string[] };
 
-/** Larger lists are split by the publisher's caller; the bound keeps one message's fan-out cheap. */
-export const MAX_USERS_PER_MESSAGE = 1000;
-/**
- * A chain of follow-ups ends here even if it never finishes: at the default kill budget this is
- * weeks of deleting, so reaching it means something is wrong, and an endless chain would hide it.
- */
-export const MAX_CONTINUATIONS = 10_000;
-/** Well above the largest valid message (1,000 users of 500 bytes). */
-export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** A message that can never be processed; retrying does not help, so it is logged and acknowledged. */
 export class MalformedKillMessageError extends Error {

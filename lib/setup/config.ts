@@ -1,6 +1,7 @@
 import { type SameSite, validateCookieName } from '../core/cookies';
 import { ConfigError } from '../core/errors';
-import type { SessionSettings } from '../core/session';
+import { MAX_COMMIT_MUTATIONS, TOPIC_ID_PATTERN } from '../core/limits';
+import type { SessionSettings } from '../core/settings';
 
 /**
  * Everything the service reads from its environment, parsed and validated once at start-up.
@@ -194,7 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
         persistent: parse(env, 'SESSION_COOKIE_PERSISTENT', boolean, false),
       },
     },
-    killTopic: parse(env, 'SESSION_KILL_TOPIC', pattern(/^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/, 'not a Pub/Sub topic id'), 'session-kill'),
+    killTopic: parse(env, 'SESSION_KILL_TOPIC', pattern(TOPIC_ID_PATTERN, 'not a Pub/Sub topic id'), 'session-kill'),
     killPushUrl: parse<string | undefined>(env, 'SESSION_KILL_PUSH_URL', url, undefined),
     admin: {
       audience,
@@ -203,7 +204,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     allowedOrigins: parse(env, 'SESSION_ALLOWED_ORIGINS', urlList, []).map((o) => new URL(o).origin),
     deletion: {
-      batchSize: parse(env, 'SESSION_DELETE_BATCH_SIZE', integer(1, 500), 500),
+      batchSize: parse(env, 'SESSION_DELETE_BATCH_SIZE', integer(1, MAX_COMMIT_MUTATIONS), MAX_COMMIT_MUTATIONS),
       parallelism: parse(env, 'SESSION_DELETE_PARALLELISM', integer(1, 32), 4),
       cleanupBudgetSeconds: parse(env, 'SESSION_CLEANUP_BUDGET_SECONDS', integer(1, 3600), 1200),
       cleanupGraceSeconds: parse(env, 'SESSION_CLEANUP_GRACE_SECONDS', integer(0, 7 * 24 * 3600), 300),

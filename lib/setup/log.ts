@@ -1,3 +1,5 @@
+import { StoreUnavailableError } from '../core/errors';
+
 /**
  * One JSON object per line on stdout/stderr: Cloud Logging reads `severity` and `message` and
  * keeps the rest as jsonPayload. On a terminal (a person running `npm start` or functions-framework
@@ -52,4 +54,14 @@ export function setLogSink(next: LogSink | null): void {
 
 export function log(severity: Severity, message: string, fields: LogFields = {}): void {
   sink(JSON.stringify({ severity, message, ...fields }), severity);
+}
+
+/** The class or code of an error only: messages of client errors may quote request details. */
+export function errorName(err: unknown): string {
+  if (err instanceof StoreUnavailableError) return err.code;
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return code === undefined ? err.name : `${err.name}:${String(code)}`;
+  }
+  return typeof err;
 }

@@ -6,7 +6,7 @@ import { cryptoRandom, type RandomSource } from '../core/ids';
 import { log } from './log';
 import { MemorySessionStore } from '../store/memoryStore';
 import { ReadCachingStore } from '../store/readCache';
-import { SessionManager } from '../core/session';
+import { SessionManager } from '../core/manager';
 import type { SessionStore } from '../store/sessionStore';
 
 /** What every function needs, built once per process. */

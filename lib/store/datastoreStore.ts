@@ -4,7 +4,7 @@ import { entity as dsEntity } from '@google-cloud/datastore/build/src/entity';
 import { DataTooLargeError, StoreUnavailableError } from '../core/errors';
 import { KeyedLock } from './keyedLock';
 import { dataText, emptyData, type JsonValue, parseDataText, type SessionData } from '../core/json';
-import { GUEST_USER } from '../core/session';
+import { GUEST_USER, MAX_COMMIT_MUTATIONS } from '../core/limits';
 import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './sessionStore';
 
 export interface DatastoreStoreOptions {
@@ -333,13 +333,13 @@ export class DatastoreSessionStore implements SessionStore {
   /** As deleteMany, under the request deadline instead of the batch engine's. */
   async endSessions(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
-    if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
+    if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
     await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#gax.timeout }));
   }
 
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
-    if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
+    if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
     await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), this.#engineGax));
   }
 

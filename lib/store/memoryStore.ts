@@ -1,14 +1,15 @@
+import { GUEST_USER, MAX_COMMIT_MUTATIONS } from '../core/limits';
 import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './sessionStore';
 
 function clone(s: StoredSession): StoredSession {
   return structuredClone(s);
 }
 
-function matches(s: StoredSession, selector: SessionSelector, guestUser: string): boolean {
+function matches(s: StoredSession, selector: SessionSelector): boolean {
   if (selector.kind === 'expired') return s.expiresAt < selector.before;
   if (s.createdAt > selector.createdAtOrBefore) return false;
   if (selector.user === null) return true;
-  return (s.user ?? guestUser) === selector.user;
+  return (s.user ?? GUEST_USER) === selector.user;
 }
 
 /**
@@ -18,8 +19,6 @@ function matches(s: StoredSession, selector: SessionSelector, guestUser: string)
  */
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<StorageKey, StoredSession>();
-
-  constructor(private readonly guestUser = '__guest__') {}
 
   async get(key: StorageKey): Promise<StoredSession | null> {
     const s = this.#sessions.get(key);
@@ -42,7 +41,7 @@ export class MemorySessionStore implements SessionStore {
     const keys: StorageKey[] = [];
     for (const k of [...this.#sessions.keys()].sort()) {
       if (cursor !== undefined && k <= cursor) continue;
-      if (matches(this.#sessions.get(k)!, selector, this.guestUser)) keys.push(k);
+      if (matches(this.#sessions.get(k)!, selector)) keys.push(k);
       if (keys.length === limit) return { keys, cursor: k };
     }
     return { keys };
@@ -53,7 +52,7 @@ export class MemorySessionStore implements SessionStore {
     for (const k of [...this.#sessions.keys()].sort()) {
       if (cursor !== undefined && k <= cursor) continue;
       const s = this.#sessions.get(k)!;
-      if ((s.user ?? this.guestUser) !== user) continue;
+      if ((s.user ?? GUEST_USER) !== user) continue;
       const head: SessionHead = { user: s.user, lastSeen: s.lastSeen, createdAt: s.createdAt, expiresAt: s.expiresAt, userAgent: s.userAgent };
       if (s.endedAt !== undefined) head.endedAt = s.endedAt;
       sessions.push({ key: k, head });
@@ -67,7 +66,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async deleteMany(keys: StorageKey[]): Promise<void> {
-    if (keys.length > 500) throw new RangeError('at most 500 keys per commit');
+    if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
     for (const k of keys) this.#sessions.delete(k);
   }
 

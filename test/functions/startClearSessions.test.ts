@@ -6,7 +6,7 @@
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { PubSub } from '@google-cloud/pubsub';
 import request from 'supertest';
-import '../functions/index';
+import '../../functions/index';
 import { expiredSelector } from '../../lib/jobs/batchDelete';
 import { StoreUnavailableError } from '../../lib/core/errors';
 import { closePublishers } from '../../lib/jobs/killPublisher';

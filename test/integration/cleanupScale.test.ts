@@ -13,7 +13,7 @@ import { StoreUnavailableError } from '../../lib/core/errors';
 import { setLogSink } from '../../lib/setup/log';
 import { createRuntime } from '../../lib/setup/runtime';
 import type { KeyPage, SessionSelector, StorageKey } from '../../lib/store/sessionStore';
-import { runCleanup } from '../../functions/startClearSessions';
+import { runCleanup } from '../../lib/jobs/cleanup';
 import { datastore, datastoreStore, FakeClock, testConfig, uniqueNamespace } from '../support/fixtures';
 import { Relay } from '../support/relay';
 import { existing, keyOf, matching, ObservedStore, seed, stored } from '../support/seed';

@@ -13,7 +13,8 @@ import { request as httpRequest, Agent, METHODS, createServer, type Server } fro
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { digest } from '../../lib/core/ids';
-import { MalformedKillMessageError, MAX_USERS_PER_MESSAGE, parseKillMessageData, validateKillMessage } from '../../lib/jobs/killMessage';
+import { MalformedKillMessageError, parseKillMessageData, validateKillMessage } from '../../lib/jobs/killMessage';
+import { MAX_USERS_PER_MESSAGE } from '../../lib/core/limits';
 import { receivedMessage } from '../../functions/killSessionByUser';
 import { setLogSink } from '../../lib/setup/log';
 import { ADMIN_EMAIL, AUDIENCE, startApi, type ApiHarness } from '../support/api';

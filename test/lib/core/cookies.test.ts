@@ -1,5 +1,5 @@
 import { ConfigError } from '../../../lib/core/errors';
-import { clearedCookie, readCookie, readCookieValues, sessionCookie, validateCookieName } from '../../../lib/core/cookies';
+import { clearedCookie, readCookieValues, sessionCookie, validateCookieName } from '../../../lib/core/cookies';
 
 describe('cookie names (SESSION_COOKIE_NAME)', () => {
   test('a name with a character outside the RFC 6265 token anywhere is refused', () => {
@@ -56,12 +56,6 @@ describe('reading every value of the session cookie (readCookieValues)', () => {
     expect(readCookieValues('', 'sid')).toEqual([]);
   });
 
-  test('readCookie takes the first value, undefined without a header or the name', () => {
-    expect(readCookie('a=1; sid=x; sid=y', 'sid')).toBe('x');
-    expect(readCookie('a=1', 'sid')).toBeUndefined();
-    expect(readCookie(undefined, 'sid')).toBeUndefined();
-    expect(readCookie('', 'sid')).toBeUndefined();
-  });
 });
 
 describe('Set-Cookie of a session', () => {

@@ -2,7 +2,7 @@ import { deviceHandle, storedUserAgent } from '../../../lib/core/devices';
 import { SessionEndedError } from '../../../lib/core/errors';
 import { digest } from '../../../lib/core/ids';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
-import type { SessionManager } from '../../../lib/core/session';
+import type { SessionManager } from '../../../lib/core/manager';
 import { cookieFrom, FakeClock, manager, settings } from '../../support/fixtures';
 import { ObservedStore, seed, stored } from '../../support/seed';
 

@@ -1,5 +1,6 @@
 import { InvalidKeyError, InvalidValueError } from '../../../lib/core/errors';
-import { assertJsonValue, assertValidKey, MAX_KEY_BYTES } from '../../../lib/core/json';
+import { assertJsonValue, assertValidKey } from '../../../lib/core/json';
+import { MAX_KEY_BYTES } from '../../../lib/core/limits';
 
 /** What may be stored in a session, and what the refusal tells the caller (the JSON error body's message). */
 describe('data keys', () => {

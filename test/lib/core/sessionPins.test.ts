@@ -3,7 +3,7 @@ import { DataTooLargeError, InvalidUserError, KeyNotFoundError, SecurityKeyConfl
 import { digest } from '../../../lib/core/ids';
 import { dataSize, emptyData } from '../../../lib/core/json';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
-import { GUEST_USER, MAX_COOKIE_CANDIDATES, MAX_USER_BYTES, TOMBSTONE_SECONDS } from '../../../lib/core/session';
+import { GUEST_USER, MAX_COOKIE_CANDIDATES, MAX_USER_BYTES, TOMBSTONE_SECONDS } from '../../../lib/core/limits';
 import type { Decision, StorageKey, StoredSession } from '../../../lib/store/sessionStore';
 import { cookieFrom, FakeClock, manager, settings } from '../../support/fixtures';
 import { seed, stored } from '../../support/seed';

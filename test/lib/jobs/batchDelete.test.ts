@@ -1,7 +1,7 @@
 import { batchDelete, expiredSelector, killSelector, type BatchProgress } from '../../../lib/jobs/batchDelete';
 import { StoreUnavailableError } from '../../../lib/core/errors';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
-import { GUEST_USER } from '../../../lib/core/session';
+import { GUEST_USER } from '../../../lib/core/limits';
 import type { SessionStore } from '../../../lib/store/sessionStore';
 import { datastore, datastoreStore, FakeClock, uniqueNamespace } from '../../support/fixtures';
 import { existing, keyOf, matching, ObservedStore, seed, stored } from '../../support/seed';

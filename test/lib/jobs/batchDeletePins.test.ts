@@ -1,4 +1,5 @@
-import { batchDelete, ENGINE_RETRY, expiredSelector, killSelector, MAX_BATCH_SIZE, type BatchProgress } from '../../../lib/jobs/batchDelete';
+import { batchDelete, ENGINE_RETRY, expiredSelector, killSelector, type BatchProgress } from '../../../lib/jobs/batchDelete';
+import { MAX_COMMIT_MUTATIONS } from '../../../lib/core/limits';
 import { StoreUnavailableError } from '../../../lib/core/errors';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
 import type { KeyPage, SessionSelector, SessionStore, StorageKey } from '../../../lib/store/sessionStore';
@@ -132,7 +133,7 @@ describe('batch deletion engine', () => {
   });
 
   test('batch size 1 to 500 and parallelism from 1; anything else is refused before any store call', async () => {
-    expect(MAX_BATCH_SIZE).toBe(500);
+    expect(MAX_COMMIT_MUTATIONS).toBe(500);
     const store = new GatedStore();
     const run = (batchSize: number, parallelism: number) => batchDelete({ store, selector: expiredSelector(T0, 0), batchSize, parallelism, deadline: T0, clock: new FakeClock(T0) });
     await expect(run(1, 1)).resolves.toMatchObject({ done: true });

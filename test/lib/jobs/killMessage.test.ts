@@ -1,4 +1,5 @@
-import { MalformedKillMessageError, MAX_USERS_PER_MESSAGE, killMessageData, parseKillMessageData, validateKillMessage } from '../../../lib/jobs/killMessage';
+import { MalformedKillMessageError, killMessageData, parseKillMessageData, validateKillMessage } from '../../../lib/jobs/killMessage';
+import { MAX_USERS_PER_MESSAGE } from '../../../lib/core/limits';
 
 const parse = (value: unknown) => parseKillMessageData(Buffer.from(JSON.stringify(value)));
 

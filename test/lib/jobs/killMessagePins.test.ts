@@ -1,14 +1,5 @@
-import {
-  encodeKillMessage,
-  isoTime,
-  MalformedKillMessageError,
-  MAX_CONTINUATIONS,
-  MAX_MESSAGE_BYTES,
-  MAX_USERS_PER_MESSAGE,
-  parseIssuedAt,
-  parseKillMessageData,
-  validateKillMessage,
-} from '../../../lib/jobs/killMessage';
+import { encodeKillMessage, isoTime, MalformedKillMessageError, parseIssuedAt, parseKillMessageData, validateKillMessage } from '../../../lib/jobs/killMessage';
+import { MAX_CONTINUATIONS, MAX_MESSAGE_BYTES, MAX_USERS_PER_MESSAGE } from '../../../lib/core/limits';
 
 // The schemas are built on first use and then kept. Built here, outside any test, the mutation run
 // counts their code as reached by every test of the file; otherwise it credits only the first test

@@ -4,15 +4,8 @@
  * and a message is accepted exactly when the SPEC's rules (§2.2) say so.
  */
 import fc from 'fast-check';
-import {
-  encodeKillMessage,
-  killMessageData,
-  MalformedKillMessageError,
-  MAX_CONTINUATIONS,
-  parseKillMessageData,
-  validateKillMessage,
-  type KillMessage,
-} from '../../../lib/jobs/killMessage';
+import { encodeKillMessage, killMessageData, MalformedKillMessageError, parseKillMessageData, validateKillMessage, type KillMessage } from '../../../lib/jobs/killMessage';
+import { MAX_CONTINUATIONS } from '../../../lib/core/limits';
 
 // Built outside any test, as in killMessage.test.ts: the mutation run then credits every test here.
 validateKillMessage({ user: 'warm-up' });

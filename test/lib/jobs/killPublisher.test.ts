@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { PubSub } from '@google-cloud/pubsub';
-import '../functions/index';
+import '../../../functions/index';
 import { MalformedKillMessageError } from '../../../lib/jobs/killMessage';
 import { closePublishers, publisherFor, publishKill, pushPublisher } from '../../../lib/jobs/killPublisher';
 import { setLogSink } from '../../../lib/setup/log';

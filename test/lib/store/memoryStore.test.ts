@@ -103,14 +103,6 @@ describe('memory store: listing and ending the sessions of a user', () => {
     expect(await store.get('b')).not.toBeNull();
   });
 
-  test('a store with another guest name selects guests by that name', async () => {
-    const store = new MemorySessionStore('anon');
-    await store.update(null, () => put('g', stored({ user: null, createdAt: T0 })));
-    expect((await store.listUserSessions('anon', 10)).sessions.map((s) => s.key)).toEqual(['g']);
-    expect((await store.findKeys({ kind: 'user', user: 'anon', createdAtOrBefore: T0 }, 10)).keys).toEqual(['g']);
-    expect((await store.findKeys({ kind: 'user', user: '__guest__', createdAtOrBefore: T0 }, 10)).keys).toEqual([]);
-  });
-
   test('an update without writes changes nothing; a delete in an update removes the session', async () => {
     const store = new MemorySessionStore();
     await store.update(null, () => put('a', stored({ user: 'u' })));

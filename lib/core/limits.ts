@@ -1,0 +1,62 @@
+/**
+ * The numbers and names the whole service agrees on, in one leaf module that imports nothing: a
+ * store, a job, a route or a tool that needs one of them imports it from here, never from the
+ * module that happens to use it most.
+ */
+
+/** The user id stored for sessions without a user; a kill of `GUEST_USER` ends every guest session. */
+export const GUEST_USER = '__guest__';
+
+/** Longest user id in UTF-8 bytes (it is an indexed Datastore string, limited to 1,500). */
+export const MAX_USER_BYTES = 500;
+
+/** Datastore's limit on mutations in one commit: every batch of deletes or writes stays within it. */
+export const MAX_COMMIT_MUTATIONS = 500;
+
+/**
+ * How long the entity of a session rotated away by login, logout or reset stays as a tombstone.
+ * Requests still carrying the old id (sent before the browser saw the new cookie) get
+ * session_ended and no Set-Cookie meanwhile, so they cannot undo the rotation in the browser.
+ * A minute and a half covers requests in flight and retried; its expiresAt lets the cleanup and the
+ * TTL policy remove it like any expired session.
+ */
+export const TOMBSTONE_SECONDS = 90;
+
+/**
+ * When the cookie name appears more than once (a sibling subdomain may plant one), at most this many
+ * well-formed values are looked up, each costing one lookup; the first naming a live session wins.
+ */
+export const MAX_COOKIE_CANDIDATES = 3;
+
+/** Longest data key in UTF-8 bytes; Datastore allows 1,500 for a property name, we keep well under. */
+export const MAX_KEY_BYTES = 256;
+
+/** Deepest nesting of a stored value. */
+export const MAX_DEPTH = 64;
+
+/** Most sessions one device listing returns. */
+export const MAX_LISTED_SESSIONS = 100;
+
+/** Longest User-Agent kept, in characters (code points, so a surrogate pair is never split). */
+export const MAX_USER_AGENT_CHARS = 256;
+
+/** Stored sessions a device listing looks at (heads are small; data is never loaded). */
+export const LIST_SCAN = 1000;
+
+/** Stored sessions ending or capping looks at, at most, for one user. */
+export const FULL_SCAN = 20_000;
+
+/** Most users one kill message may name; larger lists are split by the publisher's caller. */
+export const MAX_USERS_PER_MESSAGE = 1000;
+
+/**
+ * A chain of follow-ups ends here even if it never finishes: at the default kill budget this is
+ * weeks of deleting, so reaching it means something is wrong, and an endless chain would hide it.
+ */
+export const MAX_CONTINUATIONS = 10_000;
+
+/** Well above the largest valid kill message (1,000 users of 500 bytes). */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** A Pub/Sub topic id (what SESSION_KILL_TOPIC and the CLI's --topic accept). */
+export const TOPIC_ID_PATTERN = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;

@@ -1,0 +1,33 @@
+import { type BatchDeleteReport, batchDelete, expiredSelector } from './batchDelete';
+import { log, type LogFields } from '../setup/log';
+import type { Runtime } from '../setup/runtime';
+
+export interface CleanupReport extends BatchDeleteReport {
+  /** Sessions that expired before this time were deleted (now − grace when the run started). */
+  expiredBefore: string;
+}
+
+/**
+ * One cleanup pass within `budgetSeconds`: deletes sessions whose expiresAt lies more than the grace
+ * period in the past. Shared by this function and by the kill function, which processes the cleanup
+ * continuation messages; the cut-off is always computed here, at processing time, never taken from
+ * a message, so nothing can make the cleanup delete a live session.
+ */
+export async function runCleanup(rt: Runtime, budgetSeconds: number, context: LogFields = {}): Promise<CleanupReport> {
+  const { config, store, clock } = rt;
+  const now = clock.now();
+  const selector = expiredSelector(now, config.deletion.cleanupGraceSeconds);
+  const expiredBefore = new Date(selector.before).toISOString();
+  log('INFO', 'cleanup started', { ...context, expiredBefore, budgetSeconds });
+  const report = await batchDelete({
+    store,
+    selector,
+    batchSize: config.deletion.batchSize,
+    parallelism: config.deletion.parallelism,
+    deadline: now + budgetSeconds * 1000,
+    clock,
+    onBatch: (p) => log('INFO', 'cleanup progress', { ...context, deleted: p.deleted, batches: p.batches, elapsedMs: p.elapsedMs }),
+  });
+  log('INFO', report.done ? 'cleanup finished' : 'cleanup budget spent', { ...context, ...report, expiredBefore });
+  return { ...report, expiredBefore };
+}
