@@ -1,4 +1,4 @@
-# Defaults mirror the configuration defaults of lib/setup/config.ts (test/terraform.test.ts checks that
+# Defaults mirror the settings table of lib/setup/settings.ts (test/terraform/terraform.test.ts checks that
 # the environment these defaults produce parses to exactly the parser's own defaults).
 
 # --- Where ------------------------------------------------------------------------------------------

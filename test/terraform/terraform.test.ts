@@ -13,14 +13,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from '@cdktf/hcl2json';
-import { CONFIG_VARIABLES, loadConfig } from '../../lib/setup/config';
+import { loadConfig } from '../../lib/setup/config';
+import { type ConfigVariable, SETTINGS, type SettingRow, setting } from '../../lib/setup/settings';
 import { BUILT_IN_PROVIDER, checkAgainstSchema, declarations, providerOf, type SchemaExtract } from '../support/terraformSchema';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const TF_DIR = path.join(ROOT, 'terraform');
 const EXPECTED_ENTRY_POINTS = ['sessionApi', 'killSessionByUser', 'startClearSessions'];
-/** Switches for local use only; a deployment that sets them would run on memory or trust a local key file. */
-const LOCAL_ONLY_VARIABLES = ['SESSION_STORE', 'SESSION_ADMIN_JWKS_FILE', 'SESSION_KILL_PUSH_URL', 'DATASTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST'];
+/** The settings Terraform sets; the others are for local use (memory store, a local key file) or set by the platform. */
+const ROWS: readonly SettingRow[] = SETTINGS;
+const DEPLOYED = ROWS.filter((row) => row.scope === 'deploy');
+const NOT_DEPLOYED = ROWS.filter((row) => row.scope !== 'deploy').map((row) => row.name);
 
 type Json = Record<string, unknown>;
 
@@ -108,6 +111,18 @@ function variableDefault(name: string): unknown {
   if (!v) throw new Error(`var.${name} is not declared`);
   if (!('default' in v)) throw new Error(`var.${name} has no default`);
   return v.default;
+}
+
+/**
+ * The Terraform variable behind a setting: the one variable its expression in local.session_env_all
+ * refers to, directly or through the kill topic's name.
+ */
+function settingVariable(name: string): string {
+  let expr = String((stack.locals.session_env_all as Json)[name]);
+  expr = expr.replace(/\$\{google_pubsub_topic\.(\w+)\.name\}/g, (_, topic: string) => String(resource('google_pubsub_topic', topic).name));
+  const vars = [...new Set([...expr.matchAll(/\bvar\.(\w+)/g)].map((m) => m[1]))];
+  if (vars.length !== 1) throw new Error(`${name}: expected one variable in ${expr}, found ${vars.length}`);
+  return vars[0];
 }
 
 /** Names of the functions (resource names) keyed by entry point. */
@@ -257,28 +272,63 @@ describe('terraform/', () => {
     }
   });
 
-  test('sets only environment variables the configuration parser knows, never the local-only ones', () => {
-    const known = Object.keys(CONFIG_VARIABLES);
+  test('sets only environment variables the configuration parser knows, never the local-only or platform ones', () => {
+    const known = ROWS.map((row) => row.name as string);
     for (const [name, body] of ofType('google_cloudfunctions2_function')) {
       const keys = envKeys(deref(nested(body, 'service_config').environment_variables));
       expect({ name, unknown: keys.filter((k) => !known.includes(k)) }).toEqual({ name, unknown: [] });
-      expect({ name, localOnly: keys.filter((k) => LOCAL_ONLY_VARIABLES.includes(k)) }).toEqual({ name, localOnly: [] });
+      expect({ name, notDeployed: keys.filter((k) => NOT_DEPLOYED.includes(k)) }).toEqual({ name, notDeployed: [] });
       for (const required of ['GOOGLE_CLOUD_PROJECT', 'SESSION_KIND', 'SESSION_KILL_TOPIC']) expect(keys).toContain(required);
     }
     for (const file of fs.readdirSync(TF_DIR).filter((f) => f.endsWith('.tf'))) {
       // Comments may name them (to say why they are absent); configuration may not.
       const text = fs.readFileSync(path.join(TF_DIR, file), 'utf8').replace(/(^|\s)(#|\/\/).*$/gm, '$1');
-      for (const name of LOCAL_ONLY_VARIABLES) expect({ file, name, found: new RegExp(`\\b${name}\\b`).test(text) }).toEqual({ file, name, found: false });
+      for (const name of NOT_DEPLOYED) {
+        expect({ file, name, found: new RegExp(`\\b${name}\\b`).test(text) }).toEqual({ file, name, found: false });
+      }
     }
   });
 
-  test('sets every variable the parser knows, except the local-only ones and what the platform sets', () => {
-    // Cloud Run sets K_SERVICE itself; setting it from Terraform would lie about where the code runs.
-    const platform = ['K_SERVICE'];
+  test("sets every variable the table's scope says a deployment sets", () => {
     const keys = envKeys(deref(nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().sessionApi), 'service_config').environment_variables));
-    const missing = Object.keys(CONFIG_VARIABLES).filter((k) => !keys.includes(k) && !LOCAL_ONLY_VARIABLES.includes(k) && !platform.includes(k));
-    expect(missing).toEqual([]);
+    expect(DEPLOYED.map((row) => row.name).filter((k) => !keys.includes(k))).toEqual([]);
   });
+
+  test.each(DEPLOYED.map((row) => [row.name, row] as const))("%s: the Terraform variable's default is the table's default", (name, row) => {
+    const variable = settingVariable(name);
+    if (!('default' in (stack.variables.get(variable) ?? {}))) {
+      // A required input (project_id): only a setting without a default may come from one.
+      expect({ name, variable, default: row.default }).toEqual({ name, variable, default: undefined });
+      return;
+    }
+    // Through the env functions.tf builds and the parser, so "(default)", "" and [] are read as a deployment reads them.
+    const deployed = setting(evaluateEnv({ project_id: 'p1' }), name as ConfigVariable);
+    expect({ name, variable, default: deployed }).toEqual({ name, variable, default: row.default });
+  });
+
+  test.each(DEPLOYED.filter((row) => row.type === 'integer' || row.type === 'enum').map((row) => [row.name, row] as const))(
+    "%s: the Terraform variable's validation admits what the table admits",
+    (name, row) => {
+      const variable = settingVariable(name);
+      const validations = (stack.variables.get(variable)?.validation ?? []) as Json[];
+      const v = `var\\.${variable}`;
+      if (row.type === 'integer') {
+        const found = validations.map((b) => {
+          const m = new RegExp(`^\\$\\{${v} >= (\\d+) && ${v} <= (\\d+) && floor\\(${v}\\) == ${v}\\}$`).exec(String(b.condition));
+          const said = /from (\d+) to (\d+)/.exec(String(b.error_message));
+          return m && { min: Number(m[1]), max: Number(m[2]), message: said?.slice(1).map(Number) };
+        });
+        // The function's timeout can make a deployment's bound tighter; the table says where and why.
+        const max = row.deployMax ?? row.max;
+        const expected = [{ min: row.min, max, message: [row.min, max] }];
+        expect({ name, variable, bounds: found.filter(Boolean) }).toEqual({ name, variable, bounds: expected });
+      } else if (row.type === 'enum') {
+        const found = validations.map((b) => new RegExp(`^\\$\\{contains\\(\\[([^\\]]*)\\], ${v}\\)\\}$`).exec(String(b.condition)));
+        const values = found.filter((m) => m !== null).map((m) => (JSON.parse(`[${m[1]}]`) as string[]).sort());
+        expect({ name, variable, values }).toEqual({ name, variable, values: [[...row.values].sort()] });
+      }
+    },
+  );
 
   test("the variables' defaults produce exactly the parser's defaults", () => {
     const env = evaluateEnv({ project_id: 'p1' });
