@@ -44,7 +44,7 @@ export function receivedMessage(event: CloudEvent<unknown>): ReceivedMessage {
 }
 
 /**
- * Pub/Sub handler of the kill topic (message format: docs/kill-messages.md).
+ * Pub/Sub handler of the kill topic (docs/kill-messages.md#delivery-and-redelivery).
  *
  * - A malformed message is logged (message id and reason, never the data) and acknowledged:
  *   redelivering it cannot fix it.

@@ -2,7 +2,7 @@ import type { z as Zod } from 'zod';
 import { MAX_CONTINUATIONS, MAX_MESSAGE_BYTES, MAX_USER_BYTES, MAX_USERS_PER_MESSAGE } from '../core/limits';
 
 /**
- * The data of a message on the kill topic (docs/kill-messages.md), as JSON:
+ * The data of a message on the kill topic (docs/kill-messages.md#message-format), as JSON:
  *
  * - `{"user": "<id>"}`, `{"user": "__guest__"}` (sessions without a user), `{"user": null}` (every session);
  * - `{"users": ["a", "b"]}`: fanned out into one `{"user": …}` message per user;
