@@ -10,7 +10,14 @@
 const base = require('./jest.config.js');
 
 const suites = {
-  core: ['<rootDir>/test/lib/core/**/*.test.ts', '<rootDir>/test/lib/jobs/{batchDeletePins,killMessage,killMessagePins,killMessageProperties}.test.ts', '<rootDir>/test/lib/setup/{config,configPins}.test.ts', '<rootDir>/test/lib/store/{memoryStore,keyedLock}.test.ts', '<rootDir>/test/functions/http/{body,errors}.test.ts'],
+  core: [
+    '<rootDir>/test/lib/core/**/*.test.ts',
+    // batchDelete/stores.test.ts runs on the Datastore emulator too: not here.
+    '<rootDir>/test/lib/jobs/{batchDelete/engine,killMessage,killMessageProperties}.test.ts',
+    '<rootDir>/test/lib/setup/config.test.ts',
+    '<rootDir>/test/lib/store/{memoryStore,keyedLock}.test.ts',
+    '<rootDir>/test/functions/http/{body,errors}.test.ts',
+  ],
   datastore: ['<rootDir>/test/lib/store/{contract,datastoreStore}.test.ts'],
 };
 
@@ -25,7 +32,7 @@ module.exports = {
   // A mutant that makes a test wait forever (a promise that never settles) fails that test after
   // 3 s instead of making Stryker time the run out and restart its worker (about 10 s each). The
   // core tests take milliseconds; this is a hang guard, not a timing assertion. The datastore suite
-  // keeps the suite's own timeouts: its retry and deadline pins wait on the emulators and a relay
+  // keeps the suite's own timeouts: its retry and deadline tests wait on the emulators and a relay
   // for seconds (with 3 s its dry run failed, so no datastore mutant ran).
   ...(suite === 'core' ? { testTimeout: 3000 } : {}),
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', isolatedModules: true }] },

@@ -1,130 +1,23 @@
-import { MemorySessionStore } from '../../../lib/store/memoryStore';
-import { DataTooLargeError, InvalidKeyError, InvalidValueError, KeyNotFoundError, InvalidUserError } from '../../../lib/core/errors';
+import { inspect } from 'node:util';
+import {
+  DataTooLargeError,
+  InvalidKeyError,
+  InvalidUserError,
+  InvalidValueError,
+  KeyNotFoundError,
+  TooManyKeysError,
+} from '../../../lib/core/errors';
 import { digest } from '../../../lib/core/ids';
-import type { SessionStore, StoredSession, Decision, StorageKey } from '../../../lib/store/sessionStore';
-import { cookieFrom, FakeClock, manager, settings, testConfig } from '../../support/fixtures';
+import { dataSize, emptyData } from '../../../lib/core/json';
+import { GUEST_USER, MAX_USER_BYTES } from '../../../lib/core/limits';
+import { cookieFrom } from '../../support/fixtures';
+import { setup, started } from '../../support/sessions';
 
-/** The memory store, with every call counted: the session logic must not call it more than needed. */
-class CountingStore extends MemorySessionStore {
-  gets = 0;
-  updates = 0;
-  override async get(key: StorageKey): Promise<StoredSession | null> {
-    this.gets++;
-    return super.get(key);
-  }
-  override async update<T>(key: StorageKey | null, decide: (c: StoredSession | null) => Decision<T>): Promise<T> {
-    this.updates++;
-    return super.update(key, decide);
-  }
-}
-
-function setup(overrides: Parameters<typeof settings>[0] = {}) {
-  const store = new CountingStore();
-  const clock = new FakeClock();
-  const m = manager(store, clock, settings(overrides));
-  return { store, clock, m };
-}
-
-async function started(m: ReturnType<typeof setup>['m'], data: Record<string, string | number> = { a: 1 }) {
-  const s = await m.load(undefined);
-  s.merge(data);
-  const out = await m.save(s);
-  return { cookie: cookieFrom(out.setCookie), out, session: s };
-}
-
-describe('loading and saving', () => {
-  test('a new session that holds nothing is not written and sets no cookie', async () => {
-    const { m, store } = setup();
-    const s = await m.load(undefined);
-    expect(s.isNew).toBe(true);
-    expect(await m.save(s)).toEqual({ written: false, setCookie: null, staticSecurityKey: null });
-    expect(store.updates).toBe(0);
-    expect(store.size).toBe(0);
-  });
-
-  test('a new session with data is written once, with a cookie and its static key revealed', async () => {
-    const { m, store } = setup();
-    const { out } = await started(m);
-    expect(out.written).toBe(true);
-    expect(out.setCookie).toMatch(/^__Host-viur_cookie_session-test=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
-    expect(out.staticSecurityKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(store.size).toBe(1);
-  });
-
-  test('the store key is the SHA-256 digest of the id, never the id', async () => {
-    const { m, store } = setup();
-    const { cookie } = await started(m);
-    const id = cookie.split('=')[1]!;
-    expect(await store.get(id)).toBeNull();
-    expect(await store.get(digest(id))).not.toBeNull();
-  });
-
-  test('a read-only request costs one read and no write', async () => {
-    const { m, store } = setup();
-    const { cookie } = await started(m);
-    store.gets = store.updates = 0;
-    const s = await m.load(cookie);
-    expect(s.get('a')).toBe(1);
-    expect(await m.save(s)).toEqual({ written: false, setCookie: null, staticSecurityKey: null });
-    expect([store.gets, store.updates]).toEqual([1, 0]);
-  });
-
-  test('a junk or foreign cookie costs no read and is never adopted', async () => {
-    const { m, store } = setup();
-    store.gets = 0;
-    const junk = await m.load('__Host-viur_cookie_session-test=not-a-session-id; other=1');
-    expect(store.gets).toBe(0);
-    expect(junk.isNew).toBe(true);
-    const forged = 'A'.repeat(43);
-    const s = await m.load(`__Host-viur_cookie_session-test=${forged}`);
-    expect(store.gets).toBe(1);
-    s.set('x', 1);
-    const out = await m.save(s);
-    expect(out.setCookie).not.toContain(forged);
-    expect(await store.get(digest(forged))).toBeNull();
-  });
-
-  test('lastseen is rewritten only when older than the refresh interval', async () => {
-    const { m, store, clock } = setup();
-    const { cookie } = await started(m);
-    clock.advance(4 * 60_000);
-    expect((await m.save(await m.load(cookie))).written).toBe(false);
-    clock.advance(2 * 60_000);
-    expect((await m.save(await m.load(cookie))).written).toBe(true);
-    const stored = (await store.get(digest(cookie.split('=')[1]!)))!;
-    expect(stored.lastSeen).toBe(clock.now());
-    expect(stored.expiresAt).toBe(clock.now() + 3600_000);
-  });
-
-  test('expiry is checked on every read: an idle session past its lifetime is gone and its cookie cleared', async () => {
-    const { m, clock } = setup({ lifetimeSeconds: 600 });
-    const { cookie } = await started(m);
-    clock.advance(599_000);
-    expect((await m.load(cookie)).get('a')).toBe(1);
-    clock.advance(2_000);
-    const s = await m.load(cookie);
-    expect(s.isNew).toBe(true);
-    expect(s.get('a')).toBeUndefined();
-    expect((await m.save(s)).setCookie).toMatch(/^__Host-viur_cookie_session-test=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$/);
-  });
-
-  test('markChanged forces a write', async () => {
-    const { m } = setup();
-    const { cookie } = await started(m);
-    const s = await m.load(cookie);
-    s.markChanged();
-    expect((await m.save(s)).written).toBe(true);
-  });
-
-  test('a session ended by someone else while a request ran is not resurrected', async () => {
-    const { m } = setup();
-    const { cookie } = await started(m);
-    const slow = await m.load(cookie);
-    await m.withSession(cookie, (s) => s.reset());
-    slow.set('late', true);
-    await expect(m.save(slow)).rejects.toMatchObject({ code: 'session_ended' });
-  });
-});
+/*
+ * The Session object (lib/core/session.ts): its map API and the limits on what it holds, reset,
+ * login and logout, and its security keys. How the manager loads, saves and rotates sessions is in
+ * manager.test.ts.
+ */
 
 describe('the map API', () => {
   test('has / get with default / getOrThrow / set / delete / merge / items', async () => {
@@ -223,6 +116,104 @@ describe('the map API', () => {
       expect(text).not.toContain(out.staticSecurityKey!);
     }
   });
+
+  test('get with a fallback, getOrThrow and delete of a missing key', async () => {
+    const { m } = setup();
+    const s = await m.load(undefined);
+    expect(s.get('missing', 'dflt')).toBe('dflt');
+    s.set('n', 0);
+    expect(s.get('n', 5)).toBe(0);
+    expect(s.getOrThrow('n')).toBe(0);
+    expect(() => s.getOrThrow('missing')).toThrow(new KeyNotFoundError('missing'));
+    expect(() => s.delete('missing')).toThrow(KeyNotFoundError);
+    expect(s.items()).toEqual([['n', 0]]);
+    expect(s.entries()).toEqual([['n', 0]]);
+  });
+
+  test('neither JSON nor inspect shows the id or the keys', async () => {
+    const { m } = setup();
+    const s = await m.load(undefined);
+    s.set('a', 1);
+    const key = s.getSecurityKey();
+    expect(JSON.stringify(s)).toBe('{"user":null,"data":{"a":1}}');
+    expect(inspect(s)).toBe('Session { user: null, keys: ["a"] }');
+    expect(JSON.stringify(s) + inspect(s)).not.toContain(key);
+  });
+});
+
+describe('limits', () => {
+  test('data exactly at the size limit (its JSON text in UTF-8) is accepted, one byte more is refused and changes nothing', async () => {
+    const limit = 2048;
+    const { m } = setup({ maxDataBytes: limit });
+    const s = await m.load(undefined);
+    const frame = dataSize(Object.assign(emptyData(), { k: '' }));
+    const fill = 'x'.repeat(limit - frame);
+    expect(dataSize(Object.assign(emptyData(), { k: fill }))).toBe(limit);
+    s.set('k', fill);
+    expect(() => s.set('k', fill + 'y')).toThrow(new DataTooLargeError(limit + 1, limit));
+    expect(s.get('k')).toBe(fill);
+    expect(() => s.merge({ k2: 'z' })).toThrow(DataTooLargeError);
+    expect(s.has('k2')).toBe(false);
+  });
+
+  test('a user id of exactly 500 bytes is accepted, 501 refused; empty and the guest name are not user ids', async () => {
+    expect(MAX_USER_BYTES).toBe(500);
+    const { m } = setup();
+    const s = await m.load(undefined);
+    s.login('ü'.repeat(250));
+    expect(s.user).toBe('ü'.repeat(250));
+    expect(() => s.login('u'.repeat(501))).toThrow(new InvalidUserError('a user id may have at most 500 bytes'));
+    expect(() => s.login('')).toThrow(new InvalidUserError('a user id must be a non-empty string'));
+    expect(() => s.login(GUEST_USER)).toThrow(new InvalidUserError('__guest__ is not a user id'));
+  });
+
+  test('security keys: 1 to maxSecurityKeys at once; beyond the bound the oldest stop being valid', async () => {
+    const { m } = setup({ maxSecurityKeys: 3 });
+    const s = await m.load(undefined);
+    expect(s.getSecurityKeys(3)).toHaveLength(3);
+    for (const n of [0, 4, 1.5]) expect(() => s.getSecurityKeys(n)).toThrow(new RangeError('count must be an integer from 1 to 3'));
+    const [k1, k2] = s.getSecurityKeys(2);
+    const [k3] = s.getSecurityKeys(1);
+    const [k4] = s.getSecurityKeys(1);
+    // Held now: k2, k3, k4 (k1 and the first three were dropped, oldest first).
+    expect(s.validateSecurityKey(k1!)).toBe(false);
+    expect(s.validateSecurityKey(k2!)).toBe(true);
+    expect(s.validateSecurityKey(k2!)).toBe(false);
+    expect(s.validateSecurityKey(k4!)).toBe(true);
+    expect(s.validateSecurityKey(k3!)).toBe(true);
+    expect(s.validateSecurityKey('junk')).toBe(false);
+  });
+
+  test('the static key validates only itself', async () => {
+    const { m } = setup();
+    const s = await m.load(undefined);
+    s.set('a', 1);
+    const { staticSecurityKey } = await m.save(s);
+    expect(s.validateStaticSecurityKey(staticSecurityKey!)).toBe(true);
+    expect(s.validateStaticSecurityKey('B'.repeat(43))).toBe(false);
+    expect(s.validateStaticSecurityKey(`${staticSecurityKey}x`)).toBe(false);
+  });
+
+  test('exactly maxDataKeys keys are accepted, one more is refused and not recorded; deleting makes room', async () => {
+    const { m } = setup({ maxDataKeys: 3 });
+    const s = await m.load(undefined);
+    s.merge({ a: 1, b: 2, c: 3 });
+    expect(() => s.set('d', 4)).toThrow(new TooManyKeysError(4, 3));
+    expect(s.has('d')).toBe(false);
+    s.set('c', 30);
+    s.delete('a');
+    s.set('d', 4);
+    expect(Object.keys(s.toObject()).sort()).toEqual(['b', 'c', 'd']);
+  });
+
+  test('deleting keys only never fails on the limits, even when the stored data grew meanwhile', async () => {
+    const { m } = setup({ maxDataKeys: 2 });
+    const { cookie } = await started(m);
+    const s = await m.load(cookie);
+    s.delete('a');
+    expect((await m.save(s)).written).toBe(true);
+    expect((await m.load(cookie)).has('a')).toBe(false);
+  });
 });
 
 describe('reset, login and logout', () => {
@@ -274,6 +265,14 @@ describe('reset, login and logout', () => {
     expect(() => s.login('__guest__')).toThrow(InvalidUserError);
     expect(() => s.login('')).toThrow(InvalidUserError);
   });
+
+  test('a user id that is not a string or not well-formed unicode is refused with its reason', async () => {
+    const { m } = setup();
+    const s = await m.load(undefined);
+    expect(() => s.login(42 as unknown as string)).toThrow(new InvalidUserError('a user id must be a non-empty string'));
+    expect(() => s.login('a\ud800')).toThrow(new InvalidUserError('a user id must be well-formed unicode (no lone surrogate)'));
+    expect(s.user).toBeNull();
+  });
 });
 
 describe('security keys', () => {
@@ -320,72 +319,3 @@ describe('security keys', () => {
     expect(s.validateStaticSecurityKey('B'.repeat(43))).toBe(false);
   });
 });
-
-describe('cookie attributes', () => {
-  test.each([
-    [{}, /^__Host-viur_cookie_session-test=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
-    [{ SESSION_SAME_SITE: 'strict' }, /; SameSite=Strict$/],
-    [{ SESSION_SAME_SITE: 'none' }, /; Secure; SameSite=None$/],
-    [{ SESSION_SAME_SITE: 'off' }, /; Path=\/; HttpOnly; Secure$/],
-    [{ SESSION_COOKIE_PERSISTENT: 'true', SESSION_LIFETIME_SECONDS: '900' }, /^__Host-viur_cookie_session-test=[^;]+; Max-Age=900; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
-    [{ SESSION_COOKIE_NAME: '__Host-sid' }, /^__Host-sid=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
-  ])('%j gives %s', async (env, pattern) => {
-    const config = testConfig(env as Record<string, string>);
-    const m = manager(new MemorySessionStore(), new FakeClock(), config.session);
-    const s = await m.load(undefined);
-    s.set('a', 1);
-    const header = (await m.save(s)).setCookie!;
-    expect(header).toMatch(pattern);
-    expect(header).not.toMatch(/Domain=/);
-  });
-
-  test('a persistent cookie is re-sent on every write so its Max-Age slides', async () => {
-    const config = testConfig({ SESSION_COOKIE_PERSISTENT: 'true' });
-    const m = manager(new MemorySessionStore(), new FakeClock(), config.session);
-    const s = await m.load(undefined);
-    s.set('a', 1);
-    const cookie = cookieFrom((await m.save(s)).setCookie);
-    expect((await m.withSession(cookie, (x) => x.set('b', 2))).outcome.setCookie).toMatch(/Max-Age=3600/);
-  });
-});
-
-describe('a store that is shared', () => {
-  test('two requests changing different keys of one session both survive (load/save merges)', async () => {
-    const { m } = setup();
-    const { cookie } = await started(m);
-    const r1 = await m.load(cookie);
-    const r2 = await m.load(cookie);
-    r1.set('x', 1);
-    r2.set('y', 2);
-    await m.save(r1);
-    await m.save(r2);
-    expect((await m.load(cookie)).toObject()).toEqual({ a: 1, x: 1, y: 2 });
-  });
-
-  test('the same key: last writer wins', async () => {
-    const { m } = setup();
-    const { cookie } = await started(m);
-    const r1 = await m.load(cookie);
-    const r2 = await m.load(cookie);
-    r1.set('a', 'first');
-    r2.set('a', 'second');
-    await m.save(r1);
-    await m.save(r2);
-    expect((await m.load(cookie)).get('a')).toBe('second');
-  });
-
-  test('with load/save, a key consumed by a concurrent request makes save fail', async () => {
-    const { m } = setup();
-    const s = await m.load(undefined);
-    const key = s.getSecurityKey();
-    const cookie = cookieFrom((await m.save(s)).setCookie);
-    const r1 = await m.load(cookie);
-    const r2 = await m.load(cookie);
-    expect(r1.validateSecurityKey(key)).toBe(true);
-    expect(r2.validateSecurityKey(key)).toBe(true);
-    await m.save(r1);
-    await expect(m.save(r2)).rejects.toMatchObject({ code: 'security_key_used' });
-  });
-});
-
-export type { SessionStore };

@@ -1,10 +1,16 @@
-import { batchDelete, expiredSelector, killSelector, type BatchProgress } from '../../../lib/jobs/batchDelete';
-import { StoreUnavailableError } from '../../../lib/core/errors';
-import { MemorySessionStore } from '../../../lib/store/memoryStore';
-import { GUEST_USER } from '../../../lib/core/limits';
-import type { SessionStore } from '../../../lib/store/sessionStore';
-import { datastore, datastoreStore, FakeClock, uniqueNamespace } from '../../support/fixtures';
-import { existing, keyOf, matching, ObservedStore, seed, stored } from '../../support/seed';
+import { batchDelete, expiredSelector, killSelector, type BatchProgress } from '../../../../lib/jobs/batchDelete';
+import { StoreUnavailableError } from '../../../../lib/core/errors';
+import { MemorySessionStore } from '../../../../lib/store/memoryStore';
+import { GUEST_USER } from '../../../../lib/core/limits';
+import type { SessionStore } from '../../../../lib/store/sessionStore';
+import { datastore, datastoreStore, FakeClock, uniqueNamespace } from '../../../support/fixtures';
+import { existing, keyOf, matching, ObservedStore, seed, stored } from '../../../support/seed';
+
+/*
+ * batchDelete on real stores, the memory store and the Datastore emulator alike: what is deleted and
+ * what is kept, commit sizes, budgets, retries and re-runs. The engine's own behaviour, on a memory
+ * store without emulators, is in engine.test.ts.
+ */
 
 const T0 = Date.UTC(2026, 0, 1);
 const HOUR = 3600_000;

@@ -1,10 +1,17 @@
-import { batchDelete, ENGINE_RETRY, expiredSelector, killSelector, type BatchProgress } from '../../../lib/jobs/batchDelete';
-import { MAX_COMMIT_MUTATIONS } from '../../../lib/core/limits';
-import { StoreUnavailableError } from '../../../lib/core/errors';
-import { MemorySessionStore } from '../../../lib/store/memoryStore';
-import type { KeyPage, SessionSelector, SessionStore, StorageKey } from '../../../lib/store/sessionStore';
-import { FakeClock } from '../../support/clock';
-import { existing, keyOf, seed, stored } from '../../support/seed';
+import { batchDelete, ENGINE_RETRY, expiredSelector, killSelector, type BatchProgress } from '../../../../lib/jobs/batchDelete';
+import { MAX_COMMIT_MUTATIONS } from '../../../../lib/core/limits';
+import { StoreUnavailableError } from '../../../../lib/core/errors';
+import { MemorySessionStore } from '../../../../lib/store/memoryStore';
+import type { KeyPage, SessionSelector, SessionStore, StorageKey } from '../../../../lib/store/sessionStore';
+import { FakeClock } from '../../../support/clock';
+import { existing, keyOf, seed, stored } from '../../../support/seed';
+
+/*
+ * The deletion engine (lib/jobs/batchDelete.ts) on its own, whatever store is behind it: how many
+ * commits run at once, deadlines, retries, progress, and what the cleanup and the kill select. It runs
+ * on the memory store, without emulators (the mutation suite `core` runs it); stores.test.ts runs the
+ * engine on the memory store and on the Datastore emulator.
+ */
 
 const T0 = Date.UTC(2026, 0, 1);
 const S = 1000;
