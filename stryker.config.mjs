@@ -4,19 +4,25 @@ const suite = process.env.MUTATION_SUITE ?? 'core';
 
 const mutate = {
   core: [
-    'lib/jobs/batchDelete.ts',
-    'lib/setup/config.ts',
     'lib/core/cookies.ts',
     'lib/core/errors.ts',
     'lib/core/ids.ts',
     'lib/core/json.ts',
-    'lib/store/keyedLock.ts',
-    'lib/jobs/killMessage.ts',
-    'lib/store/memoryStore.ts',
+    'lib/core/limits.ts',
+    'lib/core/manager.ts',
+    'lib/core/operations.ts',
     'lib/core/session.ts',
+    'lib/core/user.ts',
+    'lib/jobs/batchDelete.ts',
+    'lib/jobs/killMessage.ts',
+    'lib/setup/config.ts',
+    'lib/setup/settings.ts',
+    'lib/store/keyedLock.ts',
+    'lib/store/memoryStore.ts',
     'functions/http/body.ts',
     'functions/http/errors.ts',
   ],
+
   datastore: ['lib/store/datastoreStore.ts'],
 }[suite];
 
