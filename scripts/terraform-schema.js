@@ -2,7 +2,7 @@
 /**
  * Writes terraform/schema/provider-schemas.json: the schema of every resource and data source type
  * terraform/ uses, taken from a pinned, public source of each provider's schema, so that
- * test/terraform.test.ts can check the HCL offline (the providers themselves cannot be downloaded
+ * test/terraform/terraform.test.ts can check the HCL offline (the providers themselves cannot be downloaded
  * where the tests run, so `terraform validate` cannot).
  *
  * The source: the prebuilt CDK for Terraform packages on the npm registry. Each embeds the schema of

@@ -3,7 +3,7 @@ terraform {
   required_version = ">= 1.5"
 
   # Each provider is pinned to the release line whose schema terraform/schema/provider-schemas.json
-  # holds (scripts/terraform-schema.js; test/terraform.test.ts checks every block against it). Widen
+  # holds (scripts/terraform-schema.js; test/terraform/terraform.test.ts checks every block against it). Widen
   # a pin only together with a regenerated extract.
   required_providers {
     google = {
