@@ -2,6 +2,11 @@
 /**
  * session-kill: publishes a kill message to the kill topic and prints its message id.
  * Exit codes: 0 published, 1 publishing failed, 2 bad arguments (usage on stderr).
+ * The message format is in docs/kill-messages.md.
+ *
+ *   session-kill --user alice --project my-project
+ *   session-kill --users a,b --issued-at 2026-01-01T12:00:00Z
+ *   session-kill --all --local
  */
 import { parseArgs } from 'node:util';
 import { type KillTarget, MalformedKillMessageError, killMessageData, parseIssuedAt } from '../lib/jobs/killMessage';
@@ -27,8 +32,10 @@ Honours PUBSUB_EMULATOR_HOST; with SESSION_KILL_PUSH_URL set (the local stack of
 the memory store) the message is pushed to that URL instead. Prints the message id on success.`;
 
 
+/** Bad arguments: printed with the usage, exit code 2. */
 class UsageError extends Error {}
 
+/** What the command line asks for: the kill target and cut-off, and where to publish it. */
 export interface CliRequest {
   target: KillTarget;
   issuedAt: Date | undefined;
@@ -38,6 +45,16 @@ export interface CliRequest {
   local?: LauncherState;
 }
 
+/**
+ * Reads the arguments (without `node` and the script) and the environment into a CliRequest, or
+ * 'help' for --help. Throws UsageError for bad arguments (exactly one target; --issued-at, --topic
+ * and the target are checked with the consumer's rules, so the CLI never publishes a message the
+ * function would reject) and NoLauncherError when --local finds no running launcher.
+ *
+ * @example
+ * parseCli(['--user', 'alice', '--project', 'my-project'], {});
+ * // { target: { user: 'alice' }, issuedAt: undefined, topic: 'session-kill', projectId: 'my-project' }
+ */
 export function parseCli(argv: string[], env: Record<string, string | undefined>): CliRequest | 'help' {
   let values;
   try {
@@ -104,6 +121,14 @@ async function publishViaPush(request: CliRequest, url: string): Promise<string>
   }
 }
 
+/**
+ * The whole command: parses, publishes (to Pub/Sub, the emulator, or the push URL of a local
+ * stack), prints the message id, and resolves with the exit code instead of exiting, so tests can
+ * run it in-process.
+ *
+ * @example
+ * process.exitCode = await main(['--guests', '--project', 'my-project'], process.env); // 0, and the message id on stdout
+ */
 export async function main(argv: string[], env: Record<string, string | undefined>): Promise<number> {
   let request: CliRequest | 'help';
   try {

@@ -1,26 +1,19 @@
 /**
- * The browser side of the session API: a small, dependency-free ES module.
- *
- *   import { SessionClient } from '/client/sessionClient.mjs';
- *   const session = new SessionClient();                       // same origin (a Hosting rewrite)
- *   const session = new SessionClient({ baseUrl: 'https://sessions.example.com' });   // cross-origin
- *   await session.set('language', 'de');
- *
- * Every change needs a one-time key (X-Security-Key). The client fetches them in batches, keeps
- * them in a small pool, puts back the fresh key each answer carries, and retries a request once
- * with a fresh key when the server says `csrf` (a key evicted by another tab, a session replaced
- * by a login). It never holds more keys than the server keeps valid per session
- * (SESSION_MAX_SECURITY_KEYS, 16 by default), so its own parallel requests cannot evict each
- * other's keys: beyond that many in flight, requests wait for a key to come back.
+ * The browser side of the session API: a small, dependency-free ES module. Every change needs a
+ * one-time key (X-Security-Key); the client keeps a pool of them, never more than the server keeps
+ * valid, and retries once after a 403 `csrf` (docs/design/client-key-pool.md). Usage: SessionClient.
  */
 
+/** Any JSON value: what a session key may hold. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
+/** A session as the API answers it (`GET /session`, `PATCH /session`, reset, logout). */
 export interface SessionView {
   user: string | null;
   data: Record<string, JsonValue>;
 }
 
+/** How a SessionClient reaches the API and how many keys it pools. */
 export interface SessionClientOptions {
   /** Where the API is; default: this page's origin (a rewrite or a path-routing load balancer). */
   baseUrl?: string;
@@ -34,6 +27,7 @@ export interface SessionClientOptions {
   fetch?: typeof fetch;
 }
 
+/** Options of SessionClient.request(). */
 export interface RequestOptions {
   /** A JSON body. */
   body?: JsonValue;
@@ -45,7 +39,17 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
-/** An answer that is not 2xx, with the API's error slug (`csrf`, `cross_site`, `too_large`, …). */
+/**
+ * An answer that is not 2xx, with the API's error slug (`csrf`, `cross_site`, `too_large`, …; the
+ * list is in docs/api.md#errors). `code` is `http_error` when the body carried none.
+ *
+ * @example
+ * try {
+ *   await session.set('cart', bigCart);
+ * } catch (err) {
+ *   if (err instanceof SessionApiError && err.code === 'too_large') showMessage('Your cart is too large.');
+ * }
+ */
 export class SessionApiError extends Error {
   constructor(
     readonly status: number,
@@ -71,7 +75,21 @@ const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
 /** The server's ceiling for one key request (`?count=`). */
 const MAX_COUNT = 16;
 
+/**
+ * A client for one session API (same origin by default, or `baseUrl` for a cross-origin API):
+ * typed methods for every route a page uses, with the one-time keys handled for you (pooled,
+ * rotated, retried once after a 403 `csrf`: docs/design/client-key-pool.md). Errors are
+ * SessionApiError.
+ *
+ * @example
+ * import { SessionClient } from '/client/sessionClient.mjs';
+ * const session = new SessionClient(); // same origin (a Hosting rewrite)
+ * const remote = new SessionClient({ baseUrl: 'https://sessions.example.com' }); // cross-origin
+ * await session.set('language', 'de');
+ * const { user, data } = await session.getSession();
+ */
 export class SessionClient {
+  /** The API's origin and path, without a trailing slash (this page's origin by default). */
   readonly baseUrl: string;
   private readonly maxKeys: number;
   private readonly prefetch: number;
@@ -86,6 +104,13 @@ export class SessionClient {
   private generation = 0;
   private lastStaticKey: string | null = null;
 
+  /**
+   * A client; nothing is fetched until the first call. Credentials are 'include' for another
+   * origin, else 'same-origin'; maxKeys is clamped to 1–100.
+   *
+   * @example
+   * const session = new SessionClient({ baseUrl: 'https://sessions.example.com', maxKeys: 8 });
+   */
   constructor(options: SessionClientOptions = {}) {
     const here = typeof location === 'undefined' ? undefined : location.href;
     const base = new URL(options.baseUrl ?? here ?? 'http://localhost/', here);
@@ -97,21 +122,43 @@ export class SessionClient {
     this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
-  /** The static key the server last revealed to this client (first write, reset, logout), if any. */
+  /**
+   * The static key the server last revealed to this client (first write, reset, logout), if any.
+   *
+   * @example
+   * const key = session.staticSecurityKey;
+   * if (key) await fetch('/my-backend/upload', { method: 'POST', headers: { 'X-Static-Security-Key': key }, body: file });
+   */
   get staticSecurityKey(): string | null {
     return this.lastStaticKey;
   }
 
-  /** How many one-time keys are pooled right now. */
+  /**
+   * How many one-time keys are pooled right now.
+   *
+   * @example
+   * console.log(session.pooledKeys); // e.g. 3
+   */
   get pooledKeys(): number {
     return this.pool.length;
   }
 
+  /**
+   * The whole session: `GET /session`.
+   *
+   * @example
+   * const { user, data } = await session.getSession(); // { user: null, data: {} } for a new visitor
+   */
   getSession(): Promise<SessionView> {
     return this.request<SessionView>('GET', '/session');
   }
 
-  /** The value under key, or undefined when the session has none. */
+  /**
+   * The value under key, or undefined when the session has none: `GET /session/data/{key}`.
+   *
+   * @example
+   * const language = (await session.get<string>('language')) ?? 'en';
+   */
   async get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined> {
     try {
       return (await this.request<{ value: T }>('GET', `/session/data/${encodeURIComponent(key)}`)).value;
@@ -121,11 +168,23 @@ export class SessionClient {
     }
   }
 
+  /**
+   * Sets one value (any JSON) with a pooled key: `PUT /session/data/{key}`. Parallel calls are fine.
+   *
+   * @example
+   * await session.set('language', 'de');
+   * await Promise.all(items.map((item, i) => session.set(`item${i}`, item)));
+   */
   async set(key: string, value: JsonValue): Promise<void> {
     await this.request('PUT', `/session/data/${encodeURIComponent(key)}`, { body: value, csrf: true });
   }
 
-  /** Removes key; false when the session did not have it. */
+  /**
+   * Removes key; false when the session did not have it: `DELETE /session/data/{key}`.
+   *
+   * @example
+   * const removed = await session.delete('cart');
+   */
   async delete(key: string): Promise<boolean> {
     try {
       await this.request('DELETE', `/session/data/${encodeURIComponent(key)}`, { csrf: true });
@@ -136,45 +195,98 @@ export class SessionClient {
     }
   }
 
-  /** Merges values into the data; returns the whole session. */
+  /**
+   * Merges values into the data; returns the whole session: `PATCH /session`, all or nothing.
+   *
+   * @example
+   * const { data } = await session.merge({ language: 'de', theme: 'dark' });
+   */
   merge(values: Record<string, JsonValue>): Promise<SessionView> {
     return this.request<SessionView>('PATCH', '/session', { body: values, csrf: true });
   }
 
+  /**
+   * Ends the session and starts an empty one under a new cookie: `POST /session/reset`. Pooled
+   * keys belong to the old session and are forgotten.
+   *
+   * @example
+   * await session.reset(); // { user: null, data: {} }
+   */
   reset(): Promise<SessionView> {
     return this.request<SessionView>('POST', '/session/reset', { csrf: true, replacesSession: true });
   }
 
+  /**
+   * Logs out, keeping the logout fields: `POST /session/logout`. Pooled keys are forgotten.
+   *
+   * @example
+   * const { data } = await session.logout(); // e.g. { language: 'de' }
+   */
   logout(): Promise<SessionView> {
     return this.request<SessionView>('POST', '/session/logout', { csrf: true, replacesSession: true });
   }
 
+  /**
+   * Keeps the session alive: `POST /session/touch` refreshes its last-seen time now.
+   *
+   * @example
+   * setInterval(() => void session.touch(), 10 * 60_000);
+   */
   async touch(): Promise<void> {
     await this.request('POST', '/session/touch');
   }
 
-  /** A one-time key for your own forms or requests (taken out of the pool: it is yours to spend). */
+  /**
+   * A one-time key for your own forms or requests (taken out of the pool: it is yours to spend).
+   *
+   * @example
+   * await fetch('/my-backend/order', { method: 'POST', headers: { 'X-Security-Key': await session.securityKey() } });
+   */
   async securityKey(): Promise<string> {
     const key = await this.acquire();
     this.held--;
     return key;
   }
 
-  /** The signed-in user's sessions (the devices routes). */
+  /**
+   * The signed-in user's sessions (the devices routes): `GET /session/devices`, most recently seen
+   * first; `[]` for a guest.
+   *
+   * @example
+   * for (const d of await session.devices()) console.log(d.current ? 'this device' : d.userAgent, d.lastSeen);
+   */
   devices(): Promise<DeviceSession[]> {
     return this.request<{ devices: DeviceSession[] }>('GET', '/session/devices').then((r) => r.devices);
   }
 
+  /**
+   * Ends another session of the same user by its device id: `DELETE /session/devices/{id}`. Rejects
+   * with 404 `not_found` for an unknown id and 400 `current_session` for this session (use logout()).
+   *
+   * @example
+   * await session.endDevice(device.id);
+   */
   async endDevice(id: string): Promise<void> {
     await this.request('DELETE', `/session/devices/${encodeURIComponent(id)}`, { csrf: true });
   }
 
-  /** Ends every other session of the user; resolves with how many ended. */
+  /**
+   * Ends every other session of the user; resolves with how many ended. This session keeps its cookie.
+   *
+   * @example
+   * const ended = await session.logoutOthers(); // e.g. 2
+   */
   logoutOthers(): Promise<number> {
     return this.request<{ ended: number }>('POST', '/session/devices/logout-others', { csrf: true }).then((r) => r.ended);
   }
 
-  /** Forget every pooled key, e.g. after your backend logged this session in. */
+  /**
+   * Forget every pooled key, e.g. after your backend logged this session in.
+   *
+   * @example
+   * await fetch('/my-backend/login', { method: 'POST', body: form, credentials: 'include' });
+   * session.forgetKeys();
+   */
   forgetKeys(): void {
     this.generation++;
     this.held -= this.pool.length;
@@ -185,6 +297,9 @@ export class SessionClient {
    * Any route of the API (or of your own backend on the same base URL). With `csrf`, a pooled key
    * goes along, the fresh key of the answer goes back into the pool, and a 403 `csrf` is retried
    * once with a freshly fetched key. Resolves with the parsed JSON body (undefined for 204).
+   *
+   * @example
+   * const { valid } = await session.request<{ valid: boolean }>('POST', '/session/static-security-key/validate', { body: { key } });
    */
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     if (!options.csrf) {

@@ -20,5 +20,10 @@ functions.http('sessionApi', sessionApi);
 functions.cloudEvent('killSessionByUser', killSessionByUser);
 functions.http('startClearSessions', startClearSessions);
 
-/** The names registered above, for tests and the deployment check. */
+/**
+ * The names registered above, for tests and the deployment check.
+ *
+ * @example
+ * for (const name of ENTRY_POINTS) console.log(`gcloud functions deploy ${name} --entry-point=${name}`);
+ */
 export const ENTRY_POINTS = ['sessionApi', 'killSessionByUser', 'startClearSessions'] as const;

@@ -4,7 +4,7 @@ import { type KillMessage, MalformedKillMessageError, parseKillMessageData } fro
 import { errorName, log } from '../lib/setup/log';
 import { runtime } from '../lib/setup/runtime';
 
-/** The Pub/Sub message inside the event, in the two shapes that reach this function. */
+/** The Pub/Sub message inside the event, in the two shapes that reach this function, with its data decoded. */
 export interface ReceivedMessage {
   messageId: string;
   /** ms since the epoch; undefined when the event carries none. */
@@ -27,7 +27,11 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
  * Eventarc delivers `{message: {data, messageId, publishTime, attributes}, subscription}` as the
  * event data; a raw push request (the emulator's push subscription) is converted by
  * functions-framework into `{message: {data, messageId, publishTime, attributes}}`. Some producers
- * spell the fields in snake case; the CloudEvent's own id and time are the fallbacks.
+ * spell the fields in snake case; the CloudEvent's own id and time are the fallbacks. Data that is
+ * not base64 comes out as undefined (then the message is malformed).
+ *
+ * @example
+ * const { messageId, publishTime, data } = receivedMessage(event); // data: the decoded message bytes
  */
 export function receivedMessage(event: CloudEvent<unknown>): ReceivedMessage {
   const envelope = isRecord(event.data) ? event.data : {};
@@ -44,19 +48,14 @@ export function receivedMessage(event: CloudEvent<unknown>): ReceivedMessage {
 }
 
 /**
- * Pub/Sub handler of the kill topic (docs/kill-messages.md#delivery-and-redelivery).
+ * Pub/Sub handler of the kill topic (docs/kill-messages.md#delivery-and-redelivery). A malformed message is
+ * logged and acknowledged; a failure is thrown for Pub/Sub to redeliver (every unit of work is
+ * idempotent); a list of users is fanned out, an unfinished kill or cleanup continues in a follow-up
+ * message. Why it works this way: docs/design/kill-processing.md.
  *
- * - A malformed message is logged (message id and reason, never the data) and acknowledged:
- *   redelivering it cannot fix it.
- * - A store or publish failure is thrown, so Pub/Sub redelivers the message; every unit of work
- *   is idempotent (it re-runs its selector from the start), so redelivery is harmless.
- * - `{"users": [...]}` is fanned out by publishing one `{"user", "issuedAt"}` message per user, all
- *   with the same cut-off, instead of working through the list here: each user becomes a unit of
- *   work with its own budget, retries and dead-lettering, and one user with a million sessions does
- *   not hold up (or, on failure, repeat) the others.
- * - A kill that does not finish within SESSION_KILL_BUDGET_SECONDS publishes a continuation with
- *   the same cut-off to the same topic and returns.
- * - `{"cleanup": {…}}` runs a cleanup pass (the continuation of startClearSessions).
+ * @example
+ * import * as functions from '@google-cloud/functions-framework';
+ * functions.cloudEvent('killSessionByUser', killSessionByUser);
  */
 export async function killSessionByUser(event: CloudEvent<unknown>): Promise<void> {
   const rt = runtime();

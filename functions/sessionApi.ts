@@ -13,19 +13,25 @@ import { ROUTES } from './sessionApi/routes';
  */
 
 /**
- * functions-framework runs each HTTP request inside a (deprecated) node:domain, only so that an
- * exception thrown from a callback of the request turns into a 500. While a domain is active, Node
- * tags every promise and callback created with it and enters and leaves it around each one; in the
- * request benchmark (bench/) that was about a fifth of this function's CPU per request. Every error
- * of this handler is a rejected promise it catches itself, so it leaves the domain: the one thing
- * that changes is that a throw from inside a library callback reaches the framework's
- * uncaughtException handler (a 500, then the instance is ended and replaced) instead of answering
- * this request with a 500 while the process runs on in an unknown state.
+ * Leaves the node:domain functions-framework runs each request in: it cost about a fifth of this
+ * function's CPU per request, and every error here is a promise rejection caught below anyway
+ * (docs/design/framework-domain.md).
  */
 function leaveFrameworkDomain(): void {
   (process as { domain?: { exit(): void } | null }).domain?.exit();
 }
 
+/**
+ * The HTTP entry point of the session API (`--target=sessionApi`): matches the route, answers
+ * preflights, runs the endpoint through the pipeline, and turns every failure into the JSON error
+ * body (docs/api.md#errors). Every answer carries `Cache-Control: no-store` and the CORS headers;
+ * failed requests (or all, with SESSION_LOG_REQUESTS=all) get a log line. Registered by
+ * functions/index.ts; call it directly to serve the API from your own functions-framework setup.
+ *
+ * @example
+ * import * as functions from '@google-cloud/functions-framework';
+ * functions.http('sessionApi', sessionApi);
+ */
 export async function sessionApi(req: Request, res: Response): Promise<void> {
   leaveFrameworkDomain();
   const startedAt = process.hrtime.bigint();

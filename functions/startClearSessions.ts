@@ -10,6 +10,12 @@ import { HttpError, respondWithError, sendJson } from './http/errors';
  * backlog larger than one run's budget continues at once, not next night: the run publishes a
  * `{"cleanup": {…}}` message to the kill topic, and the kill function, which already knows how to
  * continue work in follow-up messages within its own budget, carries on until nothing is left.
+ * Other methods get 405; a failed store or publish answers 503 (a retry continues, nothing is lost).
+ *
+ * @example
+ * import * as functions from '@google-cloud/functions-framework';
+ * functions.http('startClearSessions', startClearSessions);
+ * // POST / → 200 {"deleted":1520,"batches":4,"done":true,"elapsedMs":3100,"expiredBefore":"…","continued":false}
  */
 export async function startClearSessions(req: Request, res: Response): Promise<void> {
   try {

@@ -9,6 +9,7 @@ const GOOGLE_ISSUERS = ['https://accounts.google.com', 'accounts.google.com'];
 
 type Certificates = Record<string, string>;
 
+/** Who a verified privileged caller is: the token's verified email, lower-cased. */
 export interface AdminIdentity {
   email: string;
 }
@@ -17,12 +18,27 @@ export interface AdminIdentity {
  * Verifies `Authorization: Bearer <Google-signed OIDC ID token>` for privileged routes with
  * google-auth-library: one verification path with two key sources, Google's certificates in
  * production or a JWKS file for local use and tests. Error texts of the library contain the
- * token, so none of them is passed on or logged.
+ * token, so none of them is passed on or logged. Keep one verifier per configuration: it caches
+ * the OAuth client and the certificates.
+ *
+ * @example
+ * const verifier = new AdminVerifier(config.admin);
+ * const { email } = await verifier.verify(req.get('authorization')); // throws HttpError 401/403
  */
 export class AdminVerifier {
   #client: OAuth2Client | undefined;
   #fileCerts: Certificates | undefined;
 
+  /**
+   * A verifier for this admin configuration (audience, allowed principals, optional JWKS file).
+   *
+   * @example
+   * new AdminVerifier({
+   *   audience: 'https://sessions.example.com',
+   *   principals: ['backend@my-project.iam.gserviceaccount.com'],
+   *   jwksFile: undefined,
+   * });
+   */
   constructor(private readonly config: Config['admin']) {}
 
   /**
@@ -30,6 +46,11 @@ export class AdminVerifier {
    * chooses its Host header, so an audience taken from it would accept an allowed principal's token
    * minted for any other service. Without a configured
    * audience there are no principals either (config.ts refuses that combination at start-up).
+   * Resolves with the caller's identity; throws HttpError 401 `unauthenticated` (no, malformed or
+   * invalid token) or 403 `forbidden` (no verified email, or not an allowed principal).
+   *
+   * @example
+   * await verifier.verify('Bearer eyJhbGciOiJSUzI1NiIs…'); // { email: 'backend@my-project.iam.gserviceaccount.com' }
    */
   async verify(authorization: string | undefined): Promise<AdminIdentity> {
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(authorization ?? '');
@@ -72,7 +93,13 @@ export class AdminVerifier {
   }
 }
 
-/** A JWKS file as the PEM map the library verifies against, keyed by `kid`. */
+/**
+ * A JWKS file as the PEM map the library verifies against, keyed by `kid` (keys without one are
+ * skipped): the local and test key source (SESSION_ADMIN_JWKS_FILE).
+ *
+ * @example
+ * readJwks('.local/jwks.json'); // { 'local-1': '-----BEGIN PUBLIC KEY-----\n…' }
+ */
 export function readJwks(path: string): Certificates {
   const jwks = JSON.parse(readFileSync(path, 'utf8')) as { keys?: Array<JsonWebKey & { kid?: string }> };
   const certs: Certificates = {};

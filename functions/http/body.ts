@@ -50,12 +50,15 @@ function readLimited(req: IncomingMessage, limit: number, onChunk: (chunk: Buffe
 const drop = (): void => {};
 
 /**
- * Bounds every body and parses JSON ones ourselves, before functions-framework's parsers: theirs
- * buffer up to a gigabyte of any type (text, form, octet-stream, on any route), reject top-level JSON
- * primitives (a PUT of `"text"` must work) and answer parse errors with an HTML page. A body of
- * another type is read and dropped, never buffered: nothing here takes one (routes that need a body
- * answer 415, the others ignore it). Either way the body is complete afterwards, so body-parser
- * leaves it alone.
+ * Bounds every body and parses JSON ones ourselves, before functions-framework's parsers (which
+ * buffer any type, refuse top-level primitives and answer in HTML: docs/design/request-bodies.md).
+ * Sets `req.body` (a JSON value, or undefined for an empty or non-JSON body), `req.rawBody` and
+ * `req.jsonBody`; a body of another type is read and dropped, never buffered. Throws HttpError:
+ * 413 past `limit` bytes, 415 for a non-UTF-8 JSON body, 400 for invalid JSON or a broken upload.
+ *
+ * @example
+ * await readJsonBody(req, 786_432 + 64 * 1024);
+ * if (req.jsonBody) console.log(req.body); // e.g. { user: 'alice' }
  */
 export async function readJsonBody(req: BodyRequest, limit: number): Promise<void> {
   if (!hasBody(req)) return;
@@ -89,8 +92,7 @@ export async function readJsonBody(req: BodyRequest, limit: number): Promise<voi
 
 /**
  * What the rest of a refused body may cost before the connection is dropped: only bandwidth and a
- * little CPU, never memory. 4 MiB was too little on a busy machine: a client writing over loopback
- * had not yet read the 413 when the reset came (ECONNRESET instead of the answer).
+ * little CPU, never memory (why 16 MiB: docs/design/request-bodies.md).
  */
 export const LINGER_BYTES = 16 * 1024 * 1024;
 const LINGER_MS = 1000;
@@ -98,10 +100,9 @@ const LINGER_MS = 1000;
 let lingerMs = LINGER_MS;
 
 /**
- * After refusing a body that was not read to its end: a client still sending it sees the answer
- * only if the connection stays open a moment (closing with unread data resets it, and the client's
- * write fails before it reads the answer). So the rest is dropped as it arrives, never buffered,
- * for at most LINGER_BYTES or LINGER_MS; then the connection is closed.
+ * After refusing a body that was not read to its end, the rest is dropped as it arrives for at
+ * most LINGER_BYTES or LINGER_MS, then the connection is closed: so a client still sending sees
+ * the answer instead of a reset (docs/design/request-bodies.md).
  */
 function lingerThenClose(req: IncomingMessage): void {
   if (req.complete) return;
@@ -150,7 +151,11 @@ let installed = false;
  * Hooks into the express application functions-framework builds (it offers no middleware hook):
  * bodies are bounded and parsed before its parsers, and errors that never reach a function get
  * the JSON error body. Must run before the framework creates its server, i.e. when the module
- * registering the functions is loaded.
+ * registering the functions is loaded (docs/design/request-bodies.md). Only the first call counts;
+ * `linger` is how long a refused body's connection is kept open (tests shorten it).
+ *
+ * @example
+ * installRequestHooks(config.session.maxDataBytes + 64 * 1024); // in functions/index.ts, before functions.http(…)
  */
 export function installRequestHooks(maxBodyBytes: number, linger = LINGER_MS): void {
   if (installed) return;

@@ -6,6 +6,9 @@ import type { IncomingMessage } from 'node:http';
  * Cloud Run, Google's front end appends the address it received the request from, so the last entry
  * is the one to believe; elsewhere (local, tests) nothing appends to the header and the socket's
  * peer is the client.
+ *
+ * @example
+ * clientAddress(req, config.behindGoogleFrontEnd); // '203.0.113.7'
  */
 export function clientAddress(req: IncomingMessage, behindGoogleFrontEnd: boolean): string | undefined {
   if (behindGoogleFrontEnd) {

@@ -25,6 +25,9 @@ function allowedOrigin(req: Request, allowed: readonly string[]): string | undef
  * the error bodies (a 403 `csrf` it should retry, a 413). `Vary: Origin` goes on every response,
  * allowed or not: a shared cache must never hand one origin's answer (with or without CORS
  * headers) to another.
+ *
+ * @example
+ * applyCors(req, res, ['https://www.example.com']); // before anything can fail
  */
 export function applyCors(req: Request, res: Response, allowed: readonly string[]): void {
   res.vary('Origin');
@@ -40,6 +43,9 @@ export function applyCors(req: Request, res: Response, allowed: readonly string[
  * allowed origin also the preflight answer (the route's methods, the accepted request headers, a
  * max-age). Any other origin gets the same 204 without a single Access-Control-* header, so its
  * browser refuses to send the real request.
+ *
+ * @example
+ * if (req.method === 'OPTIONS') return answerOptions(req, res, config.allowedOrigins, ['GET', 'PATCH']);
  */
 export function answerOptions(req: Request, res: Response, allowed: readonly string[], methods: readonly string[]): void {
   res.setHeader('Allow', methods.join(', '));

@@ -21,6 +21,14 @@ export interface RequestLogEntry {
   behindGoogleFrontEnd?: boolean;
 }
 
+/**
+ * Writes the request's log line once it is answered: severity by status (ERROR from 500, WARNING
+ * from 400), Cloud Logging's `httpRequest` record with the route template and latency, the error
+ * slug and cause, and the trace link from X-Cloud-Trace-Context.
+ *
+ * @example
+ * logRequest(req, res, { route: '/session/data/{key}', startedAt, projectId: 'my-project', errorCode: 'csrf' });
+ */
 export function logRequest(req: Request, res: Response, entry: RequestLogEntry): void {
   const { route, startedAt, projectId, errorCode, errorCause, behindGoogleFrontEnd = false } = entry;
   const latencySeconds = Number(process.hrtime.bigint() - startedAt) / 1e9;

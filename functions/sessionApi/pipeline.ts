@@ -10,12 +10,14 @@ import { HttpError, sendJson } from '../http/errors';
  * Route tables (routes/) describe endpoints; this module runs them.
  */
 
+/** The response header a newly created static key is revealed in (ViUR's name). */
 export const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
 /**
  * Where a request may carry the static key: ours, ViUR's current name, and one a page script can
  * set (browsers refuse scripts any request header that starts with `Sec-`).
  */
 export const STATIC_KEY_REQUEST_HEADERS = [STATIC_KEY_HEADER, 'Sec-X-ViUR-StaticSessionKey', 'X-Static-Security-Key'];
+/** The header a one-time key travels in: sent by the client, and the fresh key in the answer. */
 export const ONE_TIME_KEY_HEADER = 'X-Security-Key';
 
 type BodyRequest = Request & { jsonBody?: boolean };
@@ -28,6 +30,7 @@ export interface Context {
   params: Record<string, string>;
 }
 
+/** What an endpoint answers: the status and, unless it is empty, a JSON body. */
 export interface Reply {
   status: number;
   body?: unknown;
@@ -35,6 +38,7 @@ export interface Reply {
 
 type Apply = (session: Session) => Reply;
 
+/** A write plan's result after its query: what to do with the session, and other sessions to end in the same commit. */
 export interface Prepared {
   apply: Apply;
   end?: WithSessionOptions['end'];
@@ -59,13 +63,19 @@ export type Endpoint =
   /** Everything else: health, privileged routes. */
   | { mode: 'custom'; run: (ctx: Context) => Promise<void> | void };
 
+/** One path of the API: its template (for logs), its anchored pattern and an endpoint per method. */
 export interface Route {
   template: string;
   pattern: RegExp;
   methods: Partial<Record<string, Endpoint>>;
 }
 
-/** The first route whose pattern matches `path`, with its named parameters (still percent-encoded). */
+/**
+ * The first route whose pattern matches `path`, with its named parameters (still percent-encoded).
+ *
+ * @example
+ * match(ROUTES, '/session/data/cart%20items'); // { route: <the /session/data/{key} route>, params: { key: 'cart%20items' } }
+ */
 export function match(routes: readonly Route[], path: string): { route: Route; params: Record<string, string> } | null {
   for (const route of routes) {
     const m = route.pattern.exec(path);
@@ -74,7 +84,12 @@ export function match(routes: readonly Route[], path: string): { route: Route; p
   return null;
 }
 
-/** What the library stores of the request (the User-Agent of a session it starts). */
+/**
+ * What the library stores of the request (the User-Agent of a session it starts).
+ *
+ * @example
+ * const session = await ctx.rt.sessions.load(ctx.req.get('cookie'), requestInfo(ctx));
+ */
 export function requestInfo(ctx: Context): RequestInfo {
   return { userAgent: ctx.req.get('user-agent') };
 }
@@ -134,7 +149,14 @@ function checkSecurityKey(ctx: Context, session: Session): boolean {
   );
 }
 
-/** The cookie and static key a save produced, as response headers. */
+/**
+ * The cookie and static key a save produced, as response headers (Set-Cookie is appended, never
+ * overwritten).
+ *
+ * @example
+ * const { outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user));
+ * applyOutcome(ctx.res, outcome);
+ */
 export function applyOutcome(res: Response, outcome: SaveOutcome): void {
   if (outcome.setCookie) res.append('Set-Cookie', outcome.setCookie);
   if (outcome.staticSecurityKey) res.setHeader(STATIC_KEY_HEADER, outcome.staticSecurityKey);
@@ -174,7 +196,14 @@ async function runRead(ctx: Context, endpoint: Extract<Endpoint, { mode: 'read' 
   send(ctx.res, reply);
 }
 
-/** Runs one endpoint; its failures are thrown, for the entry point's one error path. */
+/**
+ * Runs one endpoint; its failures are thrown, for the entry point's one error path. A read loads
+ * and saves the session around its plan; a write checks the site (and the CSRF key) and runs in
+ * withSession, handing a fresh one-time key back; a custom endpoint runs as it is.
+ *
+ * @example
+ * await runEndpoint({ req, res, rt: runtime(), params: found.params }, found.route.methods.GET!);
+ */
 export async function runEndpoint(ctx: Context, endpoint: Endpoint): Promise<void> {
   if (endpoint.mode === 'read') await runRead(ctx, endpoint);
   else if (endpoint.mode === 'write') await runWrite(ctx, endpoint);

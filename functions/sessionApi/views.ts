@@ -4,6 +4,12 @@ import type { Session } from '../../lib/core/session';
 
 /** What the API answers about a session and its devices: JSON shapes, times as ISO strings. */
 
+/**
+ * A session as the API answers it: `{user, data}`, never its id or keys.
+ *
+ * @example
+ * sendJson(res, 200, sessionView(session)); // {"user":"alice","data":{"language":"de"}}
+ */
 export function sessionView(session: Session): { user: string | null; data: Record<string, JsonValue> } {
   return { user: session.user, data: session.toObject() };
 }
@@ -12,11 +18,22 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+/**
+ * A device as GET /session/devices shows it, times as ISO 8601 strings.
+ *
+ * @example
+ * devices.map(deviceView); // [{ id: 'WRfd3EiKQEJ8aUUGcBn6_Q', current: true, createdAt: '2026-01-01T12:00:00.000Z', … }]
+ */
 export function deviceView(d: Device): { id: string; current: boolean; createdAt: string; lastSeen: string; userAgent: string | null } {
   return { id: d.id, current: d.current, createdAt: iso(d.createdAt), lastSeen: iso(d.lastSeen), userAgent: d.userAgent };
 }
 
-/** A device as the privileged listing shows it: no `current`, the caller has no session of that user. */
+/**
+ * A device as the privileged listing shows it: no `current`, the caller has no session of that user.
+ *
+ * @example
+ * sendJson(res, 200, { sessions: devices.map(userSessionView) });
+ */
 export function userSessionView(d: Device): { id: string; createdAt: string; lastSeen: string; userAgent: string | null } {
   return { id: d.id, createdAt: iso(d.createdAt), lastSeen: iso(d.lastSeen), userAgent: d.userAgent };
 }

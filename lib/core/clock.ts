@@ -3,4 +3,10 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * The real clock (`Date.now()`): what createRuntime() uses unless a test passes its own Clock.
+ *
+ * @example
+ * const manager = new SessionManager({ store: new MemorySessionStore(), settings, clock: systemClock, random: cryptoRandom });
+ */
 export const systemClock: Clock = { now: () => Date.now() };

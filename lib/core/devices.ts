@@ -10,11 +10,26 @@ import type { SessionHead, StorageKey } from '../store/sessionStore';
 const HANDLE_PREFIX = 'device-handle:';
 const HANDLE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 
+/**
+ * The public name of a stored session in the device routes and listings: 22 base64url characters
+ * (128 bits of SHA-256 over the domain-separated storage key, see HANDLE_PREFIX), the same on every
+ * instance, revealing neither the session id nor its storage key. Use it to match a `Device.id` a
+ * client sent back against the storage keys of a user's sessions.
+ *
+ * @example
+ * const target = (await sessions.liveSessions('alice')).find((s) => deviceHandle(s.key) === deviceId);
+ */
 export function deviceHandle(key: StorageKey): string {
   return createHash('sha256').update(HANDLE_PREFIX + key, 'utf8').digest().subarray(0, 16).toString('base64url');
 }
 
-/** Cheap shape check before any store call: anything else can be no handle of ours. */
+/**
+ * Cheap shape check before any store call: anything else can be no handle of ours.
+ *
+ * @example
+ * isWellFormedHandle('WRfd3EiKQEJ8aUUGcBn6_Q'); // true
+ * isWellFormedHandle('../etc'); // false
+ */
 export function isWellFormedHandle(value: string): boolean {
   return HANDLE_PATTERN.test(value);
 }
@@ -40,17 +55,32 @@ export interface Device {
  * every instance computes alike, so concurrent logins that each apply the session cap agree on
  * which sessions are the newest. A login's new session is seen and created "now", so it ranks first
  * unless another session of the user was seen or created in the same millisecond or later.
+ *
+ * @example
+ * const newestFirst = [...refs].sort(byRecency);
  */
 export function byRecency(a: SessionRef, b: SessionRef): number {
   return b.head.lastSeen - a.head.lastSeen || b.head.createdAt - a.head.createdAt || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
 
-/** The keys of the sessions a cap of `max` ends: all ranked below the max-th by byRecency. */
+/**
+ * The keys of the sessions a cap of `max` ends: all ranked below the max-th by byRecency
+ * (SESSION_MAX_SESSIONS_PER_USER after a login).
+ *
+ * @example
+ * await store.endSessions(beyondCap(await sessions.liveSessions('alice'), 5));
+ */
 export function beyondCap(live: readonly SessionRef[], max: number): StorageKey[] {
   return [...live].sort(byRecency).slice(max).map((s) => s.key);
 }
 
-/** The most recently seen `limit` sessions as devices. */
+/**
+ * The most recently seen `limit` sessions as devices: each named by its deviceHandle, `current`
+ * set on the one stored under `currentKey` (the session of the request, if any).
+ *
+ * @example
+ * toDevices(await sessions.liveSessions('alice'), session.loadedKey); // [{ id, current: true, createdAt, lastSeen, userAgent }, …]
+ */
 export function toDevices(live: readonly SessionRef[], currentKey: StorageKey | null, limit = MAX_LISTED_SESSIONS): Device[] {
   return [...live]
     .sort(byRecency)
@@ -58,7 +88,12 @@ export function toDevices(live: readonly SessionRef[], currentKey: StorageKey | 
     .map((s) => ({ id: deviceHandle(s.key), current: s.key === currentKey, createdAt: s.head.createdAt, lastSeen: s.head.lastSeen, userAgent: s.head.userAgent }));
 }
 
-/** What is stored of a request's User-Agent header: at most 256 characters; none when empty. */
+/**
+ * What is stored of a request's User-Agent header: at most 256 characters; none when empty.
+ *
+ * @example
+ * storedUserAgent(req.headers['user-agent']); // 'Mozilla/5.0 (X11; Linux x86_64) …' or null
+ */
 export function storedUserAgent(header: string | undefined | null): string | null {
   if (typeof header !== 'string' || header.length === 0) return null;
   if (header.length <= MAX_USER_AGENT_CHARS) return header;

@@ -16,6 +16,7 @@ export interface RequestInfo {
   userAgent?: string | undefined;
 }
 
+/** Options of SessionManager.withSession(): the request's details and other sessions to end with the change. */
 export interface WithSessionOptions extends RequestInfo {
   /**
    * Other sessions of the same user to end in the same commit as this change (the device routes):
@@ -31,6 +32,7 @@ const END_IN_COMMIT = MAX_COMMIT_MUTATIONS - 2;
 /** Pages of heads read per query when every session of a user must be seen. */
 const HEAD_PAGE = 500;
 
+/** What a SessionManager is built from; createRuntime() assembles it from the configuration. */
 export interface SessionManagerOptions {
   store: SessionStore;
   settings: SessionSettings;
@@ -41,13 +43,33 @@ export interface SessionManagerOptions {
 /**
  * Loads and saves sessions for requests. Round trips: a read of an existing session is one lookup;
  * withSession() changing it is one lookup (that opens the transaction) and one commit.
+ * One instance serves every request of a process; createRuntime() builds it from the
+ * configuration, or construct it yourself with any SessionStore (tests: MemorySessionStore).
+ *
+ * @example
+ * const sessions = new SessionManager({
+ *   store: new MemorySessionStore(),
+ *   settings: loadConfig({ SESSION_STORE: 'memory' }).session,
+ *   clock: { now: () => Date.now() },
+ *   random: { bytes: (n) => randomBytes(n) }, // node:crypto
+ * });
+ * const session = await sessions.load(req.headers.cookie);
  */
 export class SessionManager {
+  /** The store sessions are loaded from and saved to (the jobs and device routes use it directly). */
   readonly store: SessionStore;
+  /** Lifetimes, limits and cookie of the sessions this manager hands out. */
   readonly settings: SessionSettings;
   readonly #clock: Clock;
   readonly #random: RandomSource;
 
+  /**
+   * A manager on `options.store` with these settings; `clock` and `random` are injected so that
+   * tests can drive expiry and ids.
+   *
+   * @example
+   * const { sessions } = createRuntime(loadConfig()); // the usual way: the store the environment names
+   */
   constructor(options: SessionManagerOptions) {
     this.store = options.store;
     this.settings = options.settings;
@@ -55,7 +77,16 @@ export class SessionManager {
     this.#random = options.random;
   }
 
-  /** The session named by the Cookie header, or a fresh one: one lookup at most, none for a junk cookie. */
+  /**
+   * The session named by the Cookie header, or a fresh one: one lookup at most, none for a junk cookie.
+   * For reads, or for changes that need not be atomic with the read (then save() merges them);
+   * throws SessionEndedError for a cookie of a session rotated away in the last moments, and
+   * StoreUnavailableError when the store fails. `request.userAgent` is kept on a session it starts.
+   *
+   * @example
+   * const session = await sessions.load(req.headers.cookie, { userAgent: req.headers['user-agent'] });
+   * const language = session.get<string>('language', 'en');
+   */
   async load(cookieHeader: string | undefined, request: RequestInfo = {}): Promise<Session> {
     const sent = readCookieValues(cookieHeader, this.settings.cookie.name);
     const { id, stored } = await this.#pick(sent);
@@ -65,7 +96,16 @@ export class SessionManager {
 
   /**
    * Writes back what this request changed, merged into what is stored now (inside a transaction),
-   * and says which cookie and static key to send. Writes nothing when nothing needs writing.
+   * and says which cookie and static key to send. Writes nothing when nothing needs writing (only a
+   * lastSeen older than the refresh interval makes a read write). Throws SessionEndedError when the
+   * session was ended meanwhile, SecurityKeyConflictError when a consumed key was taken by another
+   * request, StoreUnavailableError when the store fails.
+   *
+   * @example
+   * const session = await sessions.load(req.headers.cookie);
+   * session.set('visits', session.get<number>('visits', 0) + 1);
+   * const { setCookie } = await sessions.save(session);
+   * if (setCookie) res.appendHeader('Set-Cookie', setCookie);
    */
   async save(session: Session): Promise<SaveOutcome> {
     if (!this.#needsWrite(session)) return this.#outcome(session, false, false);
@@ -86,6 +126,17 @@ export class SessionManager {
    * Runs `change` on the session named by the cookie and commits the result atomically with the
    * read (one lookup, one commit). On contention it runs again on fresh data, so `change` must
    * only act on the session. A validated one-time key is thus consumed by exactly one request.
+   * Use it for every change that must be atomic with its read (CSRF keys, counters, login); an error
+   * thrown by `change` writes nothing. Resolves with `change`'s result, the session and the outcome
+   * whose setCookie and staticSecurityKey the response must carry.
+   *
+   * @example
+   * const { result, outcome } = await sessions.withSession(req.headers.cookie, (session) => {
+   *   if (!session.validateSecurityKey(sentKey)) return false;
+   *   session.set('email', newEmail);
+   *   return true;
+   * });
+   * if (outcome.setCookie) res.appendHeader('Set-Cookie', outcome.setCookie);
    */
   async withSession<T>(
     cookieHeader: string | undefined,
@@ -127,7 +178,12 @@ export class SessionManager {
 
   /**
    * The live sessions of `user` (heads only, never their data), as the store lists them: pages of
-   * one query each, until `maxScan` stored sessions were looked at.
+   * one query each, until `maxScan` stored sessions were looked at. The storage keys it returns are
+   * what WithSessionOptions.end and the store's endSessions() take.
+   *
+   * @example
+   * const live = await sessions.liveSessions('alice');
+   * console.log(`${live.length} sessions`, live.map((s) => deviceHandle(s.key)));
    */
   async liveSessions(user: string, maxScan = FULL_SCAN): Promise<SessionRef[]> {
     const live: SessionRef[] = [];
@@ -145,7 +201,12 @@ export class SessionManager {
   /**
    * Where `user` is signed in: the live sessions, most recently seen first, at most 100 (of the
    * first 1,000 stored; data is never loaded). `current` marks the session stored under
-   * `currentKey`. One query for a user with up to 500 stored sessions.
+   * `currentKey`. One query for a user with up to 500 stored sessions. What a "where am I signed in"
+   * page shows.
+   *
+   * @example
+   * const devices = await sessions.listSessions('alice', session.loadedKey);
+   * // [{ id: 'WRfd3EiKQEJ8aUUGcBn6_Q', current: true, createdAt: 1767268800000, lastSeen: 1767272400000, userAgent: 'Mozilla/5.0 …' }]
    */
   async listSessions(user: string, currentKey: StorageKey | null = null): Promise<Device[]> {
     return toDevices(await this.liveSessions(user, LIST_SCAN), currentKey);
@@ -155,6 +216,9 @@ export class SessionManager {
    * Ends the live session of `user` that `handle` names; false when there is none (another user's
    * handle looks exactly like an unknown one). One query and one commit. A storage key's user never
    * changes (login and logout move a session to a new key), so the delete needs no transaction.
+   *
+   * @example
+   * if (!(await sessions.endSession('alice', deviceId))) res.writeHead(404).end();
    */
   async endSession(user: string, handle: string): Promise<boolean> {
     if (!isWellFormedHandle(handle)) return false;
@@ -167,6 +231,10 @@ export class SessionManager {
   /**
    * The storage keys of the live sessions of the session's user other than this one (the device
    * routes' "sign out everywhere else" ends them in the commit of its own change). None for a guest.
+   *
+   * @example
+   * const keys = await sessions.otherSessionKeys(session);
+   * await sessions.withSession(cookie, () => undefined, { end: { user: session.user!, keys } });
    */
   async otherSessionKeys(session: Session): Promise<StorageKey[]> {
     if (session.user === null) return [];
@@ -177,6 +245,10 @@ export class SessionManager {
   /**
    * Ends every live session of the session's user except this one ("sign out everywhere else"):
    * one query and one commit per 500 others. Nothing for a guest. Returns how many were ended.
+   *
+   * @example
+   * const session = await sessions.load(req.headers.cookie);
+   * const ended = await sessions.endOtherSessions(session); // e.g. 3
    */
   async endOtherSessions(session: Session): Promise<number> {
     const others = await this.otherSessionKeys(session);
@@ -186,7 +258,11 @@ export class SessionManager {
 
   /**
    * Whether `stored` can still be used at `now`: not a tombstone, within the idle lifetime and the
-   * absolute lifetime (checked on every read).
+   * absolute lifetime (checked on every read). `now` defaults to the manager's clock.
+   *
+   * @example
+   * const page = await store.listUserSessions('alice', 100);
+   * const live = page.sessions.filter((s) => sessions.isAlive(s.head));
    */
   isAlive(stored: SessionHead, now = this.#clock.now()): boolean {
     if (stored.endedAt !== undefined) return false;

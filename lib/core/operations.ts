@@ -18,7 +18,12 @@ export type Operation =
 
 /**
  * The one place where operations change a stored session, used both for the request's local view
- * and for the replay onto what the store holds at save time.
+ * and for the replay onto what the store holds at save time. Returns a new StoredSession (`base`
+ * is never changed); throws TooManyKeysError, DataTooLargeError or SecurityKeyConflictError when
+ * the result would break a limit or a consumed key is no longer there.
+ *
+ * @example
+ * const next = applyOperations(stored, [{ type: 'set', key: 'language', value: 'de' }], clock.now(), settings);
  */
 export function applyOperations(base: StoredSession, ops: readonly Operation[], now: number, settings: SessionSettings): StoredSession {
   let state: StoredSession = { ...base, data: copyData(base.data), securityKeyDigests: [...base.securityKeyDigests] };
@@ -59,6 +64,13 @@ export function applyOperations(base: StoredSession, ops: readonly Operation[], 
   return state;
 }
 
+/**
+ * A new session's stored state at `now`: no data unless given, no one-time keys, created and seen
+ * now, expiring by expiry(). `staticKeyDigest` is the digest of the static key it will reveal.
+ *
+ * @example
+ * const state = freshState(clock.now(), digest(staticKey), settings); // a guest session: { user: null, data: {}, … }
+ */
 export function freshState(now: number, staticKeyDigest: string, settings: SessionSettings, user: string | null = null, data = emptyData(), userAgent: string | null = null): StoredSession {
   return {
     data,
@@ -74,7 +86,10 @@ export function freshState(now: number, staticKeyDigest: string, settings: Sessi
 
 /**
  * The earlier of the idle and the absolute end, so that the cleanup query and the TTL policy on
- * expiresAt find a session that ends by its age too.
+ * expiresAt find a session that ends by its age too. Times are ms since the epoch.
+ *
+ * @example
+ * expiry({ ...settings, lifetimeSeconds: 3600, absoluteLifetimeSeconds: 0 }, createdAt, now); // now + 3_600_000
  */
 export function expiry(settings: SessionSettings, createdAt: number, now: number): number {
   const idle = now + settings.lifetimeSeconds * 1000;
@@ -82,7 +97,13 @@ export function expiry(settings: SessionSettings, createdAt: number, now: number
   return absolute > 0 ? Math.min(idle, createdAt + absolute * 1000) : idle;
 }
 
-/** What stays of a rotated session: no data or keys, its user and creation time (so kills find it). */
+/**
+ * What stays of a rotated session: no data or keys, its user and creation time (so kills find it).
+ * It is ended at `now` and expires TOMBSTONE_SECONDS later.
+ *
+ * @example
+ * writes.put.push({ key: oldKey, session: tombstone(previous, clock.now()) });
+ */
 export function tombstone(previous: StoredSession, now: number): StoredSession {
   return {
     data: emptyData(),
@@ -97,7 +118,12 @@ export function tombstone(previous: StoredSession, now: number): StoredSession {
   };
 }
 
-/** Anything worth storing (lazy creation): a user, data, or a handed-out key. */
+/**
+ * Anything worth storing (lazy creation): a user, data, or a handed-out key.
+ *
+ * @example
+ * holdsSomething(freshState(now, staticKeyDigest, settings)); // false: an empty guest session is not stored
+ */
 export function holdsSomething(s: StoredSession): boolean {
   if (s.user !== null || s.securityKeyDigests.length > 0) return true;
   for (const _ in s.data) return true;

@@ -1,11 +1,17 @@
 import type { CookieSettings } from './cookies';
 
-/** How sessions behave: lifetimes, limits, what login and logout keep, the cookie. */
+/**
+ * How sessions behave: lifetimes, limits, what login and logout keep, the cookie. `Config.session`
+ * holds it as loadConfig() read it; the variables are listed in README.md#configuration.
+ */
 export interface SessionSettings {
+  /** Idle lifetime: a session not seen for this long is dead. */
   lifetimeSeconds: number;
   /** lastSeen is rewritten on a read-only request only when older than this. */
   refreshIntervalSeconds: number;
+  /** Data keys a login keeps (everything else is dropped with the old session). */
   persistentFieldsOnLogin: readonly string[];
+  /** Data keys a logout keeps. */
   persistentFieldsOnLogout: readonly string[];
   /** Limit on the data as stored (keys plus JSON text, UTF-8). */
   maxDataBytes: number;
@@ -17,5 +23,6 @@ export interface SessionSettings {
   absoluteLifetimeSeconds: number;
   /** Sessions one user may have; beyond it, login ends the least recently seen. 0: no limit. */
   maxSessionsPerUser: number;
+  /** Name, SameSite and persistence of the session cookie. */
   cookie: CookieSettings;
 }

@@ -3,6 +3,7 @@ import { StoreUnavailableError } from '../core/errors';
 import { MAX_COMMIT_MUTATIONS } from '../core/limits';
 import type { SessionSelector, SessionStore, StorageKey } from '../store/sessionStore';
 
+/** Progress of a batchDelete run, reported after every commit (BatchDeleteOptions.onBatch). */
 export interface BatchProgress {
   /** Sessions deleted so far in this run. */
   deleted: number;
@@ -10,11 +11,15 @@ export interface BatchProgress {
   batches: number;
   /** Keys in the commit that just completed. */
   batchSize: number;
+  /** Milliseconds since the run started. */
   elapsedMs: number;
 }
 
+/** What a batchDelete run deletes, how fast, and until when. */
 export interface BatchDeleteOptions {
+  /** The store whose findKeys and deleteMany the run uses. */
   store: SessionStore;
+  /** Which sessions to delete (expiredSelector, killSelector). */
   selector: SessionSelector;
   /** Keys per delete commit, 1..500. */
   batchSize: number;
@@ -31,6 +36,7 @@ export interface BatchDeleteOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** How often and how patiently the engine retries a query or commit the store reports unavailable. */
 export interface RetryPolicy {
   /** Tries of one query or commit in all, ≥ 1. */
   attempts: number;
@@ -42,49 +48,43 @@ export interface RetryPolicy {
  * Queries and delete commits are idempotent (a re-run query finds what is left; deleting an absent
  * key is a no-op), so a transient failure is retried rather than failing a run of minutes: 4 tries,
  * waiting about 0.5, 1 and 2 s, which rides out a store restart or a brief overload.
+ *
+ * @example
+ * await batchDelete({ ...options, retry: { ...ENGINE_RETRY, attempts: 6 } });
  */
 export const ENGINE_RETRY: RetryPolicy = { attempts: 4, firstDelayMs: 500 };
 
 const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** What a batchDelete run did. */
 export interface BatchDeleteReport {
+  /** Sessions deleted in this run. */
   deleted: number;
+  /** Commits completed in this run. */
   batches: number;
   /** True when the selector matched nothing more at the end; false when the budget ran out first. */
   done: boolean;
+  /** Milliseconds the run took. */
   elapsedMs: number;
 }
 
 /**
- * The one batch-deletion engine behind both the kill and the cleanup.
+ * The one batch-deletion engine behind both the kill and the cleanup: deletes what `selector`
+ * matches in keys-only pages and parallel commits until nothing is left (`done: true`) or the
+ * deadline passes. Within a run it follows the query cursor; across runs the selector alone is the
+ * continuation token, so re-running it is idempotent. Unavailable stores are retried, then the
+ * first error is thrown. Why it pages, stops and retries as it does: docs/design/batch-deletion.md.
  *
- * Keys-only pages of `batchSize × parallelism` keys are split into commits of `batchSize` keys, at
- * most `parallelism` of them in flight; the next page is queried as soon as the last commit of the
- * current page is under way, so the query round trip overlaps with the commits. At most one page
- * plus the commits in flight are held, so memory is flat whatever the number of matching sessions.
- *
- * Paging: within one run the engine follows the query cursor; it does not re-query from the start
- * after every round. Firestore (also in Datastore mode) keeps index entries of recently deleted
- * entities for a while and a query from the start has to skip over all of them; re-querying would
- * make every round slower than the last, for the cleanup of a large backlog quadratically so.
- * Pages taken by cursor are disjoint, so no key is deleted twice either.
- *
- * Across runs (a continuation after the budget, a Pub/Sub redelivery after a failure) the work is
- * described by the selector alone and restarts from the beginning of the query. Queries are
- * strongly consistent and deleted entities are gone from them, so a re-run finds exactly what is
- * left, whatever a failed or interrupted run managed to delete: the selector is the continuation
- * token and re-running it is idempotent. A cursor is not carried across runs because the keys of a
- * page cut off by the deadline lie before it and would be skipped.
- *
- * The deadline is checked before each query and before each commit is started, never in the middle
- * of a commit: commits in flight are awaited, so a run ends at the deadline plus at most one store
- * call. The first commit of a run is started even when the deadline has already passed, so every
- * run makes progress and a chain of continuations always ends.
- *
- * A query or commit the store reports unavailable (StoreUnavailableError: deadline, overload, lost
- * connection) is retried with backoff (`retry`), but no retry starts past the deadline. One that
- * still fails stops the run: no new work is started, the commits in flight are awaited, and the
- * first error is thrown (for the caller to retry by re-running the selector).
+ * @example
+ * const report = await batchDelete({
+ *   store,
+ *   selector: killSelector('alice', Date.now()),
+ *   batchSize: 500,
+ *   parallelism: 4,
+ *   deadline: Date.now() + 240_000,
+ *   clock: { now: () => Date.now() },
+ * });
+ * if (!report.done) console.log(`deleted ${report.deleted}, more to do`);
  */
 export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDeleteReport> {
   const { store, selector, clock, deadline, onBatch } = options;
@@ -160,12 +160,23 @@ export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDel
   return { deleted, batches, done: exhausted, elapsedMs: clock.now() - started };
 }
 
-/** Sessions expired more than `graceSeconds` before `now`: the grace covers requests still running on them. */
+/**
+ * Sessions expired more than `graceSeconds` before `now`: the grace covers requests still running on them.
+ *
+ * @example
+ * expiredSelector(Date.now(), 300); // { kind: 'expired', before: now - 300_000 }
+ */
 export function expiredSelector(now: number, graceSeconds: number): SessionSelector & { kind: 'expired' } {
   return { kind: 'expired', before: now - graceSeconds * 1000 };
 }
 
-/** Sessions of `user` (GUEST_USER for guests, null for everyone) created at or before `issuedAt`. */
+/**
+ * Sessions of `user` (GUEST_USER for guests, null for everyone) created at or before `issuedAt`
+ * (ms since the epoch): a session opened after the kill was issued survives it.
+ *
+ * @example
+ * killSelector('alice', Date.parse('2026-01-01T12:00:00Z')); // { kind: 'user', user: 'alice', createdAtOrBefore: 1767268800000 }
+ */
 export function killSelector(user: string | null, issuedAt: number): SessionSelector & { kind: 'user' } {
   return { kind: 'user', user, createdAtOrBefore: issuedAt };
 }

@@ -2,6 +2,7 @@ import { type BatchDeleteReport, batchDelete, expiredSelector } from './batchDel
 import { log, type LogFields } from '../setup/log';
 import type { Runtime } from '../setup/runtime';
 
+/** What one cleanup pass did: the engine's report and its cut-off. */
 export interface CleanupReport extends BatchDeleteReport {
   /** Sessions that expired before this time were deleted (now − grace when the run started). */
   expiredBefore: string;
@@ -11,7 +12,12 @@ export interface CleanupReport extends BatchDeleteReport {
  * One cleanup pass within `budgetSeconds`: deletes sessions whose expiresAt lies more than the grace
  * period in the past. Shared by this function and by the kill function, which processes the cleanup
  * continuation messages; the cut-off is always computed here, at processing time, never taken from
- * a message, so nothing can make the cleanup delete a live session.
+ * a message, so nothing can make the cleanup delete a live session. `context` is added to every
+ * log line (the message id of a continuation). When `done` is false the caller continues the work.
+ *
+ * @example
+ * const report = await runCleanup(runtime(), 1200);
+ * // { deleted: 1520, batches: 4, done: true, elapsedMs: 3100, expiredBefore: '2026-01-01T11:55:00.000Z' }
  */
 export async function runCleanup(rt: Runtime, budgetSeconds: number, context: LogFields = {}): Promise<CleanupReport> {
   const { config, store, clock } = rt;

@@ -17,7 +17,15 @@ function scope(user: string | null): 'everyone' | 'guests' | 'user' {
   return user === null ? 'everyone' : user === GUEST_USER ? 'guests' : 'user';
 }
 
-/** Runs one validated message; separate from the CloudEvent unwrapping so it can be driven without Pub/Sub. */
+/**
+ * Runs one validated message; separate from the CloudEvent unwrapping so it can be driven without Pub/Sub.
+ * A kill deletes with killSelector (cut-off: issuedAt, at most the publish time), a fan-out
+ * publishes one kill per user, a cleanup runs runCleanup; unfinished work continues in a follow-up
+ * message (docs/kill-messages.md). Store and publish failures are thrown, for Pub/Sub to redeliver.
+ *
+ * @example
+ * await processKillMessage(rt, parseKillMessageData('{"user":"alice"}'), { messageId: 'm-1', publishTime: Date.now() });
+ */
 export async function processKillMessage(rt: Runtime, message: KillMessage, received: MessageOrigin): Promise<void> {
   const { config, clock } = rt;
   const { messageId } = received;

@@ -35,7 +35,19 @@ export type KillMessage =
 export type KillTarget = { user: string | null } | { users: string[] };
 
 
-/** A message that can never be processed; retrying does not help, so it is logged and acknowledged. */
+/**
+ * A message that can never be processed; retrying does not help, so it is logged and acknowledged.
+ * Also what killMessageData (and so every publisher) throws for a target the consumer would refuse;
+ * the kill route and the CLI turn it into a 400 or a usage error. `message` names the field and the
+ * rule (`user: must not be empty`).
+ *
+ * @example
+ * try {
+ *   killMessageData({ user: '' });
+ * } catch (err) {
+ *   if (err instanceof MalformedKillMessageError) console.error(err.message); // 'user: must not be empty'
+ * }
+ */
 export class MalformedKillMessageError extends Error {
   readonly code = 'malformed_kill_message';
   constructor(message: string) {
@@ -108,7 +120,14 @@ function check<T>(schema: Zod.ZodType<T, unknown>, value: unknown): T {
   return result.data;
 }
 
-/** Validates an already-decoded JSON value; throws MalformedKillMessageError. */
+/**
+ * Validates an already-decoded JSON value; throws MalformedKillMessageError. Duplicate users of a
+ * fan-out are dropped; a message published from outside gets continuation 0.
+ *
+ * @example
+ * validateKillMessage({ users: ['a', 'a'] }); // { kind: 'fanOut', users: ['a'], issuedAt: undefined }
+ * validateKillMessage({ usr: 'a' }); // throws: 'message: needs "user", "users" or "cleanup"'
+ */
 export function validateKillMessage(value: unknown): KillMessage {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MalformedKillMessageError('message: must be a JSON object');
@@ -131,7 +150,13 @@ export function validateKillMessage(value: unknown): KillMessage {
   throw new MalformedKillMessageError('message: needs "user", "users" or "cleanup"');
 }
 
-/** Decodes message data (UTF-8 JSON) and validates it; throws MalformedKillMessageError. */
+/**
+ * Decodes message data (UTF-8 JSON) and validates it; throws MalformedKillMessageError. Refuses
+ * empty data, more than MAX_MESSAGE_BYTES, invalid UTF-8 and invalid JSON before the schema runs.
+ *
+ * @example
+ * parseKillMessageData(Buffer.from('{"user":null}')); // { kind: 'kill', user: null, issuedAt: undefined, continuation: 0 }
+ */
 export function parseKillMessageData(data: Buffer | string | undefined | null): KillMessage {
   if (data === undefined || data === null || data.length === 0) throw new MalformedKillMessageError('message: no data');
   if (data.length > MAX_MESSAGE_BYTES) throw new MalformedKillMessageError(`message: larger than ${MAX_MESSAGE_BYTES} bytes`);
@@ -150,7 +175,15 @@ export function parseKillMessageData(data: Buffer | string | undefined | null): 
   return validateKillMessage(value);
 }
 
-/** The JSON a target is published as; validated with the same rules the consumer applies. */
+/**
+ * The JSON a target is published as; validated with the same rules the consumer applies, so a
+ * caller learns of a bad target (MalformedKillMessageError) before anything is sent. Without
+ * `issuedAt` the consumer takes the publish time as the cut-off.
+ *
+ * @example
+ * killMessageData({ user: 'alice' }, new Date('2026-01-01T12:00:00Z')); // { user: 'alice', issuedAt: '2026-01-01T12:00:00.000Z' }
+ * killMessageData({ users: ['a', 'b'] }); // { users: ['a', 'b'] }
+ */
 export function killMessageData(target: KillTarget, issuedAt?: Date): KillMessageData {
   const at = issuedAt === undefined ? {} : { issuedAt: isoTime(issuedAt) };
   const data: KillMessageData = 'users' in target ? { users: target.users, ...at } : { user: target.user, ...at };
@@ -158,16 +191,36 @@ export function killMessageData(target: KillTarget, issuedAt?: Date): KillMessag
   return data;
 }
 
-/** Parses an issuedAt value with the rules the consumer applies; throws MalformedKillMessageError. */
+/**
+ * Parses an issuedAt value with the rules the consumer applies; throws MalformedKillMessageError.
+ * ISO 8601 with `Z` or an offset only: a time without a zone would mean different instants on
+ * different machines.
+ *
+ * @example
+ * parseIssuedAt('2026-01-01T13:00:00+01:00').toISOString(); // '2026-01-01T12:00:00.000Z'
+ * parseIssuedAt('yesterday'); // throws MalformedKillMessageError
+ */
 export function parseIssuedAt(text: string): Date {
   return check(schemas().issuedAt, text);
 }
 
+/**
+ * `d` as the ISO 8601 text a message carries; MalformedKillMessageError for an invalid Date.
+ *
+ * @example
+ * isoTime(new Date(0)); // '1970-01-01T00:00:00.000Z'
+ */
 export function isoTime(d: Date): string {
   if (Number.isNaN(d.getTime())) throw new MalformedKillMessageError('issuedAt: is not a real date');
   return d.toISOString();
 }
 
+/**
+ * The bytes published for `data`: its JSON text in UTF-8 (not validated here: see killMessageData).
+ *
+ * @example
+ * await topic.publishMessage({ data: encodeKillMessage({ user: 'alice' }) });
+ */
 export function encodeKillMessage(data: KillMessageData): Buffer {
   return Buffer.from(JSON.stringify(data), 'utf8');
 }

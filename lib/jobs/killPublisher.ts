@@ -20,6 +20,7 @@ export interface KillPublisher {
   (target: KillTarget, options?: { issuedAt?: Date }): Promise<string>;
   /** The same as calling the publisher. */
   publishKill(target: KillTarget, options?: { issuedAt?: Date }): Promise<string>;
+  /** Publishes any message form as it is (validated by the consumer only): the kill job's follow-ups. */
   publish(data: KillMessageData): Promise<string>;
   /** Flushes and releases the client (a CLI must call it to exit promptly). */
   close(): Promise<void>;
@@ -35,7 +36,13 @@ const PUBLISH_TIMEOUT_MS = 30_000;
  * A publisher on Cloud Pub/Sub. The client is required here, on first construction, not at module
  * load: the module that registers the functions imports this file, and loading the Pub/Sub client
  * (gRPC and protobufs) costs every cold start of the API, which never publishes on most requests.
- * PUBSUB_EMULATOR_HOST is honoured by the client itself.
+ * PUBSUB_EMULATOR_HOST is honoured by the client itself. Keep the publisher for the life of the
+ * process (publisherFor() does) and close() it at shutdown.
+ *
+ * @example
+ * const publisher = pubSubPublisher({ projectId: 'my-project', topic: 'session-kill' });
+ * const messageId = await publisher({ user: 'alice' }, { issuedAt: new Date() });
+ * await publisher.close();
  */
 export function pubSubPublisher(destination: KillDestination): KillPublisher {
   let client: { pubsub: PubSub; topic: Topic; ready: () => Promise<void> } | undefined;
@@ -75,6 +82,12 @@ const PUSH_TIMEOUT_MS = 10 * 60_000;
  * answers only when the kill is done, and a kill that publishes its own continuation must not wait
  * for it. A failed delivery (non-2xx, no answer) is retried a few times with backoff, as Pub/Sub
  * would; nothing survives a restart of this process, which is acceptable for local use only.
+ *
+ * @example
+ * const url = 'http://localhost:8081/projects/local/topics/session-kill';
+ * const publisher = pushPublisher({ projectId: 'local', topic: 'session-kill', url });
+ * await publisher.publishKill({ user: 'alice' });
+ * await publisher.close(); // waits for the delivery
  */
 export function pushPublisher(destination: KillDestination & { url: string }): KillPublisher {
   const pending = new Set<Promise<void>>();
@@ -123,7 +136,13 @@ function publisher(publish: (data: KillMessageData) => Promise<string>, close: (
 
 /**
  * One-shot publish of a kill (CLI, scripts): creates a client, publishes, closes it. Long-running
- * code uses publisherFor() instead, which keeps the client.
+ * code uses publisherFor() instead, which keeps the client. Resolves with the message id once
+ * Pub/Sub accepted the message (the kill itself runs later, in killSessionByUser); rejects with
+ * MalformedKillMessageError for a target the consumer would refuse, before anything is sent.
+ *
+ * @example
+ * const messageId = await publishKill({ user: 'alice' }, { projectId: 'my-project', topic: 'session-kill' });
+ * await publishKill({ users: ['a', 'b'] }, { projectId: 'my-project', topic: 'session-kill', issuedAt: new Date('2026-01-01T12:00:00Z') });
  */
 export async function publishKill(target: KillTarget, options: KillDestination & { issuedAt?: Date }): Promise<string> {
   const publisher = pubSubPublisher(options);
@@ -139,7 +158,10 @@ const publishers = new Map<string, KillPublisher>();
 /**
  * The publisher the configuration asks for, kept for the life of the process (a client per
  * invocation would reconnect every time): local push when SESSION_KILL_PUSH_URL is set, Pub/Sub
- * on SESSION_KILL_TOPIC otherwise.
+ * on SESSION_KILL_TOPIC otherwise. The same configuration always gets the same publisher.
+ *
+ * @example
+ * const messageId = await publisherFor(runtime().config).publishKill({ user: 'alice' });
  */
 export function publisherFor(config: Pick<Config, 'projectId' | 'killTopic' | 'killPushUrl'>): KillPublisher {
   const id = JSON.stringify([config.projectId, config.killTopic, config.killPushUrl ?? null]);
@@ -152,7 +174,13 @@ export function publisherFor(config: Pick<Config, 'projectId' | 'killTopic' | 'k
   return publisher;
 }
 
-/** Closes every publisher publisherFor() made (tests, orderly shutdown). */
+/**
+ * Closes every publisher publisherFor() made (tests, orderly shutdown); a later publisherFor()
+ * makes a new one.
+ *
+ * @example
+ * process.once('SIGTERM', () => void closePublishers());
+ */
 export async function closePublishers(): Promise<void> {
   const all = [...publishers.values()];
   publishers.clear();

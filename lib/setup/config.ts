@@ -8,6 +8,7 @@ export { SETTINGS, setting, settingRow, type ConfigVariable, type SettingRow, ty
 /**
  * Everything the service reads from its environment, parsed and validated once at start-up.
  * A bad value stops the process with a message naming the variable; nothing is silently ignored.
+ * The variables are listed in README.md#configuration.
  */
 export interface Config {
   projectId: string;
@@ -60,7 +61,8 @@ export const CONFIG_VARIABLES = Object.fromEntries(SETTINGS.map((row) => [row.na
 
 /**
  * The configuration of `env`: each variable read as its row in SETTINGS says, then the rules that
- * tie variables together. Throws a ConfigError naming the first variable that is wrong.
+ * tie variables together. Throws a ConfigError naming the first variable that is wrong. Defaults
+ * to process.env; pass an object to configure a library user or a test without touching it.
  *
  * @example
  * loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }).session.cookie.name; // '__Host-viur_cookie_p1'

@@ -7,9 +7,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
+/** The state directory when SESSION_LOCAL_STATE_DIR is not set (relative to the working directory). */
 export const DEFAULT_STATE_DIR = '.local';
+/** The file name of the launcher's state inside the state directory. */
 export const STATE_FILE = 'launcher.json';
 
+/** What `npm start` records of the stack it runs (ports, project, topic, admin key, emulators). */
 export interface LauncherState {
   /** The launcher's process id, to tell a running launcher from a stale file. */
   pid: number;
@@ -34,11 +37,24 @@ export interface LauncherState {
   killPushUrl?: string;
 }
 
-/** The state directory the tools look in: SESSION_LOCAL_STATE_DIR, else `.local`. */
+/**
+ * The state directory the tools look in: SESSION_LOCAL_STATE_DIR, else `.local`.
+ *
+ * @example
+ * stateDirFrom({ SESSION_LOCAL_STATE_DIR: '/tmp/stack-2' }); // '/tmp/stack-2'
+ * stateDirFrom({}); // '.local'
+ */
 export function stateDirFrom(env: Record<string, string | undefined>): string {
   return env.SESSION_LOCAL_STATE_DIR?.trim() || DEFAULT_STATE_DIR;
 }
 
+/**
+ * Writes `state` to `<state.stateDir>/launcher.json` (mode 0600, whole or not at all) and returns
+ * the file's path: what `npm start` does once its stack is up, for the local tools to find it.
+ *
+ * @example
+ * const file = writeLauncherState({ ...state, pid: process.pid, startedAt: new Date().toISOString() });
+ */
 export function writeLauncherState(state: LauncherState): string {
   mkdirSync(state.stateDir, { recursive: true });
   const file = join(state.stateDir, STATE_FILE);
@@ -57,10 +73,22 @@ function running(pid: number): boolean {
   }
 }
 
-/** A message for a person: what is missing and what to do. */
+/**
+ * A message for a person: what is missing and what to do (no state file, not one, or its launcher
+ * is no longer running).
+ *
+ * @example
+ * if (err instanceof NoLauncherError) process.stderr.write(`${err.message}\n`);
+ */
 export class NoLauncherError extends Error {}
 
-/** The state of the launcher that runs with this state directory; NoLauncherError if there is none. */
+/**
+ * The state of the launcher that runs with this state directory; NoLauncherError if there is none.
+ * A file left by a launcher that has exited counts as none.
+ *
+ * @example
+ * const { apiUrl, audience } = readLauncherState(stateDirFrom(process.env));
+ */
 export function readLauncherState(stateDir: string): LauncherState {
   const file = join(resolve(stateDir), STATE_FILE);
   let state: LauncherState;

@@ -5,11 +5,15 @@ import { StoreUnavailableError } from '../core/errors';
  * keeps the rest as jsonPayload. On a terminal (a person running `npm start` or functions-framework
  * by hand) the same record is printed in a readable form instead. Callers pass only what is safe to
  * log: never session ids, security keys or tokens.
+ *
+ * Severity: the Cloud Logging severities this service writes.
  */
 export type Severity = 'DEBUG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR';
 
+/** Structured fields of a log line (kept as jsonPayload). */
 export type LogFields = Record<string, unknown>;
 
+/** Where log lines go: one JSON text per call, with its severity. */
 export type LogSink = (line: string, severity: Severity) => void;
 
 interface Output {
@@ -19,7 +23,12 @@ interface Output {
 
 /**
  * `12:00:01.234 WARNING message  key=value …`, nested values as JSON; the request record's
- * `httpRequest` shortened to what a person scans for (status and latency).
+ * `httpRequest` shortened to what a person scans for (status and latency). A line that is not
+ * JSON is returned as it is.
+ *
+ * @example
+ * prettyLine('{"severity":"INFO","message":"kill started","user":"alice"}');
+ * // '12:00:01.234 INFO    kill started  user=alice'
  */
 export function prettyLine(line: string, now: Date = new Date()): string {
   let record: Record<string, unknown>;
@@ -35,7 +44,12 @@ export function prettyLine(line: string, now: Date = new Date()): string {
   return parts.join('  ');
 }
 
-/** JSON lines, unless the stream is a terminal. WARNING and ERROR go to the error stream. */
+/**
+ * JSON lines, unless the stream is a terminal. WARNING and ERROR go to the error stream.
+ *
+ * @example
+ * setLogSink(streamSink(process.stdout, process.stderr)); // the default
+ */
 export function streamSink(out: Output, err: Output): LogSink {
   return (line, severity) => {
     const stream = severity === 'ERROR' || severity === 'WARNING' ? err : out;
@@ -47,16 +61,36 @@ const defaultSink: LogSink = streamSink(process.stdout, process.stderr);
 
 let sink: LogSink = defaultSink;
 
-/** Tests capture every line to prove that no secret is logged. */
+/**
+ * Tests capture every line to prove that no secret is logged. `null` restores the default sink.
+ *
+ * @example
+ * const lines: string[] = [];
+ * setLogSink((line) => lines.push(line));
+ * // … run the code under test …
+ * setLogSink(null);
+ */
 export function setLogSink(next: LogSink | null): void {
   sink = next ?? defaultSink;
 }
 
+/**
+ * Writes one structured log line: `severity`, `message` and the fields, as one JSON object. Pass
+ * only what is safe to log (see above).
+ *
+ * @example
+ * log('INFO', 'cleanup finished', { deleted: 1520, batches: 4 });
+ */
 export function log(severity: Severity, message: string, fields: LogFields = {}): void {
   sink(JSON.stringify({ severity, message, ...fields }), severity);
 }
 
-/** The class or code of an error only: messages of client errors may quote request details. */
+/**
+ * The class or code of an error only: messages of client errors may quote request details.
+ *
+ * @example
+ * log('WARNING', 'kill message failed', { error: errorName(err) }); // e.g. 'store_unavailable' or 'TypeError'
+ */
 export function errorName(err: unknown): string {
   if (err instanceof StoreUnavailableError) return err.code;
   if (err instanceof Error) {

@@ -9,7 +9,7 @@ import { ReadCachingStore } from '../store/readCache';
 import { SessionManager } from '../core/manager';
 import type { SessionStore } from '../store/sessionStore';
 
-/** What every function needs, built once per process. */
+/** What every function needs, built once per process: the configuration, the store, the session manager, time and randomness. */
 export interface Runtime {
   config: Config;
   store: SessionStore;
@@ -18,7 +18,15 @@ export interface Runtime {
   random: RandomSource;
 }
 
-/** The Datastore client is loaded here, on first use, so that a process on the memory store never loads it. */
+/**
+ * The store the configuration names: a MemorySessionStore for SESSION_STORE=memory, else a
+ * DatastoreSessionStore on the configured project, database, kind and namespace, behind the
+ * credentials gate. The Datastore client is loaded here, on first use, so that a process on the
+ * memory store never loads it.
+ *
+ * @example
+ * const store = createStore(loadConfig()); // Datastore, unless SESSION_STORE=memory
+ */
 export function createStore(config: Config): SessionStore {
   if (config.store === 'memory') return new MemorySessionStore();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -36,6 +44,18 @@ export function createStore(config: Config): SessionStore {
   });
 }
 
+/**
+ * Everything a handler needs, from a configuration: the store (createStore(), or `parts.store`),
+ * wrapped in the read cache when SESSION_READ_CACHE_MS > 0, and a SessionManager on it. The way
+ * to use the library in your own service; tests pass their own store, clock and randomness.
+ *
+ * @example
+ * const { sessions } = createRuntime(loadConfig());
+ * const session = await sessions.load(req.headers.cookie);
+ *
+ * // a test: the memory store and a fixed clock
+ * const rt = createRuntime(loadConfig({ SESSION_STORE: 'memory' }), { clock: { now: () => Date.parse('2026-01-01T12:00:00Z') } });
+ */
 export function createRuntime(config: Config, parts: Partial<Pick<Runtime, 'store' | 'clock' | 'random'>> = {}): Runtime {
   const clock = parts.clock ?? systemClock;
   const base = parts.store ?? createStore(config);
@@ -50,7 +70,11 @@ let current: Runtime | undefined;
 
 /**
  * Parses the environment once (at module load of the functions: a bad value stops the process
- * there). Warns when the store is the in-memory one, which is for local use only.
+ * there). Warns when the store is the in-memory one, which is for local use only, and when no
+ * credentials can be found outside Google Cloud.
+ *
+ * @example
+ * const config = startupConfig(); // throws ConfigError for a bad variable
  */
 export function startupConfig(): Config {
   if (!configured) {
@@ -65,13 +89,24 @@ export function startupConfig(): Config {
   return configured;
 }
 
-/** The process-wide runtime; the store is created on first call. */
+/**
+ * The process-wide runtime; the store is created on first call. What the three functions use.
+ *
+ * @example
+ * const { sessions, config } = runtime();
+ */
 export function runtime(): Runtime {
   current ??= createRuntime(startupConfig());
   return current;
 }
 
-/** Lets the local launcher and tests run the functions on a runtime they built (one shared store). */
+/**
+ * Lets the local launcher and tests run the functions on a runtime they built (one shared store).
+ * `undefined` forgets it: the next runtime() parses the environment again.
+ *
+ * @example
+ * setRuntime(createRuntime(loadConfig({ SESSION_STORE: 'memory' })));
+ */
 export function setRuntime(next: Runtime | undefined): void {
   current = next;
   configured = next?.config;

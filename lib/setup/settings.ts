@@ -352,7 +352,7 @@ export const SETTINGS = [
   },
 ] as const satisfies readonly SettingRow[];
 
-/** The name of every setting. */
+/** The name of any setting: the environment variables the service reads. */
 export type ConfigVariable = (typeof SETTINGS)[number]['name'];
 
 type RowOf<N extends ConfigVariable> = Extract<(typeof SETTINGS)[number], { readonly name: N }>;

@@ -7,26 +7,28 @@ import { dataText, emptyData, type JsonValue, parseDataText, type SessionData } 
 import { GUEST_USER, MAX_COMMIT_MUTATIONS } from '../core/limits';
 import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './sessionStore';
 
+/** How a DatastoreSessionStore reaches its entities: the client, kind, namespace and deadlines. */
 export interface DatastoreStoreOptions {
+  /** The Datastore client (its project and database are the store's). */
   datastore: Datastore;
+  /** The entity kind sessions are stored as (SESSION_KIND, `viur-session` by default). */
   kind: string;
+  /** The Datastore namespace; undefined for the default one. */
   namespace?: string;
   /** Deadline of every Datastore call; past it the call is cancelled and StoreUnavailableError thrown. */
   timeoutMs: number;
   /**
    * Deadline of each keys-only query and delete commit of the batch engine (findKeys, deleteMany),
-   * default 60 s: they run in the background under a budget of minutes, and on a large backlog a
-   * query may have to skip many index entries of just-deleted sessions, so the request deadline
-   * would fail them for being slow rather than broken. The engine retries them (lib/jobs/batchDelete.ts).
+   * default 60 s: slow on a large backlog rather than broken, and retried by the engine
+   * (docs/design/datastore-store.md).
    */
   engineTimeoutMs?: number;
   /** How often a contended transaction is tried in all. */
   maxAttempts?: number;
   /**
    * Open transactions with a separate beginTransaction call instead of letting the first lookup
-   * open them. The Firestore emulator in Datastore mode mishandles lookups that open a
-   * transaction (the commit then fails with "Transaction lock timeout"), so this is on whenever
-   * DATASTORE_EMULATOR_HOST is set; production keeps the cheaper path.
+   * open them: on whenever DATASTORE_EMULATOR_HOST is set, for the emulator's sake
+   * (docs/design/datastore-store.md).
    */
   separateBegin?: boolean;
   /** Resolves once the client can make calls (credentials loaded, see credentials.ts); awaited before every call. */
@@ -81,8 +83,8 @@ const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'security
 
 /**
  * Datastore refuses an entity over its size limit (1 MiB) with INVALID_ARGUMENT. The data limit
- * keeps well under it (see SESSION_MAX_DATA_BYTES); if it is reached anyway, the write is refused
- * as too large (413), never an internal error.
+ * keeps well under it (see SESSION_MAX_DATA_BYTES, README.md#configuration); if it is reached
+ * anyway, the write is refused as too large (413), never an internal error.
  */
 const GRPC_INVALID_ARGUMENT = 3;
 const ENTITY_TOO_LARGE = /too (big|large)|exceeds the maximum|longer than|maximum (allowed )?size/i;
@@ -142,9 +144,8 @@ function fromEntity(e: SessionEntity): StoredSession {
 }
 
 /**
- * A failed commit is rolled back by the client itself, with the client's default deadline (60 s)
- * and before the commit's promise settles: a store that stops answering would hold the commit that
- * long. The commit's own deadline is therefore also enforced here (as DEADLINE_EXCEEDED).
+ * Enforces the commit's own deadline (as DEADLINE_EXCEEDED): the client's rollback of a failed
+ * commit could otherwise hold it for 60 s (docs/design/datastore-store.md).
  */
 function withDeadline<R>(call: Promise<R>, ms: number): Promise<R> {
   let timer: NodeJS.Timeout | undefined;
@@ -172,7 +173,23 @@ function isAborted(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === GRPC_ABORTED;
 }
 
-/** Sessions in Cloud Datastore / Firestore in Datastore mode, kind `viur-session` by default. */
+/**
+ * Sessions in Cloud Datastore / Firestore in Datastore mode, kind `viur-session` by default: the
+ * production SessionStore. A read is one Lookup, a change one transaction (one lookup, one commit),
+ * and changes to one session on this instance queue in a KeyedLock rather than contend in the
+ * database. Failures of the store surface as StoreUnavailableError, an entity too large as
+ * DataTooLargeError. Imported from `viur-session-functions/datastore-store` (it loads the
+ * Datastore client); createStore() builds one from the configuration. The stored entity is
+ * described in docs/storage.md; the design notes are in docs/design/datastore-store.md.
+ *
+ * @example
+ * import { Datastore } from '@google-cloud/datastore';
+ * import { DatastoreSessionStore } from 'viur-session-functions/datastore-store';
+ *
+ * const datastore = new Datastore({ projectId: 'my-project' });
+ * const store = new DatastoreSessionStore({ datastore, kind: 'viur-session', timeoutMs: 5000 });
+ * const { sessions } = createRuntime(loadConfig(), { store });
+ */
 export class DatastoreSessionStore implements SessionStore {
   readonly #ds: Datastore;
   readonly #kind: string;
@@ -184,18 +201,19 @@ export class DatastoreSessionStore implements SessionStore {
   readonly #lock = new KeyedLock();
   readonly #ready: () => Promise<void>;
 
+  /**
+   * A store on `options.datastore`; nothing is called until the first read or write.
+   *
+   * @example
+   * new DatastoreSessionStore({ datastore, kind: 'viur-session', namespace: 'shop', timeoutMs: 5000, separateBegin: true });
+   */
   constructor(options: DatastoreStoreOptions) {
     this.#ds = options.datastore;
     this.#kind = options.kind;
     this.#namespace = options.namespace;
     this.#gax = { timeout: options.timeoutMs };
-    // One RPC per engine try: the engine (lib/jobs/batchDelete.ts) retries with its own backoff and
-    // budget. Left to gax, a store that is down would hold each try for the whole 60 s deadline
-    // (gax retries UNAVAILABLE until it runs out), and a kill would outlive its budget.
-    // `retry: null`, not `maxRetries: 1`: gax writes maxRetries into the method's shared retry
-    // settings (CallSettings.merge, google-gax 5.0.8), so every later RunQuery of the client that
-    // has a timeout, the device listing's included, failed with "Cannot set both
-    // totalTimeoutMillis and maxRetries".
+    // One RPC per engine try (the engine retries with its own backoff and budget); `retry: null`, not
+    // `maxRetries: 1`, which broke every later RunQuery of the client (docs/design/datastore-store.md).
     this.#engineGax = { timeout: options.engineTimeoutMs ?? 60_000, retry: null };
     this.#maxAttempts = options.maxAttempts ?? 8;
     this.#separateBegin = options.separateBegin ?? false;
@@ -213,10 +231,12 @@ export class DatastoreSessionStore implements SessionStore {
   }
 
   /**
-   * One Lookup sent through the client's own request path (same channel, auth, project, database
-   * and deadline), not `Datastore.get`: that wraps every lookup in a stream pipeline and Key
-   * objects, which cost more CPU than the call itself on the hot path of every request (profile in
-   * bench/RESULTS.md). Deferred keys (the store may postpone any lookup) are asked for again.
+   * The session stored under `key`, or null: one Lookup sent through the client's own request path,
+   * not `Datastore.get`, whose wrappers cost more CPU than the call (docs/design/datastore-store.md).
+   * Deferred keys are asked for again (at most 3 lookups in all; then StoreUnavailableError).
+   *
+   * @example
+   * const stored = await store.get(digest(sessionId)); // StoredSession | null
    */
   async get(key: StorageKey): Promise<StoredSession | null> {
     const reqOpts = { keys: [this.#keyProto(key)] };
@@ -229,6 +249,17 @@ export class DatastoreSessionStore implements SessionStore {
     }
   }
 
+  /**
+   * Reads `key` in a transaction and commits what `decide` returns with it (SessionStore.update);
+   * aborted transactions are retried with jittered backoff, up to `maxAttempts` tries in all. A null
+   * key (a brand-new session) is one insert-only commit without a read.
+   *
+   * @example
+   * const found = await store.update(key, (current) => {
+   *   if (current === null) return { writes: null, result: false };
+   *   return { writes: { put: [{ key, session: { ...current, lastSeen: Date.now() } }], delete: [] }, result: true };
+   * });
+   */
   async update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
     if (key === null) {
       // Nothing to read for a brand-new session: one non-transactional commit, insert-only so
@@ -250,7 +281,8 @@ export class DatastoreSessionStore implements SessionStore {
 
   async #transact<T>(key: StorageKey, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      // Without run(), the client opens the transaction with the first lookup: one round trip.
+      // Without run(), the client opens the transaction with the first lookup: one round trip
+      // (docs/design/datastore-store.md).
       const txn = this.#ds.transaction();
       try {
         if (this.#separateBegin) await this.#call(() => txn.run({ gaxOptions: this.#gax }));
@@ -278,6 +310,13 @@ export class DatastoreSessionStore implements SessionStore {
     }
   }
 
+  /**
+   * One keys-only page of the sessions `selector` matches (expired ones by expiresAt, a user's by
+   * createdAt), under the engine's deadline; the batch-deletion engine pages through it.
+   *
+   * @example
+   * const { keys, cursor } = await store.findKeys({ kind: 'expired', before: Date.now() - 300_000 }, 500);
+   */
   async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     let query = (this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind)).select('__key__').limit(limit);
     if (selector.kind === 'expired') {
@@ -298,6 +337,9 @@ export class DatastoreSessionStore implements SessionStore {
    * The client's runQuery has no property mask, so this sends the RunQuery request through the
    * client's own request path (same channel, auth, database and deadline) with one, and decodes
    * the answer with the client's own entity helpers. Equality on `user` only: the built-in index.
+   *
+   * @example
+   * const { sessions, cursor } = await store.listUserSessions('alice', 500);
    */
   async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
     let query = this.#query().filter(new PropertyFilter('user', '=', user)).limit(limit);
@@ -330,13 +372,26 @@ export class DatastoreSessionStore implements SessionStore {
     return this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind);
   }
 
-  /** As deleteMany, under the request deadline instead of the batch engine's. */
+  /**
+   * As deleteMany, under the request deadline instead of the batch engine's: what the device routes
+   * and the session cap use. At most 500 keys (RangeError beyond).
+   *
+   * @example
+   * await store.endSessions([target.key]);
+   */
   async endSessions(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
     await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#gax.timeout }));
   }
 
+  /**
+   * Deletes these sessions in one commit under the engine's deadline (one try: the engine retries);
+   * absent keys are ignored. At most 500 keys (RangeError beyond).
+   *
+   * @example
+   * await store.deleteMany(page.keys.slice(0, 500));
+   */
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);

@@ -1,7 +1,11 @@
 /**
  * Runs tasks one at a time per key within this process. Requests of one session that reach the
  * same instance queue here instead of contending inside the database, where every lost race
- * costs a transaction abort and a retry.
+ * costs a transaction abort and a retry. A failed task does not stop the ones queued after it.
+ *
+ * @example
+ * const lock = new KeyedLock();
+ * await lock.run(storageKey, () => transact(storageKey)); // waits for earlier tasks on storageKey only
  */
 export class KeyedLock {
   readonly #tails = new Map<string, Promise<unknown>>();
@@ -11,6 +15,13 @@ export class KeyedLock {
     return this.#tails.size;
   }
 
+  /**
+   * Runs `task` once every task queued before it under `key` has settled; resolves or rejects as
+   * `task` does.
+   *
+   * @example
+   * const result = await lock.run('a1b2…', async () => commitChange());
+   */
   async run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
     const current = previous.then(task, task);

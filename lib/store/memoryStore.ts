@@ -15,16 +15,36 @@ function matches(s: StoredSession, selector: SessionSelector): boolean {
 /**
  * Sessions in this process's memory, for `npm start` and fast tests only: nothing survives a
  * restart and nothing is shared between processes. `update` is atomic because `decide` is
- * synchronous and JavaScript runs it to completion.
+ * synchronous and JavaScript runs it to completion. It passes the same contract suite as the
+ * Datastore store, so code tested on it behaves alike in production. createStore() returns one
+ * for SESSION_STORE=memory.
+ *
+ * @example
+ * const store = new MemorySessionStore();
+ * const { sessions } = createRuntime(loadConfig({ SESSION_STORE: 'memory' }), { store });
+ * store.size; // sessions stored so far
  */
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<StorageKey, StoredSession>();
 
+  /**
+   * A copy of the session stored under `key`, or null.
+   *
+   * @example
+   * const stored = await store.get(digest(sessionId));
+   */
   async get(key: StorageKey): Promise<StoredSession | null> {
     const s = this.#sessions.get(key);
     return s ? clone(s) : null;
   }
 
+  /**
+   * Runs `decide` on a copy of what is stored and applies its writes at once (atomic: see above). A
+   * null key must not put a session that exists already (insert-only, as on Datastore).
+   *
+   * @example
+   * await store.update(null, () => ({ writes: { put: [{ key, session: state }], delete: [] }, result: undefined }));
+   */
   async update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
     const current = key === null ? null : (this.#sessions.get(key) ?? null);
     const { writes, result } = decide(current ? clone(current) : null);
@@ -36,6 +56,12 @@ export class MemorySessionStore implements SessionStore {
     return result;
   }
 
+  /**
+   * One page of the keys `selector` matches, ordered by key.
+   *
+   * @example
+   * const { keys } = await store.findKeys({ kind: 'expired', before: Date.now() }, 100);
+   */
   async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     // Ordered by key so that a cursor (the last key returned) is stable under deletions.
     const keys: StorageKey[] = [];
@@ -47,6 +73,12 @@ export class MemorySessionStore implements SessionStore {
     return { keys };
   }
 
+  /**
+   * One page of `user`'s stored sessions (dead ones included), heads only, ordered by key.
+   *
+   * @example
+   * const { sessions } = await store.listUserSessions('alice', 100);
+   */
   async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
     const sessions: HeadPage['sessions'] = [];
     for (const k of [...this.#sessions.keys()].sort()) {
@@ -61,10 +93,22 @@ export class MemorySessionStore implements SessionStore {
     return { sessions };
   }
 
+  /**
+   * The same as deleteMany here (there is no request deadline to honour).
+   *
+   * @example
+   * await store.endSessions([key]);
+   */
   endSessions(keys: StorageKey[]): Promise<void> {
     return this.deleteMany(keys);
   }
 
+  /**
+   * Deletes these sessions; absent keys are ignored. At most 500 keys, like a Datastore commit.
+   *
+   * @example
+   * await store.deleteMany(keys);
+   */
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
     for (const k of keys) this.#sessions.delete(k);

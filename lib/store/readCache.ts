@@ -2,6 +2,7 @@ import type { Clock } from '../core/clock';
 import { dataSize, emptyData } from '../core/json';
 import type { Decision, HeadPage, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './sessionStore';
 
+/** Bounds of a ReadCachingStore: how long, how many sessions and how many bytes it may hold. */
 export interface ReadCacheOptions {
   /** How long a cached read may be served, in ms (> 0): the bound on seeing another instance's write or kill. */
   ttlMs: number;
@@ -9,6 +10,7 @@ export interface ReadCacheOptions {
   maxEntries?: number;
   /** Most bytes of session data (as stored) held at once; a single larger session is not cached. */
   maxBytes?: number;
+  /** The clock entry ages are measured with. */
   clock: Clock;
 }
 
@@ -31,25 +33,13 @@ function copy(s: StoredSession): StoredSession {
 }
 
 /**
- * An opt-in per-instance read cache in front of a SessionStore (SESSION_READ_CACHE_MS > 0).
+ * An opt-in per-instance read cache in front of a SessionStore (SESSION_READ_CACHE_MS > 0): a `get`
+ * of a session this instance read or wrote less than `ttlMs` ago costs no round trip, while every
+ * `update` still goes to the store's transaction. Why that stays correct (single-use keys, kills,
+ * other instances' writes) is in docs/design/read-cache.md. createRuntime() wraps the store in it.
  *
- * - `get` of a session read or written on this instance less than `ttlMs` ago is served from memory:
- *   no round trip. A miss reads the store. Absent sessions are not cached, so nothing is ever made
- *   to exist by the cache, and whether a session is still alive (idle lifetime, expiresAt) is decided
- *   by the session logic on every read from the stored times, cached or not: an entry can only say
- *   less than the store would, never revive a dead session.
- * - `update` always goes to the store, whose transaction reads fresh: one-time keys stay single-use,
- *   concurrent updates are not lost and a session killed elsewhere ends with SessionEndedError. What
- *   the transaction read or committed replaces the entry, so this instance sees its own writes at once.
- * - `deleteMany` (kills and cleanup run here) drops the entries of the deleted keys.
- * - Another instance's write or kill is seen once the entry is `ttlMs` old.
- *
- * Entries are keyed by the storage key (the SHA-256 of the session id), so only a request that
- * presents the session's id can reach its entry, and every caller gets its own copy. The cache holds
- * what the store holds (digests of keys, never the keys themselves).
- *
- * A read that was in flight while this instance wrote the same session would put back what it read
- * before the write; a sequence number taken when the read starts makes such a read skip the cache.
+ * @example
+ * const store = new ReadCachingStore(new MemorySessionStore(), { ttlMs: 2000, clock: { now: () => Date.now() } });
  */
 export class ReadCachingStore implements SessionStore {
   readonly #inner: SessionStore;
@@ -63,6 +53,12 @@ export class ReadCachingStore implements SessionStore {
   /** Bumped by every change this instance makes through the cache. */
   #writes = 0;
 
+  /**
+   * A cache in front of `inner`; RangeError unless `ttlMs` > 0. Defaults: 10,000 entries, 64 MiB.
+   *
+   * @example
+   * new ReadCachingStore(datastoreStore, { ttlMs: config.readCacheMs, maxEntries: 5000, clock });
+   */
   constructor(inner: SessionStore, options: ReadCacheOptions) {
     if (!(options.ttlMs > 0)) throw new RangeError('ttlMs must be positive');
     this.#inner = inner;
@@ -77,6 +73,13 @@ export class ReadCachingStore implements SessionStore {
     return { entries: this.#entries.size, bytes: this.#bytes };
   }
 
+  /**
+   * From memory when this instance read or wrote the session less than `ttlMs` ago, else from the
+   * store (and then cached); always a copy the caller may change.
+   *
+   * @example
+   * const stored = await cache.get(digest(sessionId));
+   */
   async get(key: StorageKey): Promise<StoredSession | null> {
     const entry = this.#entries.get(key);
     if (entry) {
@@ -94,6 +97,13 @@ export class ReadCachingStore implements SessionStore {
     return session;
   }
 
+  /**
+   * Always the inner store's transaction; what it read and committed then replaces the entries, and
+   * on a failure (unknown outcome) the entries are dropped.
+   *
+   * @example
+   * await cache.update(key, (current) => ({ writes: null, result: current?.user ?? null }));
+   */
   async update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
     let read: { current: StoredSession | null; writes: WriteSet | null; at: number } | undefined;
     this.#writes++;
@@ -117,19 +127,42 @@ export class ReadCachingStore implements SessionStore {
     }
   }
 
+  /**
+   * Passed through to the inner store (the batch engine's queries are never cached).
+   *
+   * @example
+   * await cache.findKeys({ kind: 'user', user: 'alice', createdAtOrBefore: Date.now() }, 500);
+   */
   findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     return this.#inner.findKeys(selector, limit, cursor);
   }
 
-  /** Always from the store: a listing must show what is there now. */
+  /**
+   * Always from the store: a listing must show what is there now.
+   *
+   * @example
+   * await cache.listUserSessions('alice', 500);
+   */
   listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
     return this.#inner.listUserSessions(user, limit, cursor);
   }
 
+  /**
+   * The inner store's endSessions, then the entries of `keys` are dropped.
+   *
+   * @example
+   * await cache.endSessions([target.key]);
+   */
   endSessions(keys: StorageKey[]): Promise<void> {
     return this.#deleting(keys, () => this.#inner.endSessions(keys));
   }
 
+  /**
+   * The inner store's deleteMany, then the entries of `keys` are dropped.
+   *
+   * @example
+   * await cache.deleteMany(keys);
+   */
   deleteMany(keys: StorageKey[]): Promise<void> {
     return this.#deleting(keys, () => this.#inner.deleteMany(keys));
   }

@@ -31,6 +31,7 @@ export interface StoredSession {
  */
 export type SessionHead = Pick<StoredSession, 'user' | 'lastSeen' | 'createdAt' | 'expiresAt' | 'endedAt' | 'userAgent'>;
 
+/** One page of a listing of a user's sessions (SessionStore.listUserSessions). */
 export interface HeadPage {
   sessions: Array<{ key: StorageKey; head: SessionHead }>;
   /** Opaque position after the last session; absent when the query is exhausted. */
@@ -43,6 +44,7 @@ export interface WriteSet {
   delete: StorageKey[];
 }
 
+/** What an update's `decide` returns: the writes to commit with the read (none: null) and the caller's result. */
 export interface Decision<T> {
   writes: WriteSet | null;
   result: T;
@@ -55,6 +57,7 @@ export type SessionSelector =
   /** Sessions of `user` (GUEST_USER for guests, null for every session) created at or before `createdAtOrBefore`. */
   | { kind: 'user'; user: string | null; createdAtOrBefore: number };
 
+/** One page of storage keys of a batch deletion's query (SessionStore.findKeys). */
 export interface KeyPage {
   keys: StorageKey[];
   /** Opaque position after the last key; absent when the query is exhausted. */
@@ -64,6 +67,7 @@ export interface KeyPage {
 /**
  * The narrow interface the session logic talks to. Implementations: DatastoreSessionStore
  * (production), MemorySessionStore (local use and fast tests); both pass the same contract suite.
+ * Implement it to keep sessions elsewhere; SessionManager and the batch-deletion engine need nothing else.
  */
 export interface SessionStore {
   /** One read by key; null when absent. */

@@ -83,6 +83,7 @@ async function kill(ctx: Context): Promise<void> {
   sendJson(ctx.res, 202, { messageId });
 }
 
+/** The privileged routes: POST /session/login, POST /sessions/kill, GET and DELETE /users/{user}/sessions[/{id}]. */
 export const adminRoutes: Route[] = [
   { template: '/session/login', pattern: /^\/session\/login$/, methods: { POST: { mode: 'custom', run: login } } },
   { template: '/sessions/kill', pattern: /^\/sessions\/kill$/, methods: { POST: { mode: 'custom', run: kill } } },

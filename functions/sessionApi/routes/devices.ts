@@ -9,6 +9,12 @@ import { deviceView } from '../views';
  * ids. Another user's handle, a dead session's and a made-up one all answer the same 404.
  */
 
+/**
+ * The one 404 of the device routes, whatever the reason the handle names nothing of this user.
+ *
+ * @example
+ * if (target === undefined) throw noSuchSession();
+ */
 export const noSuchSession = (): HttpError => new HttpError(404, 'not_found', 'no such session of this user');
 
 /**
@@ -43,6 +49,7 @@ async function endOthers(ctx: Context): Promise<Prepared> {
   };
 }
 
+/** The device routes: GET /session/devices, POST /session/devices/logout-others, DELETE /session/devices/{id}. */
 export const deviceRoutes: Route[] = [
   {
     template: '/session/devices',
