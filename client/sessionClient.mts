@@ -72,8 +72,6 @@ export interface DeviceSession {
 
 const KEY_HEADER = 'X-Security-Key';
 const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
-/** The server's ceiling for one key request (`?count=`). */
-const MAX_COUNT = 16;
 
 /**
  * A client for one session API (same origin by default, or `baseUrl` for a cross-origin API):
@@ -403,7 +401,9 @@ export class SessionClient {
 
   private async refill(): Promise<void> {
     const wanted = Math.max(this.waiters.length, this.prefetch);
-    const count = Math.min(wanted, this.maxKeys - this.held, MAX_COUNT);
+    // maxKeys is the only bound: it is meant to match the server's SESSION_MAX_SECURITY_KEYS (1–100),
+    // which is also its ceiling for one request's `?count=`.
+    const count = Math.min(wanted, this.maxKeys - this.held);
     // Every key is out with a request in flight; one comes back with each answer.
     if (count <= 0) return;
     this.held += count;
