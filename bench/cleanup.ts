@@ -23,6 +23,7 @@ import { DatastoreSessionStore } from '../lib/store/datastoreStore';
 import { createStore } from '../lib/setup/runtime';
 import { emptyData } from '../lib/core/json';
 import type { SessionStore, StoredSession } from '../lib/store/sessionStore';
+import { plainDeleteLoop } from './plainDelete';
 
 const { values } = parseArgs({
   options: {
@@ -77,16 +78,8 @@ async function seed(s: SessionStore, n: number): Promise<void> {
 }
 
 /** The baseline: what one would write without the engine. */
-async function plainLoop(s: SessionStore): Promise<number> {
-  const selector = expiredSelector(Date.now(), 300);
-  let deleted = 0;
-  for (let i = 0; i < 1_000_000; i++) {
-    const { keys } = await s.findKeys(selector, 500);
-    if (keys.length === 0) break;
-    await s.deleteMany(keys);
-    deleted += keys.length;
-  }
-  return deleted;
+function plainLoop(s: SessionStore): Promise<number> {
+  return plainDeleteLoop(s, expiredSelector(Date.now(), 300));
 }
 
 /**

@@ -23,6 +23,7 @@ import { systemClock } from '../lib/core/clock';
 import { DatastoreSessionStore } from '../lib/store/datastoreStore';
 import { emptyData } from '../lib/core/json';
 import type { SessionStore, StoredSession } from '../lib/store/sessionStore';
+import { plainDeleteLoop } from './plainDelete';
 
 const { values } = parseArgs({ options: { sessions: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '3' } } });
 const N = Number(values.sessions);
@@ -135,16 +136,8 @@ async function finished(logs: LogLine[], id: string, timeoutMs = 600_000): Promi
   throw new Error(`kill ${id} did not finish`);
 }
 
-async function plainLoop(s: SessionStore, user: string): Promise<number> {
-  const selector = killSelector(user, Date.now());
-  let deleted = 0;
-  for (let i = 0; i < 1_000_000; i++) {
-    const { keys } = await s.findKeys(selector, 500);
-    if (keys.length === 0) break;
-    await s.deleteMany(keys);
-    deleted += keys.length;
-  }
-  return deleted;
+function plainLoop(s: SessionStore, user: string): Promise<number> {
+  return plainDeleteLoop(s, killSelector(user, Date.now()));
 }
 
 const median = (xs: number[]) => {
