@@ -258,8 +258,9 @@ export function storeContract(makeStore: () => SessionStore | Promise<SessionSto
  * @example jest (or vitest, with `import { describe, test } from 'vitest'`)
  * ```ts
  * import { runStoreContract } from 'viur-session-functions/testing';
- * import { PostgresSessionStore } from '../src/postgresStore';
+ * import { PostgresSessionStore } from 'my-postgres-session-store';
  *
+ * // Each case needs an empty store: freshSchema() stands for your way of making one (a schema per call).
  * runStoreContract({ describe, test }, 'PostgresSessionStore', () => new PostgresSessionStore({ schema: freshSchema() }));
  * ```
  *
@@ -267,7 +268,7 @@ export function storeContract(makeStore: () => SessionStore | Promise<SessionSto
  * ```ts
  * import { describe, test } from 'node:test';
  * import { runStoreContract } from 'viur-session-functions/testing';
- * import { PostgresSessionStore } from '../src/postgresStore.js';
+ * import { PostgresSessionStore } from 'my-postgres-session-store';
  *
  * runStoreContract({ describe, test }, 'PostgresSessionStore', async () => PostgresSessionStore.connect({ schema: freshSchema() }));
  * ```
