@@ -1,8 +1,12 @@
 /**
- * The package's main entry (`import … from 'viur-session-functions'`): the session library without
- * the Google clients. The Datastore store is its own entry (`viur-session-functions/datastore-store`)
+ * The package's main entry (`import … from 'viur-session-functions'`, package.json `main`, `types`
+ * and "."): everything a Node service needs, without loading the Google clients. It is the only
+ * entry of the library's modules (the package has no per-module subpaths), so what a user needs of
+ * them is exported here. The Datastore store is its own entry (`viur-session-functions/datastore-store`)
  * because loading it loads the Datastore client; createRuntime() loads it only when the
  * configuration asks for it, and the kill publisher loads Pub/Sub only when it first publishes.
+ * The other entries: `/functions` (registers the Cloud Functions), `/client` (browser), `/testing`
+ * (the SessionStore contract suite).
  */
 export { GUEST_USER, MAX_USER_BYTES } from './core/limits';
 export { Session, type SaveOutcome } from './core/session';
@@ -14,7 +18,17 @@ export { MemorySessionStore } from './store/memoryStore';
 export { createRuntime, createStore, type Runtime } from './setup/runtime';
 export { CONFIG_VARIABLES, loadConfig, type Config, type ConfigVariable } from './setup/config';
 export { closePublishers, publisherFor, publishKill, pubSubPublisher, pushPublisher, type KillDestination, type KillPublisher } from './jobs/killPublisher';
-export { MalformedKillMessageError, killMessageData, parseIssuedAt, type KillTarget } from './jobs/killMessage';
+export {
+  MalformedKillMessageError,
+  encodeKillMessage,
+  killMessageData,
+  parseIssuedAt,
+  parseKillMessageData,
+  validateKillMessage,
+  type KillMessage,
+  type KillMessageData,
+  type KillTarget,
+} from './jobs/killMessage';
 export {
   ConfigError,
   DataTooLargeError,
@@ -26,6 +40,7 @@ export {
   SessionEndedError,
   SessionError,
   StoreUnavailableError,
+  TooManyKeysError,
 } from './core/errors';
 export { CredentialsUnavailableError } from './setup/credentials';
 export type { JsonPrimitive, JsonValue, SessionData } from './core/json';

@@ -7,9 +7,12 @@
  * always built from the uploaded sources by the same compiler version the lockfile pins.
  *
  * The one difference to the repository's package.json: `main` names deploy/bundle.js's loader
- * (dist/deploy/index.cjs: one bundle with a V8 code cache, issue 15), which is what
- * functions-framework loads in the deployed tree. The repository's `main` stays dist/functions/index.js:
- * the package users embed (exports, `npm pack`) is unchanged, and the bundle is never part of it.
+ * (dist/deploy/index.cjs: one bundle of dist/functions/index.js with a V8 code cache, issue 15),
+ * because the runtime starts `functions-framework --target=NAME` without --source and the framework
+ * then loads the package's `main`. The repository's `main` is the library (dist/lib/index.js, as
+ * `types` and the "." export): the package users embed (exports, `npm pack`) is unchanged by this,
+ * and the bundle is never part of it. Local commands that run functions-framework on the
+ * repository pass --source=dist/functions/index.js instead.
  *
  * The repository's tsconfig.json also compiles scripts/ (local tooling such as the emulator
  * harness), which the functions never load. Rather than uploading that tooling, the deploy copy
@@ -40,6 +43,8 @@ const out = path.join(root, 'build', 'deploy');
 const SOURCE_DIRS = ['lib', 'functions', 'bin', 'client', 'deploy'];
 /** What functions-framework loads in the deployed tree; deploy/bundle.js writes it in `gcp-build`. */
 const DEPLOYED_MAIN = 'dist/deploy/index.cjs';
+/** The module deploy/bundle.js bundles behind DEPLOYED_MAIN: the one that registers the functions. */
+const FUNCTIONS_ENTRY = 'dist/functions/index.js';
 /** Files npm and the compiler need at the top of the package. */
 const TOP_FILES = ['package.json', 'package-lock.json'];
 
@@ -98,7 +103,6 @@ function main() {
   const pkg = readJson(path.join(root, 'package.json'));
   if (!pkg.scripts || !pkg.scripts['gcp-build']) fail('package.json has no "gcp-build" script; Cloud Build would upload uncompiled TypeScript');
   if (!pkg.scripts['gcp-build'].includes('deploy/bundle.js')) fail(`the "gcp-build" script does not run deploy/bundle.js, which writes ${DEPLOYED_MAIN} (the deployed main)`);
-  if (typeof pkg.main !== 'string' || !/^dist\/.+\.js$/.test(pkg.main)) fail(`package.json "main" (${pkg.main}) is not a file under dist/`);
 
   const tsconfig = readJson(path.join(root, 'tsconfig.json'));
   if (tsconfig.extends || tsconfig.files || tsconfig.references) {
@@ -131,8 +135,11 @@ function main() {
     if (fs.existsSync(src)) copyTree(src, path.join(out, dir), copied);
   }
 
-  const entry = path.join(out, pkg.main.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
-  if (!fs.existsSync(entry)) fail(`${path.relative(out, entry)} (the source of "main": ${pkg.main}) is not among the uploaded files`);
+  // The deployed `main` runs the bundle of FUNCTIONS_ENTRY, not the repository's `main` (the library): that source must be here.
+  const entry = path.join(out, FUNCTIONS_ENTRY.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+  if (!fs.existsSync(entry)) {
+    fail(`${path.relative(out, entry)} (the source of ${FUNCTIONS_ENTRY}, which deploy/bundle.js bundles) is not among the uploaded files`);
+  }
 
   const outside = [];
   for (const file of copied.filter((f) => f.endsWith('.ts'))) {

@@ -1,7 +1,9 @@
 /**
  * The package as a user gets it: `npm pack`, installed into a scratch project (offline, from the
  * npm cache), type-checked with the TypeScript configuration `tsc --init` writes, and the README's
- * snippet run by name against the Datastore emulator and against a store that is down.
+ * snippet run by name against the Datastore emulator and against a store that is down; then each
+ * documented entry (package.json `exports`) loaded from the installed package with require() and
+ * with import(), and the contract suite of `/testing` run under node:test.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,6 +29,8 @@ const own = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   dependencies: Record<string, string>;
   bin: Record<string, string>;
   engines: Record<string, string>;
+  main: string;
+  types: string;
   exports: Record<string, unknown>;
 };
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -168,5 +172,129 @@ describe('the README snippet, run from the installed package', () => {
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('1');
     }
+  });
+});
+
+/** The documented entries (README, "Using the library…"): the whole of `exports`. */
+const ENTRIES = ['.', './datastore-store', './functions', './client', './testing', './package.json'];
+/** Subpaths earlier versions exported, one module each; their exports are in "." now. */
+const REMOVED = ['./session', './store', './memory-store', './runtime', './config', './kill-publisher', './kill-message', './errors'];
+
+/** Known exports of ".", among them what the removed subpaths offered (config, runtime, errors, kill messages). */
+const LIBRARY = Object.fromEntries(
+  [
+    ...['SessionManager', 'MemorySessionStore', 'createRuntime', 'loadConfig', 'StoreUnavailableError', 'TooManyKeysError'],
+    ...['publishKill', 'publisherFor', 'killMessageData', 'parseKillMessageData'],
+  ].map((k) => [k, 'function']),
+);
+
+/**
+ * Loads every entry by package name with `load` (require or import) and answers, per entry, what the
+ * test checks: the types of known exports, or the error's code. The same body runs as CommonJS
+ * (entries.cjs) and as an ES module (entries.mjs), so that both resolve through `exports`.
+ */
+const entriesProbe = (load: string) => `
+const name = ${JSON.stringify(own.name)};
+const load = ${load};
+const types = (m, keys) => Object.fromEntries(keys.map((k) => [k, typeof m[k]]));
+async function probe(entry, check) {
+  try {
+    return await check(await load(entry === '.' ? name : name + entry.slice(1)));
+  } catch (err) {
+    return { error: err.code ?? String(err) };
+  }
+}
+async function main() {
+  const out = {};
+  out['.'] = await probe('.', (m) => types(m, ${JSON.stringify(Object.keys(LIBRARY))}));
+  out['./datastore-store'] = await probe('./datastore-store', (m) => types(m, ['DatastoreSessionStore']));
+  out['./testing'] = await probe('./testing', async (m) => {
+    // Run, not only loaded: the suite from the tarball passes the store from the tarball.
+    const { MemorySessionStore } = await load(name);
+    const cases = m.storeContract(() => new MemorySessionStore());
+    for (const c of cases) await c.run();
+    return { ...types(m, ['runStoreContract', 'storeContract']), passed: cases.length };
+  });
+  out['./client'] = await probe('./client', (m) => types(m, ['SessionClient', 'SessionApiError']));
+  out['./package.json'] = await probe('./package.json', (m) => ({ name: (m.default ?? m).name }));
+  // Registers the three functions in the functions-framework the package depends on (the one a
+  // deployment runs): its test server finds each by name only if the registration reached it.
+  out['./functions'] = await probe('./functions', async (m) => {
+    const { getTestServer } = await load('@google-cloud/functions-framework/testing');
+    return { ENTRY_POINTS: m.ENTRY_POINTS, registered: m.ENTRY_POINTS.filter((t) => getTestServer(t)) };
+  });
+  for (const entry of ${JSON.stringify(REMOVED)}) out[entry] = await probe(entry, () => 'loaded');
+  out['./dist/lib/setup/config.js'] = await probe('./dist/lib/setup/config.js', () => 'loaded');
+  console.log(JSON.stringify(out));
+}
+main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+`;
+
+describe('each documented entry, loaded from the installed package', () => {
+  // Loading ./functions parses the configuration from the environment (a bad one stops the
+  // process): a project, and the memory store so that nothing reaches for Datastore.
+  const env = { ...process.env, GOOGLE_CLOUD_PROJECT: 'session-test', SESSION_STORE: 'memory' };
+  const common = {
+    '.': LIBRARY,
+    './datastore-store': { DatastoreSessionStore: 'function' },
+    './testing': { runStoreContract: 'function', storeContract: 'function', passed: 11 },
+    './package.json': { name: own.name },
+    './functions': {
+      ENTRY_POINTS: ['sessionApi', 'killSessionByUser', 'startClearSessions'],
+      registered: ['sessionApi', 'killSessionByUser', 'startClearSessions'],
+    },
+    ...Object.fromEntries(REMOVED.map((r) => [r, { error: 'ERR_PACKAGE_PATH_NOT_EXPORTED' }])),
+    // Nor any file by its path: only the entries are the package's interface.
+    './dist/lib/setup/config.js': { error: 'ERR_PACKAGE_PATH_NOT_EXPORTED' },
+  };
+
+  test('package.json: `main`, `types` and "." name the library; `exports` is exactly the documented entries, each in the README', () => {
+    expect(own.main).toBe('dist/lib/index.js');
+    expect(own.types).toBe('dist/lib/index.d.ts');
+    expect(own.exports['.']).toEqual({ types: `./${own.types}`, default: `./${own.main}` });
+    expect(Object.keys(own.exports)).toEqual(ENTRIES);
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    for (const [entry, target] of Object.entries(own.exports)) {
+      for (const file of typeof target === 'string' ? [target] : Object.values(target as Record<string, string>)) {
+        expect(files).toContain(`package/${file.replace(/^\.\//, '')}`);
+      }
+      if (entry !== '.' && entry !== './package.json') expect(readme).toContain(`\`${own.name}${entry.slice(1)}\``);
+    }
+  });
+
+  test('CommonJS: require() of each entry (./client is an ES module for browsers: require() of it may fail)', () => {
+    writeFileSync(join(app, 'entries.cjs'), entriesProbe('(id) => require(id)'));
+    const out = JSON.parse(run(process.execPath, ['entries.cjs'], app, env)) as Record<string, unknown>;
+    const { './client': client, ...rest } = out;
+    expect(rest).toEqual(common);
+    // Node 20.19+ and 22.12+ can require() an ES module without top-level await; older ones refuse.
+    expect([{ SessionClient: 'function', SessionApiError: 'function' }, { error: 'ERR_REQUIRE_ESM' }]).toContainEqual(client);
+  });
+
+  test('ES modules: import() of each entry, named exports included', () => {
+    // JSON is imported with its type attribute, as Node requires of ES modules.
+    const load = "(id) => import(id, id.endsWith('.json') ? { with: { type: 'json' } } : undefined)";
+    writeFileSync(join(app, 'entries.mjs'), entriesProbe(load));
+    const out = JSON.parse(run(process.execPath, ['entries.mjs'], app, env)) as Record<string, unknown>;
+    expect(out).toEqual({ ...common, './client': { SessionClient: 'function', SessionApiError: 'function' } });
+  });
+
+  test('/testing under node:test, as its @example shows: type-checks with the default tsconfig and passes every case', () => {
+    writeFileSync(
+      join(app, 'storeContract.test.ts'),
+      [
+        "import { describe, test } from 'node:test';",
+        `import { MemorySessionStore } from '${own.name}';`,
+        `import { runStoreContract } from '${own.name}/testing';`,
+        '',
+        "runStoreContract({ describe, test }, 'MemorySessionStore', () => new MemorySessionStore());",
+        '',
+      ].join('\n'),
+    );
+    run(process.execPath, [TSC, '-p', 'tsconfig.json'], app);
+    const report = run(process.execPath, ['--test', '--test-reporter=tap', 'storeContract.test.js'], app);
+    expect(report).toMatch(/^# Subtest: store contract: MemorySessionStore$/m);
+    expect(report).toMatch(/^# tests 11$/m);
+    expect(report).toMatch(/^# pass 11$/m);
   });
 });

@@ -1,0 +1,281 @@
+/**
+ * The SessionStore contract suite (`viur-session-functions/testing`): the cases MemorySessionStore and
+ * DatastoreSessionStore pass, for anyone writing a store for another database to run in their own
+ * test runner. Plain `node:assert/strict`, no test framework: a case is a name and an async function
+ * that throws an AssertionError when the store breaks the contract.
+ *
+ * Equality of records and heads is checked the way the repository's own tests always did (jest's
+ * `toEqual`): own enumerable properties recursively, a property whose value is undefined counts as
+ * absent, and prototypes are not compared (a store may hand back `data` as a plain object even though
+ * the session library builds it without a prototype).
+ */
+import assert from 'node:assert/strict';
+import { emptyData, type SessionData } from '../core/json';
+import type { SessionHead, SessionSelector, SessionStore, StoredSession } from './sessionStore';
+
+/** One case of the contract: `run` makes its own store and throws when that store fails the case. */
+export interface StoreContractCase {
+  name: string;
+  run: () => Promise<void>;
+}
+
+/** The part of a test runner runStoreContract uses; jest, vitest and node:test all offer it. */
+export interface TestRegistrar {
+  describe(name: string, body: () => void): unknown;
+  test(name: string, fn: () => Promise<void>): unknown;
+}
+
+const T0 = Date.UTC(2026, 0, 1);
+/** More pages than any case can need (8 records, pages of 3): a cursor that never ends fails, it does not hang. */
+const MAX_PAGES = 50;
+
+function record(overrides: Partial<StoredSession> = {}): StoredSession {
+  return {
+    data: Object.assign(emptyData(), { a: 1 }) as SessionData,
+    user: null,
+    lastSeen: T0,
+    createdAt: T0,
+    expiresAt: T0 + 3600_000,
+    staticKeyDigest: 'ab'.repeat(32),
+    securityKeyDigests: ['cd'.repeat(32)],
+    userAgent: 'Mozilla/5.0 (X11; Linux x86_64) contract',
+    ...overrides,
+  };
+}
+
+const put = (key: string, session: StoredSession) => ({ writes: { put: [{ key, session }], delete: [] }, result: undefined });
+
+/** A copy with jest's `toEqual` view of a value: plain objects without undefined properties, arrays without holes. */
+function comparable(value: unknown): unknown {
+  if (Array.isArray(value)) return Array.from(value, comparable);
+  if (value === null || typeof value !== 'object' || value instanceof Date) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = comparable(v);
+  return out;
+}
+
+function assertEqual(actual: unknown, expected: unknown, message?: string): void {
+  assert.deepStrictEqual(comparable(actual), comparable(expected), message);
+}
+
+/** Rejects with an error whose message contains `text` (jest's `rejects.toThrow(text)`). */
+async function assertRejectsWith(promise: Promise<unknown>, text: string): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    const matches = err instanceof Error && err.message.includes(text);
+    assert.ok(matches, `expected an error whose message contains ${JSON.stringify(text)}, got ${String(err)}`);
+    return true;
+  });
+}
+
+/** Every key the selector matches, read in pages of `limit` following the cursor, sorted. */
+async function all(store: SessionStore, selector: SessionSelector, limit = 3): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor: string | undefined;
+  let pages = 0;
+  do {
+    assert.ok(++pages <= MAX_PAGES, `findKeys still returned a cursor after ${MAX_PAGES} pages of ${limit}: is the cursor ignored?`);
+    const page = await store.findKeys(selector, limit, cursor);
+    assert.ok(page.keys.length <= limit, `findKeys returned ${page.keys.length} keys, more than the limit of ${limit}`);
+    keys.push(...page.keys);
+    cursor = page.cursor;
+  } while (cursor);
+  return keys.sort();
+}
+
+type Body = (store: SessionStore) => Promise<void>;
+
+const CASES: Array<[string, Body]> = [
+  [
+    'get of an absent key is null',
+    async (store) => {
+      assert.equal(await store.get('0'.repeat(64)), null);
+    },
+  ],
+  [
+    'a record round-trips exactly',
+    async (store) => {
+      const data = Object.assign(emptyData(), {
+        nested: { a: [1, 2.5, -3, null, true, false, 'x'], b: { c: { d: 'deep' } } },
+        arrays: [[1, [2, [3]]], [], [{}]],
+        unicode: 'grüße 🌍 \u0000 \u2028',
+        big: 2 ** 53 + 2,
+        tiny: 5e-324,
+        empty: {},
+        'dotted.key[0]%2E*': 'odd key',
+        constructor: 'not special',
+      }) as SessionData;
+      const r = record({ data, user: 'user-1', securityKeyDigests: ['11'.repeat(32), '22'.repeat(32)] });
+      await store.update(null, () => put('k1', r));
+      const back = await store.get('k1');
+      assertEqual(back, r);
+      // Key order too: a store that re-sorts keys would change what the session hands back.
+      assert.equal(JSON.stringify(back!.data), JSON.stringify(r.data));
+    },
+  ],
+  [
+    'a 500 KB string nested in a value saves (data is excluded from indexes at every depth)',
+    async (store) => {
+      const big = 'x'.repeat(500_000);
+      const r = record({ data: Object.assign(emptyData(), { outer: { inner: [{ big }] } }) as SessionData });
+      await store.update(null, () => put('big', r));
+      assert.equal(((await store.get('big'))!.data.outer as { inner: Array<{ big: string }> }).inner[0]!.big.length, 500_000);
+    },
+  ],
+  [
+    'update reads the current record and commits puts and deletes together',
+    async (store) => {
+      await store.update(null, () => put('old', record()));
+      const seen = await store.update('old', (current) => ({
+        writes: { put: [{ key: 'new', session: record({ user: 'u' }) }], delete: ['old'] },
+        result: current?.data.a,
+      }));
+      assert.equal(seen, 1);
+      assert.equal(await store.get('old'), null);
+      assert.equal((await store.get('new'))?.user, 'u');
+    },
+  ],
+  [
+    'update with no writes changes nothing; a throwing decide writes nothing',
+    async (store) => {
+      await store.update(null, () => put('k', record()));
+      assert.equal(await store.update('k', () => ({ writes: null, result: 7 })), 7);
+      await assertRejectsWith(
+        store.update('k', () => {
+          throw new Error('boom');
+        }),
+        'boom',
+      );
+      assertEqual(await store.get('k'), record());
+    },
+  ],
+  [
+    'update of an absent key sees null',
+    async (store) => {
+      assert.equal(await store.update('missing', (current) => ({ writes: null, result: current })), null);
+    },
+  ],
+  [
+    'inserting a new session never overwrites an existing one',
+    async (store) => {
+      await store.update(null, () => put('dup', record()));
+      await assert.rejects(store.update(null, () => put('dup', record({ user: 'intruder' }))));
+      assert.equal((await store.get('dup'))?.user, null);
+    },
+  ],
+  [
+    'findKeys selects expired sessions, pages with a cursor, and never returns a live one',
+    async (store) => {
+      for (let i = 0; i < 7; i++) await store.update(null, () => put(`exp${i}`, record({ expiresAt: T0 + i * 1000 })));
+      await store.update(null, () => put('live', record({ expiresAt: T0 + 10_000 })));
+      assert.deepEqual(await all(store, { kind: 'expired', before: T0 + 7000 }), ['exp0', 'exp1', 'exp2', 'exp3', 'exp4', 'exp5', 'exp6']);
+      assert.deepEqual(await all(store, { kind: 'expired', before: T0 + 3000 }), ['exp0', 'exp1', 'exp2']);
+    },
+  ],
+  [
+    'findKeys selects by user and creation time; __guest__ means no user, null means everyone',
+    async (store) => {
+      await store.update(null, () => put('a-old', record({ user: 'a', createdAt: T0 })));
+      await store.update(null, () => put('a-new', record({ user: 'a', createdAt: T0 + 5000 })));
+      await store.update(null, () => put('b', record({ user: 'b', createdAt: T0 })));
+      await store.update(null, () => put('g', record({ user: null, createdAt: T0 })));
+      assert.deepEqual(await all(store, { kind: 'user', user: 'a', createdAtOrBefore: T0 + 1000 }), ['a-old']);
+      assert.deepEqual(await all(store, { kind: 'user', user: 'a', createdAtOrBefore: T0 + 5000 }), ['a-new', 'a-old']);
+      assert.deepEqual(await all(store, { kind: 'user', user: '__guest__', createdAtOrBefore: T0 + 5000 }), ['g']);
+      assert.deepEqual(await all(store, { kind: 'user', user: null, createdAtOrBefore: T0 + 1000 }), ['a-old', 'b', 'g']);
+    },
+  ],
+  [
+    "listUserSessions pages through one user's sessions, heads only, dead ones included",
+    async (store) => {
+      const mine = ['m1', 'm2', 'm3', 'm4', 'm5'];
+      const headOf = (i: number) => ({
+        user: 'me',
+        lastSeen: T0 + i,
+        createdAt: T0 - i,
+        expiresAt: T0 + i * 1000,
+        userAgent: i === 0 ? null : `ua-${i}`,
+      });
+      for (const [i, k] of mine.entries()) await store.update(null, () => put(k, record(headOf(i))));
+      await store.update(null, () => put('ended', record({ user: 'me', endedAt: T0 + 7 })));
+      await store.update(null, () => put('other', record({ user: 'someone-else' })));
+      await store.update(null, () => put('guest', record({ user: null })));
+      const seen: Array<{ key: string; head: SessionHead }> = [];
+      let cursor: string | undefined;
+      for (let i = 0; i < 10; i++) {
+        const page = await store.listUserSessions('me', 2, cursor);
+        assert.ok(page.sessions.length <= 2, `listUserSessions returned ${page.sessions.length} sessions, more than the limit of 2`);
+        seen.push(...page.sessions);
+        cursor = page.cursor;
+        if (!cursor) break;
+      }
+      assert.equal(cursor, undefined);
+      // A tombstone is listed with its endedAt, so that liveness can rule it out.
+      const ended = seen.find((s) => s.key === 'ended');
+      assert.ok(ended, 'the tombstone "ended" is listed');
+      const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) contract';
+      assertEqual(ended.head, { user: 'me', lastSeen: T0, createdAt: T0, expiresAt: T0 + 3600_000, endedAt: T0 + 7, userAgent });
+      seen.splice(seen.indexOf(ended), 1);
+      assert.deepEqual(seen.map((s) => s.key).sort(), mine);
+      for (const { key, head } of seen) {
+        // Exactly the head: no data, no key digests.
+        assertEqual(head, headOf(mine.indexOf(key)), key);
+      }
+      assertEqual((await store.listUserSessions('nobody', 10)).sessions, []);
+    },
+  ],
+  [
+    'deleteMany deletes, ignores absent keys, and refuses more than 500 keys',
+    async (store) => {
+      await store.update(null, () => put('d1', record()));
+      await store.update(null, () => put('d2', record()));
+      await store.deleteMany(['d1', 'absent']);
+      assert.equal(await store.get('d1'), null);
+      assert.notEqual(await store.get('d2'), null);
+      await assert.rejects(store.deleteMany(Array.from({ length: 501 }, (_, i) => `k${i}`)), RangeError);
+      // endSessions: the same, for requests.
+      await store.update(null, () => put('e1', record()));
+      await store.endSessions(['e1', 'absent']);
+      assert.equal(await store.get('e1'), null);
+      assert.notEqual(await store.get('d2'), null);
+      await assert.rejects(store.endSessions(Array.from({ length: 501 }, (_, i) => `k${i}`)), RangeError);
+    },
+  ],
+];
+
+/**
+ * The contract's cases, each running on a store of its own from `makeStore`. Each call must give an
+ * empty store (a fresh instance, or a fresh namespace or table of a shared database): the cases use
+ * fixed keys and count what they find.
+ */
+export function storeContract(makeStore: () => SessionStore | Promise<SessionStore>): StoreContractCase[] {
+  return CASES.map(([name, body]) => ({ name, run: async () => body(await makeStore()) }));
+}
+
+/**
+ * Registers the contract as `describe('store contract: <name>')` with one `test` per case, in any
+ * runner that offers describe/test (jest, vitest, node:test).
+ *
+ * @example jest (or vitest, with `import { describe, test } from 'vitest'`)
+ * ```ts
+ * import { runStoreContract } from 'viur-session-functions/testing';
+ * import { PostgresSessionStore } from 'my-postgres-session-store';
+ *
+ * // Each case needs an empty store: freshSchema() stands for your way of making one (a schema per call).
+ * runStoreContract({ describe, test }, 'PostgresSessionStore', () => new PostgresSessionStore({ schema: freshSchema() }));
+ * ```
+ *
+ * @example node:test (`node --test`)
+ * ```ts
+ * import { describe, test } from 'node:test';
+ * import { runStoreContract } from 'viur-session-functions/testing';
+ * import { PostgresSessionStore } from 'my-postgres-session-store';
+ *
+ * runStoreContract({ describe, test }, 'PostgresSessionStore', async () => PostgresSessionStore.connect({ schema: freshSchema() }));
+ * ```
+ */
+export function runStoreContract(runner: TestRegistrar, name: string, makeStore: () => SessionStore | Promise<SessionStore>): void {
+  const cases = storeContract(makeStore);
+  runner.describe(`store contract: ${name}`, () => {
+    for (const c of cases) runner.test(c.name, c.run);
+  });
+}
