@@ -1,9 +1,9 @@
 /**
  * The package's `./functions` entry (`functions-framework --source=dist/functions/index.js`): it
- * registers the three entry points with functions-framework, exactly as Cloud Functions loads them (`--target=NAME`). Configuration is
- * parsed here, at load, so a bad variable stops the process at start with a message naming it.
- * Heavy clients are not loaded here: Datastore on first request, Pub/Sub only where a message is
- * published.
+ * registers the three entry points with functions-framework, exactly as Cloud Functions loads them
+ * (`--target=NAME`). Configuration is parsed here, at load, so a bad variable stops the process at
+ * start with a message naming it. Heavy clients are not loaded here: Datastore on first request,
+ * Pub/Sub only where a message is published.
  */
 import * as functions from '@google-cloud/functions-framework';
 import { startupConfig } from '../lib/setup/runtime';
