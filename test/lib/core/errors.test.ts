@@ -15,7 +15,7 @@ import {
 
 /**
  * What a client sees of each library failure: the HTTP status and the JSON error body's code and
- * message (SPEC: error slugs), and what a caller catching them can rely on (name, cause).
+ * message (docs/api.md#errors), and what a caller catching them can rely on (name, cause).
  */
 describe('library errors', () => {
   test.each([

@@ -1,7 +1,7 @@
 /**
  * Properties of the kill message format, each checked against an oracle written independently of
  * the schemas (not just "nothing thrown"): what a publisher encodes comes back as the same target,
- * and a message is accepted exactly when the SPEC's rules (§2.2) say so.
+ * and a message is accepted exactly when docs/kill-messages.md#what-is-malformed says so.
  */
 import fc from 'fast-check';
 import { encodeKillMessage, killMessageData, MalformedKillMessageError, parseKillMessageData, validateKillMessage, type KillMessage } from '../../../lib/jobs/killMessage';

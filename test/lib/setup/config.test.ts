@@ -9,7 +9,7 @@ const refused = (env: Record<string, string>, variable: string) => {
 };
 
 describe('configuration', () => {
-  test('defaults follow SPEC §4', () => {
+  test('defaults follow the README configuration table', () => {
     const c = loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' });
     expect(c).toMatchObject({
       projectId: 'p1',
@@ -146,7 +146,7 @@ describe('every variable is read', () => {
     expect(Object.keys(CONFIG_VARIABLES)).toEqual(expect.arrayContaining(['SESSION_KILL_PUSH_URL', 'SESSION_READ_CACHE_MS', 'SESSION_DATABASE', 'SESSION_NAMESPACE']));
   });
 
-  test('defaults of the settings the SPEC table does not show in config.test.ts', () => {
+  test('defaults of the settings the first defaults test does not show', () => {
     const c = load({});
     expect(c).toMatchObject({
       namespace: undefined,

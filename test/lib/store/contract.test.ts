@@ -91,7 +91,7 @@ describe('the store contract fails a broken store', () => {
 });
 
 describe('DatastoreSessionStore entity layout', () => {
-  test('stores the entity of SPEC §1 under the key name given, with only user/createdAt/expiresAt indexed', async () => {
+  test('stores the entity of docs/storage.md under the key name given, with only user/createdAt/expiresAt indexed', async () => {
     const ns = uniqueNamespace('layout');
     const ds = datastore();
     const store = new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace: ns, timeoutMs: 10_000, separateBegin: true });
@@ -100,7 +100,7 @@ describe('DatastoreSessionStore entity layout', () => {
     expect(entity).toMatchObject({ user: '__guest__', lastseen: T0 / 1000, staticSecurityKey: 'ab'.repeat(32), securityKeys: ['cd'.repeat(32)] });
     expect(entity.createdAt).toBeInstanceOf(Date);
     expect(entity.expiresAt).toBeInstanceOf(Date);
-    // data is one JSON text (SPEC §1: one parse per request whatever the number of keys).
+    // data is one JSON text (docs/storage.md#properties: one parse per request whatever the number of keys).
     expect(entity.data).toBe('{"a":1}');
     expect(entity.userAgent).toBe('Mozilla/5.0 (X11; Linux x86_64) contract');
     // Unindexed properties cannot be queried on: a filter on them finds nothing.

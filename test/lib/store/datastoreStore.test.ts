@@ -293,7 +293,7 @@ describe('batch delete bound', () => {
   });
 });
 
-describe('index exclusions (SPEC §1): only user, createdAt and expiresAt can be queried', () => {
+describe('index exclusions (docs/storage.md#properties): only user, createdAt and expiresAt can be queried', () => {
   test.each([
     ['the legacy emulator', () => ({ ds: legacyDatastore(), separateBegin: false })],
     ['the Firestore emulator', () => ({ ds: datastore(), separateBegin: true })],
