@@ -39,9 +39,10 @@ export default defineConfig(
     extends: [tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: {
-        // tsconfig.test.json covers lib/, functions/, scripts/, bin/, test/ and examples/ in one
-        // program; bench/ and client/ (browser ESM) have their own.
-        project: ['./tsconfig.test.json', './bench/tsconfig.json', './client/tsconfig.json'],
+        // The first project that includes a file types it: the sources get tsconfig.json's stricter
+        // options (noUncheckedIndexedAccess); tests and examples tsconfig.test.json; bench/ and
+        // client/ (browser ESM) their own.
+        project: ['./tsconfig.json', './tsconfig.test.json', './bench/tsconfig.json', './client/tsconfig.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },

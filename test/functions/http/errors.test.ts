@@ -1,6 +1,7 @@
 import express from 'express';
 import request from 'supertest';
-import { failureCause, HttpError, sendError, toHttpError } from '../../../functions/http/errors';
+import { failureCause, HttpError, respondWithError, sendError, sendJson, toHttpError } from '../../../functions/http/errors';
+import { setLogSink } from '../../../lib/setup/log';
 import { DataTooLargeError, KeyNotFoundError, StoreUnavailableError } from '../../../lib/core/errors';
 
 /** What a client sees of a failure: status, JSON error body, Retry-After on 503 only; nothing internal. */
@@ -45,5 +46,65 @@ describe('the cause of a 503 in the request log (failureCause)', () => {
     expect(failureCause(new StoreUnavailableError())).toBeUndefined();
     expect(failureCause('boom')).toBeUndefined();
     expect(failureCause({ cause: new Error('not an Error itself') })).toBeUndefined();
+  });
+});
+
+describe('the one path from a thrown error to the answer (respondWithError)', () => {
+  const lines: Array<{ line: string; severity: string }> = [];
+  beforeEach(() => {
+    lines.length = 0;
+    setLogSink((line, severity) => lines.push({ line, severity }));
+  });
+  afterEach(() => setLogSink(null));
+
+  function app(err: unknown): express.Express {
+    const a = express();
+    a.get('/', (_req, res) => {
+      const outcome = respondWithError(res, err, 'testApi');
+      res.setHeader('X-Outcome', JSON.stringify(outcome));
+    });
+    return a;
+  }
+
+  test('a library error: its status, slug and message, the cause for the log line, no ERROR line', async () => {
+    const cause = new Error('4 DEADLINE_EXCEEDED: late\n    at stack');
+    const res = await request(app(new StoreUnavailableError('the session store is unavailable', cause))).get('/');
+    expect(res.status).toBe(503);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.text).toBe('{"error":{"code":"store_unavailable","message":"the session store is unavailable"}}\n');
+    expect(lines).toEqual([]);
+  });
+
+  test('anything else: 500 internal to the client, its stack in one ERROR line naming where it happened', async () => {
+    const res = await request(app(new Error('secret detail'))).get('/');
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
+    expect(res.text).not.toContain('secret');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.severity).toBe('ERROR');
+    const record = JSON.parse(lines[0]!.line) as { message: string; stack: string };
+    expect(record.message).toBe('unhandled error in testApi');
+    expect(record.stack).toContain('secret detail');
+    const thrown = await request(app('a string')).get('/');
+    expect(thrown.status).toBe(500);
+    expect((JSON.parse(lines[1]!.line) as { stack: string }).stack).toBe('a string');
+  });
+
+  test('it returns the slug and the cause for the request log', () => {
+    const headers: Record<string, string> = {};
+    const res = { headersSent: false, statusCode: 0, setHeader: (k: string, v: string) => (headers[k] = v), end: () => undefined };
+    const cause = new Error('no Google credentials: none\nmore');
+    expect(respondWithError(res as never, new StoreUnavailableError('unavailable', cause), 'x')).toEqual({
+      code: 'store_unavailable',
+      cause: 'no Google credentials: none',
+    });
+    expect(respondWithError(res as never, new HttpError(404, 'not_found', 'no such route'), 'x')).toEqual({ code: 'not_found', cause: undefined });
+  });
+
+  test('sendJson: the status, JSON with a closing newline', async () => {
+    const a = express();
+    a.get('/', (_req, res) => sendJson(res, 201, { ok: true }));
+    const res = await request(a).get('/');
+    expect([res.status, res.text, res.headers['content-type']]).toEqual([201, '{"ok":true}\n', 'application/json; charset=utf-8']);
   });
 });
