@@ -270,7 +270,7 @@ async function setup(spec: StackSpec): Promise<void> {
     const check = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/session', { cookie: spec.cookie });
     if (check.status !== 200 || !check.body.includes('Cold Start')) throw new Error(`setup of ${spec.name}: GET /session ${check.status} ${check.body}`);
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\nserver output:\n${s.output().slice(-3000)}`);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\nserver output:\n${s.output().slice(-3000)}`, { cause: err });
   } finally {
     agent.destroy();
     await killGroup(s.child);
@@ -292,7 +292,7 @@ async function sample(spec: StackSpec, rssRequests: number): Promise<SpawnSample
     const after = JSON.parse((await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/__cold', {})).body) as { rss: number };
     return { wallMs, cpuMs: probe.cpuMs, rssAfterMB: after.rss / 2 ** 20, codeCache: probe.codeCache };
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\nserver output:\n${s.output().slice(-3000)}`);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\nserver output:\n${s.output().slice(-3000)}`, { cause: err });
   } finally {
     agent.destroy();
     await killGroup(s.child);

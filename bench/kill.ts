@@ -95,8 +95,8 @@ async function startFunction(env: Record<string, string>, port: number): Promise
       }
     }
   };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const stop = () => {
     try {
       process.kill(-child.pid!, 'SIGKILL');
@@ -207,7 +207,7 @@ async function main(): Promise<void> {
       sessions: N,
       rounds: ROUNDS,
       publishToDoneMedianMs: e2e,
-      functionEngineMedianMs: median(rows.filter((r) => r.method.toString().startsWith('kill')).map((r) => Number(r.functionMs))),
+      functionEngineMedianMs: median(rows.filter((r) => r.method!.toString().startsWith('kill')).map((r) => Number(r.functionMs))),
       engineInProcessMedianMs: direct,
       plainLoopMedianMs: plain,
       endToEndOverEngine: +(e2e / direct).toFixed(2),

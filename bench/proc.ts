@@ -45,8 +45,8 @@ export async function startServer(args: string[], env: Record<string, string>, p
   const collect = (b: Buffer) => {
     text = (text + b.toString()).slice(-100_000);
   };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -77,8 +77,8 @@ export function runNode(args: string[], env: Record<string, string | undefined>,
     live.add(child);
     let stdout = '';
     let stderr = '';
-    child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-50_000)));
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-50_000)));
     const timer = setTimeout(() => {
       killGroup(child.pid!, 'SIGKILL');
       reject(new Error(`node ${args.join(' ')} timed out after ${timeoutMs} ms:\n${stderr}`));

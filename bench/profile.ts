@@ -168,7 +168,7 @@ async function main(): Promise<void> {
       ? [{ label: 'ours-alt', stack: 'ours' as const, cookieName: cookie, args: (p: number) => [...ff('sessionApi', values['alt-source']!), `--port=${p}`], env: { SESSION_NAMESPACE: ns() } }]
       : []),
     ...(values['read-cache-ms']
-      ? [{ label: 'ours-cache', stack: 'ours' as const, cookieName: cookie, args: (p: number) => [...ff('sessionApi', FUNCTIONS_SOURCE), `--port=${p}`], env: { SESSION_NAMESPACE: ns(), SESSION_READ_CACHE_MS: values['read-cache-ms']! } }]
+      ? [{ label: 'ours-cache', stack: 'ours' as const, cookieName: cookie, args: (p: number) => [...ff('sessionApi', FUNCTIONS_SOURCE), `--port=${p}`], env: { SESSION_NAMESPACE: ns(), SESSION_READ_CACHE_MS: values['read-cache-ms'] } }]
       : []),
     { label: 'express', stack: 'express', cookieName: 'connect.sid', args: () => [...preload, join(BENCH_JS, 'expressServer.js')], env: { BENCH_NAMESPACE: ns() } },
     { label: 'ff-express', stack: 'ff-express', cookieName: 'connect.sid', args: (p) => [...ff('expressSession', join(BENCH_JS, 'expressFunction.js')), `--port=${p}`], env: { BENCH_NAMESPACE: ns() } },

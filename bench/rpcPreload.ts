@@ -16,8 +16,10 @@ if (process.env.BENCH_COUNT_RPCS === '1') {
   const counts: Record<string, number> = {};
   // Resolved from the server's working directory, so it is the very module the application loads.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { v1 } = require(require.resolve('@google-cloud/datastore', { paths: [process.cwd()] })) as typeof import('@google-cloud/datastore');
-  const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const { v1 } = require(require.resolve('@google-cloud/datastore', { paths: [process.cwd()] })) as {
+    v1: { DatastoreClient: { prototype: object } };
+  };
+  const proto = v1.DatastoreClient.prototype as Record<string, (...args: unknown[]) => unknown>;
   for (const m of RPC_METHODS) {
     const original = proto[m]!;
     proto[m] = function (this: unknown, ...args: unknown[]) {

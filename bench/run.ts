@@ -88,7 +88,7 @@ function options(argv: string[]): Options {
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
   const coldRuns = Number(values['cold-runs'] ?? (values.smoke ? 1 : 9));
   if (!Number.isInteger(coldRuns) || coldRuns < 1 || coldRuns > 50) throw new Error('--cold-runs must be an integer from 1 to 50');
-  return { smoke: values.smoke!, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], ...(values['cold-alt-ref'] ? { coldAltRef: values['cold-alt-ref'] } : {}), coldRuns, readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)), skipSizes: values['skip-sizes']! };
+  return { smoke: values.smoke, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], ...(values['cold-alt-ref'] ? { coldAltRef: values['cold-alt-ref'] } : {}), coldRuns, readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)), skipSizes: values['skip-sizes'] };
 }
 
 export async function main(argv: string[]): Promise<BenchReport> {

@@ -53,15 +53,15 @@ export function parseLauncherOptions(argv: string[], env: Record<string, string 
     if (!/^\d+$/.test(v) || n > 65535) throw new UsageError(`--${name} must be a port number (0 to 65535), not ${JSON.stringify(v)}`);
     return n;
   };
-  const intervalText = values['cleanup-interval']!;
+  const intervalText = values['cleanup-interval'];
   if (!/^\d+$/.test(intervalText)) throw new UsageError(`--cleanup-interval must be a whole number of seconds, not ${JSON.stringify(intervalText)}`);
   return {
-    emulators: values.emulators!,
-    port: port('port', values.port!),
-    killPort: port('kill-port', values['kill-port']!),
-    cleanupPort: port('cleanup-port', values['cleanup-port']!),
+    emulators: values.emulators,
+    port: port('port', values.port),
+    killPort: port('kill-port', values['kill-port']),
+    cleanupPort: port('cleanup-port', values['cleanup-port']),
     cleanupInterval: Number(intervalText),
-    stateDir: values['state-dir']!,
-    demoPort: port('demo-port', values['demo-port']!),
+    stateDir: values['state-dir'],
+    demoPort: port('demo-port', values['demo-port']),
   };
 }

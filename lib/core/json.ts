@@ -56,13 +56,13 @@ export function assertJsonValue(value: unknown, path = 'value', depth = 0, seen 
     default:
       throw new InvalidValueError(`${path} is a ${typeof value}, not a JSON value`);
   }
-  const obj = value as object;
+  const obj = value;
   if (seen.has(obj)) throw new InvalidValueError(`${path} is circular`);
   seen.add(obj);
   if (Array.isArray(obj)) {
     obj.forEach((item, i) => assertJsonValue(item, `${path}[${i}]`, depth + 1, seen));
   } else {
-    const proto = Object.getPrototypeOf(obj);
+    const proto: unknown = Object.getPrototypeOf(obj);
     if (proto !== Object.prototype && proto !== null) {
       throw new InvalidValueError(`${path} is not a plain object`);
     }

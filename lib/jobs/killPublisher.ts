@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import type { Config } from '../setup/config';
-import { credentialsGate, type GoogleClientLike } from '../setup/credentials';
+import { credentialsGate } from '../setup/credentials';
 import { encodeKillMessage, type KillMessageData, type KillTarget, killMessageData } from './killMessage';
 import { log } from '../setup/log';
 
@@ -51,7 +51,7 @@ export function pubSubPublisher(destination: KillDestination): KillPublisher {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { PubSub: Client } = require('@google-cloud/pubsub') as typeof import('@google-cloud/pubsub');
       const pubsub = new Client({ projectId: destination.projectId });
-      const ready = credentialsGate(pubsub as unknown as GoogleClientLike);
+      const ready = credentialsGate(pubsub);
       client = { pubsub, ready, topic: pubsub.topic(destination.topic, { gaxOpts: { timeout: PUBLISH_TIMEOUT_MS } }) };
     }
     return client;

@@ -21,6 +21,11 @@ interface Output {
   write(text: string): unknown;
 }
 
+/** A value as a person reads it in a log line: strings as they are, anything else as JSON. */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+}
+
 /**
  * `12:00:01.234 WARNING message  key=value …`, nested values as JSON; the request record's
  * `httpRequest` shortened to what a person scans for (status and latency). A line that is not
@@ -38,9 +43,9 @@ export function prettyLine(line: string, now: Date = new Date()): string {
     return line;
   }
   const { severity, message, httpRequest, ...rest } = record;
-  const parts = [`${now.toISOString().slice(11, 23)} ${String(severity ?? 'DEFAULT').padEnd(7)} ${String(message ?? '')}`];
-  if (httpRequest && typeof httpRequest === 'object') parts.push(`(${String((httpRequest as { latency?: unknown }).latency ?? '')})`);
-  for (const [k, v] of Object.entries(rest)) parts.push(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  const parts = [`${now.toISOString().slice(11, 23)} ${shown(severity ?? 'DEFAULT').padEnd(7)} ${shown(message ?? '')}`];
+  if (httpRequest && typeof httpRequest === 'object') parts.push(`(${shown((httpRequest as { latency?: unknown }).latency ?? '')})`);
+  for (const [k, v] of Object.entries(rest)) parts.push(`${k}=${shown(v)}`);
   return parts.join('  ');
 }
 
@@ -95,7 +100,7 @@ export function errorName(err: unknown): string {
   if (err instanceof StoreUnavailableError) return err.code;
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return code === undefined ? err.name : `${err.name}:${String(code)}`;
+    return code === undefined ? err.name : `${err.name}:${shown(code)}`;
   }
   return typeof err;
 }

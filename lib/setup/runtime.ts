@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { type Clock, systemClock } from '../core/clock';
 import { type Config, loadConfig } from './config';
-import { credentialsGate, type GoogleClientLike, missingCredentialsHint } from './credentials';
+import { credentialsGate, missingCredentialsHint } from './credentials';
 import { cryptoRandom, type RandomSource } from '../core/ids';
 import { log } from './log';
 import { MemorySessionStore } from '../store/memoryStore';
@@ -40,7 +40,7 @@ export function createStore(config: Config): SessionStore {
     namespace: config.namespace,
     timeoutMs: config.storeTimeoutMs,
     separateBegin: config.datastoreEmulatorHost !== undefined,
-    ready: credentialsGate(datastore as unknown as GoogleClientLike),
+    ready: credentialsGate(datastore),
   });
 }
 

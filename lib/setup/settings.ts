@@ -445,7 +445,7 @@ export function setting<N extends ConfigVariable>(env: Environment, name: N): Se
   const raw = env[name]?.trim();
   if (raw === undefined || raw === '') {
     // A copy: callers own the lists in their Config.
-    return (Array.isArray(row.default) ? [...row.default] : row.default) as SettingValue<N>;
+    return (Array.isArray(row.default) ? [...(row.default as readonly string[])] : row.default) as SettingValue<N>;
   }
   const result = check(row, raw);
   if ('error' in result) throw new ConfigError(name, `${JSON.stringify(raw)} is not valid: ${result.error}`);

@@ -89,6 +89,13 @@ const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'security
 const GRPC_INVALID_ARGUMENT = 3;
 const ENTITY_TOO_LARGE = /too (big|large)|exceeds the maximum|longer than|maximum (allowed )?size/i;
 
+/** The text a gRPC error gives its reason in: `details`, else the message. */
+function errorText(err: unknown): string {
+  const { details, message } = err as { details?: unknown; message?: unknown };
+  const text = details ?? message;
+  return typeof text === 'string' ? text : '';
+}
+
 /**
  * The properties a listing of a user's sessions fetches (a property mask on the query: neither an
  * index nor a projection is needed, and `data` never leaves the database). Must cover SessionHead
@@ -286,8 +293,8 @@ export class DatastoreSessionStore implements SessionStore {
       const txn = this.#ds.transaction();
       try {
         if (this.#separateBegin) await this.#call(() => txn.run({ gaxOptions: this.#gax }));
-        const [entity] = await this.#call(() => txn.get(this.#key(key), { gaxOptions: this.#gax }));
-        const { writes, result } = decide(entity ? fromEntity(entity as SessionEntity) : null);
+        const [entity] = (await this.#call(() => txn.get(this.#key(key), { gaxOptions: this.#gax }))) as [SessionEntity | undefined];
+        const { writes, result } = decide(entity ? fromEntity(entity) : null);
         if (!writes || (writes.put.length === 0 && writes.delete.length === 0)) {
           await this.#release(txn);
           return result;
@@ -328,7 +335,7 @@ export class DatastoreSessionStore implements SessionStore {
     }
     if (cursor) query = query.start(cursor);
     const [entities, info] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#engineGax }));
-    const keys = entities.map((e) => (e[this.#ds.KEY] as Key).name as string);
+    const keys = (entities as Array<Record<symbol, Key>>).map((e) => e[this.#ds.KEY]!.name!);
     const exhausted = keys.length < limit || info.moreResults === 'NO_MORE_RESULTS';
     return exhausted ? { keys } : { keys, cursor: info.endCursor };
   }
@@ -413,7 +420,7 @@ export class DatastoreSessionStore implements SessionStore {
       return await fn();
     } catch (err) {
       const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-      if (code === GRPC_INVALID_ARGUMENT && ENTITY_TOO_LARGE.test(String((err as { details?: unknown; message?: unknown }).details ?? (err as Error).message))) {
+      if (code === GRPC_INVALID_ARGUMENT && ENTITY_TOO_LARGE.test(errorText(err))) {
         throw new DataTooLargeError(0, 0, 'the session is larger than the store accepts');
       }
       if (typeof code === 'number' && !UNAVAILABLE_CODES.has(code)) throw err;

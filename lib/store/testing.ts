@@ -31,7 +31,7 @@ const MAX_PAGES = 50;
 
 function record(overrides: Partial<StoredSession> = {}): StoredSession {
   return {
-    data: Object.assign(emptyData(), { a: 1 }) as SessionData,
+    data: Object.assign(emptyData(), { a: 1 }),
     user: null,
     lastSeen: T0,
     createdAt: T0,
@@ -116,7 +116,7 @@ const CASES: Array<[string, Body]> = [
     'a 500 KB string nested in a value saves (data is excluded from indexes at every depth)',
     async (store) => {
       const big = 'x'.repeat(500_000);
-      const r = record({ data: Object.assign(emptyData(), { outer: { inner: [{ big }] } }) as SessionData });
+      const r = record({ data: Object.assign(emptyData(), { outer: { inner: [{ big }] } }) });
       await store.update(null, () => put('big', r));
       assert.equal(((await store.get('big'))!.data.outer as { inner: Array<{ big: string }> }).inner[0]!.big.length, 500_000);
     },

@@ -50,7 +50,7 @@ describe('benchmark harness (smoke)', () => {
     expect(report.smoke).toBe(true);
     expect(report.machine.nproc).toBeGreaterThan(0);
 
-    const mix = report.results.request!.mixes[0]!;
+    const mix = report.results.request!.mixes[0];
     for (const stack of [mix.ours, mix.express]) {
       expect(stack.throughput).toBeGreaterThan(0);
       expect(stack.p99).toBeGreaterThanOrEqual(stack.p50);
@@ -96,7 +96,7 @@ describe('benchmark harness (smoke)', () => {
       expect(x.rssAfterMB).toBeGreaterThan(0);
     }
     expect(cold.spawn.builds.find((b) => b.stack === 'ours')!.main).toBe('dist/deploy/index.cjs');
-    expect(cold.spawn.stacks[0]!.codeCache).toEqual(['accepted']);
+    expect(cold.spawn.stacks[0].codeCache).toEqual(['accepted']);
     expect(cold.spawn.ratios.oursVsFfExpress).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -34,8 +34,8 @@ async function publishedBy(args: string[], env: Record<string, string | undefine
   const id = result.stdout.trim();
   expect(id).toMatch(/^\S+$/);
   const [message] = await receive(subscription, 1);
-  expect(message!.id).toBe(id);
-  return { id, data: JSON.parse(message!.data.toString('utf8')) };
+  expect(message.id).toBe(id);
+  return { id, data: JSON.parse(message.data.toString('utf8')) };
 }
 
 test('--user publishes {"user": id} and prints the message id', async () => {

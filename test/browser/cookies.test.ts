@@ -67,7 +67,7 @@ describe('the cookie as Chromium stores it', () => {
     await page.evaluate(async () => (window as unknown as PageWindow).client.set('a', 1));
     const [cookie] = await cookiesOf(page.context(), deployment.apiOrigin);
     expect(cookie).toMatchObject({ httpOnly: true, secure: true, path: '/', expires: -1 });
-    expect(['Lax', undefined]).toContain(cookie!.sameSite);
+    expect(['Lax', undefined]).toContain(cookie.sameSite);
     await page.context().close();
   });
 
@@ -77,8 +77,8 @@ describe('the cookie as Chromium stores it', () => {
     await page.evaluate(async () => (window as unknown as PageWindow).client.set('a', 1));
     const [cookie] = await cookiesOf(page.context(), deployment.apiOrigin);
     const now = Date.now() / 1000;
-    expect(cookie!.expires).toBeGreaterThan(now + 7200 - 120);
-    expect(cookie!.expires).toBeLessThan(now + 7200 + 120);
+    expect(cookie.expires).toBeGreaterThan(now + 7200 - 120);
+    expect(cookie.expires).toBeLessThan(now + 7200 + 120);
     await page.context().close();
   });
 
@@ -102,7 +102,7 @@ describe('the cookie as Chromium stores it', () => {
     await page.evaluate(async () => (window as unknown as PageWindow).client.set('a', 1));
     const [cookie] = await cookiesOf(page.context(), deployment.apiOrigin);
     const { digest } = await import('../../lib/core/ids');
-    await deployment.api.store.deleteMany([digest(cookie!.value)]);
+    await deployment.api.store.deleteMany([digest(cookie.value)]);
     const view = await page.evaluate(async () => (window as unknown as PageWindow).client.getSession());
     expect(view).toEqual({ user: null, data: {} });
     expect(await cookiesOf(page.context(), deployment.apiOrigin)).toEqual([]);

@@ -103,7 +103,7 @@ test('parallel writes: 10 raw PUTs with keys of one ?count=10 request, and 24 th
     );
     const viaClient = await Promise.allSettled(Array.from({ length: 24 }, (_, i) => client.set(`c${i}`, i)));
     const data = (await client.getSession()).data;
-    return { raw, rejected: viaClient.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), count: Object.keys(data).length };
+    return { raw, rejected: viaClient.filter((r) => r.status === 'rejected').map((r) => String((r).reason)), count: Object.keys(data).length };
   });
   expect(result).toEqual({ raw: Array(10).fill(200), rejected: [], count: 34 });
   // The client's 24 writes cost one key request (16 keys; the other 8 writes wait for rotated keys), and no retry.

@@ -60,8 +60,8 @@ async function startDeployed(target: string, env: Record<string, string> = {}): 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
-  child.stdout!.on('data', (b: Buffer) => (text += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (text += b.toString()));
+  child.stdout.on('data', (b: Buffer) => (text += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (text += b.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -95,7 +95,7 @@ async function probe(s: Started): Promise<{ codeCache: string; datastoreFromNode
 async function sessionRoundTrip(s: Started): Promise<void> {
   const first = await fetch(`${s.url}/session/security-key`);
   expect(first.status).toBe(200);
-  const cookie = first.headers.getSetCookie().map((c) => c.split(';')[0]!).find((c) => c.startsWith('__Host-viur_cookie_'));
+  const cookie = first.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('__Host-viur_cookie_'));
   const key = first.headers.get('sec-x-viur-staticskey');
   expect(cookie).toBeDefined();
   expect(key).toBeTruthy();

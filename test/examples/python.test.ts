@@ -43,8 +43,8 @@ test('publish-kill publishes the kill message through the Pub/Sub REST API of th
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
   const [message] = await receive(subscription, 1);
-  expect(message!.id).toBe(run.stdout.trim());
-  expect(JSON.parse(message!.data.toString('utf8'))).toEqual({ users: ['a', 'b'], issuedAt: '2026-01-01T12:00:00Z' });
+  expect(message.id).toBe(run.stdout.trim());
+  expect(JSON.parse(message.data.toString('utf8'))).toEqual({ users: ['a', 'b'], issuedAt: '2026-01-01T12:00:00Z' });
 });
 
 test('api-kill calls the privileged route with an ID token; a token for another audience is refused with the API’s error', async () => {
@@ -52,8 +52,8 @@ test('api-kill calls the privileged route with an ID token; a token for another 
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
   const [message] = await receive(subscription, 1);
-  expect(message!.id).toBe(run.stdout.trim());
-  expect(JSON.parse(message!.data.toString('utf8'))).toEqual({ user: 'alice' });
+  expect(message.id).toBe(run.stdout.trim());
+  expect(JSON.parse(message.data.toString('utf8'))).toEqual({ user: 'alice' });
 
   const refused = await python(['api-kill', '--api', url, '--guests'], { SESSION_ID_TOKEN: api.admin.mint('https://elsewhere.test') });
   expect(refused.code).toBe(1);

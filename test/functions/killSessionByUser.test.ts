@@ -51,7 +51,7 @@ async function chain(fn: FunctionProcess, rootId: string, finished = 'kill finis
     `${finished} for the chain of ${rootId}\n${fn.output().slice(-3000)}`,
     () => {
       for (let i = 0; i < 10_000; i++) {
-        const id = ids[ids.length - 1]!;
+        const id = ids[ids.length - 1];
         done = lines(fn, finished, id)[0];
         if (done) return true;
         const next = lines(fn, 'work continues in a follow-up message', id)[0];
@@ -178,7 +178,7 @@ describe('killSessionByUser through a Pub/Sub push subscription', () => {
     await chain(k.fn, sentinel);
     for (const [i, id] of ids.entries()) {
       const errors = lines(k.fn, 'malformed kill message acknowledged without action', id);
-      expect({ case: bad[i]![0], errors: errors.length, severity: errors[0]?.severity }).toEqual({ case: bad[i]![0], errors: 1, severity: 'ERROR' });
+      expect({ case: bad[i][0], errors: errors.length, severity: errors[0]?.severity }).toEqual({ case: bad[i][0], errors: 1, severity: 'ERROR' });
       expect(fnLinesFor(k.fn, id).filter((l) => l.message !== 'malformed kill message acknowledged without action')).toEqual([]);
     }
     expect(await existing(k.store, ['m-1', 'live-m', 'expired-m'].map(keyOf))).toHaveLength(3);
@@ -270,7 +270,7 @@ test('with a tiny budget, a kill of 1,200 sessions continues through several fol
  */
 test('a store failure is thrown (5xx), Pub/Sub redelivers, and the kill completes once the store is back', async () => {
   const [host, port] = process.env.DATASTORE_EMULATOR_HOST!.split(':');
-  const relay = new Relay(await freePort(), { host: host!, port: Number(port) });
+  const relay = new Relay(await freePort(), { host: host, port: Number(port) });
   const k = await killFunction({ DATASTORE_EMULATOR_HOST: `127.0.0.1:${relay.port}`, SESSION_STORE_TIMEOUT_MS: '1000' });
   const now = Date.now();
   // Seeded directly in the emulator; the function sees the store only through the (closed) relay.

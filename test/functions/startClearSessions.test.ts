@@ -106,21 +106,21 @@ test('a tiny budget ends the run cleanly and continues through a cleanup message
   expect(await matching(s.inner, expiredSelector(T0, 5 * 60))).toHaveLength(30);
 
   const [message] = await receive(subscription, 1);
-  expect(JSON.parse(message!.data.toString())).toEqual({ cleanup: { continuation: 1 } });
+  expect(JSON.parse(message.data.toString())).toEqual({ cleanup: { continuation: 1 } });
 
   // The kill function picks the backlog up at once (its own budget, 240 s by default, fits the rest).
   const ce = await request(getTestServer('killSessionByUser'))
     .post('/')
     .set({
       'content-type': 'application/json',
-      'ce-id': message!.id,
+      'ce-id': message.id,
       'ce-specversion': '1.0',
       'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
       'ce-source': `//pubsub.googleapis.com/projects/session-test/topics/${s.topicName}`,
     })
-    .send({ message: { data: message!.data.toString('base64'), messageId: message!.id, publishTime: message!.publishTime.toISOString() } });
+    .send({ message: { data: message.data.toString('base64'), messageId: message.id, publishTime: message.publishTime.toISOString() } });
   expect(ce.status).toBeLessThan(300);
-  expect(logs.find((l) => l.message === 'cleanup finished' && l.messageId === message!.id)).toMatchObject({ deleted: 30, done: true });
+  expect(logs.find((l) => l.message === 'cleanup finished' && l.messageId === message.id)).toMatchObject({ deleted: 30, done: true });
   expect(sorted(await existing(s.inner, [...s.expired, ...s.kept]))).toEqual(sorted(s.kept));
 }, 60_000);
 

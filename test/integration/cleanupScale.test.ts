@@ -76,7 +76,7 @@ test('6,000 expired sessions: all deleted, each once, live and in-grace ones kep
 test('the engine’s queries and commits get their own deadline, not the request deadline', async () => {
   const [host, port] = process.env.DATASTORE_EMULATOR_HOST!.split(':');
   // 150 ms each way: every call takes ≥ 300 ms, past a 200 ms request deadline.
-  const relay = new Relay(await freePort(), { host: host!, port: Number(port) }, 150);
+  const relay = new Relay(await freePort(), { host: host, port: Number(port) }, 150);
   await relay.open();
   try {
     const namespace = uniqueNamespace('deadline');

@@ -60,9 +60,9 @@ describe('sessions on Datastore', () => {
   test('across separate instances (own clients, no shared in-process lock) a key is still accepted once', async () => {
     const ns = uniqueNamespace('inst');
     const instances = [0, 1, 2].map(() => manager(datastoreStore(ns, datastore()), systemClock));
-    const s = await instances[0]!.load(undefined);
+    const s = await instances[0].load(undefined);
     const key = s.getSecurityKey();
-    const cookie = cookieFrom((await instances[0]!.save(s)).setCookie);
+    const cookie = cookieFrom((await instances[0].save(s)).setCookie);
     const results = await Promise.allSettled(instances.map((m) => m.withSession(cookie, (x) => x.validateSecurityKey(key))));
     const accepted = results.filter((r) => r.status === 'fulfilled' && r.value.result);
     expect(accepted).toHaveLength(1);

@@ -138,8 +138,8 @@ describe('the README snippet, run from the installed package', () => {
     });
     children.push(child);
     let output = '';
-    child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
     for (let i = 0; i < 200 && !(await isListening(port)); i++) {
       if (child.exitCode !== null) throw new Error(`server.js exited with ${child.exitCode}:\n${output}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -160,7 +160,7 @@ describe('the README snippet, run from the installed package', () => {
     expect(cookies).toHaveLength(2);
     expect(cookies[0]).toBe('theme=dark; Path=/');
     expect(cookies[1]).toMatch(/^__Host-viur_cookie_session-test=[A-Za-z0-9_-]+; .*HttpOnly/);
-    const second = await fetch(url, { headers: { cookie: `${cookies[1]!.split(';')[0]}; theme=dark` } });
+    const second = await fetch(url, { headers: { cookie: `${cookies[1].split(';')[0]}; theme=dark` } });
     expect(await second.json()).toEqual({ visits: 2 });
   });
 

@@ -186,7 +186,7 @@ describe('2. data is one JSON text property; the number of keys is capped', () =
     api.use({ SESSION_MAX_DATA_KEYS: '10' });
     const { cookie, key } = await newSession(api.server);
     const first = await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).send(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, i]))).expect(200);
-    const next = first.headers['x-security-key'] as string;
+    const next = first.headers['x-security-key'];
     const res = await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', next).send({ a: 1, b: 2 }).expect(413);
     expect(res.body.error.code).toBe('too_many_keys');
     expect(Object.keys((await http().get('/session').set('Cookie', cookie).expect(200)).body.data)).toHaveLength(9);
@@ -289,12 +289,12 @@ describe('6. a request carrying a cookie rotated away shortly before gets 409 se
   async function rotated(how: 'login' | 'logout' | 'reset'): Promise<{ old: string; current: string }> {
     const first = await http().get('/session/security-key').expect(200);
     let old = cookieOf(first);
-    let staticKey = first.headers['sec-x-viur-staticskey'] as string;
+    let staticKey = first.headers['sec-x-viur-staticskey'];
     await http().put('/session/data/language').set('Cookie', old).set('Sec-X-ViUR-StaticSKey', staticKey).type('json').send('"de"').expect(200);
     if (how === 'logout') {
       const login = await http().post('/session/login').set('Cookie', old).set('Authorization', bearer()).send({ user: 'u6' }).expect(200);
       old = cookieOf(login);
-      staticKey = login.headers['sec-x-viur-staticskey'] as string;
+      staticKey = login.headers['sec-x-viur-staticskey'];
     }
     const res =
       how === 'login'
@@ -453,7 +453,7 @@ describe('8. remoteIp and the scheme-aware same-site check', () => {
   test('Origin http://<own host> is refused on the https service; https://<own host> passes; ports count', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
-    const staticKey = first.headers['sec-x-viur-staticskey'] as string;
+    const staticKey = first.headers['sec-x-viur-staticskey'];
     const patch = (origin: string, host: string, proto?: string) => {
       let t = http().patch('/session').set('Host', host).set('Origin', origin).set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey);
       if (proto) t = t.set('X-Forwarded-Proto', proto);

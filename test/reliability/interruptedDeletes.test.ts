@@ -38,7 +38,7 @@ afterAll(async () => {
 
 async function relayToSharedEmulator(delayMs: number): Promise<Relay> {
   const [host, port] = process.env.DATASTORE_EMULATOR_HOST!.split(':');
-  const relay = new Relay(await freePort(), { host: host!, port: Number(port) }, delayMs);
+  const relay = new Relay(await freePort(), { host: host, port: Number(port) }, delayMs);
   relays.push(relay);
   await relay.open();
   return relay;

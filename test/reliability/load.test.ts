@@ -123,10 +123,10 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
   const kills: Kill[] = [];
 
   const dataClient = async (c: number, round: number) => {
-    const s = shared[c % SHARED_DATA_SESSIONS]!;
+    const s = shared[c % SHARED_DATA_SESSIONS];
     const mine = new Map<string, number>();
     for (let n = 0; n < OPS; n++) {
-      const pick = () => s.pool[(c * 7 + n * 13 + round) % s.pool.length]!;
+      const pick = () => s.pool[(c * 7 + n * 13 + round) % s.pool.length];
       switch (n % 5) {
         case 0: {
           const key = `c${c}-r${round}-n${n}`;
@@ -305,5 +305,5 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
   // beyond the bound after warm-up. RSS is printed, not asserted: allocator and JIT noise.
   expect(probes.every((p) => p.gc)).toBe(true);
   const live = (p: (typeof probes)[number]) => p.heapUsed + p.external;
-  expect(live(probes[1]!) - live(probes[0]!)).toBeLessThan(HEAP_GROWTH_BOUND);
+  expect(live(probes[1]) - live(probes[0])).toBeLessThan(HEAP_GROWTH_BOUND);
 }, 300_000);

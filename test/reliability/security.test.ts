@@ -100,7 +100,7 @@ describe('session fixation: an id the server did not issue, or no longer honours
 
   async function deadIdAfter(end: (s: { cookie: string; key: string; staticKey: string }) => Promise<unknown>): Promise<string> {
     const first = await http().get('/session/security-key').expect(200);
-    const s = { cookie: cookieOf(first), key: first.body.securityKey as string, staticKey: first.headers['sec-x-viur-staticskey'] as string };
+    const s = { cookie: cookieOf(first), key: first.body.securityKey as string, staticKey: first.headers['sec-x-viur-staticskey'] };
     await http().put('/session/data/language').set('Cookie', s.cookie).set('Sec-X-ViUR-StaticSKey', s.staticKey).type('json').send('"de"').expect(200);
     await end(s);
     return s.cookie;
@@ -149,14 +149,14 @@ describe('session fixation: an id the server did not issue, or no longer honours
 
   test('an issued id planted by an attacker is worthless after the victim logs in: the attacker’s cookie, static key and one-time keys are dead', async () => {
     const planted = await http().get('/session/security-key?count=2').expect(200);
-    const attacker = { cookie: cookieOf(planted), keys: planted.body.securityKeys as string[], staticKey: planted.headers['sec-x-viur-staticskey'] as string };
+    const attacker = { cookie: cookieOf(planted), keys: planted.body.securityKeys as string[], staticKey: planted.headers['sec-x-viur-staticskey'] };
     const login = await http().post('/session/login').set('Cookie', attacker.cookie).set('Authorization', bearer(api.admin.mint(AUDIENCE))).send({ user: 'victim' }).expect(200);
     const victim = cookieOf(login);
     expect(idOf(victim)).not.toBe(idOf(attacker.cookie));
     await http().get('/session').set('Cookie', attacker.cookie).expect(409);
     // The attacker's keys do not work on the victim's new session.
     await http().patch('/session').set('Cookie', victim).set('Sec-X-ViUR-StaticSKey', attacker.staticKey).send({ a: 1 }).expect(403);
-    await http().patch('/session').set('Cookie', victim).set('X-Security-Key', attacker.keys[0]!).send({ a: 1 }).expect(403);
+    await http().patch('/session').set('Cookie', victim).set('X-Security-Key', attacker.keys[0]).send({ a: 1 }).expect(403);
     const check = await http().post('/session/security-key/validate').set('Cookie', victim).send({ key: attacker.keys[1] }).expect(200);
     expect(check.body).toEqual({ valid: false });
     await http().get('/session').set('Cookie', victim).expect(200, { user: 'victim', data: {} });
@@ -170,16 +170,16 @@ async function fullFlow(): Promise<{ secrets: string[]; randomSecrets: string[];
   const first = await http().get('/session/security-key?count=3').expect(200);
   const c1 = cookieOf(first);
   const [k1, k2, k3] = first.body.securityKeys as string[];
-  const s1 = first.headers['sec-x-viur-staticskey'] as string;
+  const s1 = first.headers['sec-x-viur-staticskey'];
   keep(idOf(c1), k1, k2, k3, s1);
-  const put = await http().put('/session/data/language').set('Cookie', c1).set('X-Security-Key', k1!).type('json').send('"de"').expect(200);
+  const put = await http().put('/session/data/language').set('Cookie', c1).set('X-Security-Key', k1).type('json').send('"de"').expect(200);
   keep(put.headers['x-security-key']);
   const valid = await http().post('/session/security-key/validate').set('Cookie', c1).send({ key: k2 }).expect(200, { valid: true });
   keep(valid.headers['x-security-key']);
   await http().post('/session/security-key/validate').set('Cookie', c1).send({ key: k2 }).expect(200, { valid: false });
   await http().post('/session/static-security-key/validate').set('Cookie', c1).send({ key: s1 }).expect(200, { valid: true });
   // Refusals that carry secrets in the request: a consumed key, a key in the path and the query.
-  await http().patch('/session').set('Cookie', c1).set('X-Security-Key', k1!).send({ a: 1 }).expect(403);
+  await http().patch('/session').set('Cookie', c1).set('X-Security-Key', k1).send({ a: 1 }).expect(403);
   await http().get(`/session/data/${k3}?count=${s1}`).set('Cookie', c1).expect(404);
   const token = api.admin.mint(AUDIENCE);
   keep(token, ...token.split('.'));
@@ -188,7 +188,7 @@ async function fullFlow(): Promise<{ secrets: string[]; randomSecrets: string[];
   await http().post('/session/login').set('Cookie', c1).set('Authorization', bearer(tampered)).send({ user: 'alice' }).expect(401);
   const login = await http().post('/session/login').set('Cookie', c1).set('Authorization', bearer(token)).send({ user: 'alice' }).expect(200);
   const c2 = cookieOf(login);
-  const s2 = login.headers['sec-x-viur-staticskey'] as string;
+  const s2 = login.headers['sec-x-viur-staticskey'];
   keep(idOf(c2), s2);
   await http().get('/session').set('Cookie', c2).expect(200);
   await http().get('/session').set('Cookie', c1).expect(409);
@@ -219,15 +219,15 @@ async function fullFlow(): Promise<{ secrets: string[]; randomSecrets: string[];
   );
   await http().get('/session').set('Cookie', c6).expect(200, { user: null, data: {} });
   // Ids and keys are 43 random base64url characters; a JWT's third segment is its signature.
-  const randomSecrets = [...new Set([...secrets.filter((x) => /^[A-Za-z0-9_-]{43}$/.test(x)), token.split('.')[2]!, tampered.split('.')[2]!])];
+  const randomSecrets = [...new Set([...secrets.filter((x) => /^[A-Za-z0-9_-]{43}$/.test(x)), token.split('.')[2], tampered.split('.')[2]])];
   return { secrets, randomSecrets, killMessageId };
 }
 
 test('no session id, security key or token appears in any output of a full flow (log lines, stdout, stderr, console), kill function included', async () => {
   const writes: string[] = [];
   const spies = [
-    jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => (writes.push(String(chunk)), true)) as typeof process.stdout.write),
-    jest.spyOn(process.stderr, 'write').mockImplementation(((chunk: unknown) => (writes.push(String(chunk)), true)) as typeof process.stderr.write),
+    jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => (writes.push(String(chunk)), true))),
+    jest.spyOn(process.stderr, 'write').mockImplementation(((chunk: unknown) => (writes.push(String(chunk)), true))),
     ...(['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => jest.spyOn(console, m).mockImplementation((...args: unknown[]) => void writes.push(args.map(String).join(' ')))),
   ];
   captured.length = 0;
@@ -262,7 +262,7 @@ test('no raw session id or key is in the database: entities are named by SHA-256
   for (let i = 0; i < 3; i++) {
     const first = await http().get('/session/security-key?count=4').expect(200);
     const c = cookieOf(first);
-    const staticKey = first.headers['sec-x-viur-staticskey'] as string;
+    const staticKey = first.headers['sec-x-viur-staticskey'];
     // language is kept across login (a persistent field), so the stored entity has data.
     const put = await http().put('/session/data/language').set('Cookie', c).set('X-Security-Key', first.body.securityKeys[0]).type('json').send(`"lang-${i}"`).expect(200);
     const login = await http().post('/session/login').set('Cookie', c).set('Authorization', bearer(api.admin.mint(AUDIENCE))).send({ user: `user-${i}` }).expect(200);
@@ -388,7 +388,7 @@ describe('cross-site requests are refused on every route that changes a session'
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
     const key = first.body.securityKey as string;
-    const staticKey = first.headers['sec-x-viur-staticskey'] as string;
+    const staticKey = first.headers['sec-x-viur-staticskey'];
     await http().put('/session/data/language').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).type('json').send('"de"').expect(200);
     const storageKey = digest(idOf(cookie));
     const before = await api.store.get(storageKey);
@@ -406,7 +406,7 @@ describe('cross-site requests are refused on every route that changes a session'
   test('the same requests from the site itself (same Origin, or Sec-Fetch-Site same-origin) pass', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
-    const staticKey = first.headers['sec-x-viur-staticskey'] as string;
+    const staticKey = first.headers['sec-x-viur-staticskey'];
     // Behind Google's front end (TLS terminated there) X-Forwarded-Proto names the scheme the browser used.
     await http().patch('/session').set('Host', 'sessions.example').set('X-Forwarded-Proto', 'https').set('Origin', 'https://sessions.example').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).send({ a: 1 }).expect(200);
     await http().patch('/session').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).set('Sec-Fetch-Site', 'same-origin').send({ b: 2 }).expect(200);

@@ -3,7 +3,6 @@
  * slow the connection to the store, a store on an emulator of the test's own, and the checks every
  * answer of the API must pass.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { Datastore, v1 } from '@google-cloud/datastore';
@@ -61,7 +60,7 @@ export async function listen(server: HttpServer): Promise<{ url: string; close()
 export function cookieOf(a: Answer): string {
   const set = a.headers.getSetCookie()[0];
   if (!set) throw new Error(`no Set-Cookie in ${a.status} ${a.text}`);
-  return set.split(';')[0]!;
+  return set.split(';')[0];
 }
 
 /** What every answer must satisfy: no 500, and any error is the JSON error body (503 with Retry-After). */
@@ -100,7 +99,7 @@ export { Relay } from '../support/relay';
  */
 export function afterNextCommit(hook: () => void): () => void {
   const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const original = proto.commit!;
+  const original = proto.commit;
   let fired = false;
   proto.commit = function (this: unknown, ...args: unknown[]) {
     const callback = args[args.length - 1];

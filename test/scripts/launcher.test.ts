@@ -42,7 +42,7 @@ describe('npm start (default mode)', () => {
     expect(keyRes.status).toBe(200);
     const setCookie = keyRes.headers.get('set-cookie')!;
     expect(setCookie).toMatch(/HttpOnly/);
-    const cookie = setCookie.split(';')[0]!;
+    const cookie = setCookie.split(';')[0];
     const { securityKey } = (await keyRes.json()) as { securityKey: string };
     const put = await fetch(`${api}/session/data/language`, {
       method: 'PUT',
@@ -50,7 +50,7 @@ describe('npm start (default mode)', () => {
       body: '"de"',
     });
     expect(put.status).toBe(200);
-    const token = /ADMIN_TOKEN=(\S+)/.exec(output)![1]!;
+    const token = /ADMIN_TOKEN=(\S+)/.exec(output)![1];
     const login = await fetch(`${api}/session/login`, {
       method: 'POST',
       headers: { cookie, authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -59,7 +59,7 @@ describe('npm start (default mode)', () => {
     expect(login.status).toBe(200);
     expect(await login.json()).toEqual({ user: 'alice', data: { language: 'de' } });
     // The kill CLI pointed at the local stack (no Pub/Sub on the memory store: it pushes to the kill function).
-    const aliceCookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const aliceCookie = login.headers.get('set-cookie')!.split(';')[0];
     const { spawnSync } = await import('node:child_process');
     const cli = spawnSync(process.execPath, [join(__dirname, '..', '..', 'dist', 'bin', 'session-kill.js'), '--user', 'alice', '--project', 'session-local'], {
       env: { ...process.env, SESSION_KILL_PUSH_URL: `http://localhost:${ports[1]}/projects/session-local/topics/session-kill` },
@@ -87,8 +87,8 @@ describe('npm start (default mode)', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let text = '';
-    run.stdout!.on('data', (b: Buffer) => (text += b.toString()));
-    run.stderr!.on('data', (b: Buffer) => (text += b.toString()));
+    run.stdout.on('data', (b: Buffer) => (text += b.toString()));
+    run.stderr.on('data', (b: Buffer) => (text += b.toString()));
     const code = await new Promise<number | null>((resolve) => run.once('exit', resolve));
     blocker.close();
     expect(code).toBe(1);

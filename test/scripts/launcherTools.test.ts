@@ -69,7 +69,7 @@ describe('npm start on other ports and another state directory', () => {
     expect(minted.status).toBe(0);
     const token = minted.stdout.trim();
     const keyRes = await fetch(`${api}/session/security-key`);
-    const cookie = keyRes.headers.get('set-cookie')!.split(';')[0]!;
+    const cookie = keyRes.headers.get('set-cookie')!.split(';')[0];
     expect(await keyRes.text()).toMatch(/^\{"securityKey":"[^"]+"\}\n$/);
     const login = await fetch(`${api}/session/login`, {
       method: 'POST',
@@ -77,7 +77,7 @@ describe('npm start on other ports and another state directory', () => {
       body: JSON.stringify({ user: 'alice' }),
     });
     expect(login.status).toBe(200);
-    const aliceCookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const aliceCookie = login.headers.get('set-cookie')!.split(';')[0];
     expect(await (await fetch(`${api}/session`, { headers: { cookie: aliceCookie } })).json()).toEqual({ user: 'alice', data: {} });
     expect(await (await fetch(`${api}/no-such-route`)).text()).toMatch(/^\{"error":\{"code":"not_found","message":"[^"]+"\}\}\n$/);
 

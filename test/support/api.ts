@@ -62,7 +62,7 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
 export function cookieOf(res: request.Response): string {
   const header = res.headers['set-cookie'] as unknown as string[] | undefined;
   if (!header?.[0]) throw new Error(`no Set-Cookie in ${res.status} ${JSON.stringify(res.body)}`);
-  return header[0].split(';')[0]!;
+  return header[0].split(';')[0];
 }
 
 /** A session with a cookie and one fresh one-time key. */

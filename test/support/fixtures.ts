@@ -48,7 +48,7 @@ export function manager(store: SessionStore, clock: Clock = new FakeClock(), s: 
 /** Cookie header that sends back what a Set-Cookie header set. */
 export function cookieFrom(setCookie: string | null | undefined): string {
   if (!setCookie) throw new Error('no Set-Cookie');
-  return setCookie.split(';')[0]!;
+  return setCookie.split(';')[0];
 }
 
 const RPC_METHODS = ['lookup', 'runQuery', 'runAggregationQuery', 'beginTransaction', 'commit', 'rollback', 'allocateIds', 'reserveIds'] as const;
@@ -63,7 +63,7 @@ export function countRpcs(): { counts: RpcCounts; reset(): void; total(): number
   const counts: RpcCounts = {};
   const originals = new Map<string, (...args: unknown[]) => unknown>();
   for (const m of RPC_METHODS) {
-    const original = proto[m]!;
+    const original = proto[m];
     originals.set(m, original);
     proto[m] = function (this: unknown, ...args: unknown[]) {
       counts[m] = (counts[m] ?? 0) + 1;

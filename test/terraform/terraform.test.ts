@@ -273,7 +273,7 @@ describe('terraform/', () => {
   });
 
   test('sets only environment variables the configuration parser knows, never the local-only or platform ones', () => {
-    const known = ROWS.map((row) => row.name as string);
+    const known = ROWS.map((row) => row.name);
     for (const [name, body] of ofType('google_cloudfunctions2_function')) {
       const keys = envKeys(deref(nested(body, 'service_config').environment_variables));
       expect({ name, unknown: keys.filter((k) => !known.includes(k)) }).toEqual({ name, unknown: [] });
@@ -754,7 +754,7 @@ resource "terraform_data" "d" {
 function versionsBlock(): Record<string, unknown> {
   const hcl = parsedFiles.find((f) => f.file === 'versions.tf')?.hcl;
   const terraform = (hcl?.terraform as Json[] | undefined)?.[0];
-  return ((terraform?.required_providers as Json[] | undefined)?.[0] ?? {}) as Record<string, unknown>;
+  return ((terraform?.required_providers as Json[] | undefined)?.[0] ?? {});
 }
 
 describe('scripts/package-deploy.js', () => {

@@ -42,7 +42,7 @@ export async function launchChromium(): Promise<Chromium> {
   }
   const profile = mkdtempSync(join(tmpdir(), 'session-chromium-'));
   // launchPersistentContext would own the profile; a plain launch with the flags keeps contexts separate.
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...FLAGS, `--disk-cache-dir=${join(profile, 'cache')}`], env: { ...process.env, HOME: profile } as Record<string, string> });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...FLAGS, `--disk-cache-dir=${join(profile, 'cache')}`], env: { ...process.env, HOME: profile } });
   return {
     browser,
     context: () => browser.newContext({ ignoreHTTPSErrors: true }),
@@ -99,7 +99,7 @@ export function httpsFront(targetPort: number, seen: Seen[] = []): Server {
       path: req.url ?? '',
       cookie: req.headers.cookie,
       origin: req.headers.origin,
-      fetchSite: req.headers['sec-fetch-site'] as string | undefined,
+      fetchSite: req.headers['sec-fetch-site'],
     });
     forward(req, res, `http://127.0.0.1:${targetPort}`, { 'x-forwarded-proto': 'https', host: req.headers.host ?? '' });
   });

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { connect, type Socket } from 'node:net';
 import { installRequestHooks, LINGER_BYTES, readJsonBody } from '../../../functions/http/body';
-import { HttpError } from '../../../functions/http/errors';
+import { type HttpError } from '../../../functions/http/errors';
 
 type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
 

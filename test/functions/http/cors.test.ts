@@ -163,7 +163,7 @@ describe('the static key from page scripts', () => {
   test.each(['X-Static-Security-Key', 'Sec-X-ViUR-StaticSKey', 'Sec-X-ViUR-StaticSessionKey'])('%s carries the static key on a change', async (header) => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
-    const staticKey = first.headers['sec-x-viur-staticskey'] as string;
+    const staticKey = first.headers['sec-x-viur-staticskey'];
     expect(staticKey).toMatch(/^[A-Za-z0-9_-]{40,}$/);
     await http().put('/session/data/a').set('Cookie', cookie).set(header, staticKey).type('json').send('1').expect(200, { key: 'a', value: 1 });
     const wrong = await http().put('/session/data/a').set('Cookie', cookie).set(header, 'A'.repeat(43)).type('json').send('2');
@@ -174,7 +174,7 @@ describe('the static key from page scripts', () => {
   test('a wrong key in one static header does not hide the right one in another', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
-    const staticKey = first.headers['sec-x-viur-staticskey'] as string;
+    const staticKey = first.headers['sec-x-viur-staticskey'];
     await http().patch('/session').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', 'A'.repeat(43)).set('X-Static-Security-Key', staticKey).send({ b: 2 }).expect(200);
   });
 });

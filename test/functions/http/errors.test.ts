@@ -81,13 +81,13 @@ describe('the one path from a thrown error to the answer (respondWithError)', ()
     expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
     expect(res.text).not.toContain('secret');
     expect(lines).toHaveLength(1);
-    expect(lines[0]!.severity).toBe('ERROR');
-    const record = JSON.parse(lines[0]!.line) as { message: string; stack: string };
+    expect(lines[0].severity).toBe('ERROR');
+    const record = JSON.parse(lines[0].line) as { message: string; stack: string };
     expect(record.message).toBe('unhandled error in testApi');
     expect(record.stack).toContain('secret detail');
     const thrown = await request(app('a string')).get('/');
     expect(thrown.status).toBe(500);
-    expect((JSON.parse(lines[1]!.line) as { stack: string }).stack).toBe('a string');
+    expect((JSON.parse(lines[1].line) as { stack: string }).stack).toBe('a string');
   });
 
   test('it returns the slug and the cause for the request log', () => {

@@ -33,7 +33,7 @@ async function login(user: string, userAgent = 'Browser/1.0', cookie?: string): 
   if (cookie) req = req.set('Cookie', cookie);
   const res = await req.send({ user }).expect(200);
   const c = cookieOf(res);
-  return { cookie: c, staticKey: res.headers['sec-x-viur-staticskey'] as string, key: digest(c.split('=')[1]!) };
+  return { cookie: c, staticKey: res.headers['sec-x-viur-staticskey'], key: digest(c.split('=')[1]) };
 }
 
 const devices = async (s: LoggedIn) => (await http().get('/session/devices').set('Cookie', s.cookie).expect(200)).body.devices as Array<Record<string, unknown>>;
@@ -68,7 +68,7 @@ describe('GET /session/devices', () => {
       expect(new Date(d.lastSeen as string).toISOString()).toBe(d.lastSeen);
       expect(new Date(d.createdAt as string).toISOString()).toBe(d.createdAt);
     }
-    expect(Date.parse(list[0]!.lastSeen as string)).toBeGreaterThanOrEqual(Date.parse(list[1]!.lastSeen as string));
+    expect(Date.parse(list[0].lastSeen as string)).toBeGreaterThanOrEqual(Date.parse(list[1].lastSeen as string));
     expect((await devices(other)).map((d) => d.id)).toEqual([deviceHandle(other.key)]);
   });
 
@@ -87,7 +87,7 @@ describe('GET /session/devices', () => {
     await seedSessions(user, 1, { createdAt: Date.now() - 8 * 86400_000 }); // past the 7-day absolute lifetime, though seen just now
     const [fresh] = await seedSessions(user, 1, { userAgent: null });
     const list = await devices(me);
-    expect(list.map((d) => d.id).sort()).toEqual([deviceHandle(me.key), deviceHandle(fresh!)].sort());
+    expect(list.map((d) => d.id).sort()).toEqual([deviceHandle(me.key), deviceHandle(fresh)].sort());
     expect(list.find((d) => d.current)!.userAgent).toBe('L'.repeat(256));
     expect(list.find((d) => !d.current)!.userAgent).toBeNull();
   });
@@ -101,7 +101,7 @@ describe('GET /session/devices', () => {
       const list = await devices(me);
       expect(rpcs.counts).toEqual({ lookup: 1, runQuery: 1 });
       expect(list).toHaveLength(100);
-      expect(list[0]!.current).toBe(true);
+      expect(list[0].current).toBe(true);
       const seen = list.map((d) => Date.parse(d.lastSeen as string));
       expect(seen).toEqual([...seen].sort((a, b) => b - a));
     } finally {
@@ -114,17 +114,17 @@ describe('handles', () => {
   test('a handle is no session id: sent as the cookie it names nothing and gives a fresh guest session', async () => {
     const me = await login(uniqueUser('handle'));
     const [mine] = await devices(me);
-    const id = mine!.id as string;
+    const id = mine.id as string;
     expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(me.cookie).not.toContain(id);
     expect(id).not.toBe(me.key);
-    const cookieName = me.cookie.split('=')[0]!;
+    const cookieName = me.cookie.split('=')[0];
     await http().get('/session').set('Cookie', `${cookieName}=${id}`).expect(200, { user: null, data: {} });
     const res = await http().get('/session/security-key').set('Cookie', `${cookieName}=${id}`).expect(200);
     expect(cookieOf(res)).not.toBe(`${cookieName}=${id}`);
     await http().get('/session/devices').set('Cookie', `${cookieName}=${id}`).expect(200, { devices: [] });
     // Stable while the session lives.
-    expect((await devices(me))[0]!.id).toBe(id);
+    expect((await devices(me))[0].id).toBe(id);
   });
 });
 
@@ -149,13 +149,13 @@ describe('DELETE /session/devices/{id}', () => {
     const victim = await login(uniqueUser('victim'));
     const [expired] = await seedSessions(owner, 1, {}, 2 * 3600_000);
     const answers = [];
-    for (const id of [deviceHandle(victim.key), deviceHandle(expired!), 'A'.repeat(22), 'not-a-handle', victim.cookie.split('=')[1]!, victim.key]) {
+    for (const id of [deviceHandle(victim.key), deviceHandle(expired), 'A'.repeat(22), 'not-a-handle', victim.cookie.split('=')[1], victim.key]) {
       const res = await endDevice(me, encodeURIComponent(id));
       answers.push([res.status, res.body]);
     }
     for (const a of answers) expect(a).toEqual([404, { error: { code: 'not_found', message: 'no such session of this user' } }]);
     expect(await alive(victim)).not.toBeNull();
-    expect(await api.store.get(expired!)).not.toBeNull();
+    expect(await api.store.get(expired)).not.toBeNull();
   });
 
   test('the current session\'s own id is 400 current_session (logout is for that)', async () => {

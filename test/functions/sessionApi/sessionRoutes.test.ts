@@ -1,4 +1,5 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Datastore } from '@google-cloud/datastore';
 import { PubSub } from '@google-cloud/pubsub';
 import request from 'supertest';
@@ -221,7 +222,7 @@ describe('cookie attributes per configuration', () => {
     [{ SESSION_COOKIE_PERSISTENT: 'true' }, /; Max-Age=3600; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
     [{ SESSION_COOKIE_NAME: '__Host-session' }, /^__Host-session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
   ])('%j', async (env, pattern) => {
-    api.use(env as Record<string, string>);
+    api.use(env);
     const res = await http().get('/session/security-key').expect(200);
     expect(res.headers['set-cookie'][0]).toMatch(pattern);
     const cookie = cookieOf(res);
@@ -270,8 +271,7 @@ describe('login and logout (privileged)', () => {
     [
       'HS256 signed with the public key',
       () => {
-        const { createHmac } = require('node:crypto') as typeof import('node:crypto');
-        const pem = require('node:fs').readFileSync(api.admin.jwksFile, 'utf8') as string;
+        const pem = readFileSync(api.admin.jwksFile, 'utf8');
         const head = Buffer.from(JSON.stringify({ alg: 'HS256', kid: api.admin.kid })).toString('base64url');
         const body = Buffer.from(JSON.stringify({ iss: 'https://accounts.google.com', aud: AUDIENCE, email: ADMIN_EMAIL, email_verified: true, iat: now(), exp: now() + 600 })).toString('base64url');
         return bearer(`${head}.${body}.${createHmac('sha256', pem).update(`${head}.${body}`).digest('base64url')}`);
@@ -393,7 +393,7 @@ describe('round trips and logs', () => {
       httpRequest: { requestMethod: 'GET', requestUrl: '/session/security-key', status: 200 },
       'logging.googleapis.com/trace': 'projects/session-test/traces/0123456789abcdef0123456789abcdef',
     });
-    const secrets = [cookie.split('=')[1]!, first.body.securityKey, first.headers['sec-x-viur-staticskey'], token, cookieOf(login).split('=')[1]!, login.headers['sec-x-viur-staticskey']];
+    const secrets = [cookie.split('=')[1], first.body.securityKey, first.headers['sec-x-viur-staticskey'], token, cookieOf(login).split('=')[1], login.headers['sec-x-viur-staticskey']];
     for (const s of secrets) for (const l of logs) expect(l).not.toContain(s);
   });
 });

@@ -37,7 +37,7 @@ describe('loading and saving', () => {
   test('the store key is the SHA-256 digest of the id, never the id', async () => {
     const { m, store } = setup();
     const { cookie } = await started(m);
-    const id = cookie.split('=')[1]!;
+    const id = cookie.split('=')[1];
     expect(await store.get(id)).toBeNull();
     expect(await store.get(digest(id))).not.toBeNull();
   });
@@ -74,7 +74,7 @@ describe('loading and saving', () => {
     expect((await m.save(await m.load(cookie))).written).toBe(false);
     clock.advance(2 * 60_000);
     expect((await m.save(await m.load(cookie))).written).toBe(true);
-    const stored = (await store.get(digest(cookie.split('=')[1]!)))!;
+    const stored = (await store.get(digest(cookie.split('=')[1])))!;
     expect(stored.lastSeen).toBe(clock.now());
     expect(stored.expiresAt).toBe(clock.now() + 3600_000);
   });
@@ -299,7 +299,7 @@ describe('cookie attributes', () => {
     [{ SESSION_COOKIE_PERSISTENT: 'true', SESSION_LIFETIME_SECONDS: '900' }, /^__Host-viur_cookie_session-test=[^;]+; Max-Age=900; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
     [{ SESSION_COOKIE_NAME: '__Host-sid' }, /^__Host-sid=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
   ])('%j gives %s', async (env, pattern) => {
-    const config = testConfig(env as Record<string, string>);
+    const config = testConfig(env);
     const m = manager(new MemorySessionStore(), new FakeClock(), config.session);
     const s = await m.load(undefined);
     s.set('a', 1);
@@ -504,9 +504,9 @@ describe('the session cap (SESSION_MAX_SESSIONS_PER_USER)', () => {
       keys.push(digest(session.id));
     }
     const other = await m.withSession(undefined, (s) => s.login('v'));
-    expect(await store.get(keys[0]!)).toBeNull();
-    expect(await store.get(keys[1]!)).not.toBeNull();
-    expect(await store.get(keys[2]!)).not.toBeNull();
+    expect(await store.get(keys[0])).toBeNull();
+    expect(await store.get(keys[1])).not.toBeNull();
+    expect(await store.get(keys[2])).not.toBeNull();
     expect(await store.get(digest(other.session.id))).not.toBeNull();
     // A change that is no login ends nothing, even over the cap.
     const before = store.size;

@@ -108,7 +108,7 @@ describe('the map API', () => {
     s.set('a', 1);
     const key = s.getSecurityKey();
     const out = await m.save(s);
-    const id = cookieFrom(out.setCookie).split('=')[1]!;
+    const id = cookieFrom(out.setCookie).split('=')[1];
     const { inspect } = await import('node:util');
     for (const text of [JSON.stringify(s), inspect(s, { depth: 10, showHidden: true })]) {
       expect(text).not.toContain(id);
@@ -176,11 +176,11 @@ describe('limits', () => {
     const [k3] = s.getSecurityKeys(1);
     const [k4] = s.getSecurityKeys(1);
     // Held now: k2, k3, k4 (k1 and the first three were dropped, oldest first).
-    expect(s.validateSecurityKey(k1!)).toBe(false);
-    expect(s.validateSecurityKey(k2!)).toBe(true);
-    expect(s.validateSecurityKey(k2!)).toBe(false);
-    expect(s.validateSecurityKey(k4!)).toBe(true);
-    expect(s.validateSecurityKey(k3!)).toBe(true);
+    expect(s.validateSecurityKey(k1)).toBe(false);
+    expect(s.validateSecurityKey(k2)).toBe(true);
+    expect(s.validateSecurityKey(k2)).toBe(false);
+    expect(s.validateSecurityKey(k4)).toBe(true);
+    expect(s.validateSecurityKey(k3)).toBe(true);
     expect(s.validateSecurityKey('junk')).toBe(false);
   });
 
@@ -225,7 +225,7 @@ describe('reset, login and logout', () => {
       s.markChanged();
     });
     // The old entity is a tombstone: not alive, no data; its id answers session_ended (issue 12).
-    const old = (await store.get(digest(cookie.split('=')[1]!)))!;
+    const old = (await store.get(digest(cookie.split('=')[1])))!;
     expect([m.isAlive(old), old.data]).toEqual([false, {}]);
     const fresh = cookieFrom(outcome.setCookie);
     expect(fresh).not.toBe(cookie);
@@ -293,8 +293,8 @@ describe('security keys', () => {
     const keys = s.getSecurityKeys(3);
     const newest = s.getSecurityKey();
     const cookie = cookieFrom((await m.save(s)).setCookie);
-    expect((await m.withSession(cookie, (x) => x.validateSecurityKey(keys[0]!))).result).toBe(false);
-    for (const k of [keys[1]!, keys[2]!, newest]) expect((await m.withSession(cookie, (x) => x.validateSecurityKey(k))).result).toBe(true);
+    expect((await m.withSession(cookie, (x) => x.validateSecurityKey(keys[0]))).result).toBe(false);
+    for (const k of [keys[1], keys[2], newest]) expect((await m.withSession(cookie, (x) => x.validateSecurityKey(k))).result).toBe(true);
     expect(() => s.getSecurityKeys(4)).toThrow(RangeError);
   });
 

@@ -18,7 +18,7 @@ import { pubsub, pullTopic, receive, uniqueName } from '../../support/pubsub';
 import { eventually, existing, keyOf, seed, stored } from '../../support/seed';
 
 let client: PubSub;
-let logs: Array<Record<string, unknown>> = [];
+const logs: Array<Record<string, unknown>> = [];
 
 beforeAll(() => {
   client = pubsub();
@@ -37,8 +37,8 @@ test('publishKill publishes the kill JSON and returns the message id', async () 
   const { subscription } = await pullTopic(client, topic);
   const id = await publishKill({ users: ['a', 'b'] }, { topic, projectId: 'session-test', issuedAt: new Date('2026-02-03T04:05:06Z') });
   const [message] = await receive(subscription, 1);
-  expect(message!.id).toBe(id);
-  expect(JSON.parse(message!.data.toString())).toEqual({ users: ['a', 'b'], issuedAt: '2026-02-03T04:05:06.000Z' });
+  expect(message.id).toBe(id);
+  expect(JSON.parse(message.data.toString())).toEqual({ users: ['a', 'b'], issuedAt: '2026-02-03T04:05:06.000Z' });
 });
 
 test('publisherFor(config) publishes on SESSION_KILL_TOPIC and keeps one client per destination', async () => {

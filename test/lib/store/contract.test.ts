@@ -8,7 +8,7 @@ import { DatastoreSessionStore } from '../../../lib/store/datastoreStore';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
 import type { Decision, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from '../../../lib/store/sessionStore';
 import { runStoreContract, storeContract } from '../../../lib/store/testing';
-import { emptyData, type SessionData } from '../../../lib/core/json';
+import { emptyData } from '../../../lib/core/json';
 import { v1 } from '@google-cloud/datastore';
 import { countRpcs, datastore, datastoreStore, uniqueNamespace } from '../../support/fixtures';
 import { legacyDatastoreStore } from '../../support/legacyDatastore';
@@ -17,7 +17,7 @@ const T0 = Date.UTC(2026, 0, 1);
 
 function record(overrides: Partial<StoredSession> = {}): StoredSession {
   return {
-    data: Object.assign(emptyData(), { a: 1 }) as SessionData,
+    data: Object.assign(emptyData(), { a: 1 }),
     user: null,
     lastSeen: T0,
     createdAt: T0,
@@ -119,7 +119,7 @@ describe('DatastoreSessionStore listing of a user\'s sessions', () => {
     const ds = datastore();
     const store = new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace: ns, timeoutMs: 10_000, separateBegin: true });
     const big = 'x'.repeat(900_000);
-    await store.update(null, () => put('big', record({ user: 'u', data: Object.assign(emptyData(), { big }) as SessionData })));
+    await store.update(null, () => put('big', record({ user: 'u', data: Object.assign(emptyData(), { big }) })));
     // Written as before this field existed.
     await ds.save({ key: ds.key({ namespace: ns, path: ['viur-session', 'legacy'] }), data: { user: 'u', lastseen: T0 / 1000, createdAt: new Date(T0), expiresAt: new Date(T0 + 1000), data: {}, staticSecurityKey: 'ab'.repeat(32), securityKeys: [] }, excludeFromIndexes: ['data', 'lastseen'] });
     const rpcs = countRpcs();

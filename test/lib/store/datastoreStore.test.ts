@@ -19,7 +19,7 @@ const KIND = 'viur-session';
 
 function record(overrides: Partial<StoredSession> = {}): StoredSession {
   return {
-    data: Object.assign(emptyData(), { n: 0 }) as SessionData,
+    data: Object.assign(emptyData(), { n: 0 }),
     user: 'u1',
     lastSeen: T0,
     createdAt: T0,
@@ -35,7 +35,7 @@ const put = (key: string, session: StoredSession): Decision<undefined> => ({ wri
 
 function hostPort(host: string): { host: string; port: number } {
   const [h, p] = host.split(':');
-  return { host: h!, port: Number(p) };
+  return { host: h, port: Number(p) };
 }
 
 describe('production transaction path (legacy emulator, the lookup opens the transaction)', () => {
@@ -194,7 +194,7 @@ describe('every Datastore call has a deadline: a store that never answers ends i
     // begin goes through; the stall starts with the lookup after it (seen at the client's RPC level, called through).
     let looked = false;
     const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
-    const original = proto.lookup!;
+    const original = proto.lookup;
     proto.lookup = function (this: unknown, ...args: unknown[]) {
       looked = true;
       stall();
@@ -301,7 +301,7 @@ describe('index exclusions (docs/storage.md#properties): only user, createdAt an
     const { ds, separateBegin } = make();
     const ns = uniqueNamespace('idx');
     const store = new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace: ns, timeoutMs: 10_000, separateBegin });
-    const r = record({ data: Object.assign(emptyData(), { a: 'x' }) as SessionData, userAgent: 'UA/1', endedAt: T0 });
+    const r = record({ data: Object.assign(emptyData(), { a: 'x' }), userAgent: 'UA/1', endedAt: T0 });
     await store.update(null, () => put('new', r));
     // A transactional save takes the same exclusions as the insert.
     await store.update(null, () => put('tx', r));

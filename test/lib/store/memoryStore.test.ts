@@ -85,9 +85,9 @@ describe('memory store: listing and ending the sessions of a user', () => {
     const p1 = await store.listUserSessions('u', 2);
     expect(p1.cursor).toBe('b');
     expect(p1.sessions.map((s) => s.key)).toEqual(['a', 'b']);
-    expect(p1.sessions[0]!.head.endedAt).toBe(T0 + 5);
+    expect(p1.sessions[0].head.endedAt).toBe(T0 + 5);
     // A head, never the data: no key beyond what a device listing shows.
-    expect(p1.sessions[1]!.head).toStrictEqual({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA' });
+    expect(p1.sessions[1].head).toStrictEqual({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA' });
     expect(await store.listUserSessions('u', 2, p1.cursor)).toEqual({ sessions: [{ key: 'c', head: expect.objectContaining({ user: 'u' }) }] });
     expect((await store.listUserSessions('__guest__', 10)).sessions.map((s) => s.key)).toEqual(['g']);
     expect(await store.listUserSessions('nobody', 10)).toEqual({ sessions: [] });

@@ -77,7 +77,7 @@ describe('batch deletion engine', () => {
     expect(store.maxInFlight).toBe(3);
     expect(store.deletes.map((d) => d.length)).toEqual([10, 10, 10, 10, 10, 10, 10, 10, 10, 5]);
     expect(store.finds.map((f) => f.limit)).toEqual([30, 30, 30, 30]);
-    expect(store.finds[0]!.cursor).toBeUndefined();
+    expect(store.finds[0].cursor).toBeUndefined();
     for (const f of store.finds.slice(1)) expect(f.cursor).toEqual(expect.any(String));
     expect(new Set(store.deletes.flat()).size).toBe(95);
     expect(await existing(store.inner, expired)).toEqual([]);
@@ -189,8 +189,8 @@ describe('retries of a store that is briefly unavailable', () => {
     expect(waits).toHaveLength(3);
     const bounds = [500, 1000, 2000];
     waits.forEach((ms, i) => {
-      expect(ms).toBeGreaterThanOrEqual(bounds[i]! / 2);
-      expect(ms).toBeLessThanOrEqual(bounds[i]!);
+      expect(ms).toBeGreaterThanOrEqual(bounds[i] / 2);
+      expect(ms).toBeLessThanOrEqual(bounds[i]);
     });
   });
 
