@@ -70,7 +70,10 @@ async function seed(s: SessionStore, n: number): Promise<void> {
   for (let c = 0; c < chunks.length; c += 4) {
     await Promise.all(
       chunks.slice(c, c + 4).map((start) => {
-        const put = Array.from({ length: Math.min(500, n - start) }, (_, j) => ({ key: `${prefix}-${start + j}`, session: session(start + j) }));
+        const put = Array.from({ length: Math.min(500, n - start) }, (_, j) => ({
+          key: `${prefix}-${start + j}`,
+          session: session(start + j),
+        }));
         return s.update(null, () => ({ writes: { put, delete: [] }, result: undefined }));
       }),
     );
@@ -159,7 +162,9 @@ async function engine(s: SessionStore, config: Config): Promise<number> {
   });
   quarterRates = bounds.map(({ lo, hi }) => Math.round(((hi[1] - lo[1]) / Math.max(1, hi[0] - lo[0])) * 1000));
   const inQuarter = (kind: 'query' | 'delete', q: number) =>
-    calls.filter((c) => c.kind === kind && (q === 0 ? c.end <= bounds[0]!.hi[0] : c.end > bounds[q - 1]!.hi[0] && c.end <= bounds[q]!.hi[0])).map((c) => c.ms);
+    calls
+      .filter((c) => c.kind === kind && (q === 0 ? c.end <= bounds[0]!.hi[0] : c.end > bounds[q - 1]!.hi[0] && c.end <= bounds[q]!.hi[0]))
+      .map((c) => c.ms);
   quarterQueryMs = [0, 1, 2, 3].map((q) => Math.round(medianOf(inQuarter('query', q))));
   quarterDeleteMs = [0, 1, 2, 3].map((q) => Math.round(medianOf(inQuarter('delete', q))));
   return report.deleted;
@@ -229,11 +234,22 @@ async function child(method: Method, namespace: string): Promise<void> {
 
 function runChild(method: Method, namespace: string): Promise<Omit<Measurement, 'method' | 'round'>> {
   return new Promise((resolve, reject) => {
-    const args = ['--expose-gc', ...(process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean), __filename, '--child', method, '--namespace', namespace, ...(values.parallelism === undefined ? [] : ['--parallelism', values.parallelism])];
+    const args = [
+      '--expose-gc',
+      ...(process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean),
+      __filename,
+      '--child',
+      method,
+      '--namespace',
+      namespace,
+      ...(values.parallelism === undefined ? [] : ['--parallelism', values.parallelism]),
+    ];
     // BENCH_CHILD_CGROUP (a cgroup v1 memory directory): run the deletion inside it, as in a function
     // instance with that much memory (Node sizes its heap from the constrained memory).
     const cgroup = process.env.BENCH_CHILD_CGROUP;
-    const [file, argv] = cgroup ? ['/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, process.execPath, ...args]] : [process.execPath, args];
+    const [file, argv] = cgroup
+      ? ['/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, process.execPath, ...args]]
+      : [process.execPath, args];
     execFile(file, argv, { env: process.env, maxBuffer: 10 * MB, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${method} child failed: ${err.message}\n${stderr}`));
       resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Omit<Measurement, 'method' | 'round'>);
@@ -286,7 +302,11 @@ async function main(): Promise<void> {
         const seedMs = performance.now() - t0;
         const m = await runChild(method, namespace);
         if (m.deleted !== N) throw new Error(`${method} deleted ${m.deleted} of ${N}`);
-        results.push({ method: method === 'engine' ? `engine (500 × ${PARALLELISM} in flight)` : 'plain loop (query 500, delete, repeat)', round, ...m });
+        results.push({
+          method: method === 'engine' ? `engine (500 × ${PARALLELISM} in flight)` : 'plain loop (query 500, delete, repeat)',
+          round,
+          ...m,
+        });
         process.stderr.write(`round ${round} ${method}: ${m.ms} ms (seeded in ${Math.round(seedMs)} ms)\n`);
       }
       if (SINGLE_N > 0) {
@@ -319,7 +339,10 @@ async function main(): Promise<void> {
       engineQuarterQueryMs: e[0]?.quarterQueryMs ?? [],
       engineQuarterDeleteMs: e[0]?.quarterDeleteMs ?? [],
       engineHeapLimitMB: e[0]?.heapLimitMB ?? NaN,
-      ...oneAtATimeSummary(results.filter((r) => r.method.startsWith('one at a time')), N / (eMs / 1000)),
+      ...oneAtATimeSummary(
+        results.filter((r) => r.method.startsWith('one at a time')),
+        N / (eMs / 1000),
+      ),
     };
     console.table([summary]);
     console.log(JSON.stringify(summary));

@@ -29,7 +29,13 @@ http.Server.prototype.emit = function (this: http.Server, event: string, ...args
       const cpu = process.cpuUsage();
       const state = (process as unknown as Record<symbol, unknown>)[CODE_CACHE];
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ cpuMs: (cpu.user + cpu.system) / 1000, rss: process.memoryUsage().rss, codeCache: typeof state === 'string' ? state : 'none' }));
+      res.end(
+        JSON.stringify({
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          rss: process.memoryUsage().rss,
+          codeCache: typeof state === 'string' ? state : 'none',
+        }),
+      );
       return true;
     }
   }

@@ -131,7 +131,10 @@ const COLD_DIR = join(ROOT, 'build', 'cold');
 
 function runOrThrow(cmd: string, args: string[], cwd: string, what: string, env: NodeJS.ProcessEnv = process.env): void {
   const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`${what}: ${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${(r.stdout ?? '').slice(-3000)}\n${(r.stderr ?? '').slice(-3000)}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${what}: ${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${(r.stdout ?? '').slice(-3000)}\n${(r.stderr ?? '').slice(-3000)}`,
+    );
 }
 
 function listFiles(dir: string, base = dir): string[] {
@@ -145,11 +148,20 @@ function listFiles(dir: string, base = dir): string[] {
  * then installed and built in a directory of its own, as Cloud Build would. Kept by the hash of the
  * packaged files (and how node_modules came), so an unchanged source is built once.
  */
-function deployedTree(sourceRoot: string, nodeModules: 'ci' | 'link', log: (line: string) => void): { dir: string; cached: boolean; buildMs?: number } {
+function deployedTree(
+  sourceRoot: string,
+  nodeModules: 'ci' | 'link',
+  log: (line: string) => void,
+): { dir: string; cached: boolean; buildMs?: number } {
   runOrThrow(process.execPath, ['scripts/package-deploy.js'], sourceRoot, 'packaging');
   const packaged = join(sourceRoot, 'build', 'deploy');
   const hash = createHash('sha256').update(nodeModules);
-  for (const f of listFiles(packaged)) hash.update(f).update('\0').update(readFileSync(join(packaged, f))).update('\0');
+  for (const f of listFiles(packaged))
+    hash
+      .update(f)
+      .update('\0')
+      .update(readFileSync(join(packaged, f)))
+      .update('\0');
   const dir = join(COLD_DIR, `tree-${hash.digest('hex').slice(0, 16)}`);
   if (existsSync(join(dir, '.built'))) return { dir, cached: true };
   const t0 = Date.now();
@@ -166,7 +178,10 @@ function deployedTree(sourceRoot: string, nodeModules: 'ci' | 'link', log: (line
     // built it from the same sources), then gcp-build's own step, the bundle and its code cache.
     // Two tsc runs on a busy machine would take the smoke past its time limit.
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
-    cpSync(join(sourceRoot, 'dist'), join(dir, 'dist'), { recursive: true, filter: (src) => !src.startsWith(join(sourceRoot, 'dist', 'deploy')) });
+    cpSync(join(sourceRoot, 'dist'), join(dir, 'dist'), {
+      recursive: true,
+      filter: (src) => !src.startsWith(join(sourceRoot, 'dist', 'deploy')),
+    });
     log(`  cold start: node deploy/bundle.js in ${relative(ROOT, dir)}`);
     runOrThrow(process.execPath, ['deploy/bundle.js'], dir, 'bundling of the deployed tree');
   }
@@ -201,7 +216,8 @@ interface StackSpec {
 }
 
 function killGroup(child: ChildProcess): Promise<void> {
-  const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
+  const exited =
+    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
   try {
     process.kill(-child.pid!, 'SIGKILL');
   } catch {
@@ -230,7 +246,12 @@ async function start(spec: StackSpec): Promise<Started> {
     ...spec.env,
   };
   const t0 = performance.now();
-  const child = spawn(spec.command[0]!, spec.command.slice(1), { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  const child = spawn(spec.command[0]!, spec.command.slice(1), {
+    cwd: spec.cwd,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
   let text = '';
   const collect = (b: Buffer) => void (text = (text + b.toString()).slice(-50_000));
   child.stdout!.on('data', collect);
@@ -239,7 +260,10 @@ async function start(spec: StackSpec): Promise<Started> {
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${spec.name} did not listen within 60 s:\n${text}`)), 60_000);
     signal.on('data', () => (clearTimeout(timer), resolve()));
-    child.once('exit', (code, sig) => (clearTimeout(timer), reject(new Error(`${spec.name} exited (${code ?? sig}) before listening:\n${text}`))));
+    child.once(
+      'exit',
+      (code, sig) => (clearTimeout(timer), reject(new Error(`${spec.name} exited (${code ?? sig}) before listening:\n${text}`))),
+    );
   }).catch(async (err: unknown) => {
     await killGroup(child);
     throw err;
@@ -258,7 +282,14 @@ async function setup(spec: StackSpec): Promise<void> {
       const cookie = cookieOf(r, spec.cookieName);
       const key = r.headers['sec-x-viur-staticskey'];
       if (r.status !== 200 || !cookie || typeof key !== 'string') throw new Error(`setup of ${spec.name}: ${r.status} ${r.body}`);
-      const w = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'PUT', '/session/data/profile', { cookie, 'sec-x-viur-staticskey': key }, profile);
+      const w = await request(
+        new URL(`http://127.0.0.1:${s.port}`),
+        agent,
+        'PUT',
+        '/session/data/profile',
+        { cookie, 'sec-x-viur-staticskey': key },
+        profile,
+      );
       if (w.status !== 200) throw new Error(`setup of ${spec.name}: ${w.status} ${w.body}`);
       spec.cookie = cookie;
     } else {
@@ -268,7 +299,8 @@ async function setup(spec: StackSpec): Promise<void> {
       spec.cookie = cookie;
     }
     const check = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/session', { cookie: spec.cookie });
-    if (check.status !== 200 || !check.body.includes('Cold Start')) throw new Error(`setup of ${spec.name}: GET /session ${check.status} ${check.body}`);
+    if (check.status !== 200 || !check.body.includes('Cold Start'))
+      throw new Error(`setup of ${spec.name}: GET /session ${check.status} ${check.body}`);
   } catch (err) {
     throw new Error(`${err instanceof Error ? err.message : String(err)}\nserver output:\n${s.output().slice(-3000)}`, { cause: err });
   } finally {
@@ -283,8 +315,13 @@ async function sample(spec: StackSpec, rssRequests: number): Promise<SpawnSample
   try {
     const first = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/session', { cookie: spec.cookie! });
     const wallMs = performance.now() - s.t0;
-    if (first.status !== 200 || !first.body.includes('Cold Start')) throw new Error(`${spec.name}: first GET /session ${first.status} ${first.body}`);
-    const probe = JSON.parse((await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/__cold', {})).body) as { cpuMs: number; rss: number; codeCache: string };
+    if (first.status !== 200 || !first.body.includes('Cold Start'))
+      throw new Error(`${spec.name}: first GET /session ${first.status} ${first.body}`);
+    const probe = JSON.parse((await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/__cold', {})).body) as {
+      cpuMs: number;
+      rss: number;
+      codeCache: string;
+    };
     for (let i = 1; i < rssRequests; i++) {
       const r = await request(new URL(`http://127.0.0.1:${s.port}`), agent, 'GET', '/session', { cookie: spec.cookie! });
       if (r.status !== 200) throw new Error(`${spec.name}: GET /session #${i + 1} ${r.status} ${r.body}`);
@@ -322,18 +359,38 @@ export async function runColdSpawnBench(options: ColdStartOptions, log: (line: s
     what: WHAT[name],
     cwd: dir,
     command: [frameworkBin(dir), '--target=sessionApi'],
-    env: { ...common, SESSION_COOKIE_NAME: oursCookie, SESSION_NAMESPACE: `cold-${randomBytes(4).toString('hex')}`, FUNCTION_TARGET: 'sessionApi', FUNCTION_SIGNATURE_TYPE: 'http' },
+    env: {
+      ...common,
+      SESSION_COOKIE_NAME: oursCookie,
+      SESSION_NAMESPACE: `cold-${randomBytes(4).toString('hex')}`,
+      FUNCTION_TARGET: 'sessionApi',
+      FUNCTION_SIGNATURE_TYPE: 'http',
+    },
     cookieName: oursCookie,
   });
   const main = (dir: string) => (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { main?: string }).main;
 
   const ours = deployedTree(ROOT, options.nodeModules, log);
-  builds.push({ stack: 'ours', dir: ours.dir, source: 'working tree', cached: ours.cached, ...(ours.buildMs !== undefined ? { buildMs: ours.buildMs } : {}), ...(main(ours.dir) ? { main: main(ours.dir)! } : {}) });
+  builds.push({
+    stack: 'ours',
+    dir: ours.dir,
+    source: 'working tree',
+    cached: ours.cached,
+    ...(ours.buildMs !== undefined ? { buildMs: ours.buildMs } : {}),
+    ...(main(ours.dir) ? { main: main(ours.dir)! } : {}),
+  });
   const specs: StackSpec[] = [oursSpec('ours', ours.dir)];
   if (options.altRef) {
     const src = checkout(options.altRef);
     const old = deployedTree(src.dir, options.nodeModules, log);
-    builds.push({ stack: 'ours-old', dir: old.dir, source: src.commit, cached: old.cached, ...(old.buildMs !== undefined ? { buildMs: old.buildMs } : {}), ...(main(old.dir) ? { main: main(old.dir)! } : {}) });
+    builds.push({
+      stack: 'ours-old',
+      dir: old.dir,
+      source: src.commit,
+      cached: old.cached,
+      ...(old.buildMs !== undefined ? { buildMs: old.buildMs } : {}),
+      ...(main(old.dir) ? { main: main(old.dir)! } : {}),
+    });
     specs.push(oursSpec('ours-old', old.dir));
   }
   specs.push({
@@ -341,11 +398,26 @@ export async function runColdSpawnBench(options: ColdStartOptions, log: (line: s
     what: WHAT['ff-express'],
     cwd: ROOT,
     command: [frameworkBin(ROOT), '--target=expressSession', `--source=${join(BENCH_JS, 'expressFunction.js')}`],
-    env: { ...common, BENCH_NAMESPACE: `cold-${randomBytes(4).toString('hex')}`, FUNCTION_TARGET: 'expressSession', FUNCTION_SIGNATURE_TYPE: 'http' },
+    env: {
+      ...common,
+      BENCH_NAMESPACE: `cold-${randomBytes(4).toString('hex')}`,
+      FUNCTION_TARGET: 'expressSession',
+      FUNCTION_SIGNATURE_TYPE: 'http',
+    },
     cookieName: 'connect.sid',
   });
-  specs.push({ name: 'express', what: WHAT.express, cwd: ROOT, command: [process.execPath, join(BENCH_JS, 'expressServer.js')], env: { ...common, BENCH_NAMESPACE: `cold-${randomBytes(4).toString('hex')}` }, cookieName: 'connect.sid' });
-  builds.push({ stack: 'ff-express', dir: ROOT, source: 'working tree', cached: true }, { stack: 'express', dir: ROOT, source: 'working tree', cached: true });
+  specs.push({
+    name: 'express',
+    what: WHAT.express,
+    cwd: ROOT,
+    command: [process.execPath, join(BENCH_JS, 'expressServer.js')],
+    env: { ...common, BENCH_NAMESPACE: `cold-${randomBytes(4).toString('hex')}` },
+    cookieName: 'connect.sid',
+  });
+  builds.push(
+    { stack: 'ff-express', dir: ROOT, source: 'working tree', cached: true },
+    { stack: 'express', dir: ROOT, source: 'working tree', cached: true },
+  );
 
   for (const spec of specs) await setup(spec);
   const samples = new Map<ColdStackName, SpawnSample[]>(specs.map((s) => [s.name, []]));
@@ -355,7 +427,9 @@ export async function runColdSpawnBench(options: ColdStartOptions, log: (line: s
     for (const spec of order) {
       const s = await sample(spec, options.rssRequests);
       samples.get(spec.name)!.push(s);
-      log(`  cold start ${i + 1}/${options.runs} ${spec.name.padEnd(10)} ${round(s.wallMs, 1)} ms, cpu ${round(s.cpuMs, 1)} ms, rss after ${options.rssRequests} ${round(s.rssAfterMB, 1)} MB, code cache ${s.codeCache}`);
+      log(
+        `  cold start ${i + 1}/${options.runs} ${spec.name.padEnd(10)} ${round(s.wallMs, 1)} ms, cpu ${round(s.cpuMs, 1)} ms, rss after ${options.rssRequests} ${round(s.rssAfterMB, 1)} MB, code cache ${s.codeCache}`,
+      );
     }
   }
   const after = loadavg().map((x) => round(x, 2));
@@ -424,13 +498,21 @@ export interface ColdVariant {
 
 const VARIANTS: Array<{ name: string; what: string; code: string }> = [
   { name: 'datastore', what: "require('@google-cloud/datastore')", code: "require('@google-cloud/datastore')" },
-  { name: 'datastore+client', what: "require('@google-cloud/datastore') + new Datastore()", code: "new (require('@google-cloud/datastore').Datastore)({ projectId: process.env.GOOGLE_CLOUD_PROJECT })" },
+  {
+    name: 'datastore+client',
+    what: "require('@google-cloud/datastore') + new Datastore()",
+    code: "new (require('@google-cloud/datastore').Datastore)({ projectId: process.env.GOOGLE_CLOUD_PROJECT })",
+  },
   {
     name: 'framework',
     what: "functions-framework's server module (express, body parsers): what its main.js loads for any function",
     code: "require('./node_modules/@google-cloud/functions-framework/build/src/server.js')",
   },
-  { name: 'index', what: "require('./dist/functions/index.js') (registers all three functions)", code: "require('./dist/functions/index.js')" },
+  {
+    name: 'index',
+    what: "require('./dist/functions/index.js') (registers all three functions)",
+    code: "require('./dist/functions/index.js')",
+  },
   {
     name: 'index+store',
     what: 'the same + the runtime the first request builds (Datastore client loaded and constructed)',
@@ -445,7 +527,7 @@ function script(code: string): string {
     'const requireMs = Number(process.hrtime.bigint() - t0) / 1e6;',
     'const sinceStartMs = performance.now();',
     'const keys = Object.keys(require.cache);',
-    "const has = (s) => keys.filter((k) => k.includes(s)).length;",
+    'const has = (s) => keys.filter((k) => k.includes(s)).length;',
     "console.log(JSON.stringify({ requireMs, sinceStartMs, modules: keys.length, pubsubModules: has('/@google-cloud/pubsub/'), datastoreModules: has('/@google-cloud/datastore/') }));",
   ].join('\n');
 }
@@ -475,7 +557,10 @@ async function runRequireRows(options: ColdStartOptions): Promise<ColdVariant[]>
   });
 }
 
-export async function runColdStartBench(options: ColdStartOptions, log: (line: string) => void = () => undefined): Promise<ColdStartResult> {
+export async function runColdStartBench(
+  options: ColdStartOptions,
+  log: (line: string) => void = () => undefined,
+): Promise<ColdStartResult> {
   const spawnResult = await runColdSpawnBench(options, log);
   const variants = options.requireRows ? await runRequireRows(options) : [];
   const get = (n: string) => variants.find((v) => v.name === n);
@@ -494,10 +579,9 @@ export async function runColdStartBench(options: ColdStartOptions, log: (line: s
     moduleOnlyRatio: r(get('index'), get('datastore')),
     notes: [
       `spawn → first 200: medians of ${options.runs} fresh processes per stack, interleaved (order rotating); CPU is the child's own (user + system) at its first 200; RSS after ${options.rssRequests} sequential GET /session on one keep-alive connection.`,
-      'The request is sent when the server reports its port open (a line on fd 3 from the preload), as the platform\'s startup probe would; the first GET /session reads a session created beforehand by a start of the same build (the Datastore client is created and one lookup done).',
-      'ours starts from its deployed tree with that tree\'s node_modules (npm ci of the lockfile); the baselines from the repository with the same lockfile\'s packages.',
-      'Require-only rows (variants): the repository\'s unbundled dist/ timed inside `node -e`; they show where an unbundled start spends its time and are not the goal measure.',
+      "The request is sent when the server reports its port open (a line on fd 3 from the preload), as the platform's startup probe would; the first GET /session reads a session created beforehand by a start of the same build (the Datastore client is created and one lookup done).",
+      "ours starts from its deployed tree with that tree's node_modules (npm ci of the lockfile); the baselines from the repository with the same lockfile's packages.",
+      "Require-only rows (variants): the repository's unbundled dist/ timed inside `node -e`; they show where an unbundled start spends its time and are not the goal measure.",
     ],
   };
 }
-

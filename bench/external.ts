@@ -58,7 +58,13 @@ export interface KillBenchResult {
   throughput: KillSummary;
 }
 
-async function script<T>(file: string, args: string[], env: Record<string, string>, timeoutMs: number, log: (line: string) => void): Promise<T> {
+async function script<T>(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+  log: (line: string) => void,
+): Promise<T> {
   log(`  node ${file} ${args.join(' ')}`);
   const { stdout, stderr, code } = await runNode([join(BENCH_JS, file), ...args], env, timeoutMs);
   if (code !== 0) throw new Error(`${file} ${args.join(' ')} exited with ${code}:\n${stderr.slice(-4000)}`);
@@ -78,16 +84,37 @@ export async function runCleanupBench(
     log,
   );
   if (options.backlog <= 0) return { name: 'cleanup', summary };
-  const backlog = await script<CleanupSummary>('cleanup.js', ['--sessions', String(options.backlog), '--rounds', '1', '--one-at-a-time', '0'], options.env, 90 * 60_000, log);
+  const backlog = await script<CleanupSummary>(
+    'cleanup.js',
+    ['--sessions', String(options.backlog), '--rounds', '1', '--one-at-a-time', '0'],
+    options.env,
+    90 * 60_000,
+    log,
+  );
   return { name: 'cleanup', summary, backlog };
 }
 
-export async function runKillBench(options: { latencySessions: number; latencyRounds: number; sessions: number; rounds: number; env: Record<string, string> }, log: (line: string) => void): Promise<KillBenchResult> {
-  const latency = await script<KillSummary>('kill.js', ['--sessions', String(options.latencySessions), '--rounds', String(options.latencyRounds)], options.env, 20 * 60_000, log);
+export async function runKillBench(
+  options: { latencySessions: number; latencyRounds: number; sessions: number; rounds: number; env: Record<string, string> },
+  log: (line: string) => void,
+): Promise<KillBenchResult> {
+  const latency = await script<KillSummary>(
+    'kill.js',
+    ['--sessions', String(options.latencySessions), '--rounds', String(options.latencyRounds)],
+    options.env,
+    20 * 60_000,
+    log,
+  );
   // The smoke asks for the same size twice: one run serves both.
   const throughput =
     options.sessions === options.latencySessions && options.rounds === options.latencyRounds
       ? latency
-      : await script<KillSummary>('kill.js', ['--sessions', String(options.sessions), '--rounds', String(options.rounds)], options.env, 60 * 60_000, log);
+      : await script<KillSummary>(
+          'kill.js',
+          ['--sessions', String(options.sessions), '--rounds', String(options.rounds)],
+          options.env,
+          60 * 60_000,
+          log,
+        );
   return { name: 'kill', latency, throughput };
 }

@@ -53,7 +53,10 @@ async function seedUser(s: SessionStore, user: string, n: number): Promise<void>
   for (let c = 0; c < starts.length; c += 4) {
     await Promise.all(
       starts.slice(c, c + 4).map((start) => {
-        const put = Array.from({ length: Math.min(500, n - start) }, (_, j) => ({ key: `${user}-${start + j}-${randomBytes(4).toString('hex')}`, session: session(start + j) }));
+        const put = Array.from({ length: Math.min(500, n - start) }, (_, j) => ({
+          key: `${user}-${start + j}-${randomBytes(4).toString('hex')}`,
+          session: session(start + j),
+        }));
         return s.update(null, () => ({ writes: { put, delete: [] }, result: undefined }));
       }),
     );
@@ -170,7 +173,10 @@ async function main(): Promise<void> {
     const port = await freePort();
     fn = await startFunction({ GOOGLE_CLOUD_PROJECT: PROJECT, SESSION_NAMESPACE: namespace, SESSION_KILL_TOPIC: topicName }, port);
     const [topic] = await pubsub.createTopic(topicName);
-    await topic.createSubscription(`${topicName}-push`, { pushConfig: { pushEndpoint: `http://127.0.0.1:${port}/projects/${PROJECT}/topics/${topicName}` }, ackDeadlineSeconds: 600 });
+    await topic.createSubscription(`${topicName}-push`, {
+      pushConfig: { pushEndpoint: `http://127.0.0.1:${port}/projects/${PROJECT}/topics/${topicName}` },
+      ackDeadlineSeconds: 600,
+    });
 
     // Warm-up, not measured: the function's first invocation loads the Datastore client and connects.
     await seedUser(s, 'warm', 200);
@@ -186,7 +192,14 @@ async function main(): Promise<void> {
       const { line, invocations } = await finished(fn.logs, id);
       const e2e = performance.now() - t0;
       if (line.deleted !== N) throw new Error(`the kill deleted ${line.deleted} of ${N}`);
-      rows.push({ method: 'kill via Pub/Sub push + function', round, ms: Math.round(e2e), functionMs: line.elapsedMs ?? NaN, batches: line.batches ?? NaN, invocations });
+      rows.push({
+        method: 'kill via Pub/Sub push + function',
+        round,
+        ms: Math.round(e2e),
+        functionMs: line.elapsedMs ?? NaN,
+        batches: line.batches ?? NaN,
+        invocations,
+      });
 
       const direct = await engineRun(s, `direct-${round}`, N);
       rows.push({ method: 'engine in-process (no Pub/Sub)', round, ms: direct, functionMs: NaN, batches: NaN, invocations: 1 });
@@ -195,7 +208,14 @@ async function main(): Promise<void> {
       const tp = performance.now();
       const deleted = await plainLoop(s, `plain-${round}`);
       if (deleted !== N) throw new Error(`plain loop deleted ${deleted}`);
-      rows.push({ method: 'plain loop in-process', round, ms: Math.round(performance.now() - tp), functionMs: NaN, batches: NaN, invocations: 1 });
+      rows.push({
+        method: 'plain loop in-process',
+        round,
+        ms: Math.round(performance.now() - tp),
+        functionMs: NaN,
+        batches: NaN,
+        invocations: 1,
+      });
       process.stderr.write(`round ${round} done\n`);
     }
     console.table(rows);
@@ -225,7 +245,14 @@ async function main(): Promise<void> {
 async function engineRun(s: SessionStore, user: string, n: number): Promise<number> {
   await seedUser(s, user, n);
   const t0 = performance.now();
-  const report = await batchDelete({ store: s, selector: killSelector(user, Date.now()), batchSize: 500, parallelism: 4, deadline: Date.now() + 3600_000, clock: systemClock });
+  const report = await batchDelete({
+    store: s,
+    selector: killSelector(user, Date.now()),
+    batchSize: 500,
+    parallelism: 4,
+    deadline: Date.now() + 3600_000,
+    clock: systemClock,
+  });
   if (report.deleted !== n || !report.done) throw new Error(`engine deleted ${report.deleted} of ${n}`);
   return Math.round(performance.now() - t0);
 }

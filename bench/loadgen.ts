@@ -77,10 +77,27 @@ export interface Reply {
   body: string;
 }
 
-export function request(base: URL, agent: http.Agent | undefined, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+export function request(
+  base: URL,
+  agent: http.Agent | undefined,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: base.hostname, port: base.port, method, path, agent, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } },
+      {
+        host: base.hostname,
+        port: base.port,
+        method,
+        path,
+        agent,
+        headers:
+          body === undefined
+            ? headers
+            : { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -132,7 +149,14 @@ async function setup(spec: LoadSpec, base: URL, i: number): Promise<Client> {
   const second = await request(base, agent, 'PUT', '/session/data/counter', headersFor(spec, c, true), '{"n":0}');
   if (second.status !== 200) throw new Error(`setup of client ${i}: ${second.status} ${second.body}`);
   if (spec.fill) {
-    const r = await request(base, agent, 'PATCH', '/session', headersFor(spec, c, true), JSON.stringify(fillData(spec.fill.keys, spec.fill.bytes)));
+    const r = await request(
+      base,
+      agent,
+      'PATCH',
+      '/session',
+      headersFor(spec, c, true),
+      JSON.stringify(fillData(spec.fill.keys, spec.fill.bytes)),
+    );
     if (r.status !== 200) throw new Error(`fill of client ${i}: ${r.status} ${r.body.slice(0, 300)}`);
   }
   return c;
@@ -158,7 +182,7 @@ function send(spec: LoadSpec, base: URL, c: Client, write: boolean): Promise<Rep
 
 /** Deterministic spread of writes over the sequence: request n is a write when its slot says so. */
 function isWrite(n: number, ratio: number): boolean {
-  return ((n * 7919) % 1000) < ratio * 1000;
+  return (n * 7919) % 1000 < ratio * 1000;
 }
 
 async function rpcs(base: URL): Promise<{ counts: RpcCounts; rss: number; cpuMs: number }> {
@@ -207,7 +231,13 @@ function per(counts: RpcCounts, n: number): RpcCounts & { total: number } {
   return out;
 }
 
-async function phase(spec: LoadSpec, base: URL, clients: Client[], total: number, latencies: { all: number[]; read: number[]; write: number[] } | null): Promise<{ writes: number; errors: number; firstError?: string }> {
+async function phase(
+  spec: LoadSpec,
+  base: URL,
+  clients: Client[],
+  total: number,
+  latencies: { all: number[]; read: number[]; write: number[] } | null,
+): Promise<{ writes: number; errors: number; firstError?: string }> {
   let next = 0;
   let writes = 0;
   let errors = 0;

@@ -18,7 +18,6 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
@@ -39,7 +38,12 @@ process.once('exit', () => {
  * server never blocks on a full pipe.
  */
 export async function startServer(args: string[], env: Record<string, string>, port: number, what: string): Promise<ServerProcess> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   live.add(child);
   let text = '';
   const collect = (b: Buffer) => {
@@ -71,9 +75,18 @@ export async function startServer(args: string[], env: Record<string, string>, p
 }
 
 /** Runs `node args…` to completion (own process group, killed at the deadline) and returns its stdout. */
-export function runNode(args: string[], env: Record<string, string | undefined>, timeoutMs: number): Promise<{ stdout: string; stderr: string; code: number | null }> {
+export function runNode(
+  args: string[],
+  env: Record<string, string | undefined>,
+  timeoutMs: number,
+): Promise<{ stdout: string; stderr: string; code: number | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     live.add(child);
     let stdout = '';
     let stderr = '';

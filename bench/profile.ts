@@ -158,20 +158,72 @@ async function main(): Promise<void> {
     host = emulator.host;
   }
   const cookie = `__Host-viur_cookie_${project}`;
-  const common = { SESSION_COOKIE_NAME: cookie, DATASTORE_EMULATOR_HOST: host, GOOGLE_CLOUD_PROJECT: project, BENCH_COUNT_RPCS: '1', NODE_ENV: 'production' };
+  const common = {
+    SESSION_COOKIE_NAME: cookie,
+    DATASTORE_EMULATOR_HOST: host,
+    GOOGLE_CLOUD_PROJECT: project,
+    BENCH_COUNT_RPCS: '1',
+    NODE_ENV: 'production',
+  };
   const preload = ['-r', join(BENCH_JS, 'rpcPreload.js')];
   const ns = () => `bench-${randomBytes(4).toString('hex')}`;
-  const ff = (target: string, source: string) => [...preload, FUNCTIONS_FRAMEWORK, `--target=${target}`, '--signature-type=http', `--source=${source}`];
-  const defs: Array<{ label: string; stack: LoadSpec['stack']; cookieName: string; args: (port: number) => string[]; env: Record<string, string> }> = [
-    { label: 'ours', stack: 'ours', cookieName: cookie, args: (p) => [...ff('sessionApi', FUNCTIONS_SOURCE), `--port=${p}`], env: { SESSION_NAMESPACE: ns() } },
+  const ff = (target: string, source: string) => [
+    ...preload,
+    FUNCTIONS_FRAMEWORK,
+    `--target=${target}`,
+    '--signature-type=http',
+    `--source=${source}`,
+  ];
+  const defs: Array<{
+    label: string;
+    stack: LoadSpec['stack'];
+    cookieName: string;
+    args: (port: number) => string[];
+    env: Record<string, string>;
+  }> = [
+    {
+      label: 'ours',
+      stack: 'ours',
+      cookieName: cookie,
+      args: (p) => [...ff('sessionApi', FUNCTIONS_SOURCE), `--port=${p}`],
+      env: { SESSION_NAMESPACE: ns() },
+    },
     ...(values['alt-source']
-      ? [{ label: 'ours-alt', stack: 'ours' as const, cookieName: cookie, args: (p: number) => [...ff('sessionApi', values['alt-source']!), `--port=${p}`], env: { SESSION_NAMESPACE: ns() } }]
+      ? [
+          {
+            label: 'ours-alt',
+            stack: 'ours' as const,
+            cookieName: cookie,
+            args: (p: number) => [...ff('sessionApi', values['alt-source']!), `--port=${p}`],
+            env: { SESSION_NAMESPACE: ns() },
+          },
+        ]
       : []),
     ...(values['read-cache-ms']
-      ? [{ label: 'ours-cache', stack: 'ours' as const, cookieName: cookie, args: (p: number) => [...ff('sessionApi', FUNCTIONS_SOURCE), `--port=${p}`], env: { SESSION_NAMESPACE: ns(), SESSION_READ_CACHE_MS: values['read-cache-ms'] } }]
+      ? [
+          {
+            label: 'ours-cache',
+            stack: 'ours' as const,
+            cookieName: cookie,
+            args: (p: number) => [...ff('sessionApi', FUNCTIONS_SOURCE), `--port=${p}`],
+            env: { SESSION_NAMESPACE: ns(), SESSION_READ_CACHE_MS: values['read-cache-ms'] },
+          },
+        ]
       : []),
-    { label: 'express', stack: 'express', cookieName: 'connect.sid', args: () => [...preload, join(BENCH_JS, 'expressServer.js')], env: { BENCH_NAMESPACE: ns() } },
-    { label: 'ff-express', stack: 'ff-express', cookieName: 'connect.sid', args: (p) => [...ff('expressSession', join(BENCH_JS, 'expressFunction.js')), `--port=${p}`], env: { BENCH_NAMESPACE: ns() } },
+    {
+      label: 'express',
+      stack: 'express',
+      cookieName: 'connect.sid',
+      args: () => [...preload, join(BENCH_JS, 'expressServer.js')],
+      env: { BENCH_NAMESPACE: ns() },
+    },
+    {
+      label: 'ff-express',
+      stack: 'ff-express',
+      cookieName: 'connect.sid',
+      args: (p) => [...ff('expressSession', join(BENCH_JS, 'expressFunction.js')), `--port=${p}`],
+      env: { BENCH_NAMESPACE: ns() },
+    },
   ];
   const servers: Array<{ label: string; stack: LoadSpec['stack']; cookieName: string; server: ServerProcess }> = [];
   try {
@@ -180,7 +232,18 @@ async function main(): Promise<void> {
       servers.push({ ...d, server: await startServer(d.args(port), { ...common, ...d.env, PORT: String(port) }, port, d.label) });
     }
     const load = async (s: (typeof servers)[number], n: number): Promise<LoadResult> => {
-      const spec: LoadSpec = { url: s.server.url, stack: s.stack, label: s.label, cookieName: s.cookieName, clients, requests: n, warmup: 100, writeRatio: 0.1, probe: 0, timeoutMs: 300_000 };
+      const spec: LoadSpec = {
+        url: s.server.url,
+        stack: s.stack,
+        label: s.label,
+        cookieName: s.cookieName,
+        clients,
+        requests: n,
+        warmup: 100,
+        writeRatio: 0.1,
+        probe: 0,
+        timeoutMs: 300_000,
+      };
       const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, 310_000);
       if (code !== 0) throw new Error(`load generator failed for ${s.label}: ${stderr}`);
       return lastJson<LoadResult>(stdout);
@@ -201,14 +264,28 @@ async function main(): Promise<void> {
       const perRequest = new Map([...totals].map(([k, v]) => [k, v / measured]));
       rows.push({ label: s.label, perRequest, total: [...perRequest.values()].reduce((a, b) => a + b, 0), measured });
     }
-    const components = [...new Set(rows.flatMap((r) => [...r.perRequest.keys()]))].sort((a, b) => (rows[0]!.perRequest.get(b) ?? 0) - (rows[0]!.perRequest.get(a) ?? 0));
+    const components = [...new Set(rows.flatMap((r) => [...r.perRequest.keys()]))].sort(
+      (a, b) => (rows[0]!.perRequest.get(b) ?? 0) - (rows[0]!.perRequest.get(a) ?? 0),
+    );
     const w = Math.max(...components.map((c) => c.length), 9);
     const line = (name: string, cells: string[]) => console.log(`${name.padEnd(w)} ${cells.map((c) => c.padStart(11)).join(' ')}`);
     console.log(`CPU ms per request by component (self time, sampled; ${requests} read-mostly requests, ${clients} clients)`);
-    line('component', rows.map((r) => r.label));
-    for (const c of components) line(c, rows.map((r) => (r.perRequest.get(c) ?? 0).toFixed(4)));
-    line('total', rows.map((r) => r.total.toFixed(4)));
-    console.log(JSON.stringify({ dir, rows: rows.map((r) => ({ label: r.label, total: r.total, perRequest: Object.fromEntries(r.perRequest) })) }));
+    line(
+      'component',
+      rows.map((r) => r.label),
+    );
+    for (const c of components)
+      line(
+        c,
+        rows.map((r) => (r.perRequest.get(c) ?? 0).toFixed(4)),
+      );
+    line(
+      'total',
+      rows.map((r) => r.total.toFixed(4)),
+    );
+    console.log(
+      JSON.stringify({ dir, rows: rows.map((r) => ({ label: r.label, total: r.total, perRequest: Object.fromEntries(r.perRequest) })) }),
+    );
   } finally {
     for (const s of servers) await s.server.stop();
     await emulator?.stop();

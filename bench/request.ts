@@ -120,25 +120,50 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
   const preload = ['-r', join(BENCH_JS, 'rpcPreload.js')];
   // The default name (a __Host- cookie), named explicitly so that an older build (--alt-source) uses it too.
   const OURS_COOKIE = `__Host-viur_cookie_${options.project}`;
-  const common = { SESSION_COOKIE_NAME: OURS_COOKIE, DATASTORE_EMULATOR_HOST: options.datastoreHost, GOOGLE_CLOUD_PROJECT: options.project, BENCH_COUNT_RPCS: '1', NODE_ENV: 'production' };
+  const common = {
+    SESSION_COOKIE_NAME: OURS_COOKIE,
+    DATASTORE_EMULATOR_HOST: options.datastoreHost,
+    GOOGLE_CLOUD_PROJECT: options.project,
+    BENCH_COUNT_RPCS: '1',
+    NODE_ENV: 'production',
+  };
   const servers: ServerProcess[] = [];
   try {
     const oursPort = await freePort();
     const ours = await startServer(
-      [...preload, FUNCTIONS_FRAMEWORK, '--target=sessionApi', '--signature-type=http', `--port=${oursPort}`, `--source=${FUNCTIONS_SOURCE}`],
+      [
+        ...preload,
+        FUNCTIONS_FRAMEWORK,
+        '--target=sessionApi',
+        '--signature-type=http',
+        `--port=${oursPort}`,
+        `--source=${FUNCTIONS_SOURCE}`,
+      ],
       { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
       oursPort,
       'sessionApi (functions-framework)',
     );
     servers.push(ours);
     const expressPort = await freePort();
-    const express = await startServer([...preload, join(BENCH_JS, 'expressServer.js')], { ...common, PORT: String(expressPort), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` }, expressPort, 'express-session');
+    const express = await startServer(
+      [...preload, join(BENCH_JS, 'expressServer.js')],
+      { ...common, PORT: String(expressPort), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
+      expressPort,
+      'express-session',
+    );
     servers.push(express);
     let ffExpress: ServerProcess | undefined;
     if (options.ffBaseline) {
       const ffPort = await freePort();
       ffExpress = await startServer(
-        [...preload, FUNCTIONS_FRAMEWORK, '--target=expressSession', '--signature-type=http', `--port=${ffPort}`, `--source=${join(BENCH_JS, 'expressFunction.js')}`],
+        [
+          ...preload,
+          FUNCTIONS_FRAMEWORK,
+          '--target=expressSession',
+          '--signature-type=http',
+          `--port=${ffPort}`,
+          `--source=${join(BENCH_JS, 'expressFunction.js')}`,
+        ],
         { ...common, BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
         ffPort,
         'express-session (functions-framework)',
@@ -149,7 +174,14 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
     if (options.altSource) {
       const altPort = await freePort();
       oursAlt = await startServer(
-        [...preload, FUNCTIONS_FRAMEWORK, '--target=sessionApi', '--signature-type=http', `--port=${altPort}`, `--source=${options.altSource}`],
+        [
+          ...preload,
+          FUNCTIONS_FRAMEWORK,
+          '--target=sessionApi',
+          '--signature-type=http',
+          `--port=${altPort}`,
+          `--source=${options.altSource}`,
+        ],
         { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
         altPort,
         'sessionApi (alternative build)',
@@ -160,7 +192,14 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
     if (options.readCacheMs) {
       const cachePort = await freePort();
       oursCache = await startServer(
-        [...preload, FUNCTIONS_FRAMEWORK, '--target=sessionApi', '--signature-type=http', `--port=${cachePort}`, `--source=${FUNCTIONS_SOURCE}`],
+        [
+          ...preload,
+          FUNCTIONS_FRAMEWORK,
+          '--target=sessionApi',
+          '--signature-type=http',
+          `--port=${cachePort}`,
+          `--source=${FUNCTIONS_SOURCE}`,
+        ],
         { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}`, SESSION_READ_CACHE_MS: String(options.readCacheMs) },
         cachePort,
         'sessionApi with the read cache',
@@ -175,7 +214,12 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       ...(ffExpress ? [{ stack: 'ff-express' as const, server: ffExpress, cookieName: 'connect.sid' }] : []),
     ];
 
-    const load = async (s: (typeof stacks)[number], writeRatio: number, requests: number, fill?: { keys: number; bytes: number }): Promise<LoadResult> => {
+    const load = async (
+      s: (typeof stacks)[number],
+      writeRatio: number,
+      requests: number,
+      fill?: { keys: number; bytes: number },
+    ): Promise<LoadResult> => {
       const spec: LoadSpec = {
         url: s.server.url,
         stack: s.stack,
@@ -210,7 +254,9 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
           const { stack, label } = s;
           const result = await load(s, mix.writeRatio, options.requests);
           runs.push(result);
-          log(`  request ${mix.name} run ${rep + 1}/${options.repeats} ${(label ?? stack).padEnd(10)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest} cpu/req server ${result.serverCpuMsPerRequest} ms emulator ${result.emulatorCpuMsPerRequest} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
+          log(
+            `  request ${mix.name} run ${rep + 1}/${options.repeats} ${(label ?? stack).padEnd(10)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest} cpu/req server ${result.serverCpuMsPerRequest} ms emulator ${result.emulatorCpuMsPerRequest} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
+          );
         }
       }
       const oursSummary = summarize(runs.filter((r) => r.stack === 'ours'));
@@ -258,12 +304,21 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         for (const s of rep % 2 ? [...pair].reverse() : pair) {
           const r = await load(s, 0.1, options.sizeRequests ?? options.requests, size);
           runs.push(r);
-          log(`  size ${size.keys} keys / ${size.bytes} B ${s.stack.padEnd(10)} ${r.throughput} req/s cpu/req ${r.serverCpuMsPerRequest} ms errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`);
+          log(
+            `  size ${size.keys} keys / ${size.bytes} B ${s.stack.padEnd(10)} ${r.throughput} req/s cpu/req ${r.serverCpuMsPerRequest} ms errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`,
+          );
         }
       }
       const o = summarize(runs.filter((r) => r.stack === 'ours'));
       const e = summarize(runs.filter((r) => r.stack === 'express'));
-      sizeCurve.push({ ...size, ours: o, express: e, serverCpuRatio: ratio(o.serverCpuMsPerRequest, e.serverCpuMsPerRequest), throughputRatio: ratio(o.throughput, e.throughput), runs });
+      sizeCurve.push({
+        ...size,
+        ours: o,
+        express: e,
+        serverCpuRatio: ratio(o.serverCpuMsPerRequest, e.serverCpuMsPerRequest),
+        throughputRatio: ratio(o.throughput, e.throughput),
+        runs,
+      });
     }
     return {
       name: 'request',

@@ -10,7 +10,16 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector';
 
-const RPC_METHODS = ['lookup', 'runQuery', 'runAggregationQuery', 'beginTransaction', 'commit', 'rollback', 'allocateIds', 'reserveIds'] as const;
+const RPC_METHODS = [
+  'lookup',
+  'runQuery',
+  'runAggregationQuery',
+  'beginTransaction',
+  'commit',
+  'rollback',
+  'allocateIds',
+  'reserveIds',
+] as const;
 
 if (process.env.BENCH_COUNT_RPCS === '1') {
   const counts: Record<string, number> = {};
@@ -59,7 +68,9 @@ function profileRoute(url: string, res: http.ServerResponse): void {
   if (url === '/__profile/start') {
     inspector ??= new Session();
     inspector.connect();
-    inspector.post('Profiler.enable', () => inspector!.post('Profiler.setSamplingInterval', { interval: 200 }, () => inspector!.post('Profiler.start', (err) => done(err))));
+    inspector.post('Profiler.enable', () =>
+      inspector!.post('Profiler.setSamplingInterval', { interval: 200 }, () => inspector!.post('Profiler.start', (err) => done(err))),
+    );
     return;
   }
   const file = new URL(url, 'http://x').searchParams.get('file');

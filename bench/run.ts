@@ -83,12 +83,27 @@ function options(argv: string[]): Options {
     strict: true,
   });
   const only = (values.only ?? BENCHMARKS.join(',')).split(',').map((s) => s.trim());
-  for (const o of only) if (!(BENCHMARKS as readonly string[]).includes(o)) throw new Error(`--only: unknown benchmark ${o} (known: ${BENCHMARKS.join(', ')})`);
+  for (const o of only)
+    if (!(BENCHMARKS as readonly string[]).includes(o)) throw new Error(`--only: unknown benchmark ${o} (known: ${BENCHMARKS.join(', ')})`);
   const repeats = Number(values.repeats ?? (values.smoke ? 1 : 3));
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
   const coldRuns = Number(values['cold-runs'] ?? (values.smoke ? 1 : 9));
   if (!Number.isInteger(coldRuns) || coldRuns < 1 || coldRuns > 50) throw new Error('--cold-runs must be an integer from 1 to 50');
-  return { smoke: values.smoke, only: only as BenchName[], repeats, datastoreHost: values['datastore-host'], pubsubHost: values['pubsub-host'], out: values.out, mix: values.mix, altSource: values['alt-source'], ...(values['cold-alt-ref'] ? { coldAltRef: values['cold-alt-ref'] } : {}), coldRuns, readCacheMs: Number(values['read-cache-ms'] ?? 1000), cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)), skipSizes: values['skip-sizes'] };
+  return {
+    smoke: values.smoke,
+    only: only as BenchName[],
+    repeats,
+    datastoreHost: values['datastore-host'],
+    pubsubHost: values['pubsub-host'],
+    out: values.out,
+    mix: values.mix,
+    altSource: values['alt-source'],
+    ...(values['cold-alt-ref'] ? { coldAltRef: values['cold-alt-ref'] } : {}),
+    coldRuns,
+    readCacheMs: Number(values['read-cache-ms'] ?? 1000),
+    cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)),
+    skipSizes: values['skip-sizes'],
+  };
 }
 
 export async function main(argv: string[]): Promise<BenchReport> {
@@ -100,7 +115,12 @@ export async function main(argv: string[]): Promise<BenchReport> {
   const report: BenchReport = {
     startedAt: new Date(started).toISOString(),
     smoke: opts.smoke,
-    machine: { nproc: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` },
+    machine: {
+      nproc: cpus().length,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+    },
     results: {},
     errors: [],
     elapsedMs: 0,
@@ -165,14 +185,14 @@ export async function main(argv: string[]): Promise<BenchReport> {
           sizes: opts.skipSizes
             ? []
             : opts.smoke
-            ? [{ keys: 100, bytes: 10_000 }]
-            : [
-                { keys: 1, bytes: 1_000 },
-                { keys: 100, bytes: 10_000 },
-                { keys: 1_000, bytes: 100_000 },
-                { keys: 9_998, bytes: 700_000 },
-                { keys: 1, bytes: 700_000 },
-              ],
+              ? [{ keys: 100, bytes: 10_000 }]
+              : [
+                  { keys: 1, bytes: 1_000 },
+                  { keys: 100, bytes: 10_000 },
+                  { keys: 1_000, bytes: 100_000 },
+                  { keys: 9_998, bytes: 700_000 },
+                  { keys: 1, bytes: 700_000 },
+                ],
           sizeRequests: opts.smoke ? 10 : 400,
           sizeRepeats: opts.smoke ? 1 : 3,
           mixes: opts.smoke
@@ -185,17 +205,33 @@ export async function main(argv: string[]): Promise<BenchReport> {
         log,
       );
     });
-    const scriptEnv = { DATASTORE_EMULATOR_HOST: datastoreHost ?? '', PUBSUB_EMULATOR_HOST: pubsubHost ?? '', GOOGLE_CLOUD_PROJECT: project };
+    const scriptEnv = {
+      DATASTORE_EMULATOR_HOST: datastoreHost ?? '',
+      PUBSUB_EMULATOR_HOST: pubsubHost ?? '',
+      GOOGLE_CLOUD_PROJECT: project,
+    };
     await attempt('cleanup', async () => {
       report.results.cleanup = await runCleanupBench(
         // The one-at-a-time loop runs on fewer sessions (it is ~100× slower); compared per entity.
-        { sessions: opts.smoke ? 50 : 20_000, rounds: opts.smoke ? 1 : opts.repeats, oneAtATime: opts.smoke ? 20 : 2000, backlog: opts.cleanupBacklog, env: scriptEnv },
+        {
+          sessions: opts.smoke ? 50 : 20_000,
+          rounds: opts.smoke ? 1 : opts.repeats,
+          oneAtATime: opts.smoke ? 20 : 2000,
+          backlog: opts.cleanupBacklog,
+          env: scriptEnv,
+        },
         log,
       );
     });
     await attempt('kill', async () => {
       report.results.kill = await runKillBench(
-        { latencySessions: 10, latencyRounds: opts.smoke ? 1 : 5, sessions: opts.smoke ? 10 : 5000, rounds: opts.smoke ? 1 : opts.repeats, env: scriptEnv },
+        {
+          latencySessions: 10,
+          latencyRounds: opts.smoke ? 1 : 5,
+          sessions: opts.smoke ? 10 : 5000,
+          rounds: opts.smoke ? 1 : opts.repeats,
+          env: scriptEnv,
+        },
         log,
       );
     });

@@ -42,38 +42,207 @@ export function rows(report: BenchReport): Row[] {
     const readMostly = m.mix === 'read-mostly';
     const pt = pairedRatio(m, 'ours', 'express', 'throughput');
     const pp = pairedRatio(m, 'ours', 'express', 'p99');
-    out.push({ benchmark: base, metric: 'throughput req/s (medians)', ours: fmt(m.ours.throughput), baseline: fmt(m.express.throughput), ratio: `${fmt(m.ratios.throughput, 2)}×`, goal: '', met: '' });
-    out.push({ benchmark: base, metric: 'throughput, median of paired ratios', ours: '', baseline: '', ratio: `${fmt(pt, 2)}×`, goal: readMostly ? '≥ 1.0×' : '', met: readMostly ? verdict(pt >= 1) : '' });
-    out.push({ benchmark: base, metric: 'p50 ms', ours: fmt(m.ours.p50, 2), baseline: fmt(m.express.p50, 2), ratio: `${fmt(m.ratios.p50, 2)}×`, goal: '', met: '' });
-    out.push({ benchmark: base, metric: 'p99 ms (medians)', ours: fmt(m.ours.p99, 2), baseline: fmt(m.express.p99, 2), ratio: `${fmt(m.ratios.p99, 2)}×`, goal: '', met: '' });
-    out.push({ benchmark: base, metric: 'p99, median of paired ratios', ours: '', baseline: '', ratio: `${fmt(pp, 2)}×`, goal: readMostly ? '≤ 1.0×' : '', met: readMostly ? verdict(pp <= 1) : '' });
-    out.push({ benchmark: base, metric: 'p99 ms of reads only', ours: fmt(m.ours.readP99, 2), baseline: fmt(m.express.readP99, 2), ratio: `${fmt(m.ours.readP99 / m.express.readP99, 2)}×`, goal: '', met: '' });
-    out.push({ benchmark: base, metric: 'p99 ms of writes only', ours: fmt(m.ours.writeP99, 2), baseline: fmt(m.express.writeP99, 2), ratio: `${fmt(m.ours.writeP99 / m.express.writeP99, 2)}×`, goal: '', met: '' });
+    out.push({
+      benchmark: base,
+      metric: 'throughput req/s (medians)',
+      ours: fmt(m.ours.throughput),
+      baseline: fmt(m.express.throughput),
+      ratio: `${fmt(m.ratios.throughput, 2)}×`,
+      goal: '',
+      met: '',
+    });
+    out.push({
+      benchmark: base,
+      metric: 'throughput, median of paired ratios',
+      ours: '',
+      baseline: '',
+      ratio: `${fmt(pt, 2)}×`,
+      goal: readMostly ? '≥ 1.0×' : '',
+      met: readMostly ? verdict(pt >= 1) : '',
+    });
+    out.push({
+      benchmark: base,
+      metric: 'p50 ms',
+      ours: fmt(m.ours.p50, 2),
+      baseline: fmt(m.express.p50, 2),
+      ratio: `${fmt(m.ratios.p50, 2)}×`,
+      goal: '',
+      met: '',
+    });
+    out.push({
+      benchmark: base,
+      metric: 'p99 ms (medians)',
+      ours: fmt(m.ours.p99, 2),
+      baseline: fmt(m.express.p99, 2),
+      ratio: `${fmt(m.ratios.p99, 2)}×`,
+      goal: '',
+      met: '',
+    });
+    out.push({
+      benchmark: base,
+      metric: 'p99, median of paired ratios',
+      ours: '',
+      baseline: '',
+      ratio: `${fmt(pp, 2)}×`,
+      goal: readMostly ? '≤ 1.0×' : '',
+      met: readMostly ? verdict(pp <= 1) : '',
+    });
+    out.push({
+      benchmark: base,
+      metric: 'p99 ms of reads only',
+      ours: fmt(m.ours.readP99, 2),
+      baseline: fmt(m.express.readP99, 2),
+      ratio: `${fmt(m.ours.readP99 / m.express.readP99, 2)}×`,
+      goal: '',
+      met: '',
+    });
+    out.push({
+      benchmark: base,
+      metric: 'p99 ms of writes only',
+      ours: fmt(m.ours.writeP99, 2),
+      baseline: fmt(m.express.writeP99, 2),
+      ratio: `${fmt(m.ours.writeP99 / m.express.writeP99, 2)}×`,
+      goal: '',
+      met: '',
+    });
     if (m.ffExpress && m.ratiosSamePlatform) {
-      out.push({ benchmark: base, metric: 'throughput vs express-session under functions-framework (paired)', ours: fmt(m.ours.throughput), baseline: fmt(m.ffExpress.throughput), ratio: `${fmt(pairedRatio(m, 'ours', 'ff-express', 'throughput'), 2)}×`, goal: '', met: '' });
-      out.push({ benchmark: base, metric: 'p99 vs express-session under functions-framework (paired)', ours: fmt(m.ours.p99, 2), baseline: fmt(m.ffExpress.p99, 2), ratio: `${fmt(pairedRatio(m, 'ours', 'ff-express', 'p99'), 2)}×`, goal: '', met: '' });
+      out.push({
+        benchmark: base,
+        metric: 'throughput vs express-session under functions-framework (paired)',
+        ours: fmt(m.ours.throughput),
+        baseline: fmt(m.ffExpress.throughput),
+        ratio: `${fmt(pairedRatio(m, 'ours', 'ff-express', 'throughput'), 2)}×`,
+        goal: '',
+        met: '',
+      });
+      out.push({
+        benchmark: base,
+        metric: 'p99 vs express-session under functions-framework (paired)',
+        ours: fmt(m.ours.p99, 2),
+        baseline: fmt(m.ffExpress.p99, 2),
+        ratio: `${fmt(pairedRatio(m, 'ours', 'ff-express', 'p99'), 2)}×`,
+        goal: '',
+        met: '',
+      });
     }
     if (m.oursAlt) {
-      out.push({ benchmark: base, metric: 'throughput vs ours-alt (another build)', ours: fmt(m.ours.throughput), baseline: fmt(m.oursAlt.throughput), ratio: `${fmt(m.ours.throughput / m.oursAlt.throughput, 2)}×`, goal: '', met: '' });
-      out.push({ benchmark: base, metric: 'server CPU ms / request vs ours-alt', ours: fmt(m.ours.serverCpuMsPerRequest, 2), baseline: fmt(m.oursAlt.serverCpuMsPerRequest, 2), ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.oursAlt.serverCpuMsPerRequest, 2)}×`, goal: '', met: '' });
+      out.push({
+        benchmark: base,
+        metric: 'throughput vs ours-alt (another build)',
+        ours: fmt(m.ours.throughput),
+        baseline: fmt(m.oursAlt.throughput),
+        ratio: `${fmt(m.ours.throughput / m.oursAlt.throughput, 2)}×`,
+        goal: '',
+        met: '',
+      });
+      out.push({
+        benchmark: base,
+        metric: 'server CPU ms / request vs ours-alt',
+        ours: fmt(m.ours.serverCpuMsPerRequest, 2),
+        baseline: fmt(m.oursAlt.serverCpuMsPerRequest, 2),
+        ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.oursAlt.serverCpuMsPerRequest, 2)}×`,
+        goal: '',
+        met: '',
+      });
     }
     if (m.oursCache) {
       const c = m.oursCache;
       const ct = pairedRatio(m, 'ours-cache', 'express', 'throughput');
-      out.push({ benchmark: base, metric: 'with the read cache: throughput vs express-session (paired)', ours: fmt(c.throughput), baseline: fmt(m.express.throughput), ratio: `${fmt(ct, 2)}×`, goal: readMostly ? '≥ 2.0×' : '', met: readMostly ? verdict(ct >= 2) : '' });
-      out.push({ benchmark: base, metric: 'with the read cache: throughput vs ours without (paired)', ours: fmt(c.throughput), baseline: fmt(m.ours.throughput), ratio: `${fmt(pairedRatio(m, 'ours-cache', 'ours', 'throughput'), 2)}×`, goal: '', met: '' });
-      out.push({ benchmark: base, metric: 'with the read cache: p99 vs express-session (paired)', ours: fmt(c.p99, 2), baseline: fmt(m.express.p99, 2), ratio: `${fmt(pairedRatio(m, 'ours-cache', 'express', 'p99'), 2)}×`, goal: '', met: '' });
-      out.push({ benchmark: base, metric: 'with the read cache: server CPU ms / request vs express-session', ours: fmt(c.serverCpuMsPerRequest, 2), baseline: fmt(m.express.serverCpuMsPerRequest, 2), ratio: `${fmt(c.serverCpuMsPerRequest / m.express.serverCpuMsPerRequest, 2)}×`, goal: '', met: '' });
-      out.push({ benchmark: base, metric: 'with the read cache: Datastore RPCs / request', ours: fmt(c.rpcPerRequest, 2), baseline: fmt(m.express.rpcPerRequest, 2), ratio: '', goal: '', met: '' });
+      out.push({
+        benchmark: base,
+        metric: 'with the read cache: throughput vs express-session (paired)',
+        ours: fmt(c.throughput),
+        baseline: fmt(m.express.throughput),
+        ratio: `${fmt(ct, 2)}×`,
+        goal: readMostly ? '≥ 2.0×' : '',
+        met: readMostly ? verdict(ct >= 2) : '',
+      });
+      out.push({
+        benchmark: base,
+        metric: 'with the read cache: throughput vs ours without (paired)',
+        ours: fmt(c.throughput),
+        baseline: fmt(m.ours.throughput),
+        ratio: `${fmt(pairedRatio(m, 'ours-cache', 'ours', 'throughput'), 2)}×`,
+        goal: '',
+        met: '',
+      });
+      out.push({
+        benchmark: base,
+        metric: 'with the read cache: p99 vs express-session (paired)',
+        ours: fmt(c.p99, 2),
+        baseline: fmt(m.express.p99, 2),
+        ratio: `${fmt(pairedRatio(m, 'ours-cache', 'express', 'p99'), 2)}×`,
+        goal: '',
+        met: '',
+      });
+      out.push({
+        benchmark: base,
+        metric: 'with the read cache: server CPU ms / request vs express-session',
+        ours: fmt(c.serverCpuMsPerRequest, 2),
+        baseline: fmt(m.express.serverCpuMsPerRequest, 2),
+        ratio: `${fmt(c.serverCpuMsPerRequest / m.express.serverCpuMsPerRequest, 2)}×`,
+        goal: '',
+        met: '',
+      });
+      out.push({
+        benchmark: base,
+        metric: 'with the read cache: Datastore RPCs / request',
+        ours: fmt(c.rpcPerRequest, 2),
+        baseline: fmt(m.express.rpcPerRequest, 2),
+        ratio: '',
+        goal: '',
+        met: '',
+      });
     }
-    out.push({ benchmark: base, metric: 'server CPU ms / request', ours: fmt(m.ours.serverCpuMsPerRequest, 2), baseline: fmt(m.express.serverCpuMsPerRequest, 2), ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.express.serverCpuMsPerRequest, 2)}×`, goal: '', met: '' });
-    if (m.ffExpress) out.push({ benchmark: base, metric: 'server CPU ms / request vs express-session under functions-framework', ours: fmt(m.ours.serverCpuMsPerRequest, 2), baseline: fmt(m.ffExpress.serverCpuMsPerRequest, 2), ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.ffExpress.serverCpuMsPerRequest, 2)}×`, goal: '', met: '' });
-    out.push({ benchmark: base, metric: 'emulator CPU ms / request', ours: fmt(m.ours.emulatorCpuMsPerRequest, 2), baseline: fmt(m.express.emulatorCpuMsPerRequest, 2), ratio: `${fmt(m.ours.emulatorCpuMsPerRequest / m.express.emulatorCpuMsPerRequest, 2)}×`, goal: '', met: '' });
-    out.push({ benchmark: base, metric: 'Datastore RPCs / request', ours: fmt(m.ours.rpcPerRequest, 2), baseline: fmt(m.express.rpcPerRequest, 2), ratio: '', goal: '', met: '' });
+    out.push({
+      benchmark: base,
+      metric: 'server CPU ms / request',
+      ours: fmt(m.ours.serverCpuMsPerRequest, 2),
+      baseline: fmt(m.express.serverCpuMsPerRequest, 2),
+      ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.express.serverCpuMsPerRequest, 2)}×`,
+      goal: '',
+      met: '',
+    });
+    if (m.ffExpress)
+      out.push({
+        benchmark: base,
+        metric: 'server CPU ms / request vs express-session under functions-framework',
+        ours: fmt(m.ours.serverCpuMsPerRequest, 2),
+        baseline: fmt(m.ffExpress.serverCpuMsPerRequest, 2),
+        ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.ffExpress.serverCpuMsPerRequest, 2)}×`,
+        goal: '',
+        met: '',
+      });
+    out.push({
+      benchmark: base,
+      metric: 'emulator CPU ms / request',
+      ours: fmt(m.ours.emulatorCpuMsPerRequest, 2),
+      baseline: fmt(m.express.emulatorCpuMsPerRequest, 2),
+      ratio: `${fmt(m.ours.emulatorCpuMsPerRequest / m.express.emulatorCpuMsPerRequest, 2)}×`,
+      goal: '',
+      met: '',
+    });
+    out.push({
+      benchmark: base,
+      metric: 'Datastore RPCs / request',
+      ours: fmt(m.ours.rpcPerRequest, 2),
+      baseline: fmt(m.express.rpcPerRequest, 2),
+      ratio: '',
+      goal: '',
+      met: '',
+    });
     if (readMostly) {
       const w = m.ours.rpcPerWriteDetail;
       const prodWrite = m.ours.rpcPerWrite - (w.beginTransaction ?? 0);
-      out.push({ benchmark: 'request round trips', metric: 'RPCs per read', ours: fmt(m.ours.rpcPerRead, 2), baseline: fmt(m.express.rpcPerRead, 2), ratio: '', goal: '1', met: verdict(m.ours.rpcPerRead <= 1) });
+      out.push({
+        benchmark: 'request round trips',
+        metric: 'RPCs per read',
+        ours: fmt(m.ours.rpcPerRead, 2),
+        baseline: fmt(m.express.rpcPerRead, 2),
+        ratio: '',
+        goal: '1',
+        met: verdict(m.ours.rpcPerRead <= 1),
+      });
       out.push({
         benchmark: 'request round trips',
         metric: 'RPCs per write (emulator: +beginTransaction)',
@@ -87,34 +256,122 @@ export function rows(report: BenchReport): Row[] {
   }
   for (const p of r.request?.sizeCurve ?? []) {
     const base = `size ${p.keys} keys, ${p.bytes >= 1000 ? `${p.bytes / 1000} kB` : `${p.bytes} B`}`;
-    out.push({ benchmark: base, metric: 'server CPU ms / request (read-mostly)', ours: fmt(p.ours.serverCpuMsPerRequest, 2), baseline: fmt(p.express.serverCpuMsPerRequest, 2), ratio: `${fmt(p.serverCpuRatio, 2)}×`, goal: '≤ 1.3×', met: verdict(p.serverCpuRatio <= 1.3) });
-    out.push({ benchmark: base, metric: 'throughput req/s', ours: fmt(p.ours.throughput), baseline: fmt(p.express.throughput), ratio: `${fmt(p.throughputRatio, 2)}×`, goal: '', met: '' });
+    out.push({
+      benchmark: base,
+      metric: 'server CPU ms / request (read-mostly)',
+      ours: fmt(p.ours.serverCpuMsPerRequest, 2),
+      baseline: fmt(p.express.serverCpuMsPerRequest, 2),
+      ratio: `${fmt(p.serverCpuRatio, 2)}×`,
+      goal: '≤ 1.3×',
+      met: verdict(p.serverCpuRatio <= 1.3),
+    });
+    out.push({
+      benchmark: base,
+      metric: 'throughput req/s',
+      ours: fmt(p.ours.throughput),
+      baseline: fmt(p.express.throughput),
+      ratio: `${fmt(p.throughputRatio, 2)}×`,
+      goal: '',
+      met: '',
+    });
   }
   const cl = r.cleanup?.summary;
   if (cl) {
     const base = `cleanup ${cl.sessions} expired`;
-    out.push({ benchmark: base, metric: `sessions/s (median of ${cl.rounds})`, ours: fmt(cl.enginePerSecond, 0), baseline: `${fmt(cl.plainPerSecond, 0)} (plain loop)`, ratio: `${fmt(cl.speedup, 2)}×`, goal: '≥ 1.5×', met: verdict(cl.speedup >= 1.5) });
+    out.push({
+      benchmark: base,
+      metric: `sessions/s (median of ${cl.rounds})`,
+      ours: fmt(cl.enginePerSecond, 0),
+      baseline: `${fmt(cl.plainPerSecond, 0)} (plain loop)`,
+      ratio: `${fmt(cl.speedup, 2)}×`,
+      goal: '≥ 1.5×',
+      met: verdict(cl.speedup >= 1.5),
+    });
     if (cl.oneAtATimePerSecond !== undefined && cl.speedupOverOneAtATime !== undefined) {
-      out.push({ benchmark: base, metric: `sessions/s vs one at a time (${cl.oneAtATimeSessions} sessions)`, ours: fmt(cl.enginePerSecond, 0), baseline: fmt(cl.oneAtATimePerSecond, 1), ratio: `${fmt(cl.speedupOverOneAtATime, 1)}×`, goal: '≥ 20×', met: verdict(cl.speedupOverOneAtATime >= 20) });
+      out.push({
+        benchmark: base,
+        metric: `sessions/s vs one at a time (${cl.oneAtATimeSessions} sessions)`,
+        ours: fmt(cl.enginePerSecond, 0),
+        baseline: fmt(cl.oneAtATimePerSecond, 1),
+        ratio: `${fmt(cl.speedupOverOneAtATime, 1)}×`,
+        goal: '≥ 20×',
+        met: verdict(cl.speedupOverOneAtATime >= 20),
+      });
     }
-    out.push({ benchmark: base, metric: 'peak RSS growth MB', ours: fmt(cl.engineMaxRssGrowthMB), baseline: fmt(cl.plainMaxRssGrowthMB), ratio: '', goal: '≤ 50 MB', met: verdict(cl.engineMaxRssGrowthMB <= 50) });
+    out.push({
+      benchmark: base,
+      metric: 'peak RSS growth MB',
+      ours: fmt(cl.engineMaxRssGrowthMB),
+      baseline: fmt(cl.plainMaxRssGrowthMB),
+      ratio: '',
+      goal: '≤ 50 MB',
+      met: verdict(cl.engineMaxRssGrowthMB <= 50),
+    });
   }
   const bl = r.cleanup?.backlog;
   if (bl) {
     const base = `cleanup ${bl.sessions} expired (default settings)`;
     const q = bl.engineQuarterRates ?? [];
     const steadiness = q.length > 0 ? Math.min(...q) / Math.max(...q) : NaN;
-    out.push({ benchmark: base, metric: 'completes; sessions/s', ours: fmt(bl.enginePerSecond, 0), baseline: `${fmt(bl.plainPerSecond, 0)} (plain loop)`, ratio: `${fmt(bl.speedup, 2)}×`, goal: 'completes', met: 'yes' });
-    out.push({ benchmark: base, metric: 'sessions/s per quarter of the run (slowest ÷ fastest)', ours: q.join(' / '), baseline: '', ratio: fmt(steadiness, 2), goal: 'steady', met: '' });
+    out.push({
+      benchmark: base,
+      metric: 'completes; sessions/s',
+      ours: fmt(bl.enginePerSecond, 0),
+      baseline: `${fmt(bl.plainPerSecond, 0)} (plain loop)`,
+      ratio: `${fmt(bl.speedup, 2)}×`,
+      goal: 'completes',
+      met: 'yes',
+    });
+    out.push({
+      benchmark: base,
+      metric: 'sessions/s per quarter of the run (slowest ÷ fastest)',
+      ours: q.join(' / '),
+      baseline: '',
+      ratio: fmt(steadiness, 2),
+      goal: 'steady',
+      met: '',
+    });
     if ((bl.engineQuarterQueryMs ?? []).length > 0) {
-      out.push({ benchmark: base, metric: 'median ms of one keys-only query page, per quarter', ours: bl.engineQuarterQueryMs!.join(' / '), baseline: '', ratio: '', goal: '', met: '' });
-      out.push({ benchmark: base, metric: 'median ms of one delete commit (500 keys), per quarter', ours: (bl.engineQuarterDeleteMs ?? []).join(' / '), baseline: '', ratio: '', goal: '', met: '' });
+      out.push({
+        benchmark: base,
+        metric: 'median ms of one keys-only query page, per quarter',
+        ours: bl.engineQuarterQueryMs!.join(' / '),
+        baseline: '',
+        ratio: '',
+        goal: '',
+        met: '',
+      });
+      out.push({
+        benchmark: base,
+        metric: 'median ms of one delete commit (500 keys), per quarter',
+        ours: (bl.engineQuarterDeleteMs ?? []).join(' / '),
+        baseline: '',
+        ratio: '',
+        goal: '',
+        met: '',
+      });
     }
-    out.push({ benchmark: base, metric: 'peak RSS growth MB (heap left after GC)', ours: `${fmt(bl.engineMaxRssGrowthMB)} (${fmt(bl.engineHeapRetainedMB ?? NaN)})`, baseline: fmt(bl.plainMaxRssGrowthMB), ratio: '', goal: '≤ 50 MB', met: verdict(bl.engineMaxRssGrowthMB <= 50) });
+    out.push({
+      benchmark: base,
+      metric: 'peak RSS growth MB (heap left after GC)',
+      ours: `${fmt(bl.engineMaxRssGrowthMB)} (${fmt(bl.engineHeapRetainedMB ?? NaN)})`,
+      baseline: fmt(bl.plainMaxRssGrowthMB),
+      ratio: '',
+      goal: '≤ 50 MB',
+      met: verdict(bl.engineMaxRssGrowthMB <= 50),
+    });
   }
   const k = r.kill;
   if (k) {
-    out.push({ benchmark: `kill ${k.latency.sessions} sessions`, metric: `publish → done ms (median of ${k.latency.rounds})`, ours: fmt(k.latency.publishToDoneMedianMs, 0), baseline: `${fmt(k.latency.plainLoopMedianMs, 0)} (plain loop, in-process)`, ratio: '', goal: '≤ 1000 ms', met: verdict(k.latency.publishToDoneMedianMs <= 1000) });
+    out.push({
+      benchmark: `kill ${k.latency.sessions} sessions`,
+      metric: `publish → done ms (median of ${k.latency.rounds})`,
+      ours: fmt(k.latency.publishToDoneMedianMs, 0),
+      baseline: `${fmt(k.latency.plainLoopMedianMs, 0)} (plain loop, in-process)`,
+      ratio: '',
+      goal: '≤ 1000 ms',
+      met: verdict(k.latency.publishToDoneMedianMs <= 1000),
+    });
     const perS = (n: number, ms: number) => fmt((n / ms) * 1000, 0);
     out.push({
       benchmark: `kill ${k.throughput.sessions} sessions`,
@@ -125,7 +382,15 @@ export function rows(report: BenchReport): Row[] {
       goal: '',
       met: '',
     });
-    out.push({ benchmark: `kill ${k.throughput.sessions} sessions`, metric: 'end to end ÷ engine in-process', ours: `${fmt(k.throughput.endToEndOverEngine, 2)}×`, baseline: '', ratio: '', goal: '', met: '' });
+    out.push({
+      benchmark: `kill ${k.throughput.sessions} sessions`,
+      metric: 'end to end ÷ engine in-process',
+      ours: `${fmt(k.throughput.endToEndOverEngine, 2)}×`,
+      baseline: '',
+      ratio: '',
+      goal: '',
+      met: '',
+    });
   }
   const c = r.coldStart;
   if (c?.spawn) {
@@ -146,14 +411,38 @@ export function rows(report: BenchReport): Row[] {
         goal: goal === undefined ? '' : `≤ ${goal.toFixed(1)}×`,
         met: goal === undefined ? '' : verdict(x <= goal),
       });
-      out.push({ benchmark: 'cold start: CPU to first 200', metric: `child CPU ms vs ${baseName}`, ours: fmt(o.cpuMs), baseline: fmt(b.cpuMs), ratio: `${fmt(o.cpuMs / b.cpuMs, 2)}×`, goal: '', met: '' });
+      out.push({
+        benchmark: 'cold start: CPU to first 200',
+        metric: `child CPU ms vs ${baseName}`,
+        ours: fmt(o.cpuMs),
+        baseline: fmt(b.cpuMs),
+        ratio: `${fmt(o.cpuMs / b.cpuMs, 2)}×`,
+        goal: '',
+        met: '',
+      });
     };
     spawnRow('ff-express', 1.0);
     spawnRow('express', 0.9);
     const old = st('ours-old');
     if (o && old) {
-      out.push({ benchmark: 'cold start: spawn → first 200', metric: 'ms, this build vs ours-old (the older commit, deployed the same way)', ours: fmt(o.wallMs), baseline: fmt(old.wallMs), ratio: `${fmt(o.wallMs / old.wallMs, 2)}×`, goal: '', met: '' });
-      out.push({ benchmark: 'cold start: CPU to first 200', metric: 'child CPU ms, this build vs ours-old', ours: fmt(o.cpuMs), baseline: fmt(old.cpuMs), ratio: `${fmt(o.cpuMs / old.cpuMs, 2)}×`, goal: '', met: '' });
+      out.push({
+        benchmark: 'cold start: spawn → first 200',
+        metric: 'ms, this build vs ours-old (the older commit, deployed the same way)',
+        ours: fmt(o.wallMs),
+        baseline: fmt(old.wallMs),
+        ratio: `${fmt(o.wallMs / old.wallMs, 2)}×`,
+        goal: '',
+        met: '',
+      });
+      out.push({
+        benchmark: 'cold start: CPU to first 200',
+        metric: 'child CPU ms, this build vs ours-old',
+        ours: fmt(o.cpuMs),
+        baseline: fmt(old.cpuMs),
+        ratio: `${fmt(o.cpuMs / old.cpuMs, 2)}×`,
+        goal: '',
+        met: '',
+      });
       out.push({
         benchmark: `cold start: RSS after ${sp.rssRequests} requests`,
         metric: 'MB, this build vs ours-old',
@@ -164,7 +453,16 @@ export function rows(report: BenchReport): Row[] {
         met: verdict(o.rssAfterMB <= old.rssAfterMB),
       });
     }
-    if (o) out.push({ benchmark: 'cold start: code cache', metric: 'what deploy/loader.js did with it, per sample', ours: [...new Set(o.codeCache)].join(', '), baseline: '', ratio: '', goal: '', met: '' });
+    if (o)
+      out.push({
+        benchmark: 'cold start: code cache',
+        metric: 'what deploy/loader.js did with it, per sample',
+        ours: [...new Set(o.codeCache)].join(', '),
+        baseline: '',
+        ratio: '',
+        goal: '',
+        met: '',
+      });
   }
   if (c) {
     const v = (n: string) => c.variants.find((x) => x.name === n);
@@ -201,14 +499,31 @@ export function rows(report: BenchReport): Row[] {
       });
     }
     const idx = v('index');
-    if (idx) out.push({ benchmark: 'cold start index', metric: 'loads @google-cloud/pubsub', ours: idx.loadsPubsub ? 'yes' : 'no', baseline: '', ratio: '', goal: 'no', met: verdict(!idx.loadsPubsub) });
+    if (idx)
+      out.push({
+        benchmark: 'cold start index',
+        metric: 'loads @google-cloud/pubsub',
+        ours: idx.loadsPubsub ? 'yes' : 'no',
+        baseline: '',
+        ratio: '',
+        goal: 'no',
+        met: verdict(!idx.loadsPubsub),
+      });
   }
   return out;
 }
 
 export function formatTable(report: BenchReport): string {
   const body = rows(report);
-  const head: Row = { benchmark: 'benchmark', metric: 'metric', ours: 'ours', baseline: 'baseline', ratio: 'ratio', goal: 'goal', met: 'met' };
+  const head: Row = {
+    benchmark: 'benchmark',
+    metric: 'metric',
+    ours: 'ours',
+    baseline: 'baseline',
+    ratio: 'ratio',
+    goal: 'goal',
+    met: 'met',
+  };
   const keys = Object.keys(head) as Array<keyof Row>;
   const widths = keys.map((k) => Math.max(...[head, ...body].map((row) => row[k].length)));
   const line = (row: Row) => `| ${keys.map((k, i) => row[k].padEnd(widths[i]!)).join(' | ')} |`;

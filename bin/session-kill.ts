@@ -31,7 +31,6 @@ const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID
 Honours PUBSUB_EMULATOR_HOST; with SESSION_KILL_PUSH_URL set (the local stack of npm start on
 the memory store) the message is pushed to that URL instead. Prints the message id on success.`;
 
-
 /** Bad arguments: printed with the usage, exit code 2. */
 class UsageError extends Error {}
 
@@ -85,21 +84,28 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   if (values.user !== undefined) target = { user: values.user };
   else if (values.guests) target = { user: GUEST_USER };
   else if (values.all) target = { user: null };
-  else target = { users: (values.users ?? '').split(',').map((u) => u.trim()).filter((u) => u.length > 0) };
+  else
+    target = {
+      users: (values.users ?? '')
+        .split(',')
+        .map((u) => u.trim())
+        .filter((u) => u.length > 0),
+    };
 
   let issuedAt: Date | undefined;
   try {
     issuedAt = values['issued-at'] === undefined ? undefined : parseIssuedAt(values['issued-at']);
   } catch (err) {
-    if (err instanceof MalformedKillMessageError) throw new UsageError(`--issued-at ${JSON.stringify(values['issued-at'])}: ${err.message.replace(/^\w+: /, '')}`);
+    if (err instanceof MalformedKillMessageError)
+      throw new UsageError(`--issued-at ${JSON.stringify(values['issued-at'])}: ${err.message.replace(/^\w+: /, '')}`);
     throw err;
   }
   if (values['state-dir'] !== undefined && !values.local) throw new UsageError('--state-dir goes with --local');
   // Only on request: a stale local file must never redirect a kill meant for a real project.
   const local = values.local ? readLauncherState(values['state-dir'] ?? stateDirFrom(env)) : undefined;
-  const topic = values.topic ?? (local?.topic ?? (env.SESSION_KILL_TOPIC?.trim() || 'session-kill'));
+  const topic = values.topic ?? local?.topic ?? (env.SESSION_KILL_TOPIC?.trim() || 'session-kill');
   if (!TOPIC_ID_PATTERN.test(topic)) throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a Pub/Sub topic id`);
-  const projectId = values.project ?? (local?.project ?? (env.GOOGLE_CLOUD_PROJECT?.trim() || env.GCLOUD_PROJECT?.trim()));
+  const projectId = values.project ?? local?.project ?? (env.GOOGLE_CLOUD_PROJECT?.trim() || env.GCLOUD_PROJECT?.trim());
   if (!projectId) throw new UsageError('no project: give --project or set GOOGLE_CLOUD_PROJECT');
   // The consumer's own rules, so the CLI never publishes a message the function would reject.
   try {
@@ -158,7 +164,9 @@ export async function main(argv: string[], env: Record<string, string | undefine
     process.stdout.write(`${messageId}\n`);
     return 0;
   } catch (err) {
-    process.stderr.write(`session-kill: publishing to ${request.topic} in ${request.projectId} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `session-kill: publishing to ${request.topic} in ${request.projectId} failed: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     return 1;
   }
 }

@@ -157,7 +157,11 @@ async function writeCodeCache() {
   // starts node without any, so the cache is made without the build's.
   delete env.NODE_OPTIONS;
   for (const k of Object.keys(env)) if (k.startsWith('SESSION_') && k !== 'SESSION_STORE_TIMEOUT_MS') delete env[k];
-  const child = spawn(process.execPath, [framework, '--target=sessionApi', `--source=${path.join(outDir, 'index.cjs')}`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [framework, '--target=sessionApi', `--source=${path.join(outDir, 'index.cjs')}`], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (b) => (output = (output + b).slice(-20_000)));
   child.stderr.on('data', (b) => (output = (output + b).slice(-20_000)));
@@ -187,7 +191,9 @@ async function main() {
     cache = `code cache ${Math.round((await writeCodeCache()) / 1024)} KiB`;
   } catch (err) {
     // A start without a cache is correct, only slower; a deploy must not fail for it.
-    process.stderr.write(`deploy/bundle: WARNING: no code cache (${err.message.split('\n')[0]}); the functions start without one\n${err.message}\n`);
+    process.stderr.write(
+      `deploy/bundle: WARNING: no code cache (${err.message.split('\n')[0]}); the functions start without one\n${err.message}\n`,
+    );
   }
   process.stdout.write(`deploy/bundle: ${modules} modules in dist/deploy/functions.js (${Math.round(size / 1024)} KiB), ${cache}\n`);
 }

@@ -65,14 +65,21 @@ export async function killSessionByUser(event: CloudEvent<unknown>): Promise<voi
     message = parseKillMessageData(received.data);
   } catch (err) {
     if (!(err instanceof MalformedKillMessageError)) throw err;
-    log('ERROR', 'malformed kill message acknowledged without action', { messageId: received.messageId, code: err.code, reason: err.message });
+    log('ERROR', 'malformed kill message acknowledged without action', {
+      messageId: received.messageId,
+      code: err.code,
+      reason: err.message,
+    });
     return;
   }
   try {
     await processKillMessage(rt, message, received);
   } catch (err) {
-    log('WARNING', 'kill message failed; Pub/Sub will redeliver it', { messageId: received.messageId, kind: message.kind, error: errorName(err) });
+    log('WARNING', 'kill message failed; Pub/Sub will redeliver it', {
+      messageId: received.messageId,
+      kind: message.kind,
+      error: errorName(err),
+    });
     throw err;
   }
 }
-

@@ -49,7 +49,9 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const endpoint = found.route.methods[method];
     if (!endpoint) {
-      throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here`, { Allow: Object.keys(found.route.methods).join(', ') });
+      throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here`, {
+        Allow: Object.keys(found.route.methods).join(', '),
+      });
     }
     const ctx: Context = { req, res, rt, params: found.params };
     await runEndpoint(ctx, endpoint);
@@ -58,7 +60,14 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   } finally {
     if (rt.config.logRequests === 'all' || res.statusCode >= 400) {
       const { projectId, behindGoogleFrontEnd } = rt.config;
-      logRequest(req, res, { route: found?.route.template ?? 'unknown', startedAt, projectId, errorCode, errorCause, behindGoogleFrontEnd });
+      logRequest(req, res, {
+        route: found?.route.template ?? 'unknown',
+        startedAt,
+        projectId,
+        errorCode,
+        errorCause,
+        behindGoogleFrontEnd,
+      });
     }
   }
 }

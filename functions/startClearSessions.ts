@@ -40,8 +40,16 @@ async function cleanupAndContinue(): Promise<CleanupReport & { continued: boolea
     const messageId = await publisherFor(rt.config).publish({ cleanup: { continuation: 1 } });
     log('INFO', 'cleanup continues in a follow-up message', { continuationMessageId: messageId, topic: rt.config.killTopic });
   } catch (err) {
-    log('ERROR', 'could not publish the cleanup continuation', { error: errorName(err), topic: rt.config.killTopic, deleted: report.deleted });
-    throw new HttpError(503, 'continuation_unavailable', `deleted ${report.deleted} sessions but could not schedule the rest; a retry continues`);
+    log('ERROR', 'could not publish the cleanup continuation', {
+      error: errorName(err),
+      topic: rt.config.killTopic,
+      deleted: report.deleted,
+    });
+    throw new HttpError(
+      503,
+      'continuation_unavailable',
+      `deleted ${report.deleted} sessions but could not schedule the rest; a retry continues`,
+    );
   }
   return { ...report, continued: true };
 }

@@ -12,12 +12,30 @@ export { GUEST_USER, MAX_USER_BYTES } from './core/limits';
 export { Session, type SaveOutcome } from './core/session';
 export { SessionManager, type RequestInfo, type SessionManagerOptions, type WithSessionOptions } from './core/manager';
 export type { SessionSettings } from './core/settings';
-export type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './store/sessionStore';
+export type {
+  Decision,
+  HeadPage,
+  KeyPage,
+  SessionHead,
+  SessionSelector,
+  SessionStore,
+  StorageKey,
+  StoredSession,
+  WriteSet,
+} from './store/sessionStore';
 export { deviceHandle, type Device, type SessionRef } from './core/devices';
 export { MemorySessionStore } from './store/memoryStore';
 export { createRuntime, createStore, type Runtime } from './setup/runtime';
 export { CONFIG_VARIABLES, loadConfig, type Config, type ConfigVariable } from './setup/config';
-export { closePublishers, publisherFor, publishKill, pubSubPublisher, pushPublisher, type KillDestination, type KillPublisher } from './jobs/killPublisher';
+export {
+  closePublishers,
+  publisherFor,
+  publishKill,
+  pubSubPublisher,
+  pushPublisher,
+  type KillDestination,
+  type KillPublisher,
+} from './jobs/killPublisher';
 export {
   MalformedKillMessageError,
   encodeKillMessage,

@@ -5,13 +5,31 @@
  * itself: login, which is privileged, relayed by this "backend" with the local admin token.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 
 /** Connection-level headers a proxy must not pass on (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host'];
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'host',
+];
 
 function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const out = { ...headers };
@@ -23,7 +41,13 @@ function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
  * Forwards one request to `target` (an http origin) and streams the answer back. `add` replaces
  * same-named request headers (a proxy sets X-Forwarded-*, it does not trust the client's).
  */
-export function forward(req: IncomingMessage, res: ServerResponse, target: string, add: Record<string, string> = {}, path = req.url ?? '/'): void {
+export function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: string,
+  add: Record<string, string> = {},
+  path = req.url ?? '/',
+): void {
   const headers = { ...endToEnd(req.headers), ...add };
   const upstream = httpRequest(new URL(path, target), { method: req.method, headers }, (answer) => {
     res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
@@ -88,13 +112,15 @@ export function createDemoServer(options: DemoOptions): Server {
     if (path === '/session' || path.startsWith('/session/') || path === '/users' || path.startsWith('/users/')) {
       forward(req, res, options.apiUrl, forwarded);
     } else if (path === '/demo/login' && req.method === 'POST') {
-      if (!fromThisOrigin(req, forwarded)) return sendJson(res, 403, { error: { code: 'cross_site', message: 'only the demo page may log in' } });
+      if (!fromThisOrigin(req, forwarded))
+        return sendJson(res, 403, { error: { code: 'cross_site', message: 'only the demo page may log in' } });
       forward(req, res, options.apiUrl, { ...forwarded, authorization: `Bearer ${options.adminToken()}` }, '/session/login');
     } else if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
       res.end(page());
     } else if (path === '/client/sessionClient.mjs' && (req.method === 'GET' || req.method === 'HEAD')) {
-      if (!existsSync(clientFile)) return sendJson(res, 500, { error: { code: 'not_built', message: 'run npm run build: dist/client is missing' } });
+      if (!existsSync(clientFile))
+        return sendJson(res, 500, { error: { code: 'not_built', message: 'run npm run build: dist/client is missing' } });
       res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-store' });
       res.end(readFileSync(clientFile));
     } else {

@@ -93,7 +93,17 @@ export async function startEmulator(name: EmulatorName, options: { port?: number
     name === 'datastore'
       ? ['emulators', 'firestore', 'start', '--database-mode=datastore-mode', `--host-port=${host}`]
       : name === 'datastore-legacy'
-        ? ['beta', 'emulators', 'datastore', 'start', '--project=session-test', `--host-port=${host}`, '--no-store-on-disk', '--consistency=1.0', `--data-dir=${dataDir}`]
+        ? [
+            'beta',
+            'emulators',
+            'datastore',
+            'start',
+            '--project=session-test',
+            `--host-port=${host}`,
+            '--no-store-on-disk',
+            '--consistency=1.0',
+            `--data-dir=${dataDir}`,
+          ]
         : ['beta', 'emulators', 'pubsub', 'start', `--host-port=${host}`];
   const child = spawn('gcloud', args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

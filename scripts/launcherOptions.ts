@@ -54,7 +54,8 @@ export function parseLauncherOptions(argv: string[], env: Record<string, string 
     return n;
   };
   const intervalText = values['cleanup-interval'];
-  if (!/^\d+$/.test(intervalText)) throw new UsageError(`--cleanup-interval must be a whole number of seconds, not ${JSON.stringify(intervalText)}`);
+  if (!/^\d+$/.test(intervalText))
+    throw new UsageError(`--cleanup-interval must be a whole number of seconds, not ${JSON.stringify(intervalText)}`);
   return {
     emulators: values.emulators,
     port: port('port', values.port),

@@ -57,7 +57,16 @@ export function createLocalAdmin(dir: string, email = 'local-admin@session-local
       const now = Math.floor(Date.now() / 1000);
       return signJwt(
         { alg: 'RS256', typ: 'JWT', kid, ...header },
-        { iss: 'https://accounts.google.com', aud: audience, sub: '1234567890', email, email_verified: true, iat: now, exp: now + 3600, ...claims },
+        {
+          iss: 'https://accounts.google.com',
+          aud: audience,
+          sub: '1234567890',
+          email,
+          email_verified: true,
+          iat: now,
+          exp: now + 3600,
+          ...claims,
+        },
         privateKey,
       );
     },

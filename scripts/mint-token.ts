@@ -16,11 +16,21 @@ try {
   console.log(
     signJwt(
       { alg: 'RS256', typ: 'JWT', kid: jwks.keys[0]!.kid },
-      { iss: 'https://accounts.google.com', aud: audience, sub: '1234567890', email: state.adminEmail, email_verified: true, iat: now, exp: now + 3600 },
+      {
+        iss: 'https://accounts.google.com',
+        aud: audience,
+        sub: '1234567890',
+        email: state.adminEmail,
+        email_verified: true,
+        iat: now,
+        exp: now + 3600,
+      },
       key,
     ),
   );
 } catch (err) {
-  console.error(`mint-token: ${err instanceof NoLauncherError ? err.message : `cannot read the local admin key: ${err instanceof Error ? err.message : String(err)} (run npm start again)`}`);
+  console.error(
+    `mint-token: ${err instanceof NoLauncherError ? err.message : `cannot read the local admin key: ${err instanceof Error ? err.message : String(err)} (run npm start again)`}`,
+  );
   process.exit(1);
 }

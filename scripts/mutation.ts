@@ -50,7 +50,12 @@ export function judge(report: Report, threshold: number): { ok: boolean; lines: 
 }
 
 async function runSuite(suite: Suite, strykerArgs: string[]): Promise<boolean> {
-  const env: NodeJS.ProcessEnv = { ...process.env, MUTATION_SUITE: suite, GOOGLE_CLOUD_PROJECT: 'session-test', METADATA_SERVER_DETECTION: 'none' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    MUTATION_SUITE: suite,
+    GOOGLE_CLOUD_PROJECT: 'session-test',
+    METADATA_SERVER_DETECTION: 'none',
+  };
   const emulators: Emulator[] = [];
   // Interrupted (Ctrl-C): the emulators run in their own process groups and would outlive us.
   const interrupted = (signal: NodeJS.Signals) => {

@@ -101,8 +101,10 @@ function resolvesInside(fromFile, specifier) {
 
 function main() {
   const pkg = readJson(path.join(root, 'package.json'));
-  if (!pkg.scripts || !pkg.scripts['gcp-build']) fail('package.json has no "gcp-build" script; Cloud Build would upload uncompiled TypeScript');
-  if (!pkg.scripts['gcp-build'].includes('deploy/bundle.js')) fail(`the "gcp-build" script does not run deploy/bundle.js, which writes ${DEPLOYED_MAIN} (the deployed main)`);
+  if (!pkg.scripts || !pkg.scripts['gcp-build'])
+    fail('package.json has no "gcp-build" script; Cloud Build would upload uncompiled TypeScript');
+  if (!pkg.scripts['gcp-build'].includes('deploy/bundle.js'))
+    fail(`the "gcp-build" script does not run deploy/bundle.js, which writes ${DEPLOYED_MAIN} (the deployed main)`);
 
   const tsconfig = readJson(path.join(root, 'tsconfig.json'));
   if (tsconfig.extends || tsconfig.files || tsconfig.references) {
@@ -149,7 +151,9 @@ function main() {
     }
   }
   if (outside.length > 0) {
-    fail(`uploaded sources import files that are not uploaded (add the directory to SOURCE_DIRS or move the code):\n  ${outside.join('\n  ')}`);
+    fail(
+      `uploaded sources import files that are not uploaded (add the directory to SOURCE_DIRS or move the code):\n  ${outside.join('\n  ')}`,
+    );
   }
 
   if (process.argv.includes('--terraform')) {

@@ -22,7 +22,8 @@ function assignEnvironment(values: Record<string, string>): string[] {
   const warnings: string[] = [];
   for (const [name, value] of Object.entries(values)) {
     const before = process.env[name];
-    if (before !== undefined && before !== '' && before !== value) warnings.push(`npm start: ${name}=${before} from the environment is replaced by ${value}`);
+    if (before !== undefined && before !== '' && before !== value)
+      warnings.push(`npm start: ${name}=${before} from the environment is replaced by ${value}`);
     process.env[name] = value;
   }
   return warnings;
@@ -31,7 +32,13 @@ function assignEnvironment(values: Record<string, string>): string[] {
 function listen(server: Server, port: number, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} (${what}) is already in use: stop what is using it or pick another port with the options below\n${USAGE}`) : err);
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(
+              `port ${port} (${what}) is already in use: stop what is using it or pick another port with the options below\n${USAGE}`,
+            )
+          : err,
+      );
     });
     server.listen(port, '127.0.0.1', () => {
       const address = server.address();
@@ -161,9 +168,14 @@ async function main(): Promise<void> {
       adminEmail: admin.email,
       jwksFile: admin.jwksFile,
       privateKeyFile: admin.privateKeyFile,
-      ...(options.emulators ? { datastoreEmulatorHost: process.env.DATASTORE_EMULATOR_HOST, pubsubEmulatorHost: process.env.PUBSUB_EMULATOR_HOST } : { killPushUrl }),
+      ...(options.emulators
+        ? { datastoreEmulatorHost: process.env.DATASTORE_EMULATOR_HOST, pubsubEmulatorHost: process.env.PUBSUB_EMULATOR_HOST }
+        : { killPushUrl }),
     };
-    const demo = createDemoServer({ apiUrl: `http://127.0.0.1:${ports[0]}`, adminToken: () => admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 300 }) });
+    const demo = createDemoServer({
+      apiUrl: `http://127.0.0.1:${ports[0]}`,
+      adminToken: () => admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 300 }),
+    });
     servers.push(demo);
     const demoPort = await listen(demo, options.demoPort, 'demo page');
     stateFile = writeLauncherState(state);

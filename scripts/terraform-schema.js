@@ -61,14 +61,18 @@ function providerOf(type, body) {
 /** Types used in terraform/, by provider: { google: { resource: Set, data: Set }, ... }. */
 async function usedTypes() {
   const used = {};
-  for (const file of fs.readdirSync(tfDir).filter((f) => f.endsWith('.tf')).sort()) {
+  for (const file of fs
+    .readdirSync(tfDir)
+    .filter((f) => f.endsWith('.tf'))
+    .sort()) {
     const hcl = await parse(file, fs.readFileSync(path.join(tfDir, file), 'utf8'));
     for (const kind of ['resource', 'data']) {
       for (const [type, byName] of Object.entries(hcl[kind] || {})) {
         for (const bodies of Object.values(byName)) {
           for (const body of bodies) {
             const provider = providerOf(type, body);
-            if (!SOURCES[provider] && provider !== BUILT_IN) fail(`${kind} ${type} uses provider "${provider}", which has no schema source here; add one to SOURCES`);
+            if (!SOURCES[provider] && provider !== BUILT_IN)
+              fail(`${kind} ${type} uses provider "${provider}", which has no schema source here; add one to SOURCES`);
             used[provider] = used[provider] || { resource: new Set(), data: new Set() };
             used[provider][kind].add(type);
           }
@@ -82,7 +86,9 @@ async function usedTypes() {
 /** Downloads a package and returns its jsii assembly and package.json. */
 function download(spec, tmp) {
   const dir = fs.mkdtempSync(path.join(tmp, 'pkg-'));
-  const packed = JSON.parse(execFileSync('npm', ['pack', spec, '--json', '--silent', '--pack-destination', dir], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }));
+  const packed = JSON.parse(
+    execFileSync('npm', ['pack', spec, '--json', '--silent', '--pack-destination', dir], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }),
+  );
   const tarball = path.join(dir, packed[0].filename);
   execFileSync('tar', ['-xzf', tarball, '-C', dir, 'package/.jsii', 'package/package.json']);
   const assembly = JSON.parse(fs.readFileSync(path.join(dir, 'package', '.jsii'), 'utf8'));
@@ -168,7 +174,11 @@ function blockSchema(fqn, types, outputClass, depth = 0) {
 }
 
 function sortKeys(obj) {
-  return Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]));
+  return Object.fromEntries(
+    Object.keys(obj)
+      .sort()
+      .map((k) => [k, obj[k]]),
+  );
 }
 
 /** `terraform providers schema -json` block -> the extract's block shape. */
@@ -192,15 +202,27 @@ function fromProviderSchema(block) {
 /** Terraform's built-in types, from the CLI itself (no download: nothing but the built-in provider is used). */
 function builtInSchemas(used, tmp) {
   const dir = fs.mkdtempSync(path.join(tmp, 'builtin-'));
-  const declare = [...used.resource].map((t) => `resource "${t}" "x" {}\n`).join('') + [...used.data].map((t) => `data "${t}" "x" {}\n`).join('');
+  const declare =
+    [...used.resource].map((t) => `resource "${t}" "x" {}\n`).join('') + [...used.data].map((t) => `data "${t}" "x" {}\n`).join('');
   fs.writeFileSync(path.join(dir, 'main.tf'), declare);
   const env = { ...process.env, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1' };
   execFileSync('terraform', ['init', '-input=false', '-backend=false'], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const schema = JSON.parse(execFileSync('terraform', ['providers', 'schema', '-json'], { cwd: dir, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }));
+  const schema = JSON.parse(
+    execFileSync('terraform', ['providers', 'schema', '-json'], { cwd: dir, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }),
+  );
   const version = JSON.parse(execFileSync('terraform', ['version', '-json'], { cwd: dir, env, encoding: 'utf8' })).terraform_version;
   const p = schema.provider_schemas['terraform.io/builtin/terraform'];
-  const entry = { source: 'terraform.io/builtin/terraform', version, from: `terraform ${version} providers schema -json`, resource_schemas: {}, data_source_schemas: {} };
-  for (const [kind, key] of [['resource', 'resource_schemas'], ['data', 'data_source_schemas']]) {
+  const entry = {
+    source: 'terraform.io/builtin/terraform',
+    version,
+    from: `terraform ${version} providers schema -json`,
+    resource_schemas: {},
+    data_source_schemas: {},
+  };
+  for (const [kind, key] of [
+    ['resource', 'resource_schemas'],
+    ['data', 'data_source_schemas'],
+  ]) {
     for (const type of [...used[kind]].sort()) {
       const s = p?.[key]?.[type];
       if (!s) fail(`terraform ${version} has no built-in ${kind} type ${type}`);
@@ -248,8 +270,17 @@ async function main() {
       const embedded = pkg.cdktf?.provider;
       if (!embedded?.version) fail(`${spec} does not say which provider release it embeds`);
       const index = typeIndex(assembly);
-      const entry = { source: embedded.name, version: embedded.version, from: `npm:${spec}`, resource_schemas: {}, data_source_schemas: {} };
-      for (const [kind, key] of [['resource', 'resource_schemas'], ['data', 'data_source_schemas']]) {
+      const entry = {
+        source: embedded.name,
+        version: embedded.version,
+        from: `npm:${spec}`,
+        resource_schemas: {},
+        data_source_schemas: {},
+      };
+      for (const [kind, key] of [
+        ['resource', 'resource_schemas'],
+        ['data', 'data_source_schemas'],
+      ]) {
         for (const type of [...used[provider][kind]].sort()) {
           const cls = index[kind][type];
           if (!cls) fail(`${provider} ${embedded.version} (${spec}) has no ${kind} type ${type}`);

@@ -12,13 +12,19 @@ function mediaType(req: IncomingMessage): { type: string; charset: string | unde
   const params = header.split(';').map((s) => s.trim());
   // split always yields at least one part; no lower-casing of the type: JSON_TYPE ignores case.
   const type = params.shift()!;
-  const charset = params.find((p) => /^charset=/i.test(p))?.slice(8).replace(/"/g, '').toLowerCase();
+  const charset = params
+    .find((p) => /^charset=/i.test(p))
+    ?.slice(8)
+    .replace(/"/g, '')
+    .toLowerCase();
   return { type, charset };
 }
 
 /** Whether a body follows the headers (the test body-parser applies too). */
 function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  return (
+    req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+  );
 }
 
 /**
@@ -170,7 +176,8 @@ export function installRequestHooks(maxBodyBytes: number, linger = LINGER_MS): v
     const done = next ?? ((err?: unknown) => finalError(err, req, res));
     readJsonBody(req, maxBodyBytes).then(
       () => original.call(this, req, res, done),
-      (err: unknown) => sendRaw(req, res, err instanceof HttpError ? err : new HttpError(400, 'bad_request', 'the request could not be read')),
+      (err: unknown) =>
+        sendRaw(req, res, err instanceof HttpError ? err : new HttpError(400, 'bad_request', 'the request could not be read')),
     );
   } satisfies Handle;
 }

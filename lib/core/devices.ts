@@ -20,7 +20,11 @@ const HANDLE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
  * const target = (await sessions.liveSessions('alice')).find((s) => deviceHandle(s.key) === deviceId);
  */
 export function deviceHandle(key: StorageKey): string {
-  return createHash('sha256').update(HANDLE_PREFIX + key, 'utf8').digest().subarray(0, 16).toString('base64url');
+  return createHash('sha256')
+    .update(HANDLE_PREFIX + key, 'utf8')
+    .digest()
+    .subarray(0, 16)
+    .toString('base64url');
 }
 
 /**
@@ -71,7 +75,10 @@ export function byRecency(a: SessionRef, b: SessionRef): number {
  * await store.endSessions(beyondCap(await sessions.liveSessions('alice'), 5));
  */
 export function beyondCap(live: readonly SessionRef[], max: number): StorageKey[] {
-  return [...live].sort(byRecency).slice(max).map((s) => s.key);
+  return [...live]
+    .sort(byRecency)
+    .slice(max)
+    .map((s) => s.key);
 }
 
 /**
@@ -85,7 +92,13 @@ export function toDevices(live: readonly SessionRef[], currentKey: StorageKey | 
   return [...live]
     .sort(byRecency)
     .slice(0, limit)
-    .map((s) => ({ id: deviceHandle(s.key), current: s.key === currentKey, createdAt: s.head.createdAt, lastSeen: s.head.lastSeen, userAgent: s.head.userAgent }));
+    .map((s) => ({
+      id: deviceHandle(s.key),
+      current: s.key === currentKey,
+      createdAt: s.head.createdAt,
+      lastSeen: s.head.lastSeen,
+      userAgent: s.head.userAgent,
+    }));
 }
 
 /**

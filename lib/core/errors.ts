@@ -105,7 +105,10 @@ export class InvalidUserError extends SessionError {
  * if (err instanceof StoreUnavailableError) res.writeHead(503, { 'Retry-After': '1' }).end();
  */
 export class StoreUnavailableError extends SessionError {
-  constructor(message = 'the session store is unavailable', override readonly cause?: unknown) {
+  constructor(
+    message = 'the session store is unavailable',
+    override readonly cause?: unknown,
+  ) {
     super('store_unavailable', message, 503);
   }
 }

@@ -8,7 +8,6 @@ export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue
 /** The data of a session: its keys and their JSON values. */
 export type SessionData = Record<string, JsonValue>;
 
-
 /**
  * Data keys become Datastore property names of the embedded `data` entity: names of the form
  * `__x__` are reserved there (and `__proto__` is one of them), so they are refused up front.

@@ -188,7 +188,7 @@ export class SessionManager {
   async liveSessions(user: string, maxScan = FULL_SCAN): Promise<SessionRef[]> {
     const live: SessionRef[] = [];
     let cursor: string | undefined;
-    for (let seen = 0; seen < maxScan; ) {
+    for (let seen = 0; seen < maxScan;) {
       const page = await this.store.listUserSessions(user, Math.min(HEAD_PAGE, maxScan - seen), cursor);
       seen += page.sessions.length;
       for (const s of page.sessions) if (this.isAlive(s.head)) live.push(s);
@@ -294,14 +294,28 @@ export class SessionManager {
   #open(id: string | null, stored: StoredSession | null, sent: string[], request: RequestInfo = {}): Session {
     const userAgent = storedUserAgent(request.userAgent);
     if (id !== null && stored !== null && this.isAlive(stored)) {
-      return new Session({ id, state: stored, loadedKey: digest(id), staleCookie: false, revealedStaticKey: null, ...this.#sessionParts(userAgent) });
+      return new Session({
+        id,
+        state: stored,
+        loadedKey: digest(id),
+        staleCookie: false,
+        revealedStaticKey: null,
+        ...this.#sessionParts(userAgent),
+      });
     }
     // A clearing cookie only for a single value: with the name twice, Max-Age=0 could delete the
     // browser's real cookie while a planted one stays.
     const staleCookie = sent.length === 1;
     const staticKey = newToken(this.#random);
     const state = freshState(this.#clock.now(), digest(staticKey), this.settings, null, emptyData(), userAgent);
-    return new Session({ id: newToken(this.#random), state, loadedKey: null, staleCookie, revealedStaticKey: staticKey, ...this.#sessionParts(userAgent) });
+    return new Session({
+      id: newToken(this.#random),
+      state,
+      loadedKey: null,
+      staleCookie,
+      revealedStaticKey: staticKey,
+      ...this.#sessionParts(userAgent),
+    });
   }
 
   #sessionParts(userAgent: string | null): Pick<SessionInit, 'settings' | 'clock' | 'random' | 'userAgent'> {
@@ -338,13 +352,19 @@ export class SessionManager {
    * one, in one commit. A rotation that leaves nothing worth keeping (a logout keeping no fields)
    * stores only the tombstone: lazy creation, as for any new session.
    */
-  #writeSet(session: Session, state: StoredSession, now: number, previous: StoredSession | null): { writes: WriteSet; keepsSession: boolean } {
+  #writeSet(
+    session: Session,
+    state: StoredSession,
+    now: number,
+    previous: StoredSession | null,
+  ): { writes: WriteSet; keepsSession: boolean } {
     const key = digest(session.id);
     const old = session.loadedKey;
     const rotated = old !== null && old !== key;
     const keepsSession = !rotated || session.forced || holdsSomething(state);
     const writes: WriteSet = { put: [], delete: [] };
-    if (keepsSession) writes.put.push({ key, session: { ...state, lastSeen: now, expiresAt: expiry(this.settings, state.createdAt, now) } });
+    if (keepsSession)
+      writes.put.push({ key, session: { ...state, lastSeen: now, expiresAt: expiry(this.settings, state.createdAt, now) } });
     if (rotated && previous !== null) writes.put.push({ key: old, session: tombstone(previous, now) });
     else if (rotated) writes.delete.push(old);
     return { writes, keepsSession };

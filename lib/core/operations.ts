@@ -71,7 +71,14 @@ export function applyOperations(base: StoredSession, ops: readonly Operation[], 
  * @example
  * const state = freshState(clock.now(), digest(staticKey), settings); // a guest session: { user: null, data: {}, … }
  */
-export function freshState(now: number, staticKeyDigest: string, settings: SessionSettings, user: string | null = null, data = emptyData(), userAgent: string | null = null): StoredSession {
+export function freshState(
+  now: number,
+  staticKeyDigest: string,
+  settings: SessionSettings,
+  user: string | null = null,
+  data = emptyData(),
+  userAgent: string | null = null,
+): StoredSession {
   return {
     data,
     user,

@@ -49,7 +49,13 @@ export async function processKillMessage(rt: Runtime, message: KillMessage, rece
     return;
   }
 
-  const fields = { messageId, scope: scope(message.user), user: message.user, issuedAt: isoTime(new Date(issuedAt)), continuation: message.continuation };
+  const fields = {
+    messageId,
+    scope: scope(message.user),
+    user: message.user,
+    issuedAt: isoTime(new Date(issuedAt)),
+    continuation: message.continuation,
+  };
   log('INFO', 'kill started', fields);
   const report = await batchDelete({
     store: rt.store,
@@ -66,17 +72,17 @@ export async function processKillMessage(rt: Runtime, message: KillMessage, rece
   }
 }
 
-async function continueWith(
-  rt: Runtime,
-  messageId: string,
-  current: number,
-  make: (next: number) => KillMessageData,
-): Promise<void> {
+async function continueWith(rt: Runtime, messageId: string, current: number, make: (next: number) => KillMessageData): Promise<void> {
   const next = current + 1;
   if (next > MAX_CONTINUATIONS) {
     log('ERROR', 'continuation limit reached; the rest is left to the next run', { messageId, continuations: current });
     return;
   }
   const continuationMessageId = await publisherFor(rt.config).publish(make(next));
-  log('INFO', 'work continues in a follow-up message', { messageId, continuationMessageId, continuation: next, topic: rt.config.killTopic });
+  log('INFO', 'work continues in a follow-up message', {
+    messageId,
+    continuationMessageId,
+    continuation: next,
+    topic: rt.config.killTopic,
+  });
 }

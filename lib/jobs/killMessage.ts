@@ -34,7 +34,6 @@ export type KillMessage =
 /** What a kill targets, as the publisher and the CLI take it. */
 export type KillTarget = { user: string | null } | { users: string[] };
 
-
 /**
  * A message that can never be processed; retrying does not help, so it is logged and acknowledged.
  * Also what killMessageData (and so every publisher) throws for a target the consumer would refuse;

@@ -168,7 +168,8 @@ export function publisherFor(config: Pick<Config, 'projectId' | 'killTopic' | 'k
   let publisher = publishers.get(id);
   if (!publisher) {
     const destination = { projectId: config.projectId, topic: config.killTopic };
-    publisher = config.killPushUrl === undefined ? pubSubPublisher(destination) : pushPublisher({ ...destination, url: config.killPushUrl });
+    publisher =
+      config.killPushUrl === undefined ? pubSubPublisher(destination) : pushPublisher({ ...destination, url: config.killPushUrl });
     publishers.set(id, publisher);
   }
   return publisher;

@@ -97,7 +97,8 @@ export function credentialsGate(client: GoogleClientLike): () => Promise<void> {
 export function missingCredentialsHint(env: Record<string, string | undefined>, exists: (path: string) => boolean): string | undefined {
   if (env.K_SERVICE !== undefined && env.METADATA_SERVER_DETECTION !== 'none') return undefined;
   const keyFile = env.GOOGLE_APPLICATION_CREDENTIALS;
-  if (keyFile) return exists(keyFile) ? undefined : `GOOGLE_APPLICATION_CREDENTIALS names ${keyFile}, which does not exist: ${CREDENTIALS_HINT}`;
+  if (keyFile)
+    return exists(keyFile) ? undefined : `GOOGLE_APPLICATION_CREDENTIALS names ${keyFile}, which does not exist: ${CREDENTIALS_HINT}`;
   const configDir = env.CLOUDSDK_CONFIG ?? (env.APPDATA ? `${env.APPDATA}/gcloud` : env.HOME ? `${env.HOME}/.config/gcloud` : undefined);
   if (configDir && exists(`${configDir}/application_default_credentials.json`)) return undefined;
   return `no Google credentials found (no GOOGLE_APPLICATION_CREDENTIALS, no application-default credentials of gcloud); unless this runs on Google Cloud, every Datastore call will fail with 503: ${CREDENTIALS_HINT}`;

@@ -95,9 +95,12 @@ export function readLauncherState(stateDir: string): LauncherState {
   try {
     state = JSON.parse(readFileSync(file, 'utf8')) as LauncherState;
   } catch {
-    throw new NoLauncherError(`no launcher state in ${file}: run npm start first (with --state-dir DIR, set SESSION_LOCAL_STATE_DIR=DIR for the tools)`);
+    throw new NoLauncherError(
+      `no launcher state in ${file}: run npm start first (with --state-dir DIR, set SESSION_LOCAL_STATE_DIR=DIR for the tools)`,
+    );
   }
   if (typeof state.pid !== 'number' || typeof state.apiUrl !== 'string') throw new NoLauncherError(`${file} is not a launcher state file`);
-  if (!running(state.pid)) throw new NoLauncherError(`the launcher that wrote ${file} (pid ${state.pid}) is not running: run npm start again`);
+  if (!running(state.pid))
+    throw new NoLauncherError(`the launcher that wrote ${file} (pid ${state.pid}) is not running: run npm start again`);
   return state;
 }

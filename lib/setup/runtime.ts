@@ -80,7 +80,10 @@ export function startupConfig(): Config {
   if (!configured) {
     configured = loadConfig();
     if (configured.store === 'memory') {
-      log('WARNING', 'SESSION_STORE=memory: sessions live in this process only and vanish on restart; use it for local development, never in production');
+      log(
+        'WARNING',
+        'SESSION_STORE=memory: sessions live in this process only and vanish on restart; use it for local development, never in production',
+      );
     } else if (configured.datastoreEmulatorHost === undefined) {
       const hint = missingCredentialsHint(process.env, existsSync);
       if (hint) log('WARNING', hint);

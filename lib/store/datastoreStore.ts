@@ -325,7 +325,9 @@ export class DatastoreSessionStore implements SessionStore {
    * const { keys, cursor } = await store.findKeys({ kind: 'expired', before: Date.now() - 300_000 }, 500);
    */
   async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
-    let query = (this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind)).select('__key__').limit(limit);
+    let query = (this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind))
+      .select('__key__')
+      .limit(limit);
     if (selector.kind === 'expired') {
       query = query.filter(new PropertyFilter('expiresAt', '<', new Date(selector.before))).order('expiresAt');
     } else {
@@ -349,7 +351,9 @@ export class DatastoreSessionStore implements SessionStore {
    * const { sessions, cursor } = await store.listUserSessions('alice', 500);
    */
   async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
-    let query = this.#query().filter(new PropertyFilter('user', '=', user)).limit(limit);
+    let query = this.#query()
+      .filter(new PropertyFilter('user', '=', user))
+      .limit(limit);
     if (cursor) query = query.start(cursor);
     const reqOpts = {
       ...(this.#namespace === undefined ? {} : { partitionId: { namespaceId: this.#namespace } }),
@@ -371,7 +375,9 @@ export class DatastoreSessionStore implements SessionStore {
    */
   #request<R>(method: 'lookup' | 'runQuery', reqOpts: object): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as R)));
+      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts: this.#gax }, (err, r) =>
+        err ? reject(err) : resolve(r as R),
+      );
     });
   }
 
@@ -389,7 +395,12 @@ export class DatastoreSessionStore implements SessionStore {
   async endSessions(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
-    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), { timeout: this.#gax.timeout }));
+    await this.#call(() =>
+      this.#ds.delete(
+        keys.map((k) => this.#key(k)),
+        { timeout: this.#gax.timeout },
+      ),
+    );
   }
 
   /**
@@ -402,7 +413,12 @@ export class DatastoreSessionStore implements SessionStore {
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length === 0) return;
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
-    await this.#call(() => this.#ds.delete(keys.map((k) => this.#key(k)), this.#engineGax));
+    await this.#call(() =>
+      this.#ds.delete(
+        keys.map((k) => this.#key(k)),
+        this.#engineGax,
+      ),
+    );
   }
 
   /** A transaction that was read but not committed is rolled back so its locks go at once. */

@@ -85,7 +85,13 @@ export class MemorySessionStore implements SessionStore {
       if (cursor !== undefined && k <= cursor) continue;
       const s = this.#sessions.get(k)!;
       if ((s.user ?? GUEST_USER) !== user) continue;
-      const head: SessionHead = { user: s.user, lastSeen: s.lastSeen, createdAt: s.createdAt, expiresAt: s.expiresAt, userAgent: s.userAgent };
+      const head: SessionHead = {
+        user: s.user,
+        lastSeen: s.lastSeen,
+        createdAt: s.createdAt,
+        expiresAt: s.expiresAt,
+        userAgent: s.userAgent,
+      };
       if (s.endedAt !== undefined) head.endedAt = s.endedAt;
       sessions.push({ key: k, head });
       if (sessions.length === limit) return { sessions, cursor: k };

@@ -18,14 +18,23 @@ describe('benchmark harness (smoke)', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs every benchmark at tiny sizes and writes a well-formed report', () => {
-    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'bench/tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'bench/tsconfig.json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
 
     const out = join(dir, 'report.json');
     const run = spawnSync(
       process.execPath,
-      [join(ROOT, 'dist-bench', 'bench', 'run.js'), '--smoke', `--datastore-host=${process.env.DATASTORE_EMULATOR_HOST}`, `--pubsub-host=${process.env.PUBSUB_EMULATOR_HOST}`, `--out=${out}`],
+      [
+        join(ROOT, 'dist-bench', 'bench', 'run.js'),
+        '--smoke',
+        `--datastore-host=${process.env.DATASTORE_EMULATOR_HOST}`,
+        `--pubsub-host=${process.env.PUBSUB_EMULATOR_HOST}`,
+        `--out=${out}`,
+      ],
       { cwd: ROOT, encoding: 'utf8', timeout: 110_000, killSignal: 'SIGKILL' },
     );
     const report = JSON.parse(readFileSync(out, 'utf8')) as {
@@ -34,7 +43,13 @@ describe('benchmark harness (smoke)', () => {
       errors: unknown[];
       results: {
         request?: {
-          mixes: Array<{ ours: Record<string, number>; express: Record<string, number>; oursCache?: Record<string, number>; ratios: Record<string, number>; runs: Array<{ errors: number }> }>;
+          mixes: Array<{
+            ours: Record<string, number>;
+            express: Record<string, number>;
+            oursCache?: Record<string, number>;
+            ratios: Record<string, number>;
+            runs: Array<{ errors: number }>;
+          }>;
         };
         cleanup?: { summary: Record<string, number>; backlog?: Record<string, number | number[]> };
         kill?: { latency: Record<string, number>; throughput: Record<string, number> };
@@ -42,7 +57,11 @@ describe('benchmark harness (smoke)', () => {
           ratio: number;
           ratioToRequireOnly: number;
           variants: Array<{ name: string; requireMs: number; loadsPubsub: boolean; loadsDatastore: boolean }>;
-          spawn: { stacks: Array<{ name: string; wallMs: number; cpuMs: number; rssAfterMB: number; codeCache: string[] }>; builds: Array<{ stack: string; main?: string }>; ratios: Record<string, number> };
+          spawn: {
+            stacks: Array<{ name: string; wallMs: number; cpuMs: number; rssAfterMB: number; codeCache: string[] }>;
+            builds: Array<{ stack: string; main?: string }>;
+            ratios: Record<string, number>;
+          };
         };
       };
     };

@@ -45,7 +45,10 @@ test('--user publishes {"user": id} and prints the message id', async () => {
 test('--guests, --all, --users and --issued-at; project and topic from the environment', async () => {
   const env = { GOOGLE_CLOUD_PROJECT: 'session-test', SESSION_KILL_TOPIC: topic };
   expect((await publishedBy(['--guests'], env)).data).toEqual({ user: '__guest__' });
-  expect((await publishedBy(['--all', '--issued-at', '2026-01-01T12:00:00+01:00'], env)).data).toEqual({ user: null, issuedAt: '2026-01-01T11:00:00.000Z' });
+  expect((await publishedBy(['--all', '--issued-at', '2026-01-01T12:00:00+01:00'], env)).data).toEqual({
+    user: null,
+    issuedAt: '2026-01-01T11:00:00.000Z',
+  });
   expect((await publishedBy(['--users', 'a, b,c'], env)).data).toEqual({ users: ['a', 'b', 'c'] });
 });
 

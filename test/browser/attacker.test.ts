@@ -60,7 +60,12 @@ async function victim(): Promise<Victim> {
     const api = (window as unknown as { api: string }).api;
     const first = await fetch(`${api}/session/security-key`, { credentials: 'include' });
     const { securityKey } = (await first.json()) as { securityKey: string };
-    await fetch(`${api}/session/data/language`, { method: 'PUT', credentials: 'include', headers: { 'Content-Type': 'application/json', 'X-Security-Key': securityKey }, body: '"de"' });
+    await fetch(`${api}/session/data/language`, {
+      method: 'PUT',
+      credentials: 'include',
+      headers: { 'Content-Type': 'application/json', 'X-Security-Key': securityKey },
+      body: '"de"',
+    });
     const held = await fetch(`${api}/session/security-key?count=16`, { credentials: 'include' });
     return ((await held.json()) as { securityKeys: string[] }).securityKeys;
   });
@@ -72,11 +77,31 @@ async function victim(): Promise<Victim> {
 async function subresourceAttacks(attacker: Page, api: string): Promise<void> {
   await attacker.evaluate(
     async ({ api, gets, posts, methods }) => {
-      const settle = (p: Promise<unknown>) => p.then(() => undefined, () => undefined);
-      const noCors = [...gets.map((p) => fetch(api + p, { mode: 'no-cors', credentials: 'include' })), ...posts.map((p) => fetch(api + p, { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'Content-Type': 'text/plain' }, body: '{"key":"x","user":"mallory","a":1}' }))];
+      const settle = (p: Promise<unknown>) =>
+        p.then(
+          () => undefined,
+          () => undefined,
+        );
+      const noCors = [
+        ...gets.map((p) => fetch(api + p, { mode: 'no-cors', credentials: 'include' })),
+        ...posts.map((p) =>
+          fetch(api + p, {
+            method: 'POST',
+            mode: 'no-cors',
+            credentials: 'include',
+            headers: { 'Content-Type': 'text/plain' },
+            body: '{"key":"x","user":"mallory","a":1}',
+          }),
+        ),
+      ];
       const credentialed = posts.flatMap((p) =>
         methods.map((method) =>
-          fetch(api + p, { method, credentials: 'include', headers: { 'Content-Type': 'application/json', 'X-Security-Key': 'guess', 'X-Static-Security-Key': 'guess' }, body: method === 'GET' ? undefined : '{"key":"x","a":1}' }),
+          fetch(api + p, {
+            method,
+            credentials: 'include',
+            headers: { 'Content-Type': 'application/json', 'X-Security-Key': 'guess', 'X-Static-Security-Key': 'guess' },
+            body: method === 'GET' ? undefined : '{"key":"x","a":1}',
+          }),
         ),
       );
       const simple = gets.map((p) => fetch(api + p, { credentials: 'include' }));
@@ -108,7 +133,13 @@ async function formAttacks(attacker: Page, api: string): Promise<void> {
           forms.push({ method: 'POST', action: api + p, enctype, name: '{"user":"mallory","key":"', value: 'x","a":1}' });
         }
       }
-      forms.push({ method: 'GET', action: `${api}/session/security-key`, enctype: 'application/x-www-form-urlencoded', name: 'count', value: '16' });
+      forms.push({
+        method: 'GET',
+        action: `${api}/session/security-key`,
+        enctype: 'application/x-www-form-urlencoded',
+        name: 'count',
+        value: '16',
+      });
       await Promise.all(
         forms.map(
           (f, i) =>
@@ -168,7 +199,10 @@ async function linkAttacks(attacker: Page, api: string): Promise<Record<string, 
       Object.assign(a, { href, id: 'cats', textContent: 'free cats' });
       document.body.append(a);
     }, api + target);
-    const [response] = await Promise.all([attacker.waitForResponse((r) => r.url().startsWith(api) && r.request().isNavigationRequest()), attacker.click('#cats')]);
+    const [response] = await Promise.all([
+      attacker.waitForResponse((r) => r.url().startsWith(api) && r.request().isNavigationRequest()),
+      attacker.click('#cats'),
+    ]);
     await attacker.waitForURL((url) => url.href.startsWith(api));
     statuses[target] = response.status();
   }
@@ -214,7 +248,12 @@ describe.each(['lax', 'none'])('SESSION_SAME_SITE=%s', (sameSite) => {
       const api = (window as unknown as { api: string }).api;
       const out: number[] = [];
       for (const [i, key] of keys.entries()) {
-        const r = await fetch(`${api}/session/data/v${i}`, { method: 'PUT', credentials: 'include', headers: { 'Content-Type': 'application/json', 'X-Security-Key': key }, body: String(i) });
+        const r = await fetch(`${api}/session/data/v${i}`, {
+          method: 'PUT',
+          credentials: 'include',
+          headers: { 'Content-Type': 'application/json', 'X-Security-Key': key },
+          body: String(i),
+        });
         out.push(r.status);
       }
       return out;

@@ -37,7 +37,16 @@ async function openPage(url: string): Promise<Page> {
 }
 
 async function cookiesOf(context: BrowserContext, origin: string) {
-  return (await context.cookies(origin)).map(({ name, value, domain, path, expires, httpOnly, secure, sameSite }) => ({ name, value, domain, path, expires, httpOnly, secure, sameSite }));
+  return (await context.cookies(origin)).map(({ name, value, domain, path, expires, httpOnly, secure, sameSite }) => ({
+    name,
+    value,
+    domain,
+    path,
+    expires,
+    httpOnly,
+    secure,
+    sameSite,
+  }));
 }
 
 describe('the cookie as Chromium stores it', () => {
@@ -45,21 +54,33 @@ describe('the cookie as Chromium stores it', () => {
     ['lax', 'Lax'],
     ['strict', 'Strict'],
     ['none', 'None'],
-  ])('SESSION_SAME_SITE=%s: host-only, Path=/, HttpOnly, Secure, SameSite=%s, a browser-session cookie; sent back on the next change', async (setting, stored) => {
-    deployment.configure({ SESSION_SAME_SITE: setting });
-    const page = await openPage(`${deployment.pageOrigin}/`);
-    const data = await page.evaluate(async () => {
-      const { client } = window as unknown as PageWindow;
-      await client.set('a', 1);
-      await client.set('b', 2);
-      return (await client.getSession()).data;
-    });
-    expect(data).toEqual({ a: 1, b: 2 });
-    expect(await cookiesOf(page.context(), deployment.apiOrigin)).toEqual([
-      { name: deployment.cookieName(), value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), domain: 'sessions.example.test', path: '/', expires: -1, httpOnly: true, secure: true, sameSite: stored },
-    ]);
-    await page.context().close();
-  });
+  ])(
+    'SESSION_SAME_SITE=%s: host-only, Path=/, HttpOnly, Secure, SameSite=%s, a browser-session cookie; sent back on the next change',
+    async (setting, stored) => {
+      deployment.configure({ SESSION_SAME_SITE: setting });
+      const page = await openPage(`${deployment.pageOrigin}/`);
+      const data = await page.evaluate(async () => {
+        const { client } = window as unknown as PageWindow;
+        await client.set('a', 1);
+        await client.set('b', 2);
+        return (await client.getSession()).data;
+      });
+      expect(data).toEqual({ a: 1, b: 2 });
+      expect(await cookiesOf(page.context(), deployment.apiOrigin)).toEqual([
+        {
+          name: deployment.cookieName(),
+          value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+          domain: 'sessions.example.test',
+          path: '/',
+          expires: -1,
+          httpOnly: true,
+          secure: true,
+          sameSite: stored,
+        },
+      ]);
+      await page.context().close();
+    },
+  );
 
   test('SESSION_SAME_SITE=off: no attribute, which Chromium treats as Lax', async () => {
     deployment.configure({ SESSION_SAME_SITE: 'off' });
@@ -92,7 +113,9 @@ describe('the cookie as Chromium stores it', () => {
       return (await client.getSession()).data;
     });
     expect(data).toEqual({ a: 1, b: 2 });
-    expect(await cookiesOf(page.context(), deployment.apiOrigin)).toEqual([expect.objectContaining({ name: '__Host-sid', domain: 'sessions.example.test', path: '/', secure: true, httpOnly: true })]);
+    expect(await cookiesOf(page.context(), deployment.apiOrigin)).toEqual([
+      expect.objectContaining({ name: '__Host-sid', domain: 'sessions.example.test', path: '/', secure: true, httpOnly: true }),
+    ]);
     await page.context().close();
   });
 
@@ -115,7 +138,11 @@ describe('the same-origin deployment (a Hosting-style rewrite) with a login rela
   let origin: string;
   beforeAll(async () => {
     const apiPort = (deployment.api.server.address() as import('node:net').AddressInfo).port;
-    demo = createDemoServer({ apiUrl: `http://127.0.0.1:${apiPort}`, adminToken: () => deployment.api.admin.mint(AUDIENCE), tls: selfSigned() });
+    demo = createDemoServer({
+      apiUrl: `http://127.0.0.1:${apiPort}`,
+      adminToken: () => deployment.api.admin.mint(AUDIENCE),
+      tls: selfSigned(),
+    });
     origin = `https://www.example.test:${await listen(demo)}`;
   });
   afterAll(() => close(demo));
@@ -150,7 +177,9 @@ describe('the same-origin deployment (a Hosting-style rewrite) with a login rela
       final: { user: null, data: { language: 'de', after: true } },
     });
     const cookies = await cookiesOf(context, origin);
-    expect(cookies).toEqual([expect.objectContaining({ name: deployment.cookieName(), domain: 'www.example.test', httpOnly: true, secure: true, sameSite: 'Lax' })]);
+    expect(cookies).toEqual([
+      expect.objectContaining({ name: deployment.cookieName(), domain: 'www.example.test', httpOnly: true, secure: true, sameSite: 'Lax' }),
+    ]);
     await context.close();
   });
 });

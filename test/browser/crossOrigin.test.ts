@@ -41,7 +41,7 @@ async function sessionCookie(page: Page) {
   return cookies.find((c) => c.name === deployment.cookieName());
 }
 
-test('reads and writes with the client: the cookie is the API host\'s, HttpOnly, Secure, SameSite=Lax', async () => {
+test("reads and writes with the client: the cookie is the API host's, HttpOnly, Secure, SameSite=Lax", async () => {
   const page = await openPage();
   const result = await page.evaluate(async () => {
     const { client } = window as unknown as PageWindow;
@@ -53,7 +53,14 @@ test('reads and writes with the client: the cookie is the API host\'s, HttpOnly,
     const missing = await client.get('theme');
     return { before, language, removed, missing, after: await client.getSession(), cookieVisible: document.cookie };
   });
-  expect(result).toEqual({ before: { user: null, data: {} }, language: 'de', removed: true, missing: undefined, after: { user: null, data: { language: 'de', n: 1 } }, cookieVisible: '' });
+  expect(result).toEqual({
+    before: { user: null, data: {} },
+    language: 'de',
+    removed: true,
+    missing: undefined,
+    after: { user: null, data: { language: 'de', n: 1 } },
+    cookieVisible: '',
+  });
   const cookie = await sessionCookie(page);
   expect(cookie).toMatchObject({ domain: 'sessions.example.test', path: '/', httpOnly: true, secure: true, sameSite: 'Lax', expires: -1 });
   await page.context().close();
@@ -64,7 +71,12 @@ test('with plain fetch: keys, the rotated key and the static key are readable an
   const result = await page.evaluate(async () => {
     const { api } = window as unknown as PageWindow;
     const put = (key: string, header: string, value: unknown) =>
-      fetch(`${api}/session/data/k`, { method: 'PUT', credentials: 'include', headers: { 'Content-Type': 'application/json', [header]: key }, body: JSON.stringify(value) });
+      fetch(`${api}/session/data/k`, {
+        method: 'PUT',
+        credentials: 'include',
+        headers: { 'Content-Type': 'application/json', [header]: key },
+        body: JSON.stringify(value),
+      });
     const first = await fetch(`${api}/session/security-key`, { credentials: 'include' });
     const staticKey = first.headers.get('Sec-X-ViUR-StaticSKey');
     const { securityKey } = (await first.json()) as { securityKey: string };
@@ -75,7 +87,16 @@ test('with plain fetch: keys, the rotated key and the static key are readable an
     const spentBody = (await spent.json()) as unknown;
     const viaStatic = await put(staticKey ?? '', 'X-Static-Security-Key', 4);
     const read = (await (await fetch(`${api}/session/data/k`, { credentials: 'include' })).json()) as unknown;
-    return { staticKey: typeof staticKey, one: one.status, rotated: typeof rotated, two: two.status, spent: spent.status, spentBody, viaStatic: viaStatic.status, read };
+    return {
+      staticKey: typeof staticKey,
+      one: one.status,
+      rotated: typeof rotated,
+      two: two.status,
+      spent: spent.status,
+      spentBody,
+      viaStatic: viaStatic.status,
+      read,
+    };
   });
   expect(result).toEqual({
     staticKey: 'string',
@@ -97,13 +118,26 @@ test('parallel writes: 10 raw PUTs with keys of one ?count=10 request, and 24 th
   const seenFrom = deployment.seen.length;
   const result = await page.evaluate(async () => {
     const { api, client } = window as unknown as PageWindow;
-    const keys = ((await (await fetch(`${api}/session/security-key?count=10`, { credentials: 'include' })).json()) as { securityKeys: string[] }).securityKeys;
+    const keys = (
+      (await (await fetch(`${api}/session/security-key?count=10`, { credentials: 'include' })).json()) as { securityKeys: string[] }
+    ).securityKeys;
     const raw = await Promise.all(
-      keys.map((key, i) => fetch(`${api}/session/data/raw${i}`, { method: 'PUT', credentials: 'include', headers: { 'Content-Type': 'application/json', 'X-Security-Key': key }, body: String(i) }).then((r) => r.status)),
+      keys.map((key, i) =>
+        fetch(`${api}/session/data/raw${i}`, {
+          method: 'PUT',
+          credentials: 'include',
+          headers: { 'Content-Type': 'application/json', 'X-Security-Key': key },
+          body: String(i),
+        }).then((r) => r.status),
+      ),
     );
     const viaClient = await Promise.allSettled(Array.from({ length: 24 }, (_, i) => client.set(`c${i}`, i)));
     const data = (await client.getSession()).data;
-    return { raw, rejected: viaClient.filter((r) => r.status === 'rejected').map((r) => String((r).reason)), count: Object.keys(data).length };
+    return {
+      raw,
+      rejected: viaClient.filter((r) => r.status === 'rejected').map((r) => String(r.reason)),
+      count: Object.keys(data).length,
+    };
   });
   expect(result).toEqual({ raw: Array(10).fill(200), rejected: [], count: 34 });
   // The client's 24 writes cost one key request (16 keys; the other 8 writes wait for rotated keys), and no retry.
@@ -149,11 +183,22 @@ describe('an origin that is not in SESSION_ALLOWED_ORIGINS', () => {
     await attacker.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
     const outcome = await attacker.evaluate(async () => {
       const { api, client } = window as unknown as PageWindow;
-      const attempt = (p: Promise<unknown>) => p.then(() => 'read', (e: unknown) => (e instanceof TypeError ? 'blocked' : `other: ${String(e)}`));
+      const attempt = (p: Promise<unknown>) =>
+        p.then(
+          () => 'read',
+          (e: unknown) => (e instanceof TypeError ? 'blocked' : `other: ${String(e)}`),
+        );
       return {
         read: await attempt(fetch(`${api}/session`, { credentials: 'include' }).then((r) => r.json())),
         keys: await attempt(fetch(`${api}/session/security-key?count=16`, { credentials: 'include' }).then((r) => r.json())),
-        put: await attempt(fetch(`${api}/session/data/language`, { method: 'PUT', credentials: 'include', headers: { 'Content-Type': 'application/json', 'X-Security-Key': 'x' }, body: '"en"' })),
+        put: await attempt(
+          fetch(`${api}/session/data/language`, {
+            method: 'PUT',
+            credentials: 'include',
+            headers: { 'Content-Type': 'application/json', 'X-Security-Key': 'x' },
+            body: '"en"',
+          }),
+        ),
         client: await attempt(client.set('language', 'en')),
       };
     });

@@ -27,11 +27,27 @@ beforeAll(async () => {
   const env = { ...process.env };
   for (const name of ['DATASTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'GOOGLE_CLOUD_PROJECT', 'SESSION_NAMESPACE']) delete env[name];
   const ports = [await freePort(), await freePort(), await freePort()];
-  launcher = spawn(process.execPath, [START, '--port', `${ports[0]}`, '--kill-port', `${ports[1]}`, '--cleanup-port', `${ports[2]}`, '--demo-port', `${await freePort()}`, '--state-dir', mkdtempSync(join(tmpdir(), 'demo-'))], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  launcher = spawn(
+    process.execPath,
+    [
+      START,
+      '--port',
+      `${ports[0]}`,
+      '--kill-port',
+      `${ports[1]}`,
+      '--cleanup-port',
+      `${ports[2]}`,
+      '--demo-port',
+      `${await freePort()}`,
+      '--state-dir',
+      mkdtempSync(join(tmpdir(), 'demo-')),
+    ],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   launcher.stdout!.on('data', (b: Buffer) => (output += b.toString()));
   launcher.stderr!.on('data', (b: Buffer) => (output += b.toString()));
   const browser = launchChromium();

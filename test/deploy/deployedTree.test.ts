@@ -55,7 +55,14 @@ async function startDeployed(target: string, env: Record<string, string> = {}): 
   const port = await freePort();
   const child = spawn(join(tree, 'node_modules', '.bin', 'functions-framework'), [`--target=${target}`], {
     cwd: tree,
-    env: { ...process.env, PORT: String(port), NODE_ENV: 'production', NODE_OPTIONS: `--require=${preload}`, SESSION_NAMESPACE: `deployed-${randomBytes(4).toString('hex')}`, ...env },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      NODE_ENV: 'production',
+      NODE_OPTIONS: `--require=${preload}`,
+      SESSION_NAMESPACE: `deployed-${randomBytes(4).toString('hex')}`,
+      ...env,
+    },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -95,11 +102,18 @@ async function probe(s: Started): Promise<{ codeCache: string; datastoreFromNode
 async function sessionRoundTrip(s: Started): Promise<void> {
   const first = await fetch(`${s.url}/session/security-key`);
   expect(first.status).toBe(200);
-  const cookie = first.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('__Host-viur_cookie_'));
+  const cookie = first.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .find((c) => c.startsWith('__Host-viur_cookie_'));
   const key = first.headers.get('sec-x-viur-staticskey');
   expect(cookie).toBeDefined();
   expect(key).toBeTruthy();
-  const put = await fetch(`${s.url}/session/data/colour`, { method: 'PUT', headers: { cookie: cookie!, 'sec-x-viur-staticskey': key!, 'content-type': 'application/json' }, body: '"teal"' });
+  const put = await fetch(`${s.url}/session/data/colour`, {
+    method: 'PUT',
+    headers: { cookie: cookie!, 'sec-x-viur-staticskey': key!, 'content-type': 'application/json' },
+    body: '"teal"',
+  });
   expect(put.status).toBe(200);
   const read = await fetch(`${s.url}/session`, { headers: { cookie: cookie! } });
   expect(read.status).toBe(200);
@@ -134,7 +148,8 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
     process.stderr.write(`deployed tree installed by ${installedBy}\n`);
     const pkg = JSON.parse(readFileSync(join(tree, 'package.json'), 'utf8')) as { main: string };
     expect(pkg.main).toBe('dist/deploy/index.cjs');
-    for (const f of ['dist/deploy/index.cjs', 'dist/deploy/functions.js', 'dist/deploy/functions.cache']) expect(statSync(join(tree, f)).size).toBeGreaterThan(0);
+    for (const f of ['dist/deploy/index.cjs', 'dist/deploy/functions.js', 'dist/deploy/functions.cache'])
+      expect(statSync(join(tree, f)).size).toBeGreaterThan(0);
     // The library build is there too (the package's own `main`), and client/ compiled.
     expect(existsSync(join(tree, 'dist', 'functions', 'index.js'))).toBe(true);
     expect(existsSync(join(tree, 'dist', 'client', 'sessionClient.mjs'))).toBe(true);
@@ -162,7 +177,13 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
       // A malformed kill message is acknowledged (2xx) and logged, never retried.
       const r = await fetch(kill.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'ce-id': 'deployed-1', 'ce-specversion': '1.0', 'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished', 'ce-source': '//pubsub.googleapis.com/projects/p/topics/t' },
+        headers: {
+          'content-type': 'application/json',
+          'ce-id': 'deployed-1',
+          'ce-specversion': '1.0',
+          'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+          'ce-source': '//pubsub.googleapis.com/projects/p/topics/t',
+        },
         body: JSON.stringify({ message: { data: Buffer.from('not json').toString('base64'), messageId: 'deployed-1' } }),
       });
       expect(r.status).toBeLessThan(300);
@@ -170,8 +191,16 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
       // A valid one runs the deletion engine on the bundled Datastore client.
       const ok = await fetch(kill.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'ce-id': 'deployed-2', 'ce-specversion': '1.0', 'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished', 'ce-source': '//pubsub.googleapis.com/projects/p/topics/t' },
-        body: JSON.stringify({ message: { data: Buffer.from(JSON.stringify({ user: 'nobody@example.test' })).toString('base64'), messageId: 'deployed-2' } }),
+        headers: {
+          'content-type': 'application/json',
+          'ce-id': 'deployed-2',
+          'ce-specversion': '1.0',
+          'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+          'ce-source': '//pubsub.googleapis.com/projects/p/topics/t',
+        },
+        body: JSON.stringify({
+          message: { data: Buffer.from(JSON.stringify({ user: 'nobody@example.test' })).toString('base64'), messageId: 'deployed-2' },
+        }),
       });
       expect(ok.status).toBeLessThan(300);
       expect(kill.logs().find((l) => l.message === 'kill finished')).toMatchObject({ messageId: 'deployed-2', deleted: 0 });

@@ -39,7 +39,17 @@ afterAll(async () => {
 });
 
 test('publish-kill publishes the kill message through the Pub/Sub REST API of the emulator', async () => {
-  const run = await python(['publish-kill', '--project', 'session-test', '--topic', topic, '--users', 'a, b', '--issued-at', '2026-01-01T12:00:00Z']);
+  const run = await python([
+    'publish-kill',
+    '--project',
+    'session-test',
+    '--topic',
+    topic,
+    '--users',
+    'a, b',
+    '--issued-at',
+    '2026-01-01T12:00:00Z',
+  ]);
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
   const [message] = await receive(subscription, 1);

@@ -30,7 +30,12 @@ async function killFunction(env: Record<string, string> = {}): Promise<KillSetup
   const namespace = uniqueNamespace('kill');
   const topicName = uniqueName('kill');
   const port = await freePort();
-  const fn = await startFunction('killSessionByUser', 'cloudevent', { SESSION_NAMESPACE: namespace, SESSION_KILL_TOPIC: topicName, ...env }, port);
+  const fn = await startFunction(
+    'killSessionByUser',
+    'cloudevent',
+    { SESSION_NAMESPACE: namespace, SESSION_KILL_TOPIC: topicName, ...env },
+    port,
+  );
   processes.push(fn);
   const topic = await pushTopic(client, topicName, port);
   return { fn, topic, topicName, store: datastoreStore(namespace) };
@@ -44,7 +49,12 @@ const lines = (fn: FunctionProcess, message: string, messageId?: string): LogLin
   fn.logs().filter((l) => l.message === message && (messageId === undefined || l.messageId === messageId));
 
 /** Follows a kill (or cleanup) through its continuations; resolves with every 'started' and 'finished' line of the chain. */
-async function chain(fn: FunctionProcess, rootId: string, finished = 'kill finished', timeoutMs = 90_000): Promise<{ ids: string[]; finished: LogLine }> {
+async function chain(
+  fn: FunctionProcess,
+  rootId: string,
+  finished = 'kill finished',
+  timeoutMs = 90_000,
+): Promise<{ ids: string[]; finished: LogLine }> {
   const ids = [rootId];
   let done: LogLine | undefined;
   await eventually(
@@ -116,7 +126,10 @@ describe('killSessionByUser through a Pub/Sub push subscription', () => {
       ['e-1', stored({ user: 'e', createdAt: now - HOUR })],
     ]);
     const id = await publish(k.topic, { users: ['c', 'd', 'c'] });
-    await eventually('both follow-ups finished', () => lines(k.fn, 'kill finished').filter((l) => l.user === 'c' || l.user === 'd').length === 2);
+    await eventually(
+      'both follow-ups finished',
+      () => lines(k.fn, 'kill finished').filter((l) => l.user === 'c' || l.user === 'd').length === 2,
+    );
     expect(lines(k.fn, 'kill fanned out', id)).toEqual([expect.objectContaining({ users: 2, followUps: 2 })]);
     const followUps = lines(k.fn, 'kill finished').filter((l) => l.user === 'c' || l.user === 'd');
     // Every follow-up carries the fan-out's cut-off, not its own later publish time.
@@ -137,7 +150,9 @@ describe('killSessionByUser through a Pub/Sub push subscription', () => {
     await chain(k.fn, f);
     const { finished } = await chain(k.fn, h);
     expect(Date.parse(String(finished.issuedAt))).toBeLessThan(now + HOUR);
-    expect((await existing(k.store, ['f-old', 'f-new', 'h-old', 'h-future'].map(keyOf))).sort()).toEqual([keyOf('f-new'), keyOf('h-future')].sort());
+    expect((await existing(k.store, ['f-old', 'f-new', 'h-old', 'h-future'].map(keyOf))).sort()).toEqual(
+      [keyOf('f-new'), keyOf('h-future')].sort(),
+    );
   });
 
   test('a kill of 1,200 sessions crosses several commits of at most 500', async () => {
@@ -172,13 +187,19 @@ describe('killSessionByUser through a Pub/Sub push subscription', () => {
       ['a cleanup that names its own cut-off', Buffer.from('{"cleanup": {"before": "2100-01-01T00:00:00Z"}}')],
     ];
     const ids = await Promise.all(bad.map(([, data]) => publish(k.topic, data)));
-    await eventually('an error line for every malformed message', () => ids.every((id) => lines(k.fn, 'malformed kill message acknowledged without action', id).length > 0));
+    await eventually('an error line for every malformed message', () =>
+      ids.every((id) => lines(k.fn, 'malformed kill message acknowledged without action', id).length > 0),
+    );
     // A well-formed message published afterwards is processed: the malformed ones were acknowledged, not stuck.
     const sentinel = await publish(k.topic, { user: 'sentinel' });
     await chain(k.fn, sentinel);
     for (const [i, id] of ids.entries()) {
       const errors = lines(k.fn, 'malformed kill message acknowledged without action', id);
-      expect({ case: bad[i][0], errors: errors.length, severity: errors[0]?.severity }).toEqual({ case: bad[i][0], errors: 1, severity: 'ERROR' });
+      expect({ case: bad[i][0], errors: errors.length, severity: errors[0]?.severity }).toEqual({
+        case: bad[i][0],
+        errors: 1,
+        severity: 'ERROR',
+      });
       expect(fnLinesFor(k.fn, id).filter((l) => l.message !== 'malformed kill message acknowledged without action')).toEqual([]);
     }
     expect(await existing(k.store, ['m-1', 'live-m', 'expired-m'].map(keyOf))).toHaveLength(3);
@@ -194,7 +215,9 @@ describe('killSessionByUser through a Pub/Sub push subscription', () => {
     const { finished } = await chain(k.fn, id, 'cleanup finished');
     expect(finished.done).toBe(true);
     expect(await matching(k.store, expiredSelector(Date.now(), 300))).toEqual([]);
-    expect((await existing(k.store, ['x-expired', 'x-grace', 'x-live', 'expired-m'].map(keyOf))).sort()).toEqual([keyOf('x-grace'), keyOf('x-live')].sort());
+    expect((await existing(k.store, ['x-expired', 'x-grace', 'x-live', 'expired-m'].map(keyOf))).sort()).toEqual(
+      [keyOf('x-grace'), keyOf('x-live')].sort(),
+    );
   });
 
   test('an Eventarc CloudEvent (binary mode) works the same; a malformed one is acknowledged', async () => {
@@ -211,7 +234,12 @@ describe('killSessionByUser through a Pub/Sub push subscription', () => {
           'ce-time': new Date().toISOString(),
         },
         body: JSON.stringify({
-          message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: id, publishTime: new Date().toISOString(), attributes: {} },
+          message: {
+            data: Buffer.from(JSON.stringify(data)).toString('base64'),
+            messageId: id,
+            publishTime: new Date().toISOString(),
+            attributes: {},
+          },
           subscription: `projects/${PROJECT}/subscriptions/eventarc-test`,
         }),
       });
@@ -220,7 +248,10 @@ describe('killSessionByUser through a Pub/Sub push subscription', () => {
     expect(lines(k.fn, 'kill finished', 'eventarc-1')).toEqual([expect.objectContaining({ deleted: 1, user: 'ev' })]);
     expect(await existing(k.store, [keyOf('ev-1')])).toEqual([]);
     expect((await post('eventarc-2', { user: 'ev', extra: 1 })).status).toBeLessThan(300);
-    await eventually('the log of eventarc-2', () => lines(k.fn, 'malformed kill message acknowledged without action', 'eventarc-2').length > 0);
+    await eventually(
+      'the log of eventarc-2',
+      () => lines(k.fn, 'malformed kill message acknowledged without action', 'eventarc-2').length > 0,
+    );
     expect(lines(k.fn, 'malformed kill message acknowledged without action', 'eventarc-2')).toHaveLength(1);
   });
 
@@ -247,7 +278,10 @@ test('with a tiny budget, a kill of 1,200 sessions continues through several fol
   const now = Date.now();
   const issuedAt = new Date(now - 60_000).toISOString();
   await seed(k.store, [
-    ...Array.from({ length: 1200 }, (_, i): [string, ReturnType<typeof stored>] => [`t-${i}`, stored({ user: 'tiny', createdAt: now - HOUR - i })]),
+    ...Array.from({ length: 1200 }, (_, i): [string, ReturnType<typeof stored>] => [
+      `t-${i}`,
+      stored({ user: 'tiny', createdAt: now - HOUR - i }),
+    ]),
     ['t-late', stored({ user: 'tiny', createdAt: now - 30_000 })],
   ]);
   const id = await publish(k.topic, { user: 'tiny', issuedAt });
@@ -290,7 +324,13 @@ test('a store failure is thrown (5xx), Pub/Sub redelivers, and the kill complete
         'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
         'ce-source': `//pubsub.googleapis.com/projects/${PROJECT}/topics/${k.topicName}`,
       },
-      body: JSON.stringify({ message: { data: Buffer.from('{"user":"r"}').toString('base64'), messageId: 'outage-direct', publishTime: new Date().toISOString() } }),
+      body: JSON.stringify({
+        message: {
+          data: Buffer.from('{"user":"r"}').toString('base64'),
+          messageId: 'outage-direct',
+          publishTime: new Date().toISOString(),
+        },
+      }),
     });
     expect(direct.status).toBeGreaterThanOrEqual(500);
 
@@ -302,7 +342,10 @@ test('a store failure is thrown (5xx), Pub/Sub redelivers, and the kill complete
     const { finished } = await chain(k.fn, id, 'kill finished', 180_000);
     expect(finished).toMatchObject({ deleted: 2, done: true });
     expect(await existing(k.store, ['r-1', 'r-2', 's-1'].map(keyOf))).toEqual([keyOf('s-1')]);
-    expect(lines(k.fn, 'kill message failed; Pub/Sub will redeliver it', id)[0]).toMatchObject({ severity: 'WARNING', error: 'store_unavailable' });
+    expect(lines(k.fn, 'kill message failed; Pub/Sub will redeliver it', id)[0]).toMatchObject({
+      severity: 'WARNING',
+      error: 'store_unavailable',
+    });
   } finally {
     await relay.close();
   }

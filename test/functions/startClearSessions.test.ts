@@ -53,9 +53,18 @@ async function setup(n: number, env: Record<string, string> = {}): Promise<Setup
   const clock = new FakeClock(T0);
   const topicName = env.SESSION_KILL_TOPIC ?? uniqueName('cleanup');
   const rows: Array<[string, ReturnType<typeof stored>]> = [
-    ...Array.from({ length: n }, (_, i): [string, ReturnType<typeof stored>] => [`exp-${i}`, stored({ createdAt: T0 - 5 * HOUR, expiresAt: T0 - HOUR - i })]),
-    ...[1, 2, 4].map((m): [string, ReturnType<typeof stored>] => [`grace-${m}`, stored({ createdAt: T0 - 2 * HOUR, expiresAt: T0 - m * MINUTE })]),
-    ...[1, 2, 3].map((m): [string, ReturnType<typeof stored>] => [`live-${m}`, stored({ createdAt: T0 - HOUR, expiresAt: T0 + m * MINUTE })]),
+    ...Array.from({ length: n }, (_, i): [string, ReturnType<typeof stored>] => [
+      `exp-${i}`,
+      stored({ createdAt: T0 - 5 * HOUR, expiresAt: T0 - HOUR - i }),
+    ]),
+    ...[1, 2, 4].map((m): [string, ReturnType<typeof stored>] => [
+      `grace-${m}`,
+      stored({ createdAt: T0 - 2 * HOUR, expiresAt: T0 - m * MINUTE }),
+    ]),
+    ...[1, 2, 3].map((m): [string, ReturnType<typeof stored>] => [
+      `live-${m}`,
+      stored({ createdAt: T0 - HOUR, expiresAt: T0 + m * MINUTE }),
+    ]),
   ];
   await seed(inner, rows);
   setRuntime(createRuntime(testConfig({ SESSION_KILL_TOPIC: topicName, ...env }), { store, clock }));
@@ -76,7 +85,14 @@ test('deletes the sessions expired beyond the grace, keeps live and within-grace
   const s = await setup(1100);
   const res = await request(server()).post('/').expect(200);
   expect(res.headers['content-type']).toMatch(/application\/json/);
-  expect(res.body).toEqual({ deleted: 1100, batches: 3, done: true, elapsedMs: 0, expiredBefore: new Date(T0 - 5 * MINUTE).toISOString(), continued: false });
+  expect(res.body).toEqual({
+    deleted: 1100,
+    batches: 3,
+    done: true,
+    elapsedMs: 0,
+    expiredBefore: new Date(T0 - 5 * MINUTE).toISOString(),
+    continued: false,
+  });
   expect(Math.max(...s.store.deleteSizes)).toBeLessThanOrEqual(500);
   expect(sorted(await existing(s.inner, [...s.expired, ...s.kept]))).toEqual(sorted(s.kept));
   // Progress is logged per commit, and no line carries a session key.
@@ -88,7 +104,18 @@ test('deletes the sessions expired beyond the grace, keeps live and within-grace
 
 test('the body is optional and ignored; any method but POST is 405 with a JSON error', async () => {
   await setup(2);
-  await request(server()).post('/').set('content-type', 'application/json').send('{"before": "2100-01-01T00:00:00Z"}').expect(200, { deleted: 2, batches: 1, done: true, elapsedMs: 0, expiredBefore: new Date(T0 - 5 * MINUTE).toISOString(), continued: false });
+  await request(server())
+    .post('/')
+    .set('content-type', 'application/json')
+    .send('{"before": "2100-01-01T00:00:00Z"}')
+    .expect(200, {
+      deleted: 2,
+      batches: 1,
+      done: true,
+      elapsedMs: 0,
+      expiredBefore: new Date(T0 - 5 * MINUTE).toISOString(),
+      continued: false,
+    });
   for (const method of ['get', 'put', 'delete'] as const) {
     const res = await request(server())[method]('/').expect(405);
     expect(res.headers.allow).toBe('POST');
@@ -156,7 +183,12 @@ test('a re-run after a run cut short by its budget deletes exactly the rest', as
 
 test('when the continuation cannot be published the answer is 503, so the scheduler retries', async () => {
   // No such topic on the emulator: the publish fails with NOT_FOUND.
-  const s = await setup(20, { SESSION_CLEANUP_BUDGET_SECONDS: '1', SESSION_DELETE_BATCH_SIZE: '5', SESSION_DELETE_PARALLELISM: '1', SESSION_KILL_TOPIC: uniqueName('missing') });
+  const s = await setup(20, {
+    SESSION_CLEANUP_BUDGET_SECONDS: '1',
+    SESSION_DELETE_BATCH_SIZE: '5',
+    SESSION_DELETE_PARALLELISM: '1',
+    SESSION_KILL_TOPIC: uniqueName('missing'),
+  });
   s.store.beforeFind = () => s.clock.advance(2000);
   const res = await request(server()).post('/').expect(503);
   expect(res.body.error.code).toBe('continuation_unavailable');

@@ -53,7 +53,14 @@ test('6,000 expired sessions: all deleted, each once, live and in-grace ones kep
   for (let i = 0; i < 6000; i++) rows.push([`x-${i}`, stored({ createdAt: T0 - 5 * HOUR, expiresAt: T0 - HOUR - i })]);
   for (let i = 0; i < 20; i++) rows.push([`grace-${i}`, stored({ createdAt: T0 - 2 * HOUR, expiresAt: T0 - 60_000 })]);
   for (let i = 0; i < 20; i++) rows.push([`live-${i}`, stored({ createdAt: T0 - HOUR, expiresAt: T0 + HOUR })]);
-  await Promise.all([0, 1, 2, 3].map((part) => seed(inner, rows.filter((_, i) => i % 4 === part))));
+  await Promise.all(
+    [0, 1, 2, 3].map((part) =>
+      seed(
+        inner,
+        rows.filter((_, i) => i % 4 === part),
+      ),
+    ),
+  );
   const store = new HeldKeys(inner);
   const config = testConfig({ SESSION_DELETE_BATCH_SIZE: '50', SESSION_DELETE_PARALLELISM: '4' });
   const rt = createRuntime(config, { store, clock: new FakeClock(T0) });

@@ -50,7 +50,10 @@ describe('sessionApi on Datastore without credentials', () => {
     const lines = () => api.logs().filter((l) => l.message === 'GET /session/security-key 503');
     for (let i = 0; i < 100 && lines().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     expect(lines()).toHaveLength(2);
-    for (const line of lines()) expect(line.errorCause).toMatch(/^no Google credentials: Could not load the default credentials.*gcloud auth application-default login/);
+    for (const line of lines())
+      expect(line.errorCause).toMatch(
+        /^no Google credentials: Could not load the default credentials.*gcloud auth application-default login/,
+      );
 
     // The client's failed stub used to end the process with an unhandled rejection right after the first 503.
     const health = await fetch(`${api.url}/healthz`);
@@ -61,13 +64,19 @@ describe('sessionApi on Datastore without credentials', () => {
 
 test('session-kill without credentials: one friendly line saying what to do, exit 1, no stack', () => {
   ensureBuilt();
-  const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'bin', 'session-kill.js'), '--user', 'alice', '--project', 'session-no-credentials'], {
-    env: { ...process.env, ...noCredentialsEnv() },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const run = spawnSync(
+    process.execPath,
+    [join(ROOT, 'dist', 'bin', 'session-kill.js'), '--user', 'alice', '--project', 'session-no-credentials'],
+    {
+      env: { ...process.env, ...noCredentialsEnv() },
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   expect(run.status).toBe(1);
   expect(run.stdout).toBe('');
-  expect(run.stderr).toMatch(/^session-kill: publishing to session-kill in session-no-credentials failed: no Google credentials: .*gcloud auth application-default login.*\n$/);
+  expect(run.stderr).toMatch(
+    /^session-kill: publishing to session-kill in session-no-credentials failed: no Google credentials: .*gcloud auth application-default login.*\n$/,
+  );
   expect(run.stderr).not.toMatch(/\n\s+at /);
 });

@@ -92,9 +92,17 @@ beforeAll(async () => {
 
   app = join(dir, 'app');
   run('mkdir', [app], dir);
-  const typesNode = (JSON.parse(readFileSync(join(ROOT, 'node_modules', '@types', 'node', 'package.json'), 'utf8')) as { version: string }).version;
+  const typesNode = (JSON.parse(readFileSync(join(ROOT, 'node_modules', '@types', 'node', 'package.json'), 'utf8')) as { version: string })
+    .version;
   const integrity = `sha512-${createHash('sha512').update(readFileSync(tarPath)).digest('base64')}`;
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module', dependencies: { [own.name]: `file:../${tarball}`, '@types/node': typesNode } }, null, 2));
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify(
+      { name: 'scratch', private: true, type: 'module', dependencies: { [own.name]: `file:../${tarball}`, '@types/node': typesNode } },
+      null,
+      2,
+    ),
+  );
   writeFileSync(join(app, 'package-lock.json'), JSON.stringify(scratchLock(`../${tarball}`, integrity, typesNode), null, 2));
   run('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], app);
 
@@ -104,11 +112,24 @@ beforeAll(async () => {
   if (!/"types": \[\]/.test(tsconfig)) throw new Error(`tsc --init changed: ${tsconfig}`);
   writeFileSync(join(app, 'tsconfig.json'), tsconfig.replace('"types": []', '"types": ["node"]'));
   writeFileSync(join(app, 'server.ts'), readmeSnippet());
-  writeFileSync(join(app, 'client.ts'), `import * as client from '${own.name}/client';\nconsole.log(JSON.stringify(Object.keys(client)));\n`);
+  writeFileSync(
+    join(app, 'client.ts'),
+    `import * as client from '${own.name}/client';\nconsole.log(JSON.stringify(Object.keys(client)));\n`,
+  );
 }, 300_000);
 
 test('the tarball holds the licence, changelog, compiled library with declarations, the CLI, and no sources, maps or local tooling', () => {
-  for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'package.json', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/store/datastoreStore.d.ts', 'dist/functions/index.js', 'dist/bin/session-kill.js']) {
+  for (const f of [
+    'LICENSE',
+    'CHANGELOG.md',
+    'README.md',
+    'package.json',
+    'dist/lib/index.js',
+    'dist/lib/index.d.ts',
+    'dist/lib/store/datastoreStore.d.ts',
+    'dist/functions/index.js',
+    'dist/bin/session-kill.js',
+  ]) {
     expect(files).toContain(`package/${f}`);
   }
   expect(files.filter((f) => /\.map$|(?<!\.d)\.ts$|^package\/(dist\/)?(scripts|test)\//.test(f))).toEqual([]);
@@ -119,7 +140,14 @@ test('the tarball holds the licence, changelog, compiled library with declaratio
 
 test('the README snippet and the client type-check by package name with the default tsconfig; CommonJS and the CLI work too', () => {
   run(process.execPath, [TSC, '-p', 'tsconfig.json'], app);
-  const cjs = run(process.execPath, ['-e', `const s = require('${own.name}'); const d = require('${own.name}/datastore-store'); console.log(typeof s.SessionManager, typeof s.createRuntime, typeof d.DatastoreSessionStore)`], app);
+  const cjs = run(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('${own.name}'); const d = require('${own.name}/datastore-store'); console.log(typeof s.SessionManager, typeof s.createRuntime, typeof d.DatastoreSessionStore)`,
+    ],
+    app,
+  );
   expect(cjs.trim()).toBe('function function function');
   expect(run(process.execPath, [join(app, 'node_modules', '.bin', 'session-kill'), '--help'], app)).toMatch(/^usage: session-kill/);
   expect(JSON.parse(run(process.execPath, ['client.js'], app))).toContain('SessionClient');

@@ -92,20 +92,32 @@ async function listening<T>(run: (url: string) => Promise<T>): Promise<T> {
 }
 
 describe('1. a body over the limit, of any type, chunked or not, is refused with 413 without being buffered', () => {
-  test.each(['text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x'])('chunked %s over the limit on /healthz and on PATCH /session: 413 too_large, no store call', async (type) => {
-    const rpc = countRpcs();
-    try {
-      await listening(async (url) => {
-        for (const [method, path] of [['GET', '/healthz'], ['POST', '/healthz'], ['PATCH', '/session']] as const) {
-          const res = await rawRequest(url, method, path, { 'content-type': type, 'transfer-encoding': 'chunked' }, 2 * MiB);
-          expect({ method, path, status: res.status, body: JSON.parse(res.body) }).toEqual({ method, path, status: 413, body: { error: { code: 'too_large', message: expect.any(String) } } });
-        }
-      });
-      expect(rpc.total()).toBe(0);
-    } finally {
-      rpc.restore();
-    }
-  });
+  test.each(['text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x'])(
+    'chunked %s over the limit on /healthz and on PATCH /session: 413 too_large, no store call',
+    async (type) => {
+      const rpc = countRpcs();
+      try {
+        await listening(async (url) => {
+          for (const [method, path] of [
+            ['GET', '/healthz'],
+            ['POST', '/healthz'],
+            ['PATCH', '/session'],
+          ] as const) {
+            const res = await rawRequest(url, method, path, { 'content-type': type, 'transfer-encoding': 'chunked' }, 2 * MiB);
+            expect({ method, path, status: res.status, body: JSON.parse(res.body) }).toEqual({
+              method,
+              path,
+              status: 413,
+              body: { error: { code: 'too_large', message: expect.any(String) } },
+            });
+          }
+        });
+        expect(rpc.total()).toBe(0);
+      } finally {
+        rpc.restore();
+      }
+    },
+  );
 
   test('a Content-Length over the limit is refused before a byte of the body is read, whatever the type', async () => {
     await listening(async (url) => {
@@ -134,7 +146,9 @@ describe('1. a body over the limit, of any type, chunked or not, is refused with
       const res = await rawRequest(fn.url, 'POST', '/healthz', { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, 64 * MiB);
       const after = rssOf(fn.pid);
       // Measured before the fix: 413 never came (405 after reading it all), RSS +180 MiB.
-      process.stdout.write(`RSS of sessionApi before/after a 64 MiB chunked text/plain body: ${(before / MiB).toFixed(1)} → ${(after / MiB).toFixed(1)} MiB (client sent ${(res.sent / MiB).toFixed(1)} MiB)\n`);
+      process.stdout.write(
+        `RSS of sessionApi before/after a 64 MiB chunked text/plain body: ${(before / MiB).toFixed(1)} → ${(after / MiB).toFixed(1)} MiB (client sent ${(res.sent / MiB).toFixed(1)} MiB)\n`,
+      );
       expect(res.status).toBe(413);
       expect(after - before).toBeLessThan(24 * MiB);
       expect((await fetch(`${fn.url}/healthz`)).status).toBe(200);
@@ -147,7 +161,12 @@ describe('1. a body over the limit, of any type, chunked or not, is refused with
 describe('2. data is one JSON text property; the number of keys is capped', () => {
   test('the stored data is one unindexed string of JSON text', async () => {
     const { cookie, key } = await newSession(api.server);
-    await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).send({ 'a.b[0]%': 1, nested: { x: [1, [2]] } }).expect(200);
+    await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .send({ 'a.b[0]%': 1, nested: { x: [1, [2]] } })
+      .expect(200);
     const ds = datastore();
     const [entity] = await ds.get(ds.key({ namespace: api.runtime.config.namespace, path: ['viur-session', digest(idOf(cookie))] }));
     expect(typeof entity.data).toBe('string');
@@ -175,17 +194,34 @@ describe('2. data is one JSON text property; the number of keys is capped', () =
       },
     });
     const cookie = `${COOKIE}=${id}`;
-    await http().get('/session').set('Cookie', cookie).expect(200, { user: 'legacy-user', data: { language: 'de', 'a.b[0]%': { n: [1, 2] } } });
-    await http().put('/session/data/x').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', 'S'.repeat(43)).type('json').send('true').expect(200);
+    await http()
+      .get('/session')
+      .set('Cookie', cookie)
+      .expect(200, { user: 'legacy-user', data: { language: 'de', 'a.b[0]%': { n: [1, 2] } } });
+    await http()
+      .put('/session/data/x')
+      .set('Cookie', cookie)
+      .set('Sec-X-ViUR-StaticSKey', 'S'.repeat(43))
+      .type('json')
+      .send('true')
+      .expect(200);
     const [entity] = await ds.get(key);
     expect(JSON.parse(entity.data as string)).toEqual({ language: 'de', 'a.b[0]%': { n: [1, 2] }, x: true });
-    await http().get('/session').set('Cookie', cookie).expect(200, { user: 'legacy-user', data: { language: 'de', 'a.b[0]%': { n: [1, 2] }, x: true } });
+    await http()
+      .get('/session')
+      .set('Cookie', cookie)
+      .expect(200, { user: 'legacy-user', data: { language: 'de', 'a.b[0]%': { n: [1, 2] }, x: true } });
   });
 
   test('keys beyond SESSION_MAX_DATA_KEYS: 413 too_many_keys and nothing written', async () => {
     api.use({ SESSION_MAX_DATA_KEYS: '10' });
     const { cookie, key } = await newSession(api.server);
-    const first = await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).send(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, i]))).expect(200);
+    const first = await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .send(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, i])))
+      .expect(200);
     const next = first.headers['x-security-key'];
     const res = await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', next).send({ a: 1, b: 2 }).expect(413);
     expect(res.body.error.code).toBe('too_many_keys');
@@ -212,16 +248,31 @@ describe('3. cookie tossing', () => {
     api.use({ SESSION_COOKIE_NAME: 'sid' });
     const first = await http().get('/session/security-key').expect(200);
     const live = cookieOf(first);
-    await http().put('/session/data/cart').set('Cookie', live).set('X-Security-Key', first.body.securityKey).type('json').send('[1]').expect(200);
+    await http()
+      .put('/session/data/cart')
+      .set('Cookie', live)
+      .set('X-Security-Key', first.body.securityKey)
+      .type('json')
+      .send('[1]')
+      .expect(200);
     for (const header of [`sid=junk; ${live}`, `sid=${'J'.repeat(43)}; ${live}`, `${live}; sid=${'J'.repeat(43)}`]) {
-      const res = await http().get('/session').set('Cookie', header).expect(200, { user: null, data: { cart: [1] } });
+      const res = await http()
+        .get('/session')
+        .set('Cookie', header)
+        .expect(200, { user: null, data: { cart: [1] } });
       expect(setCookies(res)).toEqual([]);
     }
     // Two dead values: a guest session, and still no clearing cookie (it could delete the real one).
-    const res = await http().get('/session').set('Cookie', `sid=${'J'.repeat(43)}; sid=${'K'.repeat(43)}`).expect(200, { user: null, data: {} });
+    const res = await http()
+      .get('/session')
+      .set('Cookie', `sid=${'J'.repeat(43)}; sid=${'K'.repeat(43)}`)
+      .expect(200, { user: null, data: {} });
     expect(setCookies(res)).toEqual([]);
     // One dead value alone is still cleared.
-    const single = await http().get('/session').set('Cookie', `sid=${'J'.repeat(43)}`).expect(200);
+    const single = await http()
+      .get('/session')
+      .set('Cookie', `sid=${'J'.repeat(43)}`)
+      .expect(200);
     expect(setCookies(single)[0]).toMatch(/^sid=; Max-Age=0/);
   });
 
@@ -256,8 +307,20 @@ describe('4. size is measured as stored', () => {
     api.use({ SESSION_MAX_DATA_BYTES: '2048' });
     const { cookie, key } = await newSession(api.server);
     // {"a":"…"} is 8 bytes of framing.
-    const ok = await http().put('/session/data/a').set('Cookie', cookie).set('X-Security-Key', key).type('json').send(JSON.stringify('x'.repeat(2040))).expect(200);
-    const res = await http().put('/session/data/a').set('Cookie', cookie).set('X-Security-Key', ok.headers['x-security-key']).type('json').send(JSON.stringify('x'.repeat(2041))).expect(413);
+    const ok = await http()
+      .put('/session/data/a')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .type('json')
+      .send(JSON.stringify('x'.repeat(2040)))
+      .expect(200);
+    const res = await http()
+      .put('/session/data/a')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', ok.headers['x-security-key'])
+      .type('json')
+      .send(JSON.stringify('x'.repeat(2041)))
+      .expect(413);
     expect(res.body.error.code).toBe('too_large');
   });
 
@@ -273,7 +336,12 @@ describe('4. size is measured as stored', () => {
 describe('5. user ids with a lone surrogate', () => {
   test('login and POST /sessions/kill answer 400 invalid_user; a kill message with one is malformed', async () => {
     const { cookie } = await newSession(api.server);
-    const login = await http().post('/session/login').set('Cookie', cookie).set('Authorization', bearer()).type('json').send('{"user":"a\\ud800"}');
+    const login = await http()
+      .post('/session/login')
+      .set('Cookie', cookie)
+      .set('Authorization', bearer())
+      .type('json')
+      .send('{"user":"a\\ud800"}');
     expect([login.status, login.body.error?.code]).toEqual([400, 'invalid_user']);
     expect(setCookies(login)).toEqual([]);
     for (const body of ['{"user":"\\udc00"}', '{"users":["ok","\\ud800x"]}']) {
@@ -290,7 +358,13 @@ describe('6. a request carrying a cookie rotated away shortly before gets 409 se
     const first = await http().get('/session/security-key').expect(200);
     let old = cookieOf(first);
     let staticKey = first.headers['sec-x-viur-staticskey'];
-    await http().put('/session/data/language').set('Cookie', old).set('Sec-X-ViUR-StaticSKey', staticKey).type('json').send('"de"').expect(200);
+    await http()
+      .put('/session/data/language')
+      .set('Cookie', old)
+      .set('Sec-X-ViUR-StaticSKey', staticKey)
+      .type('json')
+      .send('"de"')
+      .expect(200);
     if (how === 'logout') {
       const login = await http().post('/session/login').set('Cookie', old).set('Authorization', bearer()).send({ user: 'u6' }).expect(200);
       old = cookieOf(login);
@@ -310,13 +384,30 @@ describe('6. a request carrying a cookie rotated away shortly before gets 409 se
       ['GET /session/data/language', () => http().get('/session/data/language')],
       ['GET /session/security-key', () => http().get('/session/security-key')],
       ['POST /session/touch', () => http().post('/session/touch')],
-      ['POST /session/security-key/validate', () => http().post('/session/security-key/validate').send({ key: 'A'.repeat(43) })],
-      ['POST /session/static-security-key/validate', () => http().post('/session/static-security-key/validate').send({ key: 'A'.repeat(43) })],
+      [
+        'POST /session/security-key/validate',
+        () =>
+          http()
+            .post('/session/security-key/validate')
+            .send({ key: 'A'.repeat(43) }),
+      ],
+      [
+        'POST /session/static-security-key/validate',
+        () =>
+          http()
+            .post('/session/static-security-key/validate')
+            .send({ key: 'A'.repeat(43) }),
+      ],
       ['POST /session/login', () => http().post('/session/login').set('Authorization', bearer()).send({ user: 'u6' })],
     ];
     for (const [label, send] of tries) {
       const res = await send().set('Cookie', old);
-      expect({ label, status: res.status, code: res.body.error?.code, setCookie: setCookies(res) }).toEqual({ label, status: 409, code: 'session_ended', setCookie: [] });
+      expect({ label, status: res.status, code: res.body.error?.code, setCookie: setCookies(res) }).toEqual({
+        label,
+        status: 409,
+        code: 'session_ended',
+        setCookie: [],
+      });
     }
     // The new session is untouched, and the old one was not revived.
     const now = await http().get('/session').set('Cookie', current).expect(200);
@@ -414,7 +505,24 @@ describe('7. absolute lifetime', () => {
     const id = 'O'.repeat(43);
     const now = clock.now();
     await store.update(null, () => ({
-      writes: { put: [{ key: digest(id), session: { data: Object.assign(Object.create(null), { a: 1 }), user: 'u', lastSeen: now, createdAt: now - 8 * 24 * 3600_000, expiresAt: now + 3600_000, staticKeyDigest: 'ab'.repeat(32), securityKeyDigests: [], userAgent: null } }], delete: [] },
+      writes: {
+        put: [
+          {
+            key: digest(id),
+            session: {
+              data: Object.assign(Object.create(null), { a: 1 }),
+              user: 'u',
+              lastSeen: now,
+              createdAt: now - 8 * 24 * 3600_000,
+              expiresAt: now + 3600_000,
+              staticKeyDigest: 'ab'.repeat(32),
+              securityKeyDigests: [],
+              userAgent: null,
+            },
+          },
+        ],
+        delete: [],
+      },
       result: undefined,
     }));
     const s = await m.load(`${COOKIE}=${id}`);
@@ -437,7 +545,11 @@ describe('7. absolute lifetime', () => {
 });
 
 describe('8. remoteIp and the scheme-aware same-site check', () => {
-  const requestLine = () => logs.map((l) => JSON.parse(l) as { httpRequest?: { remoteIp?: string } }).reverse().find((l) => l.httpRequest)!;
+  const requestLine = () =>
+    logs
+      .map((l) => JSON.parse(l) as { httpRequest?: { remoteIp?: string } })
+      .reverse()
+      .find((l) => l.httpRequest)!;
 
   test('remoteIp is never the client-chosen leftmost X-Forwarded-For entry', async () => {
     api.use({ SESSION_LOG_REQUESTS: 'all' });
@@ -455,7 +567,12 @@ describe('8. remoteIp and the scheme-aware same-site check', () => {
     const cookie = cookieOf(first);
     const staticKey = first.headers['sec-x-viur-staticskey'];
     const patch = (origin: string, host: string, proto?: string) => {
-      let t = http().patch('/session').set('Host', host).set('Origin', origin).set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey);
+      let t = http()
+        .patch('/session')
+        .set('Host', host)
+        .set('Origin', origin)
+        .set('Cookie', cookie)
+        .set('Sec-X-ViUR-StaticSKey', staticKey);
       if (proto) t = t.set('X-Forwarded-Proto', proto);
       return t.send({ a: 1 });
     };
@@ -474,18 +591,33 @@ describe('differences to ViUR 3.8', () => {
   test('the static key is accepted in Sec-X-ViUR-StaticSessionKey (ViUR 3.8) as in Sec-X-ViUR-StaticSKey', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
-    await http().put('/session/data/a').set('Cookie', cookie).set('Sec-X-ViUR-StaticSessionKey', first.headers['sec-x-viur-staticskey']).type('json').send('1').expect(200);
+    await http()
+      .put('/session/data/a')
+      .set('Cookie', cookie)
+      .set('Sec-X-ViUR-StaticSessionKey', first.headers['sec-x-viur-staticskey'])
+      .type('json')
+      .send('1')
+      .expect(200);
   });
 
   test('a logout that keeps nothing writes no empty guest session: the cookie is cleared, only the short-lived tombstone remains', async () => {
     const namespace = uniqueNamespace('logout');
     api.use({ SESSION_PERSISTENT_FIELDS_ON_LOGOUT: '', SESSION_NAMESPACE: namespace });
     const first = await http().get('/session/security-key').expect(200);
-    const login = await http().post('/session/login').set('Cookie', cookieOf(first)).set('Authorization', bearer()).send({ user: 'u-out' }).expect(200);
+    const login = await http()
+      .post('/session/login')
+      .set('Cookie', cookieOf(first))
+      .set('Authorization', bearer())
+      .send({ user: 'u-out' })
+      .expect(200);
     const cookie = cookieOf(login);
     // With a one-time key: it is consumed, and no fresh one is handed out (it would need a stored guest session).
     const { body: keys } = await http().get('/session/security-key').set('Cookie', cookie).expect(200);
-    const out = await http().post('/session/logout').set('Cookie', cookie).set('X-Security-Key', keys.securityKey).expect(200, { user: null, data: {} });
+    const out = await http()
+      .post('/session/logout')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', keys.securityKey)
+      .expect(200, { user: null, data: {} });
     expect(setCookies(out)[0]).toMatch(new RegExp(`^${COOKIE}=; Max-Age=0`));
     expect([out.headers['sec-x-viur-staticskey'], out.headers['x-security-key']]).toEqual([undefined, undefined]);
     const ds = datastore();

@@ -71,10 +71,19 @@ test('the store goes away in the middle of a kill: the function throws, Pub/Sub 
   const now = Date.now();
   const issuedAt = new Date(now - MINUTE);
   const rows: Array<[string, StoredSession]> = [
-    ...Array.from({ length: 400 }, (_, i): [string, StoredSession] => [`victim-${i}`, stored({ user: 'victim', createdAt: now - HOUR - i })]),
+    ...Array.from({ length: 400 }, (_, i): [string, StoredSession] => [
+      `victim-${i}`,
+      stored({ user: 'victim', createdAt: now - HOUR - i }),
+    ]),
     // Opened after the kill was issued: must survive.
-    ...Array.from({ length: 10 }, (_, i): [string, StoredSession] => [`victim-late-${i}`, stored({ user: 'victim', createdAt: now - 30_000 + i })]),
-    ...Array.from({ length: 20 }, (_, i): [string, StoredSession] => [`bystander-${i}`, stored({ user: 'bystander', createdAt: now - HOUR })]),
+    ...Array.from({ length: 10 }, (_, i): [string, StoredSession] => [
+      `victim-late-${i}`,
+      stored({ user: 'victim', createdAt: now - 30_000 + i }),
+    ]),
+    ...Array.from({ length: 20 }, (_, i): [string, StoredSession] => [
+      `bystander-${i}`,
+      stored({ user: 'bystander', createdAt: now - HOUR }),
+    ]),
     ...Array.from({ length: 20 }, (_, i): [string, StoredSession] => [`guest-${i}`, stored({ user: null, createdAt: now - HOUR })]),
   ];
   await seed(store, rows);
@@ -86,7 +95,11 @@ test('the store goes away in the middle of a kill: the function throws, Pub/Sub 
   await until(`three kill batches\n${fn.output().slice(-2000)}`, () => linesOf(fn, 'kill progress', id).length >= 3, 60_000, 10);
   const failuresBefore = linesOf(fn, 'kill message failed; Pub/Sub will redeliver it', id).length;
   await relay.close();
-  await until('a delivery that failed after the cut', () => linesOf(fn, 'kill message failed; Pub/Sub will redeliver it', id).length > failuresBefore, 90_000);
+  await until(
+    'a delivery that failed after the cut',
+    () => linesOf(fn, 'kill message failed; Pub/Sub will redeliver it', id).length > failuresBefore,
+    90_000,
+  );
   // Half-way for real: some sessions are gone, most are not, and none of the others was touched.
   const left = (await existing(store, targets)).length;
   expect(left).toBeGreaterThan(0);
@@ -95,12 +108,22 @@ test('the store goes away in the middle of a kill: the function throws, Pub/Sub 
 
   relay.delayMs = 0;
   await relay.open();
-  await until(`the redelivered kill finished\n${fn.output().slice(-2000)}`, () => linesOf(fn, 'kill finished', id).length > 0, 180_000, 200);
-  expect(linesOf(fn, 'kill finished', id)).toEqual([expect.objectContaining({ done: true, deleted: left, issuedAt: issuedAt.toISOString() })]);
+  await until(
+    `the redelivered kill finished\n${fn.output().slice(-2000)}`,
+    () => linesOf(fn, 'kill finished', id).length > 0,
+    180_000,
+    200,
+  );
+  expect(linesOf(fn, 'kill finished', id)).toEqual([
+    expect.objectContaining({ done: true, deleted: left, issuedAt: issuedAt.toISOString() }),
+  ]);
   expect(await existing(store, targets)).toEqual([]);
   expect((await existing(store, others)).sort()).toEqual([...others].sort());
   expect(await matching(store, killSelector('victim', issuedAt.getTime()))).toEqual([]);
-  expect(linesOf(fn, 'kill message failed; Pub/Sub will redeliver it', id)[failuresBefore]).toMatchObject({ severity: 'WARNING', error: 'store_unavailable' });
+  expect(linesOf(fn, 'kill message failed; Pub/Sub will redeliver it', id)[failuresBefore]).toMatchObject({
+    severity: 'WARNING',
+    error: 'store_unavailable',
+  });
 }, 300_000);
 
 test('the cleanup process is SIGKILLed mid-run: the next run deletes exactly the expired sessions that are left, live ones untouched', async () => {
@@ -116,10 +139,19 @@ test('the cleanup process is SIGKILLed mid-run: the next run deletes exactly the
   const store = datastoreStore(namespace);
   const now = Date.now();
   const rows: Array<[string, StoredSession]> = [
-    ...Array.from({ length: 600 }, (_, i): [string, StoredSession] => [`expired-${i}`, stored({ createdAt: now - 5 * HOUR, expiresAt: now - 2 * HOUR - i })]),
+    ...Array.from({ length: 600 }, (_, i): [string, StoredSession] => [
+      `expired-${i}`,
+      stored({ createdAt: now - 5 * HOUR, expiresAt: now - 2 * HOUR - i }),
+    ]),
     // Within the 5-minute grace, and live: the cleanup must keep both.
-    ...Array.from({ length: 15 }, (_, i): [string, StoredSession] => [`grace-${i}`, stored({ createdAt: now - 2 * HOUR, expiresAt: now - MINUTE - i })]),
-    ...Array.from({ length: 15 }, (_, i): [string, StoredSession] => [`live-${i}`, stored({ createdAt: now - HOUR, expiresAt: now + HOUR + i })]),
+    ...Array.from({ length: 15 }, (_, i): [string, StoredSession] => [
+      `grace-${i}`,
+      stored({ createdAt: now - 2 * HOUR, expiresAt: now - MINUTE - i }),
+    ]),
+    ...Array.from({ length: 15 }, (_, i): [string, StoredSession] => [
+      `live-${i}`,
+      stored({ createdAt: now - HOUR, expiresAt: now + HOUR + i }),
+    ]),
   ];
   await seed(store, rows);
   const expired = rows.filter(([l]) => l.startsWith('expired-')).map(([l]) => keyOf(l));

@@ -106,7 +106,11 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
   const start = async (): Promise<{ cookie: string; staticKey: string; key: string }> => {
     const res = await call('GET /session/security-key', 'GET', '/session/security-key');
     if (res.status !== 200) throw new Error(`${res.status} ${res.text}`);
-    return { cookie: cookieOf(res), staticKey: res.headers.get('sec-x-viur-staticskey')!, key: (res.body as { securityKey: string }).securityKey };
+    return {
+      cookie: cookieOf(res),
+      staticKey: res.headers.get('sec-x-viur-staticskey')!,
+      key: (res.body as { securityKey: string }).securityKey,
+    };
   };
 
   const shared: DataSession[] = [];
@@ -130,7 +134,10 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
       switch (n % 5) {
         case 0: {
           const key = `c${c}-r${round}-n${n}`;
-          const res = await call('PUT static', 'PUT', `/session/data/${key}`, { headers: { cookie: s.cookie, 'sec-x-viur-staticskey': s.staticKey }, body: n });
+          const res = await call('PUT static', 'PUT', `/session/data/${key}`, {
+            headers: { cookie: s.cookie, 'sec-x-viur-staticskey': s.staticKey },
+            body: n,
+          });
           if (res.status === 200) {
             s.acked.set(key, n);
             mine.set(key, n);
@@ -152,7 +159,10 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
         case 3: {
           const key = pick();
           if ((accepted.get(key) ?? 0) > 0) raced++;
-          const res = await call('POST validate', 'POST', '/session/security-key/validate', { headers: { cookie: s.cookie }, body: { key } });
+          const res = await call('POST validate', 'POST', '/session/security-key/validate', {
+            headers: { cookie: s.cookie },
+            body: { key },
+          });
           if (res.status === 200 && (res.body as { valid: boolean }).valid) {
             accept(key);
             s.pool.push(res.headers.get('x-security-key')!);
@@ -163,7 +173,10 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
           const key = pick();
           const name = `c${c}-r${round}-n${n}`;
           if ((accepted.get(key) ?? 0) > 0) raced++;
-          const res = await call('PUT one-time', 'PUT', `/session/data/${name}`, { headers: { cookie: s.cookie, 'x-security-key': key }, body: n });
+          const res = await call('PUT one-time', 'PUT', `/session/data/${name}`, {
+            headers: { cookie: s.cookie, 'x-security-key': key },
+            body: n,
+          });
           if (res.status === 200) {
             accept(key);
             s.acked.set(name, n);
@@ -183,14 +196,20 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
       if (n % 4 === 0) {
         const s = await start();
         const sentAt = Date.now();
-        const res = await call('POST /session/login', 'POST', '/session/login', { headers: { cookie: s.cookie, authorization: `Bearer ${token}` }, body: { user } });
+        const res = await call('POST /session/login', 'POST', '/session/login', {
+          headers: { cookie: s.cookie, authorization: `Bearer ${token}` },
+          body: { user },
+        });
         if (res.status !== 200) continue;
         current = { user, cookie: cookieOf(res), staticKey: res.headers.get('sec-x-viur-staticskey')!, sentAt, doneAt: Date.now() };
         logins.push(current);
       } else if (current && n % 2 === 1) {
         await call('GET /session', 'GET', '/session', { headers: { cookie: current.cookie } });
       } else if (current) {
-        await call('PUT static', 'PUT', `/session/data/r${round}n${n}`, { headers: { cookie: current.cookie, 'sec-x-viur-staticskey': current.staticKey }, body: n });
+        await call('PUT static', 'PUT', `/session/data/r${round}n${n}`, {
+          headers: { cookie: current.cookie, 'sec-x-viur-staticskey': current.staticKey },
+          body: n,
+        });
       }
     }
   };
@@ -202,10 +221,16 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
       if (n === OPS / 2) {
         const user = `user-${(c + round) % USERS}`;
         const sentAt = Date.now();
-        const res = await call('POST /sessions/kill', 'POST', '/sessions/kill', { headers: { authorization: `Bearer ${token}` }, body: { user } });
+        const res = await call('POST /sessions/kill', 'POST', '/sessions/kill', {
+          headers: { authorization: `Bearer ${token}` },
+          body: { user },
+        });
         if (res.status === 202) kills.push({ user, sentAt, doneAt: Date.now(), messageId: (res.body as { messageId: string }).messageId });
       } else {
-        const res = await call('POST validate', 'POST', '/session/security-key/validate', { headers: { cookie: own.cookie }, body: { key } });
+        const res = await call('POST validate', 'POST', '/session/security-key/validate', {
+          headers: { cookie: own.cookie },
+          body: { key },
+        });
         if (res.status === 200 && (res.body as { valid: boolean }).valid) {
           accept(key);
           key = res.headers.get('x-security-key')!;
@@ -219,7 +244,10 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
     const before = apiFn.logs().filter((l) => l.message === 'memory probe').length;
     process.kill(apiFn.pid, 'SIGUSR2');
     await until('a memory probe line', () => apiFn.logs().filter((l) => l.message === 'memory probe').length > before, 10_000, 20);
-    const line = apiFn.logs().filter((l) => l.message === 'memory probe').at(-1)!;
+    const line = apiFn
+      .logs()
+      .filter((l) => l.message === 'memory probe')
+      .at(-1)!;
     probes.push({ heapUsed: Number(line.heapUsed), external: Number(line.external), rss: Number(line.rss), gc: line.gc === true });
   };
 
@@ -239,7 +267,13 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
     /** No 5xx at all (nothing fails deliberately here), and every refusal is a JSON error body. */
     badAnswers: answers.flatMap((a) => problems(a.answer, a.what)),
     serverErrors: answers.filter((a) => a.answer.status >= 500).map((a) => `${a.what}: ${a.answer.status}`),
-    unexpectedStatuses: answers.filter((a) => ![200, 202, 204, 403].includes(a.answer.status) || (a.answer.status === 403 && (a.answer.body as { error?: { code?: string } })?.error?.code !== 'csrf')).map((a) => `${a.what}: ${a.answer.status} ${a.answer.text.slice(0, 100)}`),
+    unexpectedStatuses: answers
+      .filter(
+        (a) =>
+          ![200, 202, 204, 403].includes(a.answer.status) ||
+          (a.answer.status === 403 && (a.answer.body as { error?: { code?: string } })?.error?.code !== 'csrf'),
+      )
+      .map((a) => `${a.what}: ${a.answer.status} ${a.answer.text.slice(0, 100)}`),
     /** No one-time key accepted twice, although keys were raced. */
     keysAcceptedTwice: [...accepted.entries()].filter(([, n]) => n > 1).map(([k, n]) => `${k.slice(0, 6)}… accepted ${n} times`),
     /** No update of distinct keys lost: reads saw earlier acknowledged writes; the end state is exactly what was acknowledged. */
@@ -254,14 +288,23 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
     const res = await api.call('GET', '/session', { headers: { cookie: s.cookie } });
     const data = (res.body as { data?: Record<string, unknown> } | undefined)?.data ?? {};
     const want = Object.fromEntries(s.acked);
-    for (const k of Object.keys(want)) if (data[k] !== want[k]) violations.lostOrExtraWrites.push(`session ${i}: acknowledged ${k} missing`);
-    for (const k of Object.keys(data)) if (!(k in want)) violations.lostOrExtraWrites.push(`session ${i}: ${k} stored but never acknowledged`);
+    for (const k of Object.keys(want))
+      if (data[k] !== want[k]) violations.lostOrExtraWrites.push(`session ${i}: acknowledged ${k} missing`);
+    for (const k of Object.keys(data))
+      if (!(k in want)) violations.lostOrExtraWrites.push(`session ${i}: ${k} stored but never acknowledged`);
   }
   const t1 = Date.now();
   try {
-    await until(`all ${kills.length} kills finished`, () => kills.every((k) => killFn.logs().some((l) => l.message === 'kill finished' && l.messageId === k.messageId)), 120_000, 200);
+    await until(
+      `all ${kills.length} kills finished`,
+      () => kills.every((k) => killFn.logs().some((l) => l.message === 'kill finished' && l.messageId === k.messageId)),
+      120_000,
+      200,
+    );
   } catch {
-    violations.killsUnfinished = kills.filter((k) => !killFn.logs().some((l) => l.message === 'kill finished' && l.messageId === k.messageId)).map((k) => `${k.user} (${k.messageId})`);
+    violations.killsUnfinished = kills
+      .filter((k) => !killFn.logs().some((l) => l.message === 'kill finished' && l.messageId === k.messageId))
+      .map((k) => `${k.user} (${k.messageId})`);
   }
   const killWaitMs = Date.now() - t1;
   let dead = 0;
@@ -272,14 +315,19 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
     const spared = mine.every((k) => l.sentAt > k.doneAt);
     if (!killed && !spared) return; // login and kill overlapped: either outcome is correct
     const read = await api.call('GET', '/session', { headers: { cookie: l.cookie } });
-    const write = await api.call('PUT', '/session/data/after-kill', { headers: { cookie: l.cookie, 'sec-x-viur-staticskey': l.staticKey }, body: 1 });
+    const write = await api.call('PUT', '/session/data/after-kill', {
+      headers: { cookie: l.cookie, 'sec-x-viur-staticskey': l.staticKey },
+      body: 1,
+    });
     const user = (read.body as { user?: unknown } | undefined)?.user;
     if (killed) {
       dead++;
-      if (user !== null || write.status !== 403) violations.killedButUsable.push(`${l.user} logged in at ${l.doneAt}: read user ${String(user)}, write ${write.status}`);
+      if (user !== null || write.status !== 403)
+        violations.killedButUsable.push(`${l.user} logged in at ${l.doneAt}: read user ${String(user)}, write ${write.status}`);
     } else {
       alive++;
-      if (user !== l.user || write.status !== 200) violations.sparedButDead.push(`${l.user} logged in at ${l.sentAt}: read user ${String(user)}, write ${write.status}`);
+      if (user !== l.user || write.status !== 200)
+        violations.sparedButDead.push(`${l.user} logged in at ${l.sentAt}: read user ${String(user)}, write ${write.status}`);
     }
   };
   for (let i = 0; i < logins.length; i += CLIENTS) await Promise.all(logins.slice(i, i + CLIENTS).map(checkLogin));
@@ -299,7 +347,12 @@ test(`${CLIENTS} clients × ${ROUNDS} rounds × ${OPS} operations: nothing lost,
     killsUnfinished: [],
   });
   // The load exercised what it claims to: keys raced, kills that caught sessions, the planned kills.
-  expect({ accepted: accepted.size > 50, raced: raced > 0, dead: dead > 0, kills: kills.length }).toEqual({ accepted: true, raced: true, dead: true, kills: (CLIENTS - DATA_CLIENTS - LOGIN_CLIENTS) * ROUNDS });
+  expect({ accepted: accepted.size > 50, raced: raced > 0, dead: dead > 0, kills: kills.length }).toEqual({
+    accepted: true,
+    raced: true,
+    dead: true,
+    kills: (CLIENTS - DATA_CLIENTS - LOGIN_CLIENTS) * ROUNDS,
+  });
 
   // Memory: what a full GC leaves (the JS heap plus external memory such as Buffers) did not grow
   // beyond the bound after warm-up. RSS is printed, not asserted: allocator and JIT noise.

@@ -11,5 +11,14 @@ process.on('SIGUSR2', () => {
     gc();
   }
   const m = process.memoryUsage();
-  process.stdout.write(JSON.stringify({ severity: 'DEBUG', message: 'memory probe', heapUsed: m.heapUsed, external: m.external, rss: m.rss, gc: gc !== undefined }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      severity: 'DEBUG',
+      message: 'memory probe',
+      heapUsed: m.heapUsed,
+      external: m.external,
+      rss: m.rss,
+      gc: gc !== undefined,
+    }) + '\n',
+  );
 });

@@ -89,7 +89,14 @@ describe('session fixation: an id the server did not issue, or no longer honours
     ['POST /session/security-key/validate', () => http().post('/session/security-key/validate').send({ key: forged })],
     ['POST /session/static-security-key/validate', () => http().post('/session/static-security-key/validate').send({ key: forged })],
     ['PATCH /session', () => http().patch('/session').set('Sec-X-ViUR-StaticSKey', forged).send({ a: 1 })],
-    ['POST /session/login', () => http().post('/session/login').set('Authorization', bearer(api.admin.mint(AUDIENCE))).send({ user: 'victim' })],
+    [
+      'POST /session/login',
+      () =>
+        http()
+          .post('/session/login')
+          .set('Authorization', bearer(api.admin.mint(AUDIENCE)))
+          .send({ user: 'victim' }),
+    ],
   ])('%s with a forged, never-issued id', async (_route, send) => {
     const res = await send().set('Cookie', forgedCookie);
     expect(res.status).toBeLessThan(500);
@@ -101,7 +108,13 @@ describe('session fixation: an id the server did not issue, or no longer honours
   async function deadIdAfter(end: (s: { cookie: string; key: string; staticKey: string }) => Promise<unknown>): Promise<string> {
     const first = await http().get('/session/security-key').expect(200);
     const s = { cookie: cookieOf(first), key: first.body.securityKey as string, staticKey: first.headers['sec-x-viur-staticskey'] };
-    await http().put('/session/data/language').set('Cookie', s.cookie).set('Sec-X-ViUR-StaticSKey', s.staticKey).type('json').send('"de"').expect(200);
+    await http()
+      .put('/session/data/language')
+      .set('Cookie', s.cookie)
+      .set('Sec-X-ViUR-StaticSKey', s.staticKey)
+      .type('json')
+      .send('"de"')
+      .expect(200);
     await end(s);
     return s.cookie;
   }
@@ -111,17 +124,29 @@ describe('session fixation: an id the server did not issue, or no longer honours
     await http().get('/session').set('Cookie', cookie).expect(200, { user: null, data: {} });
     const res = await http().get('/session/security-key').set('Cookie', cookie).expect(200);
     expect(idOf(cookieOf(res))).not.toBe(idOf(cookie));
-    const login = await http().post('/session/login').set('Cookie', cookie).set('Authorization', bearer(api.admin.mint(AUDIENCE))).send({ user: 'u' }).expect(200);
+    const login = await http()
+      .post('/session/login')
+      .set('Cookie', cookie)
+      .set('Authorization', bearer(api.admin.mint(AUDIENCE)))
+      .send({ user: 'u' })
+      .expect(200);
     expect(idOf(cookieOf(login))).not.toBe(idOf(cookie));
     // Whatever is stored under the old id (an expired entity until the cleanup) was not revived.
     expect(await api.store.get(digest(idOf(cookie)))).toEqual(stored);
   }
 
   test('ids ended by reset, logout and login, and an expired id, are not adopted by any route, login included', async () => {
-    const afterReset = await deadIdAfter((s) => http().post('/session/reset').set('Cookie', s.cookie).set('X-Security-Key', s.key).expect(200));
+    const afterReset = await deadIdAfter((s) =>
+      http().post('/session/reset').set('Cookie', s.cookie).set('X-Security-Key', s.key).expect(200),
+    );
     let loggedIn = '';
     const beforeLogin = await deadIdAfter(async (s) => {
-      const res = await http().post('/session/login').set('Cookie', s.cookie).set('Authorization', bearer(api.admin.mint(AUDIENCE))).send({ user: 'u1' }).expect(200);
+      const res = await http()
+        .post('/session/login')
+        .set('Cookie', s.cookie)
+        .set('Authorization', bearer(api.admin.mint(AUDIENCE)))
+        .send({ user: 'u1' })
+        .expect(200);
       loggedIn = cookieOf(res);
     });
     const out = await http().get('/session/security-key').set('Cookie', loggedIn).expect(200);
@@ -134,7 +159,11 @@ describe('session fixation: an id the server did not issue, or no longer honours
       for (const send of [
         () => http().get('/session'),
         () => http().get('/session/security-key'),
-        () => http().post('/session/login').set('Authorization', bearer(api.admin.mint(AUDIENCE))).send({ user: 'u' }),
+        () =>
+          http()
+            .post('/session/login')
+            .set('Authorization', bearer(api.admin.mint(AUDIENCE)))
+            .send({ user: 'u' }),
       ]) {
         const res = await send().set('Cookie', dead);
         expect([res.status, res.body.error?.code, res.headers['set-cookie']]).toEqual([409, 'session_ended', undefined]);
@@ -149,8 +178,17 @@ describe('session fixation: an id the server did not issue, or no longer honours
 
   test('an issued id planted by an attacker is worthless after the victim logs in: the attacker’s cookie, static key and one-time keys are dead', async () => {
     const planted = await http().get('/session/security-key?count=2').expect(200);
-    const attacker = { cookie: cookieOf(planted), keys: planted.body.securityKeys as string[], staticKey: planted.headers['sec-x-viur-staticskey'] };
-    const login = await http().post('/session/login').set('Cookie', attacker.cookie).set('Authorization', bearer(api.admin.mint(AUDIENCE))).send({ user: 'victim' }).expect(200);
+    const attacker = {
+      cookie: cookieOf(planted),
+      keys: planted.body.securityKeys as string[],
+      staticKey: planted.headers['sec-x-viur-staticskey'],
+    };
+    const login = await http()
+      .post('/session/login')
+      .set('Cookie', attacker.cookie)
+      .set('Authorization', bearer(api.admin.mint(AUDIENCE)))
+      .send({ user: 'victim' })
+      .expect(200);
     const victim = cookieOf(login);
     expect(idOf(victim)).not.toBe(idOf(attacker.cookie));
     await http().get('/session').set('Cookie', attacker.cookie).expect(409);
@@ -186,7 +224,12 @@ async function fullFlow(): Promise<{ secrets: string[]; randomSecrets: string[];
   const tampered = token.slice(0, -4) + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
   keep(tampered, tampered.split('.')[2]);
   await http().post('/session/login').set('Cookie', c1).set('Authorization', bearer(tampered)).send({ user: 'alice' }).expect(401);
-  const login = await http().post('/session/login').set('Cookie', c1).set('Authorization', bearer(token)).send({ user: 'alice' }).expect(200);
+  const login = await http()
+    .post('/session/login')
+    .set('Cookie', c1)
+    .set('Authorization', bearer(token))
+    .send({ user: 'alice' })
+    .expect(200);
   const c2 = cookieOf(login);
   const s2 = login.headers['sec-x-viur-staticskey'];
   keep(idOf(c2), s2);
@@ -195,7 +238,12 @@ async function fullFlow(): Promise<{ secrets: string[]; randomSecrets: string[];
   const out = await http().post('/session/logout').set('Cookie', c2).set('Sec-X-ViUR-StaticSKey', s2).expect(200);
   const c3 = cookieOf(out);
   keep(idOf(c3), out.headers['sec-x-viur-staticskey']);
-  const again = await http().post('/session/login').set('Cookie', c3).set('Authorization', bearer(token)).send({ user: 'alice' }).expect(200);
+  const again = await http()
+    .post('/session/login')
+    .set('Cookie', c3)
+    .set('Authorization', bearer(token))
+    .send({ user: 'alice' })
+    .expect(200);
   const c4 = cookieOf(again);
   keep(idOf(c4), again.headers['sec-x-viur-staticskey']);
   // A store failure with a live cookie: 503, logged, and still no secret in the log.
@@ -207,7 +255,12 @@ async function fullFlow(): Promise<{ secrets: string[]; randomSecrets: string[];
   const fresh = await http().get('/session/security-key').expect(200);
   const c5 = cookieOf(fresh);
   keep(idOf(c5), fresh.body.securityKey, fresh.headers['sec-x-viur-staticskey']);
-  const login5 = await http().post('/session/login').set('Cookie', c5).set('Authorization', bearer(token)).send({ user: 'alice' }).expect(200);
+  const login5 = await http()
+    .post('/session/login')
+    .set('Cookie', c5)
+    .set('Authorization', bearer(token))
+    .send({ user: 'alice' })
+    .expect(200);
   const c6 = cookieOf(login5);
   keep(idOf(c6), login5.headers['sec-x-viur-staticskey']);
   const kill = await http().post('/sessions/kill').set('Authorization', bearer(token)).send({ user: 'alice' }).expect(202);
@@ -219,16 +272,20 @@ async function fullFlow(): Promise<{ secrets: string[]; randomSecrets: string[];
   );
   await http().get('/session').set('Cookie', c6).expect(200, { user: null, data: {} });
   // Ids and keys are 43 random base64url characters; a JWT's third segment is its signature.
-  const randomSecrets = [...new Set([...secrets.filter((x) => /^[A-Za-z0-9_-]{43}$/.test(x)), token.split('.')[2], tampered.split('.')[2]])];
+  const randomSecrets = [
+    ...new Set([...secrets.filter((x) => /^[A-Za-z0-9_-]{43}$/.test(x)), token.split('.')[2], tampered.split('.')[2]]),
+  ];
   return { secrets, randomSecrets, killMessageId };
 }
 
 test('no session id, security key or token appears in any output of a full flow (log lines, stdout, stderr, console), kill function included', async () => {
   const writes: string[] = [];
   const spies = [
-    jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => (writes.push(String(chunk)), true))),
-    jest.spyOn(process.stderr, 'write').mockImplementation(((chunk: unknown) => (writes.push(String(chunk)), true))),
-    ...(['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => jest.spyOn(console, m).mockImplementation((...args: unknown[]) => void writes.push(args.map(String).join(' ')))),
+    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => (writes.push(String(chunk)), true)),
+    jest.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => (writes.push(String(chunk)), true)),
+    ...(['log', 'info', 'warn', 'error', 'debug'] as const).map((m) =>
+      jest.spyOn(console, m).mockImplementation((...args: unknown[]) => void writes.push(args.map(String).join(' '))),
+    ),
   ];
   captured.length = 0;
   let flow: Awaited<ReturnType<typeof fullFlow>>;
@@ -250,7 +307,9 @@ test('no session id, security key or token appears in any output of a full flow 
   // of this, their pieces are predictable JSON in base64; they are searched whole above.
   const pieces = new Set<string>();
   for (let i = 0; i + 16 <= everything.length; i++) pieces.add(everything.slice(i, i + 16));
-  const partial = flow.randomSecrets.filter((sec) => Array.from({ length: sec.length - 15 }, (_, i) => sec.slice(i, i + 16)).some((p) => pieces.has(p)));
+  const partial = flow.randomSecrets.filter((sec) =>
+    Array.from({ length: sec.length - 15 }, (_, i) => sec.slice(i, i + 16)).some((p) => pieces.has(p)),
+  );
   expect(partial.map((sec) => `${sec.slice(0, 4)}…(${sec.length})`)).toEqual([]);
 }, 120_000);
 
@@ -264,11 +323,30 @@ test('no raw session id or key is in the database: entities are named by SHA-256
     const c = cookieOf(first);
     const staticKey = first.headers['sec-x-viur-staticskey'];
     // language is kept across login (a persistent field), so the stored entity has data.
-    const put = await http().put('/session/data/language').set('Cookie', c).set('X-Security-Key', first.body.securityKeys[0]).type('json').send(`"lang-${i}"`).expect(200);
-    const login = await http().post('/session/login').set('Cookie', c).set('Authorization', bearer(api.admin.mint(AUDIENCE))).send({ user: `user-${i}` }).expect(200);
+    const put = await http()
+      .put('/session/data/language')
+      .set('Cookie', c)
+      .set('X-Security-Key', first.body.securityKeys[0])
+      .type('json')
+      .send(`"lang-${i}"`)
+      .expect(200);
+    const login = await http()
+      .post('/session/login')
+      .set('Cookie', c)
+      .set('Authorization', bearer(api.admin.mint(AUDIENCE)))
+      .send({ user: `user-${i}` })
+      .expect(200);
     const keys = await http().get('/session/security-key?count=3').set('Cookie', cookieOf(login)).expect(200);
     ids.push(idOf(cookieOf(login)));
-    secrets.push(idOf(c), idOf(cookieOf(login)), staticKey, login.headers['sec-x-viur-staticskey'], put.headers['x-security-key'], ...first.body.securityKeys, ...keys.body.securityKeys);
+    secrets.push(
+      idOf(c),
+      idOf(cookieOf(login)),
+      staticKey,
+      login.headers['sec-x-viur-staticskey'],
+      put.headers['x-security-key'],
+      ...first.body.securityKeys,
+      ...keys.body.securityKeys,
+    );
   }
   const ds = datastore();
   const [all] = await ds.runQuery(ds.createQuery(namespace, 'viur-session'));
@@ -288,20 +366,54 @@ test('no raw session id or key is in the database: entities are named by SHA-256
 describe('privileged-token attacks not covered in test/sessionApi.test.ts, on login and on kill', () => {
   const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const now = () => Math.floor(Date.now() / 1000);
-  const claims = (extra: Record<string, unknown> = {}) => ({ iss: 'https://accounts.google.com', aud: AUDIENCE, sub: '1', email: ADMIN_EMAIL, email_verified: true, iat: now(), exp: now() + 600, ...extra });
+  const claims = (extra: Record<string, unknown> = {}) => ({
+    iss: 'https://accounts.google.com',
+    aud: AUDIENCE,
+    sub: '1',
+    email: ADMIN_EMAIL,
+    email_verified: true,
+    iat: now(),
+    exp: now() + 600,
+    ...extra,
+  });
   const token = (extra: Record<string, unknown> = {}, header: Record<string, unknown> = {}) => api.admin.mint(AUDIENCE, extra, header);
   const otherJwk = { ...other.publicKey.export({ format: 'jwk' }), kid: 'attacker', alg: 'RS256' };
 
   const refused: Array<[string, number, () => string]> = [
-    ['a token whose header embeds the attacker’s own key (jwk)', 401, () => signJwt({ alg: 'RS256', kid: api.admin.kid, jwk: otherJwk }, claims(), other.privateKey)],
-    ['a token pointing to the attacker’s key set (jku, x5u)', 401, () => signJwt({ alg: 'RS256', kid: 'attacker', jku: 'https://evil.example/jwks.json', x5u: 'https://evil.example/cert.pem' }, claims(), other.privateKey)],
-    ['a kid that is an Object.prototype key (__proto__)', 401, () => signJwt({ alg: 'RS256', kid: '__proto__' }, claims(), other.privateKey)],
-    ['a kid that is an Object.prototype key (constructor)', 401, () => signJwt({ alg: 'RS256', kid: 'constructor' }, claims(), other.privateKey)],
+    [
+      'a token whose header embeds the attacker’s own key (jwk)',
+      401,
+      () => signJwt({ alg: 'RS256', kid: api.admin.kid, jwk: otherJwk }, claims(), other.privateKey),
+    ],
+    [
+      'a token pointing to the attacker’s key set (jku, x5u)',
+      401,
+      () =>
+        signJwt(
+          { alg: 'RS256', kid: 'attacker', jku: 'https://evil.example/jwks.json', x5u: 'https://evil.example/cert.pem' },
+          claims(),
+          other.privateKey,
+        ),
+    ],
+    [
+      'a kid that is an Object.prototype key (__proto__)',
+      401,
+      () => signJwt({ alg: 'RS256', kid: '__proto__' }, claims(), other.privateKey),
+    ],
+    [
+      'a kid that is an Object.prototype key (constructor)',
+      401,
+      () => signJwt({ alg: 'RS256', kid: 'constructor' }, claims(), other.privateKey),
+    ],
     ['no signature at all (alg RS256, empty third part)', 401, () => signJwt({ alg: 'RS256', kid: api.admin.kid }, claims(), null)],
-    ['the payload swapped under a valid signature', 401, () => {
-      const [h, , sig] = token().split('.');
-      return `${h}.${Buffer.from(JSON.stringify(claims({ email: 'someone@else.iam.gserviceaccount.com' }))).toString('base64url')}.${sig}`;
-    }],
+    [
+      'the payload swapped under a valid signature',
+      401,
+      () => {
+        const [h, , sig] = token().split('.');
+        return `${h}.${Buffer.from(JSON.stringify(claims({ email: 'someone@else.iam.gserviceaccount.com' }))).toString('base64url')}.${sig}`;
+      },
+    ],
     ['no expiry', 401, () => token({ exp: undefined })],
     ['no issue time', 401, () => token({ iat: undefined })],
     ['issued in the future', 401, () => token({ iat: now() + 3600, exp: now() + 7200 })],
@@ -346,8 +458,16 @@ describe('privileged-token attacks not covered in test/sessionApi.test.ts, on lo
   test('the expected audience is never taken from the request: a token for another audience is refused whatever Host says', async () => {
     const foreign = api.admin.mint('https://evil.example');
     const { cookie } = await newSession(api.server);
-    for (const headers of [{ Host: 'evil.example', 'X-Forwarded-Proto': 'https' }, { Host: 'evil.example', 'X-Forwarded-Host': 'evil.example', 'X-Forwarded-Proto': 'https' }]) {
-      const res = await http().post('/session/login').set(headers).set('Cookie', cookie).set('Authorization', bearer(foreign)).send({ user: 'root' });
+    for (const headers of [
+      { Host: 'evil.example', 'X-Forwarded-Proto': 'https' },
+      { Host: 'evil.example', 'X-Forwarded-Host': 'evil.example', 'X-Forwarded-Proto': 'https' },
+    ]) {
+      const res = await http()
+        .post('/session/login')
+        .set(headers)
+        .set('Cookie', cookie)
+        .set('Authorization', bearer(foreign))
+        .send({ user: 'root' });
       expect(res.status).toBe(401);
     }
     // Nor when no audience is configured: the origin the request names is not a fallback.
@@ -381,7 +501,10 @@ describe('cross-site requests are refused on every route that changes a session'
     ['Origin: null (sandboxed or redirected)', () => ({ Origin: 'null' })],
     ['a malformed Origin', () => ({ Origin: 'https://' })],
     ['Sec-Fetch-Site: cross-site', () => ({ 'Sec-Fetch-Site': 'cross-site' })],
-    ['Sec-Fetch-Site: cross-site and X-Forwarded-Host of the attacker', () => ({ 'Sec-Fetch-Site': 'cross-site', 'X-Forwarded-Host': 'evil.example' })],
+    [
+      'Sec-Fetch-Site: cross-site and X-Forwarded-Host of the attacker',
+      () => ({ 'Sec-Fetch-Site': 'cross-site', 'X-Forwarded-Host': 'evil.example' }),
+    ],
   ];
 
   test.each(routes)('%s %s: 403 cross_site for every cross-site mark, nothing changes, no key consumed', async (method, path, body) => {
@@ -389,14 +512,27 @@ describe('cross-site requests are refused on every route that changes a session'
     const cookie = cookieOf(first);
     const key = first.body.securityKey as string;
     const staticKey = first.headers['sec-x-viur-staticskey'];
-    await http().put('/session/data/language').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).type('json').send('"de"').expect(200);
+    await http()
+      .put('/session/data/language')
+      .set('Cookie', cookie)
+      .set('Sec-X-ViUR-StaticSKey', staticKey)
+      .type('json')
+      .send('"de"')
+      .expect(200);
     const storageKey = digest(idOf(cookie));
     const before = await api.store.get(storageKey);
     for (const [label, headers] of marks) {
       const req = request(api.server)[method.toLowerCase() as 'post'](path);
       // supertest's Host is 127.0.0.1:<ephemeral port>; the marks are built from a same-shaped host.
-      const res = await body(req.set('Cookie', cookie).set('X-Security-Key', key).set('Sec-X-ViUR-StaticSKey', staticKey).set(headers('127.0.0.1:8080')));
-      expect({ label, status: res.status, code: res.body.error?.code, setCookie: res.headers['set-cookie'] }).toEqual({ label, status: 403, code: 'cross_site', setCookie: undefined });
+      const res = await body(
+        req.set('Cookie', cookie).set('X-Security-Key', key).set('Sec-X-ViUR-StaticSKey', staticKey).set(headers('127.0.0.1:8080')),
+      );
+      expect({ label, status: res.status, code: res.body.error?.code, setCookie: res.headers['set-cookie'] }).toEqual({
+        label,
+        status: 403,
+        code: 'cross_site',
+        setCookie: undefined,
+      });
     }
     expect(await api.store.get(storageKey)).toEqual(before);
     // The key was not consumed: it still works from the site itself.
@@ -408,8 +544,22 @@ describe('cross-site requests are refused on every route that changes a session'
     const cookie = cookieOf(first);
     const staticKey = first.headers['sec-x-viur-staticskey'];
     // Behind Google's front end (TLS terminated there) X-Forwarded-Proto names the scheme the browser used.
-    await http().patch('/session').set('Host', 'sessions.example').set('X-Forwarded-Proto', 'https').set('Origin', 'https://sessions.example').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).send({ a: 1 }).expect(200);
-    await http().patch('/session').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).set('Sec-Fetch-Site', 'same-origin').send({ b: 2 }).expect(200);
+    await http()
+      .patch('/session')
+      .set('Host', 'sessions.example')
+      .set('X-Forwarded-Proto', 'https')
+      .set('Origin', 'https://sessions.example')
+      .set('Cookie', cookie)
+      .set('Sec-X-ViUR-StaticSKey', staticKey)
+      .send({ a: 1 })
+      .expect(200);
+    await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('Sec-X-ViUR-StaticSKey', staticKey)
+      .set('Sec-Fetch-Site', 'same-origin')
+      .send({ b: 2 })
+      .expect(200);
   });
 });
 
@@ -431,7 +581,10 @@ describe('input over the limits is refused before any store call', () => {
   });
 
   test('headers over node’s limit are refused by the HTTP server (431) without reaching the function', async () => {
-    const res = await http().get('/session').set('Cookie', `${COOKIE}=${'A'.repeat(43)}`).set('X-Pad', 'p'.repeat(20_000));
+    const res = await http()
+      .get('/session')
+      .set('Cookie', `${COOKIE}=${'A'.repeat(43)}`)
+      .set('X-Pad', 'p'.repeat(20_000));
     expect(res.status).toBe(431);
     expect(rpc.total()).toBe(0);
   });
@@ -444,11 +597,20 @@ describe('input over the limits is refused before any store call', () => {
     });
     try {
       const result = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port: address.port, method: 'PUT', path: '/session/data/big', headers: { cookie, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
-          let text = '';
-          res.on('data', (c) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        });
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port: address.port,
+            method: 'PUT',
+            path: '/session/data/big',
+            headers: { cookie, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          },
+        );
         req.on('error', reject);
         req.write('"');
         let sent = 0;
@@ -474,10 +636,22 @@ describe('input over the limits is refused before any store call', () => {
   test('a data key over 256 bytes, a key count over the maximum and a body of the wrong type cost no store call', async () => {
     const { cookie, key } = await newSession(api.server);
     rpc.reset();
-    await http().put(`/session/data/${'k'.repeat(257)}`).set('Cookie', cookie).set('X-Security-Key', key).type('json').send('1').expect(400);
+    await http()
+      .put(`/session/data/${'k'.repeat(257)}`)
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .type('json')
+      .send('1')
+      .expect(400);
     await http().get('/session/security-key?count=17').set('Cookie', cookie).expect(400);
     await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).type('text/plain').send('a=1').expect(415);
-    await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).set('Content-Type', 'application/json').send('{"a":').expect(400);
+    await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .set('Content-Type', 'application/json')
+      .send('{"a":')
+      .expect(400);
     expect(rpc.total()).toBe(0);
     // And the key was not consumed by any of them.
     await http().post('/session/security-key/validate').set('Cookie', cookie).send({ key }).expect(200, { valid: true });

@@ -92,7 +92,13 @@ async function newTrackedSession(): Promise<TrackedSession> {
  */
 async function underTraffic(
   sessions: TrackedSession[],
-  steps: { fault: () => Promise<void>; faultAnswers: number; whileFaulty?: () => Promise<void>; restore: () => Promise<void>; recovered: (t: Traffic) => boolean },
+  steps: {
+    fault: () => Promise<void>;
+    faultAnswers: number;
+    whileFaulty?: () => Promise<void>;
+    restore: () => Promise<void>;
+    recovered: (t: Traffic) => boolean;
+  },
 ): Promise<Traffic> {
   const t: Traffic = { phase: 'before', answers: [], transportErrors: [] };
   const record = (what: string, answer: Answer) => t.answers.push({ phase: t.phase, what, answer });
@@ -100,7 +106,10 @@ async function underTraffic(
     for (let n = 0; n < MAX_ITERATIONS && t.phase !== 'done'; n++) {
       const values = { [`w${w}n${n}a`]: n, [`w${w}n${n}b`]: n };
       try {
-        const patch = await client.call('PATCH', '/session', { headers: { cookie: s.cookie, 'sec-x-viur-staticskey': s.staticKey }, body: values });
+        const patch = await client.call('PATCH', '/session', {
+          headers: { cookie: s.cookie, 'sec-x-viur-staticskey': s.staticKey },
+          body: values,
+        });
         record('PATCH /session', patch);
         if (patch.status === 200) s.acked.push(values);
         else if (patch.status === 503) s.failed.push(values);
@@ -218,7 +227,8 @@ test('a slow store (the emulator paused with SIGSTOP): deadlines fire, requests 
         health.push(await client.call('GET', '/session'));
       },
       restore: async () => void process.kill(-pid, 'SIGCONT'),
-      recovered: (tr) => tr.answers.filter((a) => a.phase === 'after' && a.what === 'PATCH /session' && a.answer.status === 200).length >= 2 * WORKERS,
+      recovered: (tr) =>
+        tr.answers.filter((a) => a.phase === 'after' && a.what === 'PATCH /session' && a.answer.status === 200).length >= 2 * WORKERS,
     });
     summary('emulator paused', t);
     expectCleanAnswers(t);
@@ -258,15 +268,30 @@ test('the emulator goes away under traffic and is started again on the same port
     expectCleanAnswers(t);
     // A session written after the recovery works end to end, on the same store object.
     const fresh = await newTrackedSession();
-    const put = await client.call('PUT', '/session/data/after', { headers: { cookie: fresh.cookie, 'sec-x-viur-staticskey': fresh.staticKey }, body: 'ok' });
+    const put = await client.call('PUT', '/session/data/after', {
+      headers: { cookie: fresh.cookie, 'sec-x-viur-staticskey': fresh.staticKey },
+      body: 'ok',
+    });
     expect([put.status, put.body]).toEqual([200, { key: 'after', value: 'ok' }]);
-    expect((await client.call('GET', '/session', { headers: { cookie: fresh.cookie } })).body).toEqual({ user: null, data: { after: 'ok' } });
+    expect((await client.call('GET', '/session', { headers: { cookie: fresh.cookie } })).body).toEqual({
+      user: null,
+      data: { after: 'ok' },
+    });
     // What the restarted emulator holds: only whole entities of sessions created after the recovery.
     const [entities] = await datastore.runQuery(datastore.createQuery(namespace, 'viur-session'));
     const names = entities.map((e) => (e[datastore.KEY] as { name: string }).name);
     expect(names).toContain(digest(fresh.cookie.split('=')[1]));
     for (const e of entities) {
-      expect(Object.keys(e).sort()).toEqual(['createdAt', 'data', 'expiresAt', 'lastseen', 'securityKeys', 'staticSecurityKey', 'user', 'userAgent']);
+      expect(Object.keys(e).sort()).toEqual([
+        'createdAt',
+        'data',
+        'expiresAt',
+        'lastseen',
+        'securityKeys',
+        'staticSecurityKey',
+        'user',
+        'userAgent',
+      ]);
     }
     // No session of before the outage came back half-made.
     for (const s of sessions) expect(names).not.toContain(digest(s.cookie.split('=')[1]));

@@ -23,9 +23,14 @@ export interface Answer {
 export class Client {
   constructor(readonly base: string) {}
 
-  async call(method: string, path: string, options: { headers?: Record<string, string>; body?: unknown; raw?: string | Buffer } = {}): Promise<Answer> {
+  async call(
+    method: string,
+    path: string,
+    options: { headers?: Record<string, string>; body?: unknown; raw?: string | Buffer } = {},
+  ): Promise<Answer> {
     const headers: Record<string, string> = { ...options.headers };
-    let body: string | Blob | undefined = options.raw === undefined || typeof options.raw === 'string' ? options.raw : new Blob([new Uint8Array(options.raw)]);
+    let body: string | Blob | undefined =
+      options.raw === undefined || typeof options.raw === 'string' ? options.raw : new Blob([new Uint8Array(options.raw)]);
     if (options.body !== undefined) {
       body = JSON.stringify(options.body);
       headers['content-type'] ??= 'application/json';
@@ -70,9 +75,15 @@ export function problems(a: Answer, what: string): string[] {
   if (a.status >= 400) {
     const b = a.body as { error?: { code?: unknown; message?: unknown } } | undefined;
     const shapeOk =
-      typeof b === 'object' && b !== null && Object.keys(b).length === 1 && typeof b.error?.code === 'string' && typeof b.error?.message === 'string' && Object.keys(b.error).length === 2;
+      typeof b === 'object' &&
+      b !== null &&
+      Object.keys(b).length === 1 &&
+      typeof b.error?.code === 'string' &&
+      typeof b.error?.message === 'string' &&
+      Object.keys(b.error).length === 2;
     if (!shapeOk) out.push(`${what}: ${a.status} without the JSON error body: ${a.text.slice(0, 200)}`);
-    if (!(a.headers.get('content-type') ?? '').startsWith('application/json')) out.push(`${what}: ${a.status} with content-type ${a.headers.get('content-type')}`);
+    if (!(a.headers.get('content-type') ?? '').startsWith('application/json'))
+      out.push(`${what}: ${a.status} with content-type ${a.headers.get('content-type')}`);
     if (/\bat .*\.(js|ts):\d+/.test(a.text)) out.push(`${what}: stack trace in the body`);
   }
   if (a.status === 503) {
@@ -131,7 +142,12 @@ export function rssOf(pid: number): number {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until `condition` holds; a bounded loop that fails with `what`. */
-export async function until(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 60_000, intervalMs = 100): Promise<void> {
+export async function until(
+  what: string,
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs = 60_000,
+  intervalMs = 100,
+): Promise<void> {
   const attempts = Math.ceil(timeoutMs / intervalMs);
   for (let i = 0; i < attempts; i++) {
     if (await condition()) return;

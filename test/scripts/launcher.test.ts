@@ -6,7 +6,6 @@ import { freePort, isListening } from '../../scripts/emulators';
 
 const START = join(__dirname, '..', '..', 'dist', 'scripts', 'start.js');
 
-
 /** `npm start`'s launcher in its default mode (in-memory store), on free ports. */
 describe('npm start (default mode)', () => {
   let child: ChildProcess;
@@ -18,10 +17,26 @@ describe('npm start (default mode)', () => {
     ports = [await freePort(), await freePort(), await freePort()];
     const env = { ...process.env };
     for (const name of ['DATASTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'GOOGLE_CLOUD_PROJECT', 'SESSION_NAMESPACE']) delete env[name];
-    child = spawn(process.execPath, [START, '--port', `${ports[0]}`, '--kill-port', `${ports[1]}`, '--cleanup-port', `${ports[2]}`, '--demo-port', `${await freePort()}`, '--state-dir', mkdtempSync(join(tmpdir(), 'launcher-'))], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [
+        START,
+        '--port',
+        `${ports[0]}`,
+        '--kill-port',
+        `${ports[1]}`,
+        '--cleanup-port',
+        `${ports[2]}`,
+        '--demo-port',
+        `${await freePort()}`,
+        '--state-dir',
+        mkdtempSync(join(tmpdir(), 'launcher-')),
+      ],
+      {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
     const deadline = Date.now() + 30_000;
@@ -61,10 +76,14 @@ describe('npm start (default mode)', () => {
     // The kill CLI pointed at the local stack (no Pub/Sub on the memory store: it pushes to the kill function).
     const aliceCookie = login.headers.get('set-cookie')!.split(';')[0];
     const { spawnSync } = await import('node:child_process');
-    const cli = spawnSync(process.execPath, [join(__dirname, '..', '..', 'dist', 'bin', 'session-kill.js'), '--user', 'alice', '--project', 'session-local'], {
-      env: { ...process.env, SESSION_KILL_PUSH_URL: `http://localhost:${ports[1]}/projects/session-local/topics/session-kill` },
-      encoding: 'utf8',
-    });
+    const cli = spawnSync(
+      process.execPath,
+      [join(__dirname, '..', '..', 'dist', 'bin', 'session-kill.js'), '--user', 'alice', '--project', 'session-local'],
+      {
+        env: { ...process.env, SESSION_KILL_PUSH_URL: `http://localhost:${ports[1]}/projects/session-local/topics/session-kill` },
+        encoding: 'utf8',
+      },
+    );
     expect(cli.status).toBe(0);
     expect(cli.stdout).toMatch(/^local-/);
     expect(await (await fetch(`${api}/session`, { headers: { cookie: aliceCookie } })).json()).toEqual({ user: null, data: {} });
@@ -82,10 +101,24 @@ describe('npm start (default mode)', () => {
     const blocker = createServer().listen(0, '127.0.0.1');
     await new Promise((r) => blocker.once('listening', r));
     const busy = (blocker.address() as { port: number }).port;
-    const run = spawn(process.execPath, [START, '--port', `${busy}`, '--kill-port', `${await freePort()}`, '--cleanup-port', `${await freePort()}`, '--state-dir', mkdtempSync(join(tmpdir(), 'launcher-'))], {
-      env: { ...process.env, DATASTORE_EMULATOR_HOST: '', PUBSUB_EMULATOR_HOST: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const run = spawn(
+      process.execPath,
+      [
+        START,
+        '--port',
+        `${busy}`,
+        '--kill-port',
+        `${await freePort()}`,
+        '--cleanup-port',
+        `${await freePort()}`,
+        '--state-dir',
+        mkdtempSync(join(tmpdir(), 'launcher-')),
+      ],
+      {
+        env: { ...process.env, DATASTORE_EMULATOR_HOST: '', PUBSUB_EMULATOR_HOST: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let text = '';
     run.stdout.on('data', (b: Buffer) => (text += b.toString()));
     run.stderr.on('data', (b: Buffer) => (text += b.toString()));

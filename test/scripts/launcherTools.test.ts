@@ -13,7 +13,12 @@ import { ensureBuilt, ROOT } from '../support/functionsFramework';
 const DIST = join(ROOT, 'dist');
 
 function tool(script: string, args: string[], env: Record<string, string | undefined>, cwd: string) {
-  return spawnSync(process.execPath, [join(DIST, script), ...args], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [join(DIST, script), ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 describe('npm start on other ports and another state directory', () => {
@@ -30,12 +35,35 @@ describe('npm start on other ports and another state directory', () => {
     stateDir = mkdtempSync(join(tmpdir(), 'launcher-state-'));
     elsewhere = mkdtempSync(join(tmpdir(), 'launcher-cwd-'));
     const env: NodeJS.ProcessEnv = { ...process.env, SESSION_STORE: 'datastore', SESSION_ADMIN_PRINCIPALS: 'someone@example.com' };
-    for (const name of ['DATASTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'GOOGLE_CLOUD_PROJECT', 'SESSION_NAMESPACE', 'SESSION_LOCAL_STATE_DIR']) delete env[name];
-    child = spawn(process.execPath, [join(DIST, 'scripts', 'start.js'), '--port', `${ports[0]}`, '--kill-port', `${ports[1]}`, '--cleanup-port', `${ports[2]}`, '--demo-port', `${ports[3]}`, '--state-dir', stateDir], {
-      cwd: elsewhere,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    for (const name of [
+      'DATASTORE_EMULATOR_HOST',
+      'PUBSUB_EMULATOR_HOST',
+      'GOOGLE_CLOUD_PROJECT',
+      'SESSION_NAMESPACE',
+      'SESSION_LOCAL_STATE_DIR',
+    ])
+      delete env[name];
+    child = spawn(
+      process.execPath,
+      [
+        join(DIST, 'scripts', 'start.js'),
+        '--port',
+        `${ports[0]}`,
+        '--kill-port',
+        `${ports[1]}`,
+        '--cleanup-port',
+        `${ports[2]}`,
+        '--demo-port',
+        `${ports[3]}`,
+        '--state-dir',
+        stateDir,
+      ],
+      {
+        cwd: elsewhere,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
     const deadline = Date.now() + 30_000;
@@ -55,7 +83,13 @@ describe('npm start on other ports and another state directory', () => {
     expect(output).toContain(`export SESSION_KILL_PUSH_URL=http://localhost:${ports[1]}/projects/session-local/topics/session-kill\n`);
     expect(output).toContain(`export SESSION_LOCAL_STATE_DIR=${stateDir}\n`);
     const state = JSON.parse(readFileSync(join(stateDir, 'launcher.json'), 'utf8')) as Record<string, unknown>;
-    expect(state).toMatchObject({ pid: child.pid, apiUrl: `http://localhost:${ports[0]}`, audience: `http://localhost:${ports[0]}`, cleanupUrl: `http://localhost:${ports[2]}/`, store: 'memory' });
+    expect(state).toMatchObject({
+      pid: child.pid,
+      apiUrl: `http://localhost:${ports[0]}`,
+      audience: `http://localhost:${ports[0]}`,
+      cleanupUrl: `http://localhost:${ports[2]}/`,
+      store: 'memory',
+    });
   });
 
   test('mint-token, session-kill --local and cleanup reach this stack; JSON answers end with a newline', async () => {
@@ -81,7 +115,12 @@ describe('npm start on other ports and another state directory', () => {
     expect(await (await fetch(`${api}/session`, { headers: { cookie: aliceCookie } })).json()).toEqual({ user: 'alice', data: {} });
     expect(await (await fetch(`${api}/no-such-route`)).text()).toMatch(/^\{"error":\{"code":"not_found","message":"[^"]+"\}\}\n$/);
 
-    const kill = tool('bin/session-kill.js', ['--local', '--state-dir', stateDir, '--user', 'alice'], { SESSION_KILL_PUSH_URL: '', GOOGLE_CLOUD_PROJECT: '' }, elsewhere);
+    const kill = tool(
+      'bin/session-kill.js',
+      ['--local', '--state-dir', stateDir, '--user', 'alice'],
+      { SESSION_KILL_PUSH_URL: '', GOOGLE_CLOUD_PROJECT: '' },
+      elsewhere,
+    );
     expect(kill.stderr).toBe('');
     expect(kill.status).toBe(0);
     expect(kill.stdout).toMatch(/^local-/);

@@ -1,7 +1,9 @@
 import { judge, scores } from '../../scripts/mutation';
 
 /** `npm run test:mutation` fails when any one module is under its bar, however strong the others. */
-const report = (files: Record<string, string[]>) => ({ files: Object.fromEntries(Object.entries(files).map(([f, statuses]) => [f, { mutants: statuses.map((status) => ({ status })) }])) });
+const report = (files: Record<string, string[]>) => ({
+  files: Object.fromEntries(Object.entries(files).map(([f, statuses]) => [f, { mutants: statuses.map((status) => ({ status })) }])),
+});
 
 test('the score: killed and timed out over valid mutants; compile and runtime errors and ignored mutants do not count', () => {
   const r = report({ 'a.ts': ['Killed', 'Timeout', 'Survived', 'NoCoverage', 'CompileError', 'RuntimeError', 'Ignored'] });

@@ -51,7 +51,16 @@ export function cookieFrom(setCookie: string | null | undefined): string {
   return setCookie.split(';')[0];
 }
 
-const RPC_METHODS = ['lookup', 'runQuery', 'runAggregationQuery', 'beginTransaction', 'commit', 'rollback', 'allocateIds', 'reserveIds'] as const;
+const RPC_METHODS = [
+  'lookup',
+  'runQuery',
+  'runAggregationQuery',
+  'beginTransaction',
+  'commit',
+  'rollback',
+  'allocateIds',
+  'reserveIds',
+] as const;
 export type RpcCounts = Partial<Record<(typeof RPC_METHODS)[number], number>>;
 
 /**

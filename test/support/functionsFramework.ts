@@ -42,7 +42,10 @@ export function ensureBuilt(): void {
   }
   try {
     if (!stale()) return;
-    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     if (tsc.status !== 0) throw new Error(`tsc -p tsconfig.json failed:\n${tsc.stdout}${tsc.stderr}`);
   } finally {
     rmdirSync(lock);
@@ -67,13 +70,17 @@ export interface FunctionProcess {
   stop(): Promise<void>;
 }
 
-
 /**
  * Runs one entry point under the real functions-framework, as Cloud Functions does
  * (`--target`, `--signature-type`, `--source`), in its own process group so stop() also ends
  * anything it spawned.
  */
-export async function startFunction(target: string, signatureType: 'http' | 'cloudevent', env: Record<string, string>, port?: number): Promise<FunctionProcess> {
+export async function startFunction(
+  target: string,
+  signatureType: 'http' | 'cloudevent',
+  env: Record<string, string>,
+  port?: number,
+): Promise<FunctionProcess> {
   const p = port ?? (await freePort());
   const child: ChildProcess = spawn(
     process.execPath,
@@ -126,7 +133,8 @@ export async function startFunction(target: string, signatureType: 'http' | 'clo
   };
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`${target} exited with ${child.exitCode}:\n${text}`);
-    if (await isListening(p)) return { port: p, pid: child.pid!, url: `http://127.0.0.1:${p}`, logs: () => lines, output: () => text, stop };
+    if (await isListening(p))
+      return { port: p, pid: child.pid!, url: `http://127.0.0.1:${p}`, logs: () => lines, output: () => text, stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();

@@ -10,9 +10,17 @@ import { startEmulator, type Emulator } from '../../scripts/emulators';
 export default async function globalSetup(): Promise<void> {
   // Progress on stderr: the emulators take a while on a small machine, and jest is silent meanwhile.
   const started = Date.now();
-  process.stderr.write('\nglobalSetup: starting the Firestore emulator (Datastore mode), the Pub/Sub emulator and the legacy Datastore emulator (gcloud, Java)…\n');
-  const [datastore, pubsub, legacy] = await Promise.all([startEmulator('datastore'), startEmulator('pubsub'), startEmulator('datastore-legacy')]);
-  process.stderr.write(`globalSetup: emulators ready in ${((Date.now() - started) / 1000).toFixed(1)} s (Datastore ${datastore.host}, Pub/Sub ${pubsub.host}, legacy Datastore ${legacy.host})\n`);
+  process.stderr.write(
+    '\nglobalSetup: starting the Firestore emulator (Datastore mode), the Pub/Sub emulator and the legacy Datastore emulator (gcloud, Java)…\n',
+  );
+  const [datastore, pubsub, legacy] = await Promise.all([
+    startEmulator('datastore'),
+    startEmulator('pubsub'),
+    startEmulator('datastore-legacy'),
+  ]);
+  process.stderr.write(
+    `globalSetup: emulators ready in ${((Date.now() - started) / 1000).toFixed(1)} s (Datastore ${datastore.host}, Pub/Sub ${pubsub.host}, legacy Datastore ${legacy.host})\n`,
+  );
   (globalThis as unknown as { __emulators: Emulator[] }).__emulators = [datastore, pubsub, legacy];
   process.env.LEGACY_DATASTORE_EMULATOR_HOST = legacy.host;
   process.env.DATASTORE_EMULATOR_HOST = datastore.host;

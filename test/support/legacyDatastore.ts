@@ -18,5 +18,12 @@ export function legacyDatastoreStore(
   ds = legacyDatastore(),
   options: { timeoutMs?: number; maxAttempts?: number } = {},
 ): DatastoreSessionStore {
-  return new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace, timeoutMs: options.timeoutMs ?? 10_000, maxAttempts: options.maxAttempts, separateBegin: false });
+  return new DatastoreSessionStore({
+    datastore: ds,
+    kind: 'viur-session',
+    namespace,
+    timeoutMs: options.timeoutMs ?? 10_000,
+    maxAttempts: options.maxAttempts,
+    separateBegin: false,
+  });
 }

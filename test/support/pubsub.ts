@@ -3,7 +3,8 @@ import { type Message, PubSub, type Subscription, type Topic } from '@google-clo
 
 /** A client on the Pub/Sub emulator (PUBSUB_EMULATOR_HOST, set by the global setup). */
 export function pubsub(): PubSub {
-  if (!process.env.PUBSUB_EMULATOR_HOST) throw new Error('PUBSUB_EMULATOR_HOST is not set: run the tests through jest (globalSetup starts the emulator)');
+  if (!process.env.PUBSUB_EMULATOR_HOST)
+    throw new Error('PUBSUB_EMULATOR_HOST is not set: run the tests through jest (globalSetup starts the emulator)');
   return new PubSub({ projectId: process.env.GOOGLE_CLOUD_PROJECT });
 }
 

@@ -53,7 +53,12 @@ export async function existing(store: SessionStore, keys: StorageKey[]): Promise
 }
 
 /** Polls `condition` until it holds; a bounded loop that fails with `what` when it never does. */
-export async function eventually(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 60_000, intervalMs = 200): Promise<void> {
+export async function eventually(
+  what: string,
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs = 60_000,
+  intervalMs = 200,
+): Promise<void> {
   const attempts = Math.ceil(timeoutMs / intervalMs);
   for (let i = 0; i < attempts; i++) {
     if (await condition()) return;

@@ -120,7 +120,8 @@ function checkBlock(where: string, body: Json, schema: BlockSchema, meta: Kind |
         problems.push(`${where}: "${key}" is a block, written as an argument (use ${key} { ... })`);
         continue;
       }
-      if (nested.nesting === 'single' && value.length > 1) problems.push(`${where}: at most one "${key}" block is allowed, found ${value.length}`);
+      if (nested.nesting === 'single' && value.length > 1)
+        problems.push(`${where}: at most one "${key}" block is allowed, found ${value.length}`);
       value.forEach((b) => checkBlock(`${where}.${key}`, b, nested.block, undefined, problems));
       continue;
     }
@@ -162,7 +163,10 @@ function checkReferences(where: string, body: Json, declared: Declared[], extrac
         }
         let schema = schemaFor(target, extract);
         if (typeof schema === 'string') continue; // reported where the target is declared
-        const steps = m[4].replace(/\[[^\]]*\]/g, '').split('.').filter(Boolean);
+        const steps = m[4]
+          .replace(/\[[^\]]*\]/g, '')
+          .split('.')
+          .filter(Boolean);
         for (const step of steps) {
           if (step in schema.attributes || (schema.computed ?? []).some((c) => squash(c) === squash(step))) break;
           const nested: NestedBlockSchema | undefined = schema.blocks[step];
@@ -193,7 +197,8 @@ export function checkAgainstSchema(files: { file: string; hcl: Json }[], extract
     }
     checkBlock(where, d.body, schema, d.kind, problems);
   }
-  for (const d of declared) checkReferences(`${d.file}: ${d.kind === 'data' ? 'data.' : ''}${d.type}.${d.name}`, d.body, declared, extract, problems);
+  for (const d of declared)
+    checkReferences(`${d.file}: ${d.kind === 'data' ? 'data.' : ''}${d.type}.${d.name}`, d.body, declared, extract, problems);
   for (const { file, hcl } of files) {
     for (const section of ['locals', 'output']) {
       if (hcl[section] !== undefined) checkReferences(`${file}: ${section}`, { [section]: hcl[section] }, declared, extract, problems);

@@ -41,13 +41,21 @@ let parsedFiles: { file: string; hcl: Json }[];
 const SCHEMA_FILE = path.join(TF_DIR, 'schema', 'provider-schemas.json');
 
 async function parseTerraformFiles(): Promise<{ file: string; hcl: Json }[]> {
-  const files = fs.readdirSync(TF_DIR).filter((f) => f.endsWith('.tf')).sort();
-  return Promise.all(files.map(async (file) => ({ file, hcl: (await parse(file, fs.readFileSync(path.join(TF_DIR, file), 'utf8'))) as Json })));
+  const files = fs
+    .readdirSync(TF_DIR)
+    .filter((f) => f.endsWith('.tf'))
+    .sort();
+  return Promise.all(
+    files.map(async (file) => ({ file, hcl: (await parse(file, fs.readFileSync(path.join(TF_DIR, file), 'utf8'))) as Json })),
+  );
 }
 
 async function loadStack(): Promise<Stack> {
   const s: Stack = { resources: new Map(), variables: new Map(), outputs: new Map(), data: new Map(), locals: {} };
-  const files = fs.readdirSync(TF_DIR).filter((f) => f.endsWith('.tf')).sort();
+  const files = fs
+    .readdirSync(TF_DIR)
+    .filter((f) => f.endsWith('.tf'))
+    .sort();
   const put = (map: Map<string, Json>, key: string, bodies: unknown, file: string) => {
     if (map.has(key)) throw new Error(`${key} is declared twice (again in ${file})`);
     map.set(key, (bodies as Json[])[0]);
@@ -202,7 +210,10 @@ function gcloudArgs(provisioner: Json | undefined, values: Record<string, string
         return [k, values[m[1]]];
       }),
     );
-    const r = spawnSync('/bin/sh', ['-c', String(provisioner?.command)], { env: { PATH: `${bin}:/usr/bin:/bin`, ...env }, encoding: 'utf8' });
+    const r = spawnSync('/bin/sh', ['-c', String(provisioner?.command)], {
+      env: { PATH: `${bin}:/usr/bin:/bin`, ...env },
+      encoding: 'utf8',
+    });
     if (r.status !== 0 || r.stderr !== '') throw new Error(`the command failed (${r.status}): ${r.stderr}`);
     return r.stdout.trim().split('\n');
   } finally {
@@ -264,7 +275,9 @@ describe('terraform/', () => {
     const pkgStep = stack.data.get('external.package');
     expect(pkgStep).toMatchObject({ program: ['node', 'scripts/package-deploy.js', '--terraform'], working_dir: '${path.module}/..' });
     // A content hash in the object name: a code change uploads a new object and redeploys.
-    expect(resource('google_storage_bucket_object', 'source').name).toMatch(/\$\{data\.archive_file\.source\.output_(sha256|md5|base64sha256|sha512)\}/);
+    expect(resource('google_storage_bucket_object', 'source').name).toMatch(
+      /\$\{data\.archive_file\.source\.output_(sha256|md5|base64sha256|sha512)\}/,
+    );
     for (const [, body] of fns) {
       const storage = nested(body, 'build_config', 'source', 'storage_source');
       expect(deref(storage.object)).toBe('${google_storage_bucket_object.source.name}');
@@ -290,7 +303,11 @@ describe('terraform/', () => {
   });
 
   test("sets every variable the table's scope says a deployment sets", () => {
-    const keys = envKeys(deref(nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().sessionApi), 'service_config').environment_variables));
+    const keys = envKeys(
+      deref(
+        nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().sessionApi), 'service_config').environment_variables,
+      ),
+    );
     expect(DEPLOYED.map((row) => row.name).filter((k) => !keys.includes(k))).toEqual([]);
   });
 
@@ -341,7 +358,12 @@ describe('terraform/', () => {
     const { project_id: projectId, ...rest } = example;
     expect(typeof projectId).toBe('string');
     for (const [name, value] of Object.entries(rest)) expect({ name, value }).toEqual({ name, value: variableDefault(name) });
-    for (const name of ['session_absolute_lifetime_seconds', 'session_max_data_keys', 'session_max_sessions_per_user', 'session_read_cache_ms']) {
+    for (const name of [
+      'session_absolute_lifetime_seconds',
+      'session_max_data_keys',
+      'session_max_sessions_per_user',
+      'session_read_cache_ms',
+    ]) {
       expect(Object.keys(rest)).toContain(name);
     }
   });
@@ -410,13 +432,22 @@ describe('terraform/', () => {
 
   test('only sessionApi is public; the cleanup answers only the scheduler, the kill function only its push identity', () => {
     const byEntry = functionsByEntryPoint();
-    const scheduler = nested(resource('google_cloud_scheduler_job', 'cleanup'), 'http_target', 'oidc_token').service_account_email as string;
+    const scheduler = nested(resource('google_cloud_scheduler_job', 'cleanup'), 'http_target', 'oidc_token')
+      .service_account_email as string;
     const push = nested(resource('google_pubsub_subscription', 'kill_push'), 'push_config', 'oidc_token').service_account_email as string;
     expect(scheduler).not.toBe(push);
 
-    const invokerTypes = ['google_cloud_run_service_iam_binding', 'google_cloud_run_service_iam_member', 'google_cloud_run_v2_service_iam_binding', 'google_cloud_run_v2_service_iam_member'];
-    const invokers = invokerTypes.flatMap((t) => ofType(t).map(([name, body]) => ({ type: t, name, body }))).filter((i) => i.body.role === 'roles/run.invoker');
-    const invokersOf = (entry: string) => invokers.filter((i) => String(i.body.service ?? i.body.name).startsWith(`\${${fnRef(byEntry[entry])}.`));
+    const invokerTypes = [
+      'google_cloud_run_service_iam_binding',
+      'google_cloud_run_service_iam_member',
+      'google_cloud_run_v2_service_iam_binding',
+      'google_cloud_run_v2_service_iam_member',
+    ];
+    const invokers = invokerTypes
+      .flatMap((t) => ofType(t).map(([name, body]) => ({ type: t, name, body })))
+      .filter((i) => i.body.role === 'roles/run.invoker');
+    const invokersOf = (entry: string) =>
+      invokers.filter((i) => String(i.body.service ?? i.body.name).startsWith(`\${${fnRef(byEntry[entry])}.`));
     const expected: Record<string, string[]> = {
       sessionApi: ['allUsers'],
       startClearSessions: [`serviceAccount:${scheduler}`],
@@ -433,14 +464,19 @@ describe('terraform/', () => {
     // No public principal anywhere else, and no invoker grant that spans services.
     for (const [key, body] of stack.resources) {
       const all = members(body);
-      if (all.some((m) => m === 'allUsers' || m === 'allAuthenticatedUsers')) expect(key).toBe(`google_cloud_run_service_iam_binding.${invokersOf('sessionApi')[0].name}`);
-      if (key.startsWith('google_project_iam_') || key.startsWith('google_cloudfunctions2_function_iam_')) expect({ key, role: body.role }).not.toEqual({ key, role: 'roles/run.invoker' });
+      if (all.some((m) => m === 'allUsers' || m === 'allAuthenticatedUsers'))
+        expect(key).toBe(`google_cloud_run_service_iam_binding.${invokersOf('sessionApi')[0].name}`);
+      if (key.startsWith('google_project_iam_') || key.startsWith('google_cloudfunctions2_function_iam_'))
+        expect({ key, role: body.role }).not.toEqual({ key, role: 'roles/run.invoker' });
     }
   });
 
   test('grants no broad roles: project-level roles are Datastore access for the runtimes and the build role only', () => {
-    const roles = [...stack.resources].filter(([key]) => /_iam_(member|binding)\./.test(key)).map(([key, body]) => ({ key, role: body.role as string }));
-    for (const { key, role } of roles) expect({ key, role }).not.toEqual({ key, role: expect.stringMatching(/^roles\/(owner|editor|viewer)$/) });
+    const roles = [...stack.resources]
+      .filter(([key]) => /_iam_(member|binding)\./.test(key))
+      .map(([key, body]) => ({ key, role: body.role as string }));
+    for (const { key, role } of roles)
+      expect({ key, role }).not.toEqual({ key, role: expect.stringMatching(/^roles\/(owner|editor|viewer)$/) });
     expect(ofType('google_project_iam_binding')).toEqual([]);
     expect(ofType('google_project_iam_policy')).toEqual([]);
     const projectGrants = ofType('google_project_iam_member').map(([, b]) => ({ role: b.role, member: b.member }));
@@ -469,10 +505,14 @@ describe('terraform/', () => {
 
     const deadline = Number(/^(\d+)s$/.exec(String(job.attempt_deadline))?.[1]);
     expect(deadline).toBeLessThanOrEqual(1800);
-    const timeout = Number(nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().startClearSessions), 'service_config').timeout_seconds);
+    const timeout = Number(
+      nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().startClearSessions), 'service_config').timeout_seconds,
+    );
     expect(timeout).toBeGreaterThanOrEqual(deadline);
     expect(Number(variableDefault('cleanup_budget_seconds'))).toBeLessThan(deadline);
-    expect(Number(variableDefault('cleanup_budget_seconds'))).toBe(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }).deletion.cleanupBudgetSeconds);
+    expect(Number(variableDefault('cleanup_budget_seconds'))).toBe(
+      loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }).deletion.cleanupBudgetSeconds,
+    );
   });
 
   test('kill messages are pushed to the kill function with a dead-letter path', () => {
@@ -480,13 +520,17 @@ describe('terraform/', () => {
     const sub = resource('google_pubsub_subscription', 'kill_push');
     expect(sub.topic).toBe('${google_pubsub_topic.kill.id}');
     const pushConfig = nested(sub, 'push_config');
-    const endpoint = String(pushConfig.push_endpoint).replace(/\$\{local\.(\w+)\}/g, (_, name: string) => String(deref(`\${local.${name}}`)));
+    const endpoint = String(pushConfig.push_endpoint).replace(/\$\{local\.(\w+)\}/g, (_, name: string) =>
+      String(deref(`\${local.${name}}`)),
+    );
     const serviceUrl = `\${${kill}.service_config[0].uri}`;
     expect(endpoint.startsWith(serviceUrl)).toBe(true);
     // functions-framework turns a raw push into a CloudEvent only when the path names the topic.
     expect(endpoint.slice(serviceUrl.length)).toBe('/projects/${var.project_id}/topics/${google_pubsub_topic.kill.name}');
     expect(deref(nested(pushConfig, 'oidc_token').audience)).toBe(serviceUrl);
-    const timeout = Number(nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().killSessionByUser), 'service_config').timeout_seconds);
+    const timeout = Number(
+      nested(resource('google_cloudfunctions2_function', functionsByEntryPoint().killSessionByUser), 'service_config').timeout_seconds,
+    );
     expect(Number(sub.ack_deadline_seconds)).toBeGreaterThan(timeout);
     expect(sub.retry_policy).toBeDefined();
 
@@ -500,12 +544,18 @@ describe('terraform/', () => {
     expect(ofType('google_pubsub_subscription').some(([, b]) => b.topic === '${google_pubsub_topic.kill_dead_letter.id}')).toBe(true);
     // The Pub/Sub service agent forwards to the dead-letter topic and acknowledges on the source.
     const agent = '${local.pubsub_service_agent}';
-    expect(String(stack.locals.pubsub_service_agent)).toMatch(/^serviceAccount:service-\$\{data\.google_project\.\w+\.number\}@gcp-sa-pubsub\.iam\.gserviceaccount\.com$/);
+    expect(String(stack.locals.pubsub_service_agent)).toMatch(
+      /^serviceAccount:service-\$\{data\.google_project\.\w+\.number\}@gcp-sa-pubsub\.iam\.gserviceaccount\.com$/,
+    );
     expect(ofType('google_pubsub_topic_iam_member').map(([, b]) => b)).toContainEqual(
       expect.objectContaining({ topic: '${google_pubsub_topic.kill_dead_letter.name}', role: 'roles/pubsub.publisher', member: agent }),
     );
     expect(ofType('google_pubsub_subscription_iam_member').map(([, b]) => b)).toContainEqual(
-      expect.objectContaining({ subscription: '${google_pubsub_subscription.kill_push.name}', role: 'roles/pubsub.subscriber', member: agent }),
+      expect.objectContaining({
+        subscription: '${google_pubsub_subscription.kill_push.name}',
+        role: 'roles/pubsub.subscriber',
+        member: agent,
+      }),
     );
   });
 
@@ -538,7 +588,12 @@ describe('terraform/', () => {
     // google_firestore_field cannot set a TTL on a Datastore-mode database (datastore.tf says why).
     expect(ofType('google_firestore_field')).toEqual([]);
     const ttl = resource('terraform_data', 'expires_at_ttl');
-    expect(ttl.triggers_replace).toEqual({ project: '${var.project_id}', database: '${var.database_id}', kind: '${var.kind}', field: 'expiresAt' });
+    expect(ttl.triggers_replace).toEqual({
+      project: '${var.project_id}',
+      database: '${var.database_id}',
+      kind: '${var.kind}',
+      field: 'expiresAt',
+    });
     expect(store).toMatch(/['"]expiresAt['"]\s*,\s*['"]<['"]/);
   });
 
@@ -551,7 +606,16 @@ describe('terraform/', () => {
     expect(destroy?.on_failure).toBe('${continue}');
 
     const values = { project: 'p1', database: '(default)', kind: 'viur-session', field: triggers.field };
-    const common = ['firestore', 'fields', 'ttls', 'update', 'expiresAt', '--collection-group=viur-session', '--database=(default)', '--project=p1'];
+    const common = [
+      'firestore',
+      'fields',
+      'ttls',
+      'update',
+      'expiresAt',
+      '--collection-group=viur-session',
+      '--database=(default)',
+      '--project=p1',
+    ];
     expect(gcloudArgs(create, values)).toEqual([...common, '--enable-ttl', '--quiet']);
     expect(gcloudArgs(destroy, values)).toEqual([...common, '--disable-ttl', '--quiet']);
     // The field is the one the session entities carry their expiry in.
@@ -561,12 +625,17 @@ describe('terraform/', () => {
   test('a fresh project: the functions build only after the build grant has had time to take effect, the Pub/Sub agent exists before its grants', () => {
     const wait = resource('time_sleep', 'iam_propagation');
     expect(wait.create_duration).toBe('60s');
-    expect(Object.values(wait.triggers as Json).sort()).toEqual(['${google_project_iam_member.build_run_builder.member}', '${terraform_data.pubsub_service_identity.id}']);
+    expect(Object.values(wait.triggers as Json).sort()).toEqual([
+      '${google_project_iam_member.build_run_builder.member}',
+      '${terraform_data.pubsub_service_identity.id}',
+    ]);
     const build = resource('google_project_iam_member', 'build_run_builder');
     expect(build.role).toBe('roles/run.builder');
     for (const [name, body] of ofType('google_cloudfunctions2_function')) {
       expect({ name, waits: (body.depends_on as string[]).includes('${time_sleep.iam_propagation}') }).toEqual({ name, waits: true });
-      expect(nested(body, 'build_config').service_account).toBe(`\${google_service_account.${/google_service_account\.(\w+)\./.exec(String(build.member))?.[1]}.id}`);
+      expect(nested(body, 'build_config').service_account).toBe(
+        `\${google_service_account.${/google_service_account\.(\w+)\./.exec(String(build.member))?.[1]}.id}`,
+      );
     }
 
     const identity = resource('terraform_data', 'pubsub_service_identity');
@@ -575,7 +644,13 @@ describe('terraform/', () => {
     const create = (identity.provisioner as Record<string, Json[]>)['local-exec'];
     expect(create).toHaveLength(1);
     expect(gcloudArgs(create[0], { project: 'p1', service: 'pubsub.googleapis.com' })).toEqual([
-      'beta', 'services', 'identity', 'create', '--service=pubsub.googleapis.com', '--project=p1', '--quiet',
+      'beta',
+      'services',
+      'identity',
+      'create',
+      '--service=pubsub.googleapis.com',
+      '--project=p1',
+      '--quiet',
     ]);
     const agentGrants = [...stack.resources].filter(([, b]) => members(b).includes('${local.pubsub_service_agent}'));
     expect(agentGrants.map(([k]) => k).sort()).toEqual([
@@ -583,23 +658,29 @@ describe('terraform/', () => {
       'google_pubsub_topic_iam_member.dead_letter_publisher',
       'google_service_account_iam_member.pubsub_agent_mints_push_tokens',
     ]);
-    for (const [key, body] of agentGrants) expect({ key, dependsOn: body.depends_on }).toEqual({ key, dependsOn: ['${time_sleep.iam_propagation}'] });
+    for (const [key, body] of agentGrants)
+      expect({ key, dependsOn: body.depends_on }).toEqual({ key, dependsOn: ['${time_sleep.iam_propagation}'] });
   });
 
   test('outputs the API URL, the topic and the function names', () => {
     const api = fnRef(functionsByEntryPoint().sessionApi);
     const values = [...stack.outputs.values()].map((o) => JSON.stringify(o.value));
-    expect(values.some((v) => v === JSON.stringify(`\${${api}.service_config[0].uri}`) || v === JSON.stringify(`\${${api}.url}`))).toBe(true);
+    expect(values.some((v) => v === JSON.stringify(`\${${api}.service_config[0].uri}`) || v === JSON.stringify(`\${${api}.url}`))).toBe(
+      true,
+    );
     expect(values).toContain(JSON.stringify('${google_pubsub_topic.kill.name}'));
     const names = [...stack.outputs.values()].find((o) => o.value && typeof o.value === 'object' && 'sessionApi' in (o.value as Json));
-    expect(names?.value).toEqual(Object.fromEntries(Object.entries(functionsByEntryPoint()).map(([entry, name]) => [entry, `\${${fnRef(name)}.name}`])));
+    expect(names?.value).toEqual(
+      Object.fromEntries(Object.entries(functionsByEntryPoint()).map(([entry, name]) => [entry, `\${${fnRef(name)}.name}`])),
+    );
   });
 });
 
 describe('terraform/ against the provider schemas (terraform/schema/provider-schemas.json)', () => {
   const extract = (): SchemaExtract => JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')) as SchemaExtract;
   // Sorted: the order of hcl2json's keys is not the order of the source.
-  const check = async (hcl: string) => checkAgainstSchema([{ file: 'fixture.tf', hcl: (await parse('fixture.tf', hcl)) as Json }], extract()).sort();
+  const check = async (hcl: string) =>
+    checkAgainstSchema([{ file: 'fixture.tf', hcl: (await parse('fixture.tf', hcl)) as Json }], extract()).sort();
 
   test('every resource and data block matches its schema: names at every depth, required arguments, blocks vs arguments, enum values, references', () => {
     expect(checkAgainstSchema(parsedFiles, extract())).toEqual([]);
@@ -641,7 +722,9 @@ describe('terraform/ against the provider schemas (terraform/schema/provider-sch
     expect(Object.keys(required).sort()).toEqual(pinned.map(([name]) => name).sort());
     // terraform_data's schema came from a Terraform release that required_version admits.
     const builtIn = Object.values(schemas.providers).find((p) => p.source === BUILT_IN_PROVIDER);
-    const minimum = /^>= (\d+)\.(\d+)$/.exec(String((parsedFiles.find((f) => f.file === 'versions.tf')?.hcl.terraform as Json[])[0].required_version));
+    const minimum = /^>= (\d+)\.(\d+)$/.exec(
+      String((parsedFiles.find((f) => f.file === 'versions.tf')?.hcl.terraform as Json[])[0].required_version),
+    );
     const [tfMajor, tfMinor] = String(builtIn?.version).split('.').map(Number);
     expect(tfMajor * 1000 + tfMinor).toBeGreaterThanOrEqual(Number(minimum?.[1]) * 1000 + Number(minimum?.[2]));
   });
@@ -661,7 +744,9 @@ resource "google_cloudfunctions2_function" "f" {
     }
   }
 }`);
-    expect(problems).toEqual(['fixture.tf: google_cloudfunctions2_function.f.build_config.source: no argument or block named "storage_sorce"']);
+    expect(problems).toEqual([
+      'fixture.tf: google_cloudfunctions2_function.f.build_config.source: no argument or block named "storage_sorce"',
+    ]);
   });
 
   test('reports a missing required argument, also inside a nested block', async () => {
@@ -754,14 +839,16 @@ resource "terraform_data" "d" {
 function versionsBlock(): Record<string, unknown> {
   const hcl = parsedFiles.find((f) => f.file === 'versions.tf')?.hcl;
   const terraform = (hcl?.terraform as Json[] | undefined)?.[0];
-  return ((terraform?.required_providers as Json[] | undefined)?.[0] ?? {});
+  return (terraform?.required_providers as Json[] | undefined)?.[0] ?? {};
 }
 
 describe('scripts/package-deploy.js', () => {
   const deployDir = path.join(ROOT, 'build', 'deploy');
 
   const listFiles = (dir: string, base = dir): string[] =>
-    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name), base) : [path.relative(base, path.join(dir, e.name))]));
+    fs
+      .readdirSync(dir, { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name), base) : [path.relative(base, path.join(dir, e.name))]));
 
   test('assembles exactly the package Cloud Build compiles, and it compiles to package.json main', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
@@ -773,14 +860,20 @@ describe('scripts/package-deploy.js', () => {
 
     const sourceDirs = ['lib', 'functions', 'bin', 'client', 'deploy'].filter((d) => fs.existsSync(path.join(ROOT, d)));
     expect(fs.readdirSync(deployDir).sort()).toEqual([...sourceDirs, 'package-lock.json', 'package.json', 'tsconfig.json'].sort());
-    expect(fs.readFileSync(path.join(deployDir, 'package-lock.json'), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
+    expect(fs.readFileSync(path.join(deployDir, 'package-lock.json'), 'utf8')).toBe(
+      fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'),
+    );
     // The deployed package.json differs in `main` alone: functions-framework loads the bundle's loader there.
     const deployedMain = 'dist/deploy/index.cjs';
-    expect(fs.readFileSync(path.join(deployDir, 'package.json'), 'utf8')).toBe(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8').replace(`"main": "${pkg.main}"`, `"main": "${deployedMain}"`));
+    expect(fs.readFileSync(path.join(deployDir, 'package.json'), 'utf8')).toBe(
+      fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8').replace(`"main": "${pkg.main}"`, `"main": "${deployedMain}"`),
+    );
     expect(pkg.scripts['gcp-build']).toContain('node deploy/bundle.js');
     // Every source of the uploaded directories, byte for byte; no tests, no local tooling.
     for (const dir of sourceDirs) {
-      const expected = listFiles(path.join(ROOT, dir)).filter((f) => !/\.(test|spec)\.ts$/.test(f) && !f.split(path.sep).some((p) => p.startsWith('.'))).sort();
+      const expected = listFiles(path.join(ROOT, dir))
+        .filter((f) => !/\.(test|spec)\.ts$/.test(f) && !f.split(path.sep).some((p) => p.startsWith('.')))
+        .sort();
       expect(listFiles(path.join(deployDir, dir)).sort()).toEqual(expected);
       for (const f of expected) expect(fs.readFileSync(path.join(deployDir, dir, f))).toEqual(fs.readFileSync(path.join(ROOT, dir, f)));
     }
@@ -799,7 +892,8 @@ describe('scripts/package-deploy.js', () => {
       const build = spawnSync('npm', ['run', '--silent', 'gcp-build'], { cwd: scratch, encoding: 'utf8' });
       expect(build.status === 0 ? 'built' : `exit ${build.status}: ${build.stdout}${build.stderr}`).toBe('built');
       expect(fs.existsSync(path.join(scratch, pkg.main))).toBe(true);
-      for (const f of [deployedMain, 'dist/deploy/functions.js', 'dist/deploy/functions.cache']) expect(fs.existsSync(path.join(scratch, f))).toBe(true);
+      for (const f of [deployedMain, 'dist/deploy/functions.js', 'dist/deploy/functions.cache'])
+        expect(fs.existsSync(path.join(scratch, f))).toBe(true);
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
@@ -815,13 +909,19 @@ describe('scripts/package-deploy.js', () => {
     fs.writeFileSync(path.join(deployDir, 'lib', 'stale.ts'), 'export const stale = true;\n');
 
     // The protocol: a JSON query on stdin, only a JSON object of strings on stdout.
-    const run = spawnSync(program[0] === 'node' ? process.execPath : program[0], program.slice(1), { cwd: workingDir, input: '{}', encoding: 'utf8' });
+    const run = spawnSync(program[0] === 'node' ? process.execPath : program[0], program.slice(1), {
+      cwd: workingDir,
+      input: '{}',
+      encoding: 'utf8',
+    });
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
     const result = JSON.parse(run.stdout) as Record<string, unknown>;
     expect(Object.values(result).every((v) => typeof v === 'string')).toBe(true);
     expect(result.source_dir).toBe(deployDir);
     expect(fs.existsSync(path.join(deployDir, 'lib', 'stale.ts'))).toBe(false);
-    const expected = listFiles(path.join(ROOT, 'lib')).filter((f) => !/\.(test|spec)\.ts$/.test(f)).sort();
+    const expected = listFiles(path.join(ROOT, 'lib'))
+      .filter((f) => !/\.(test|spec)\.ts$/.test(f))
+      .sort();
     expect(listFiles(path.join(deployDir, 'lib')).sort()).toEqual(expected);
     expect(Number(result.files)).toBe(listFiles(deployDir).length);
   });
@@ -831,7 +931,11 @@ describe('scripts/package-deploy.js', () => {
     const probe = path.join(ROOT, 'functions', 'zz-terraform-probe.ts');
     fs.writeFileSync(probe, "import '../scripts/emulators';\n");
     try {
-      const run = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'package-deploy.js'), '--terraform'], { cwd: ROOT, input: '{}', encoding: 'utf8' });
+      const run = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'package-deploy.js'), '--terraform'], {
+        cwd: ROOT,
+        input: '{}',
+        encoding: 'utf8',
+      });
       expect(run.status).toBe(1);
       expect(run.stdout).toBe('');
       expect(run.stderr).toMatch(/functions\/zz-terraform-probe\.ts imports \.\.\/scripts\/emulators/);

@@ -6,7 +6,11 @@ import { sessionRoutes } from './session';
 
 /** Every route of sessionApi, by subject. Patterns are anchored and disjoint, so their order only matters within a table. */
 export const ROUTES: readonly Route[] = [
-  { template: '/healthz', pattern: /^\/healthz$/, methods: { GET: { mode: 'custom', run: ({ res }) => sendJson(res, 200, { status: 'ok' }) } } },
+  {
+    template: '/healthz',
+    pattern: /^\/healthz$/,
+    methods: { GET: { mode: 'custom', run: ({ res }) => sendJson(res, 200, { status: 'ok' }) } },
+  },
   ...sessionRoutes,
   ...deviceRoutes,
   ...adminRoutes,

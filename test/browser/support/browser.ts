@@ -38,11 +38,18 @@ export interface Chromium {
 /** Launches Chromium on a fresh profile directory, removed again on close. */
 export async function launchChromium(): Promise<Chromium> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install -y chromium; .ci/run installs it), or CHROMIUM_PATH`);
+    throw new Error(
+      `${CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install -y chromium; .ci/run installs it), or CHROMIUM_PATH`,
+    );
   }
   const profile = mkdtempSync(join(tmpdir(), 'session-chromium-'));
   // launchPersistentContext would own the profile; a plain launch with the flags keeps contexts separate.
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...FLAGS, `--disk-cache-dir=${join(profile, 'cache')}`], env: { ...process.env, HOME: profile } });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...FLAGS, `--disk-cache-dir=${join(profile, 'cache')}`],
+    env: { ...process.env, HOME: profile },
+  });
   return {
     browser,
     context: () => browser.newContext({ ignoreHTTPSErrors: true }),
@@ -61,7 +68,23 @@ export function selfSigned(): { key: Buffer; cert: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), 'session-tls-'));
   const run = spawnSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=example.test', '-addext', 'subjectAltName=DNS:*.example.test,DNS:*.attacker.test,DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=example.test',
+      '-addext',
+      'subjectAltName=DNS:*.example.test,DNS:*.attacker.test,DNS:localhost',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
     { encoding: 'utf8' },
   );
   if (run.status !== 0) throw new Error(`openssl could not make a test certificate: ${run.error?.message ?? run.stderr}`);
@@ -109,7 +132,10 @@ export function httpsFront(targetPort: number, seen: Seen[] = []): Server {
  * A site serving fixed pages (path → HTML) and the built browser client at /client/sessionClient.mjs.
  * `handle` may answer other requests (a backend route); it returns false to fall through to 404.
  */
-export function site(pages: Record<string, string>, handle?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => boolean): Server {
+export function site(
+  pages: Record<string, string>,
+  handle?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => boolean,
+): Server {
   const client = join(ROOT, 'dist', 'client', 'sessionClient.mjs');
   if (!existsSync(client)) throw new Error('dist/client/sessionClient.mjs is missing: npm test builds it first (npm run build)');
   return createHttpsServer(selfSigned(), (req, res) => {

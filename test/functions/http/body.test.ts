@@ -50,7 +50,14 @@ describe('JSON bodies read before functions-framework', () => {
   });
 
   test('JSON media types: application/json and any +json, in any case; a top-level primitive is a body', async () => {
-    for (const type of ['application/json', 'APPLICATION/JSON', 'application/merge-patch+json', 'application/vnd.api+json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8']) {
+    for (const type of [
+      'application/json',
+      'APPLICATION/JSON',
+      'application/merge-patch+json',
+      'application/vnd.api+json; charset=utf-8',
+      'application/json;charset="UTF-8"',
+      'application/json; charset=utf8',
+    ]) {
       expect((await post(type, '"text"')).body).toMatchObject({ body: 'text', json: true });
     }
   });
@@ -83,11 +90,14 @@ describe('JSON bodies read before functions-framework', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     try {
       return await new Promise((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/', headers }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }));
-        });
+        const req = httpRequest(
+          { host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/', headers },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }));
+          },
+        );
         req.on('error', reject);
         // Without a body the request stays open: only the answer ends it.
         if (body === undefined) req.flushHeaders();
@@ -134,14 +144,37 @@ describe('errors that never reach a function get the JSON error body', () => {
   installRequestHooks(1, 0); // a second install changes nothing (the hooks are installed once)
   const app = express();
   app.post('/echo', (req, res) => res.json({ body: req.body }));
-  app.get('/fail/:status', (req, _res, next) => next(Object.assign(new Error('boom /srv/x.js'), { status: Number((req as { params: { status: string } }).params.status) })));
+  app.get('/fail/:status', (req, _res, next) =>
+    next(Object.assign(new Error('boom /srv/x.js'), { status: Number((req as { params: { status: string } }).params.status) })),
+  );
 
   test('the body is parsed for the route; a too large one is 413 with Connection: close', async () => {
-    expect((await request(app as never).post('/echo').set('Content-Type', 'application/json').send('[1,2]')).body).toEqual({ body: [1, 2] });
-    const big = await request(app as never).post('/echo').set('Content-Type', 'application/json').send(JSON.stringify('x'.repeat(LIMIT)));
-    expect([big.status, big.headers.connection, big.body]).toEqual([413, 'close', { error: { code: 'too_large', message: 'the request body exceeds 64 bytes' } }]);
-    const bad = await request(app as never).post('/echo').set('Content-Type', 'application/json').send('{');
-    expect([bad.status, bad.headers['content-type'], bad.body]).toEqual([400, 'application/json; charset=utf-8', { error: { code: 'bad_json', message: 'the request body is not valid JSON' } }]);
+    expect(
+      (
+        await request(app as never)
+          .post('/echo')
+          .set('Content-Type', 'application/json')
+          .send('[1,2]')
+      ).body,
+    ).toEqual({ body: [1, 2] });
+    const big = await request(app as never)
+      .post('/echo')
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify('x'.repeat(LIMIT)));
+    expect([big.status, big.headers.connection, big.body]).toEqual([
+      413,
+      'close',
+      { error: { code: 'too_large', message: 'the request body exceeds 64 bytes' } },
+    ]);
+    const bad = await request(app as never)
+      .post('/echo')
+      .set('Content-Type', 'application/json')
+      .send('{');
+    expect([bad.status, bad.headers['content-type'], bad.body]).toEqual([
+      400,
+      'application/json; charset=utf-8',
+      { error: { code: 'bad_json', message: 'the request body is not valid JSON' } },
+    ]);
   });
 
   test.each([
@@ -244,7 +277,8 @@ describe('a refused upload: the client reads the answer, then the connection is 
     await new Promise<void>((r) => server.close(() => r()));
   });
   const port = () => (server.address() as AddressInfo).port;
-  const upload = (length: number) => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+  const upload = (length: number) =>
+    `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
 
   test.each([
     ['refused by its declared length', false],
@@ -260,7 +294,10 @@ describe('a refused upload: the client reads the answer, then the connection is 
       client.socket.write(upload(total));
     }
     const answer = await client.answer();
-    expect([answer.status, JSON.parse(answer.body)]).toEqual([413, { error: { code: 'too_large', message: 'the request body exceeds 64 bytes' } }]);
+    expect([answer.status, JSON.parse(answer.body)]).toEqual([
+      413,
+      { error: { code: 'too_large', message: 'the request body exceeds 64 bytes' } },
+    ]);
     await client.send(total, chunked);
     // The server read the rest (dropping it): the next request on the connection is answered, also
     // once the linger time is over (the body ended, so nothing closes the connection).
@@ -293,7 +330,10 @@ describe('a refused upload: the client reads the answer, then the connection is 
     const client = new RawClient(port());
     client.socket.write(`${upload(1)}{`);
     const bad = await client.answer();
-    expect([bad.status, JSON.parse(bad.body)]).toEqual([400, { error: { code: 'bad_json', message: 'the request body is not valid JSON' } }]);
+    expect([bad.status, JSON.parse(bad.body)]).toEqual([
+      400,
+      { error: { code: 'bad_json', message: 'the request body is not valid JSON' } },
+    ]);
     expect(bad.headers).not.toContain('connection: close');
     // Past the linger time: a refused request that was complete is not lingered on, nothing closes it.
     await pastLinger();

@@ -41,34 +41,44 @@ function accessControlHeaders(res: request.Response): string[] {
 }
 
 describe('preflight', () => {
-  test.each(ROUTES)('OPTIONS %s from an allowed origin: 204 with the methods, the accepted headers and a max-age, no store call', async (path, methods) => {
-    const rpc = countRpcs();
-    try {
-      const res = await http()
-        .options(path)
-        .set('Origin', PAGE)
-        .set('Access-Control-Request-Method', 'PUT')
-        .set('Access-Control-Request-Headers', 'content-type,x-security-key')
-        .set('Cookie', `${api.runtime.config.session.cookie.name}=${'A'.repeat(43)}`);
-      expect(res.status).toBe(204);
-      expect(res.headers).toMatchObject({
-        'access-control-allow-origin': PAGE,
-        'access-control-allow-credentials': 'true',
-        'access-control-allow-methods': methods,
-        'access-control-allow-headers': 'Content-Type, X-Security-Key, X-Static-Security-Key',
-        'access-control-max-age': '600',
-        allow: methods,
-        vary: 'Origin',
-      });
-      expect(res.headers['set-cookie']).toBeUndefined();
-      expect(rpc.total()).toBe(0);
-    } finally {
-      rpc.restore();
-    }
-  });
+  test.each(ROUTES)(
+    'OPTIONS %s from an allowed origin: 204 with the methods, the accepted headers and a max-age, no store call',
+    async (path, methods) => {
+      const rpc = countRpcs();
+      try {
+        const res = await http()
+          .options(path)
+          .set('Origin', PAGE)
+          .set('Access-Control-Request-Method', 'PUT')
+          .set('Access-Control-Request-Headers', 'content-type,x-security-key')
+          .set('Cookie', `${api.runtime.config.session.cookie.name}=${'A'.repeat(43)}`);
+        expect(res.status).toBe(204);
+        expect(res.headers).toMatchObject({
+          'access-control-allow-origin': PAGE,
+          'access-control-allow-credentials': 'true',
+          'access-control-allow-methods': methods,
+          'access-control-allow-headers': 'Content-Type, X-Security-Key, X-Static-Security-Key',
+          'access-control-max-age': '600',
+          allow: methods,
+          vary: 'Origin',
+        });
+        expect(res.headers['set-cookie']).toBeUndefined();
+        expect(rpc.total()).toBe(0);
+      } finally {
+        rpc.restore();
+      }
+    },
+  );
 
   test('OPTIONS from an unlisted origin, from a look-alike of an allowed one, or without Origin: 204 with Allow and not one Access-Control-* header', async () => {
-    for (const origin of [OTHER, 'https://www.example.test.evil.test', 'http://www.example.test', 'https://www.example.test:444', 'null', undefined]) {
+    for (const origin of [
+      OTHER,
+      'https://www.example.test.evil.test',
+      'http://www.example.test',
+      'https://www.example.test:444',
+      'null',
+      undefined,
+    ]) {
       const req = http().options('/session/data/x').set('Access-Control-Request-Method', 'PUT');
       const res = await (origin === undefined ? req : req.set('Origin', origin));
       expect({ origin, status: res.status, cors: accessControlHeaders(res), allow: res.headers.allow, vary: res.headers.vary }).toEqual({
@@ -88,9 +98,17 @@ describe('preflight', () => {
   });
 
   test('an allowed origin given with a port is matched with that port only', async () => {
-    const res = await http().options('/session').set('Origin', 'https://admin.example.test:8443').set('Access-Control-Request-Method', 'PATCH').expect(204);
+    const res = await http()
+      .options('/session')
+      .set('Origin', 'https://admin.example.test:8443')
+      .set('Access-Control-Request-Method', 'PATCH')
+      .expect(204);
     expect(res.headers['access-control-allow-origin']).toBe('https://admin.example.test:8443');
-    const bare = await http().options('/session').set('Origin', 'https://admin.example.test').set('Access-Control-Request-Method', 'PATCH').expect(204);
+    const bare = await http()
+      .options('/session')
+      .set('Origin', 'https://admin.example.test')
+      .set('Access-Control-Request-Method', 'PATCH')
+      .expect(204);
     expect(accessControlHeaders(bare)).toEqual([]);
   });
 });
@@ -105,7 +123,14 @@ describe('actual requests', () => {
       vary: 'Origin',
     });
     const cookie = cookieOf(key);
-    const put = await http().put('/session/data/a').set('Origin', PAGE).set('Cookie', cookie).set('X-Security-Key', key.body.securityKey).type('json').send('1').expect(200);
+    const put = await http()
+      .put('/session/data/a')
+      .set('Origin', PAGE)
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key.body.securityKey)
+      .type('json')
+      .send('1')
+      .expect(200);
     expect(put.headers['x-security-key']).toMatch(/^[A-Za-z0-9_-]{20,}$/);
     expect(put.headers['access-control-allow-origin']).toBe(PAGE);
     const refused = await http().put('/session/data/a').set('Origin', PAGE).set('Cookie', cookie).type('json').send('2').expect(403);
@@ -125,7 +150,12 @@ describe('actual requests', () => {
     for (const origin of [OTHER, 'null', 'https://www.example.test.evil.test']) {
       for (const make of requests) {
         const res = await make().set('Origin', origin);
-        expect({ origin, status: res.status, cors: accessControlHeaders(res), vary: res.headers.vary }).toEqual({ origin, status: res.status, cors: [], vary: 'Origin' });
+        expect({ origin, status: res.status, cors: accessControlHeaders(res), vary: res.headers.vary }).toEqual({
+          origin,
+          status: res.status,
+          cors: [],
+          vary: 'Origin',
+        });
       }
     }
     const none = await http().get('/session').expect(200);
@@ -148,7 +178,12 @@ describe('GET /session/security-key refuses cross-site requests', () => {
     const before = await api.store.get(digest(id));
     for (const headers of [{ 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' }, { Origin: OTHER }, { Origin: 'null' }]) {
       const res = await http().get('/session/security-key?count=16').set('Cookie', cookie).set(headers);
-      expect({ headers, status: res.status, code: res.body.error?.code, setCookie: res.headers['set-cookie'] }).toEqual({ headers, status: 403, code: 'cross_site', setCookie: undefined });
+      expect({ headers, status: res.status, code: res.body.error?.code, setCookie: res.headers['set-cookie'] }).toEqual({
+        headers,
+        status: 403,
+        code: 'cross_site',
+        setCookie: undefined,
+      });
     }
     // Without a cookie neither: no session is started for a cross-site request.
     const fresh = await http().get('/session/security-key').set('Sec-Fetch-Site', 'cross-site');
@@ -160,21 +195,36 @@ describe('GET /session/security-key refuses cross-site requests', () => {
 });
 
 describe('the static key from page scripts', () => {
-  test.each(['X-Static-Security-Key', 'Sec-X-ViUR-StaticSKey', 'Sec-X-ViUR-StaticSessionKey'])('%s carries the static key on a change', async (header) => {
-    const first = await http().get('/session/security-key').expect(200);
-    const cookie = cookieOf(first);
-    const staticKey = first.headers['sec-x-viur-staticskey'];
-    expect(staticKey).toMatch(/^[A-Za-z0-9_-]{40,}$/);
-    await http().put('/session/data/a').set('Cookie', cookie).set(header, staticKey).type('json').send('1').expect(200, { key: 'a', value: 1 });
-    const wrong = await http().put('/session/data/a').set('Cookie', cookie).set(header, 'A'.repeat(43)).type('json').send('2');
-    expect([wrong.status, wrong.body.error.code]).toEqual([403, 'csrf']);
-    await http().get('/session/data/a').set('Cookie', cookie).expect(200, { key: 'a', value: 1 });
-  });
+  test.each(['X-Static-Security-Key', 'Sec-X-ViUR-StaticSKey', 'Sec-X-ViUR-StaticSessionKey'])(
+    '%s carries the static key on a change',
+    async (header) => {
+      const first = await http().get('/session/security-key').expect(200);
+      const cookie = cookieOf(first);
+      const staticKey = first.headers['sec-x-viur-staticskey'];
+      expect(staticKey).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+      await http()
+        .put('/session/data/a')
+        .set('Cookie', cookie)
+        .set(header, staticKey)
+        .type('json')
+        .send('1')
+        .expect(200, { key: 'a', value: 1 });
+      const wrong = await http().put('/session/data/a').set('Cookie', cookie).set(header, 'A'.repeat(43)).type('json').send('2');
+      expect([wrong.status, wrong.body.error.code]).toEqual([403, 'csrf']);
+      await http().get('/session/data/a').set('Cookie', cookie).expect(200, { key: 'a', value: 1 });
+    },
+  );
 
   test('a wrong key in one static header does not hide the right one in another', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
     const staticKey = first.headers['sec-x-viur-staticskey'];
-    await http().patch('/session').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', 'A'.repeat(43)).set('X-Static-Security-Key', staticKey).send({ b: 2 }).expect(200);
+    await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('Sec-X-ViUR-StaticSKey', 'A'.repeat(43))
+      .set('X-Static-Security-Key', staticKey)
+      .send({ b: 2 })
+      .expect(200);
   });
 });

@@ -8,7 +8,12 @@ import { DataTooLargeError, KeyNotFoundError, StoreUnavailableError } from '../.
 describe('HTTP errors', () => {
   test('library errors keep their status and code; an unavailable store also says when to retry', () => {
     const e503 = toHttpError(new StoreUnavailableError());
-    expect([e503.status, e503.code, e503.message, e503.headers]).toEqual([503, 'store_unavailable', 'the session store is unavailable', { 'Retry-After': '1' }]);
+    expect([e503.status, e503.code, e503.message, e503.headers]).toEqual([
+      503,
+      'store_unavailable',
+      'the session store is unavailable',
+      { 'Retry-After': '1' },
+    ]);
     const e413 = toHttpError(new DataTooLargeError(10, 5));
     expect([e413.status, e413.code, e413.headers]).toEqual([413, 'too_large', {}]);
     const e404 = toHttpError(new KeyNotFoundError('k'));
@@ -42,7 +47,9 @@ describe('HTTP errors', () => {
 
 describe('the cause of a 503 in the request log (failureCause)', () => {
   test('the first line of the underlying error, none for an error without a cause or a non-error', () => {
-    expect(failureCause(new StoreUnavailableError('the session store is unavailable', new Error('4 DEADLINE_EXCEEDED: late\n    at stack')))).toBe('4 DEADLINE_EXCEEDED: late');
+    expect(
+      failureCause(new StoreUnavailableError('the session store is unavailable', new Error('4 DEADLINE_EXCEEDED: late\n    at stack'))),
+    ).toBe('4 DEADLINE_EXCEEDED: late');
     expect(failureCause(new StoreUnavailableError())).toBeUndefined();
     expect(failureCause('boom')).toBeUndefined();
     expect(failureCause({ cause: new Error('not an Error itself') })).toBeUndefined();
@@ -98,7 +105,10 @@ describe('the one path from a thrown error to the answer (respondWithError)', ()
       code: 'store_unavailable',
       cause: 'no Google credentials: none',
     });
-    expect(respondWithError(res as never, new HttpError(404, 'not_found', 'no such route'), 'x')).toEqual({ code: 'not_found', cause: undefined });
+    expect(respondWithError(res as never, new HttpError(404, 'not_found', 'no such route'), 'x')).toEqual({
+      code: 'not_found',
+      cause: undefined,
+    });
   });
 
   test('sendJson: the status, JSON with a closing newline', async () => {

@@ -36,10 +36,13 @@ async function login(user: string, userAgent = 'Browser/1.0', cookie?: string): 
   return { cookie: c, staticKey: res.headers['sec-x-viur-staticskey'], key: digest(c.split('=')[1]) };
 }
 
-const devices = async (s: LoggedIn) => (await http().get('/session/devices').set('Cookie', s.cookie).expect(200)).body.devices as Array<Record<string, unknown>>;
+const devices = async (s: LoggedIn) =>
+  (await http().get('/session/devices').set('Cookie', s.cookie).expect(200)).body.devices as Array<Record<string, unknown>>;
 const alive = async (s: LoggedIn) => (await http().get('/session').set('Cookie', s.cookie).expect(200)).body.user as string | null;
-const endDevice = (s: LoggedIn, id: string) => http().delete(`/session/devices/${id}`).set('Cookie', s.cookie).set('Sec-X-ViUR-StaticSKey', s.staticKey);
-const logoutOthers = (s: LoggedIn) => http().post('/session/devices/logout-others').set('Cookie', s.cookie).set('Sec-X-ViUR-StaticSKey', s.staticKey);
+const endDevice = (s: LoggedIn, id: string) =>
+  http().delete(`/session/devices/${id}`).set('Cookie', s.cookie).set('Sec-X-ViUR-StaticSKey', s.staticKey);
+const logoutOthers = (s: LoggedIn) =>
+  http().post('/session/devices/logout-others').set('Cookie', s.cookie).set('Sec-X-ViUR-StaticSKey', s.staticKey);
 
 /** Sessions seeded straight into the store for `user`, seen `agoMs` before now. */
 async function seedSessions(user: string, count: number, overrides: Partial<StoredSession> = {}, agoMs = 1000): Promise<StorageKey[]> {
@@ -47,12 +50,19 @@ async function seedSessions(user: string, count: number, overrides: Partial<Stor
   const label = uniqueUser('seed');
   return seed(
     api.store,
-    Array.from({ length: count }, (_, i) => [`${label}-${i}`, stored({ user, lastSeen: t - i, createdAt: t - i - 10_000, expiresAt: t + 3600_000, ...overrides })] as [string, StoredSession]),
+    Array.from(
+      { length: count },
+      (_, i) =>
+        [`${label}-${i}`, stored({ user, lastSeen: t - i, createdAt: t - i - 10_000, expiresAt: t + 3600_000, ...overrides })] as [
+          string,
+          StoredSession,
+        ],
+    ),
   );
 }
 
 describe('GET /session/devices', () => {
-  test('lists the live sessions of the cookie\'s user, most recently seen first, with the User-Agent of the request that created each', async () => {
+  test("lists the live sessions of the cookie's user, most recently seen first, with the User-Agent of the request that created each", async () => {
     const user = uniqueUser('lister');
     const phone = await login(user, 'Phone/2.0');
     const laptop = await login(user, 'Laptop/3.0');
@@ -134,7 +144,11 @@ describe('DELETE /session/devices/{id}', () => {
     const me = await login(user);
     const phone = await login(user, 'Phone');
     const keyRes = await http().get('/session/security-key').set('Cookie', me.cookie).expect(200);
-    const res = await http().delete(`/session/devices/${deviceHandle(phone.key)}`).set('Cookie', me.cookie).set('X-Security-Key', keyRes.body.securityKey).expect(204);
+    const res = await http()
+      .delete(`/session/devices/${deviceHandle(phone.key)}`)
+      .set('Cookie', me.cookie)
+      .set('X-Security-Key', keyRes.body.securityKey)
+      .expect(204);
     expect(res.headers['x-security-key']).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(await alive(phone)).toBeNull();
     expect(await alive(me)).toBe(user);
@@ -143,13 +157,20 @@ describe('DELETE /session/devices/{id}', () => {
     await endDevice(me, deviceHandle(phone.key)).expect(404);
   });
 
-  test('another user\'s session, an expired one and a made-up id all answer the same 404, and nothing ends', async () => {
+  test("another user's session, an expired one and a made-up id all answer the same 404, and nothing ends", async () => {
     const owner = uniqueUser('owner');
     const me = await login(owner);
     const victim = await login(uniqueUser('victim'));
     const [expired] = await seedSessions(owner, 1, {}, 2 * 3600_000);
     const answers = [];
-    for (const id of [deviceHandle(victim.key), deviceHandle(expired), 'A'.repeat(22), 'not-a-handle', victim.cookie.split('=')[1], victim.key]) {
+    for (const id of [
+      deviceHandle(victim.key),
+      deviceHandle(expired),
+      'A'.repeat(22),
+      'not-a-handle',
+      victim.cookie.split('=')[1],
+      victim.key,
+    ]) {
       const res = await endDevice(me, encodeURIComponent(id));
       answers.push([res.status, res.body]);
     }
@@ -158,7 +179,7 @@ describe('DELETE /session/devices/{id}', () => {
     expect(await api.store.get(expired)).not.toBeNull();
   });
 
-  test('the current session\'s own id is 400 current_session (logout is for that)', async () => {
+  test("the current session's own id is 400 current_session (logout is for that)", async () => {
     const me = await login(uniqueUser('self'));
     const res = await endDevice(me, deviceHandle(me.key)).expect(400);
     expect(res.body.error.code).toBe('current_session');
@@ -168,7 +189,11 @@ describe('DELETE /session/devices/{id}', () => {
   test('a guest gets 404 for any id', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const victim = await login(uniqueUser('guest-target'));
-    const res = await http().delete(`/session/devices/${deviceHandle(victim.key)}`).set('Cookie', cookieOf(first)).set('X-Security-Key', first.body.securityKey).expect(404);
+    const res = await http()
+      .delete(`/session/devices/${deviceHandle(victim.key)}`)
+      .set('Cookie', cookieOf(first))
+      .set('X-Security-Key', first.body.securityKey)
+      .expect(404);
     expect(res.body.error.code).toBe('not_found');
     expect(await alive(victim)).not.toBeNull();
   });
@@ -179,7 +204,10 @@ describe('DELETE /session/devices/{id}', () => {
     const phone = await login(user);
     const id = deviceHandle(phone.key);
     expect((await http().delete(`/session/devices/${id}`).set('Cookie', me.cookie).expect(403)).body.error.code).toBe('csrf');
-    expect((await http().delete(`/session/devices/${id}`).set('Cookie', me.cookie).set('X-Security-Key', 'A'.repeat(43)).expect(403)).body.error.code).toBe('csrf');
+    expect(
+      (await http().delete(`/session/devices/${id}`).set('Cookie', me.cookie).set('X-Security-Key', 'A'.repeat(43)).expect(403)).body.error
+        .code,
+    ).toBe('csrf');
     expect((await endDevice(me, id).set('Origin', 'https://evil.example').expect(403)).body.error.code).toBe('cross_site');
     expect((await endDevice(me, id).set('Sec-Fetch-Site', 'cross-site').expect(403)).body.error.code).toBe('cross_site');
     expect(await alive(phone)).toBe(user);
@@ -221,7 +249,11 @@ describe('POST /session/devices/logout-others', () => {
 
   test('a guest ends nothing; without a key or cross-site it is refused and nothing ends', async () => {
     const first = await http().get('/session/security-key').expect(200);
-    await http().post('/session/devices/logout-others').set('Cookie', cookieOf(first)).set('X-Security-Key', first.body.securityKey).expect(200, { ended: 0 });
+    await http()
+      .post('/session/devices/logout-others')
+      .set('Cookie', cookieOf(first))
+      .set('X-Security-Key', first.body.securityKey)
+      .expect(200, { ended: 0 });
     const user = uniqueUser('csrf-others');
     const other = await login(user);
     const me = await login(user);
@@ -245,22 +277,41 @@ describe('privileged: /users/{user}/sessions', () => {
       ]),
     });
     expect(list.sessions).toHaveLength(2);
-    await http().delete(`${path}/${deviceHandle(s1.key)}`).set('Authorization', token()).expect(204);
+    await http()
+      .delete(`${path}/${deviceHandle(s1.key)}`)
+      .set('Authorization', token())
+      .expect(204);
     expect(await alive(s1)).toBeNull();
     expect(await alive(s2)).toBe(user);
-    const again = await http().delete(`${path}/${deviceHandle(s1.key)}`).set('Authorization', token()).expect(404);
+    const again = await http()
+      .delete(`${path}/${deviceHandle(s1.key)}`)
+      .set('Authorization', token())
+      .expect(404);
     expect(again.body.error.code).toBe('not_found');
     // Another user's path cannot end it either.
-    await http().delete(`/users/${encodeURIComponent(uniqueUser('wrong'))}/sessions/${deviceHandle(s2.key)}`).set('Authorization', token()).expect(404);
+    await http()
+      .delete(`/users/${encodeURIComponent(uniqueUser('wrong'))}/sessions/${deviceHandle(s2.key)}`)
+      .set('Authorization', token())
+      .expect(404);
     expect(await alive(s2)).toBe(user);
-    await http().get(`/users/${encodeURIComponent(uniqueUser('nobody'))}/sessions`).set('Authorization', token()).expect(200, { sessions: [] });
+    await http()
+      .get(`/users/${encodeURIComponent(uniqueUser('nobody'))}/sessions`)
+      .set('Authorization', token())
+      .expect(200, { sessions: [] });
   });
 
   test('needs the admin token; __guest__ and bad encodings are 400', async () => {
     const user = uniqueUser('locked');
     const s = await login(user);
     expect((await http().get(`/users/${user}/sessions`).expect(401)).body.error.code).toBe('unauthenticated');
-    expect((await http().delete(`/users/${user}/sessions/${deviceHandle(s.key)}`).set('Cookie', s.cookie).expect(401)).body.error.code).toBe('unauthenticated');
+    expect(
+      (
+        await http()
+          .delete(`/users/${user}/sessions/${deviceHandle(s.key)}`)
+          .set('Cookie', s.cookie)
+          .expect(401)
+      ).body.error.code,
+    ).toBe('unauthenticated');
     expect(await alive(s)).toBe(user);
     expect((await http().get('/users/__guest__/sessions').set('Authorization', token()).expect(400)).body.error.code).toBe('invalid_user');
     expect((await http().get('/users/%E0%A4%A/sessions').set('Authorization', token()).expect(400)).body.error.code).toBe('bad_request');
@@ -325,10 +376,22 @@ describe('SESSION_MAX_SESSIONS_PER_USER', () => {
     api.use({ SESSION_MAX_SESSIONS_PER_USER: '3' }, store);
     const user = uniqueUser('race');
     const logins = await Promise.all(Array.from({ length: 8 }, (_, i) => login(user, `Racer/${i}`)));
-    const survivors = (await Promise.all(logins.map(async (s) => ((await api.store.get(s.key)) ? s.key : null)))).filter((k): k is string => k !== null);
+    const survivors = (await Promise.all(logins.map(async (s) => ((await api.store.get(s.key)) ? s.key : null)))).filter(
+      (k): k is string => k !== null,
+    );
     const ranked = logins.map((s) => ({ key: s.key, head: store.written.get(s.key)! })).sort(byRecency);
-    expect(survivors.sort()).toEqual(ranked.slice(0, 3).map((s) => s.key).sort());
-    const listed = (await http().get(`/users/${encodeURIComponent(user)}/sessions`).set('Authorization', token()).expect(200)).body.sessions;
+    expect(survivors.sort()).toEqual(
+      ranked
+        .slice(0, 3)
+        .map((s) => s.key)
+        .sort(),
+    );
+    const listed = (
+      await http()
+        .get(`/users/${encodeURIComponent(user)}/sessions`)
+        .set('Authorization', token())
+        .expect(200)
+    ).body.sessions;
     expect(listed).toHaveLength(3);
   });
 

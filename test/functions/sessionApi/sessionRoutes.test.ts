@@ -44,7 +44,9 @@ describe('reading', () => {
   test('GET /session/security-key starts a session with an HttpOnly cookie', async () => {
     const res = await http().get('/session/security-key').expect(200);
     expect(res.body.securityKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(res.headers['set-cookie'][0]).toMatch(/^__Host-viur_cookie_session-test=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    expect(res.headers['set-cookie'][0]).toMatch(
+      /^__Host-viur_cookie_session-test=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
+    );
     expect(res.headers['sec-x-viur-staticskey']).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
@@ -65,7 +67,12 @@ describe('changing data, with CSRF keys', () => {
 
   test('a one-time key is consumed; the response carries a fresh one', async () => {
     const { cookie, key } = await newSession(api.server);
-    const res = await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).send({ a: 1, b: { c: [true] } }).expect(200);
+    const res = await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .send({ a: 1, b: { c: [true] } })
+      .expect(200);
     expect(res.body).toEqual({ user: null, data: { a: 1, b: { c: [true] } } });
     const fresh = res.headers['x-security-key'];
     expect(fresh).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -75,7 +82,13 @@ describe('changing data, with CSRF keys', () => {
 
   test('PUT/GET/DELETE /session/data/{key} with any JSON value', async () => {
     const { cookie, key } = await newSession(api.server);
-    const put = await http().put('/session/data/greeting').set('Cookie', cookie).set('X-Security-Key', key).type('json').send('"hello"').expect(200);
+    const put = await http()
+      .put('/session/data/greeting')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .type('json')
+      .send('"hello"')
+      .expect(200);
     expect(put.body).toEqual({ key: 'greeting', value: 'hello' });
     await http().get('/session/data/greeting').set('Cookie', cookie).expect(200, { key: 'greeting', value: 'hello' });
     await http().get('/session/data/missing').set('Cookie', cookie).expect(404);
@@ -102,16 +115,25 @@ describe('changing data, with CSRF keys', () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
     const staticKey = first.headers['sec-x-viur-staticskey'];
-    for (let i = 0; i < 2; i++) await http().put(`/session/data/k${i}`).set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).send({ i }).expect(200);
+    for (let i = 0; i < 2; i++)
+      await http().put(`/session/data/k${i}`).set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).send({ i }).expect(200);
     await http().put('/session/data/z').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', 'A'.repeat(43)).send({}).expect(403);
   });
 
   test('validate routes: a one-time key is valid once; the static key always', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
-    const v1 = await http().post('/session/security-key/validate').set('Cookie', cookie).send({ key: first.body.securityKey }).expect(200, { valid: true });
+    const v1 = await http()
+      .post('/session/security-key/validate')
+      .set('Cookie', cookie)
+      .send({ key: first.body.securityKey })
+      .expect(200, { valid: true });
     expect(v1.headers['x-security-key']).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    await http().post('/session/security-key/validate').set('Cookie', cookie).send({ key: first.body.securityKey }).expect(200, { valid: false });
+    await http()
+      .post('/session/security-key/validate')
+      .set('Cookie', cookie)
+      .send({ key: first.body.securityKey })
+      .expect(200, { valid: false });
     const staticKey = first.headers['sec-x-viur-staticskey'];
     await http().post('/session/static-security-key/validate').set('Cookie', cookie).send({ key: staticKey }).expect(200, { valid: true });
     await http().post('/session/static-security-key/validate').set('Cookie', cookie).send({ key: staticKey }).expect(200, { valid: true });
@@ -121,14 +143,24 @@ describe('changing data, with CSRF keys', () => {
   test('reset: a new empty session under a new cookie; the old id is dead', async () => {
     const { cookie, key } = await newSession(api.server);
     const w = await http().put('/session/data/a').set('Cookie', cookie).set('X-Security-Key', key).send('1').type('json').expect(200);
-    const res = await http().post('/session/reset').set('Cookie', cookie).set('X-Security-Key', w.headers['x-security-key']).expect(200, { user: null, data: {} });
+    const res = await http()
+      .post('/session/reset')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', w.headers['x-security-key'])
+      .expect(200, { user: null, data: {} });
     const next = cookieOf(res);
     expect(next).not.toBe(cookie);
     expect(res.headers['x-security-key']).toMatch(/^[A-Za-z0-9_-]{43}$/);
     // The old id names a short-lived tombstone: 409 and no Set-Cookie, so a request in flight cannot undo the reset in the browser.
     const old = await http().get('/session').set('Cookie', cookie).expect(409);
     expect([old.body.error.code, old.headers['set-cookie']]).toEqual(['session_ended', undefined]);
-    await http().put('/session/data/b').set('Cookie', next).set('X-Security-Key', res.headers['x-security-key']).send('2').type('json').expect(200);
+    await http()
+      .put('/session/data/b')
+      .set('Cookie', next)
+      .set('X-Security-Key', res.headers['x-security-key'])
+      .send('2')
+      .type('json')
+      .expect(200);
   });
 
   test('touch refreshes lastseen without a key', async () => {
@@ -142,7 +174,12 @@ describe('errors', () => {
     ['bad JSON', () => http().patch('/session').set('Content-Type', 'application/json').send('{"a":'), 400, 'bad_json'],
     ['a non-object merge', () => http().patch('/session').set('Content-Type', 'application/json').send('[1]'), 400, 'bad_request'],
     ['a wrong content type', () => http().patch('/session').set('Content-Type', 'text/plain').send('a=1'), 415, 'unsupported_media_type'],
-    ['a non-UTF-8 charset', () => http().patch('/session').set('Content-Type', 'application/json; charset=latin1').send('{}'), 415, 'unsupported_media_type'],
+    [
+      'a non-UTF-8 charset',
+      () => http().patch('/session').set('Content-Type', 'application/json; charset=latin1').send('{}'),
+      415,
+      'unsupported_media_type',
+    ],
     ['an unknown route', () => http().get('/nope'), 404, 'not_found'],
     ['a wrong method', () => http().post('/session'), 405, 'method_not_allowed'],
     ['a missing field', () => http().post('/session/security-key/validate').send({}), 400, 'bad_request'],
@@ -162,13 +199,23 @@ describe('errors', () => {
   test('data over the limit is 413, measured as stored; a body over the limit is refused before it is read', async () => {
     api.use({ SESSION_MAX_DATA_BYTES: '4096' });
     const { cookie, key } = await newSession(api.server);
-    const res = await http().put('/session/data/big').set('Cookie', cookie).set('X-Security-Key', key).send({ s: 'x'.repeat(5000) }).expect(413);
+    const res = await http()
+      .put('/session/data/big')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .send({ s: 'x'.repeat(5000) })
+      .expect(413);
     expect(res.body.error.code).toBe('too_large');
     await http().get('/session/data/big').set('Cookie', cookie).expect(404);
     // The body limit is fixed at start-up (default data limit + 64 KiB): far beyond it, 413 with no store call.
     const rpc = countRpcs();
     try {
-      const huge = await http().put('/session/data/big').set('Cookie', cookie).set('X-Security-Key', key).type('json').send(JSON.stringify('y'.repeat(2_000_000)));
+      const huge = await http()
+        .put('/session/data/big')
+        .set('Cookie', cookie)
+        .set('X-Security-Key', key)
+        .type('json')
+        .send(JSON.stringify('y'.repeat(2_000_000)));
       expect(huge.status).toBe(413);
       expect(rpc.total()).toBe(0);
     } finally {
@@ -178,12 +225,25 @@ describe('errors', () => {
 
   test('prototype keys cannot pollute anything', async () => {
     const { cookie, key } = await newSession(api.server);
-    const res = await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).type('json').send('{"__proto__": {"polluted": true}}');
+    const res = await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .type('json')
+      .send('{"__proto__": {"polluted": true}}');
     expect(res.status).toBe(400);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     const { key: k2, cookie: c2 } = await newSession(api.server);
-    await http().patch('/session').set('Cookie', c2).set('X-Security-Key', k2).send({ constructor: { prototype: 1 }, toString: 'x' }).expect(200);
-    await http().get('/session').set('Cookie', c2).expect(200, { user: null, data: { constructor: { prototype: 1 }, toString: 'x' } });
+    await http()
+      .patch('/session')
+      .set('Cookie', c2)
+      .set('X-Security-Key', k2)
+      .send({ constructor: { prototype: 1 }, toString: 'x' })
+      .expect(200);
+    await http()
+      .get('/session')
+      .set('Cookie', c2)
+      .expect(200, { user: null, data: { constructor: { prototype: 1 }, toString: 'x' } });
   });
 
   test('a store that does not answer gives 503 with the JSON body, within the deadline', async () => {
@@ -195,7 +255,9 @@ describe('errors', () => {
       separateBegin: true,
     });
     api.use({}, dead);
-    const res = await http().get('/session').set('Cookie', `__Host-viur_cookie_session-test=${'A'.repeat(43)}`);
+    const res = await http()
+      .get('/session')
+      .set('Cookie', `__Host-viur_cookie_session-test=${'A'.repeat(43)}`);
     expect(res.status).toBe(503);
     expect(res.body.error.code).toBe('store_unavailable');
     expect(res.headers['retry-after']).toBe('1');
@@ -205,12 +267,28 @@ describe('errors', () => {
 describe('cross-site requests', () => {
   test('a foreign Origin or Sec-Fetch-Site: cross-site is refused on changes; an allowed origin passes', async () => {
     const { cookie, key } = await newSession(api.server);
-    const r1 = await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).set('Origin', 'https://evil.example').send({ a: 1 });
+    const r1 = await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .set('Origin', 'https://evil.example')
+      .send({ a: 1 });
     expect([r1.status, r1.body.error.code]).toEqual([403, 'cross_site']);
-    const r2 = await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).set('Sec-Fetch-Site', 'cross-site').send({ a: 1 });
+    const r2 = await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .set('Sec-Fetch-Site', 'cross-site')
+      .send({ a: 1 });
     expect(r2.status).toBe(403);
     api.use({ SESSION_ALLOWED_ORIGINS: 'https://app.example' });
-    await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).set('Origin', 'https://app.example').send({ a: 1 }).expect(200);
+    await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .set('Origin', 'https://app.example')
+      .send({ a: 1 })
+      .expect(200);
   });
 });
 
@@ -226,7 +304,13 @@ describe('cookie attributes per configuration', () => {
     const res = await http().get('/session/security-key').expect(200);
     expect(res.headers['set-cookie'][0]).toMatch(pattern);
     const cookie = cookieOf(res);
-    await http().put('/session/data/a').set('Cookie', cookie).set('X-Security-Key', res.body.securityKey).send('1').type('json').expect(200);
+    await http()
+      .put('/session/data/a')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', res.body.securityKey)
+      .send('1')
+      .type('json')
+      .expect(200);
   });
 });
 
@@ -235,23 +319,45 @@ describe('login and logout (privileged)', () => {
 
   test('login keeps the persistent fields, binds the user under a new id, reveals the static key; the old id is dead', async () => {
     const { cookie, key } = await newSession(api.server);
-    await http().patch('/session').set('Cookie', cookie).set('X-Security-Key', key).send({ language: 'de', cart: [1] }).expect(200);
-    const res = await http().post('/session/login').set('Cookie', cookie).set('Authorization', bearer(token())).send({ user: 'user-42' }).expect(200);
+    await http()
+      .patch('/session')
+      .set('Cookie', cookie)
+      .set('X-Security-Key', key)
+      .send({ language: 'de', cart: [1] })
+      .expect(200);
+    const res = await http()
+      .post('/session/login')
+      .set('Cookie', cookie)
+      .set('Authorization', bearer(token()))
+      .send({ user: 'user-42' })
+      .expect(200);
     expect(res.body).toEqual({ user: 'user-42', data: { language: 'de' } });
     const loggedIn = cookieOf(res);
     expect(loggedIn).not.toBe(cookie);
     const staticKey = res.headers['sec-x-viur-staticskey'];
     expect(staticKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    await http().get('/session').set('Cookie', loggedIn).expect(200, { user: 'user-42', data: { language: 'de' } });
+    await http()
+      .get('/session')
+      .set('Cookie', loggedIn)
+      .expect(200, { user: 'user-42', data: { language: 'de' } });
     expect((await http().get('/session').set('Cookie', cookie).expect(409)).headers['set-cookie']).toBeUndefined();
-    const out = await http().post('/session/logout').set('Cookie', loggedIn).set('Sec-X-ViUR-StaticSKey', staticKey).expect(200, { user: null, data: { language: 'de' } });
+    const out = await http()
+      .post('/session/logout')
+      .set('Cookie', loggedIn)
+      .set('Sec-X-ViUR-StaticSKey', staticKey)
+      .expect(200, { user: null, data: { language: 'de' } });
     expect(cookieOf(out)).not.toBe(loggedIn);
     await http().get('/session').set('Cookie', loggedIn).expect(409);
   });
 
   test('a forged, never-issued id is not adopted by login', async () => {
     const forged = `__Host-viur_cookie_session-test=${'F'.repeat(43)}`;
-    const res = await http().post('/session/login').set('Cookie', forged).set('Authorization', bearer(token())).send({ user: 'victim' }).expect(200);
+    const res = await http()
+      .post('/session/login')
+      .set('Cookie', forged)
+      .set('Authorization', bearer(token()))
+      .send({ user: 'victim' })
+      .expect(200);
     expect(cookieOf(res)).not.toContain('F'.repeat(43));
     expect(await api.store.get(digest('F'.repeat(43)))).toBeNull();
   });
@@ -266,14 +372,45 @@ describe('login and logout (privileged)', () => {
   test.each([
     ['no token', () => undefined, 401],
     ['a malformed header', () => 'Basic abc', 401],
-    ['a bad signature', () => bearer(signJwt({ alg: 'RS256', kid: api.admin.kid }, { iss: 'https://accounts.google.com', aud: AUDIENCE, email: ADMIN_EMAIL, email_verified: true, iat: now(), exp: now() + 600 }, other.privateKey)), 401],
-    ['alg: none', () => bearer(signJwt({ alg: 'none', kid: api.admin.kid }, { iss: 'https://accounts.google.com', aud: AUDIENCE, email: ADMIN_EMAIL, email_verified: true, iat: now(), exp: now() + 600 }, null)), 401],
+    [
+      'a bad signature',
+      () =>
+        bearer(
+          signJwt(
+            { alg: 'RS256', kid: api.admin.kid },
+            { iss: 'https://accounts.google.com', aud: AUDIENCE, email: ADMIN_EMAIL, email_verified: true, iat: now(), exp: now() + 600 },
+            other.privateKey,
+          ),
+        ),
+      401,
+    ],
+    [
+      'alg: none',
+      () =>
+        bearer(
+          signJwt(
+            { alg: 'none', kid: api.admin.kid },
+            { iss: 'https://accounts.google.com', aud: AUDIENCE, email: ADMIN_EMAIL, email_verified: true, iat: now(), exp: now() + 600 },
+            null,
+          ),
+        ),
+      401,
+    ],
     [
       'HS256 signed with the public key',
       () => {
         const pem = readFileSync(api.admin.jwksFile, 'utf8');
         const head = Buffer.from(JSON.stringify({ alg: 'HS256', kid: api.admin.kid })).toString('base64url');
-        const body = Buffer.from(JSON.stringify({ iss: 'https://accounts.google.com', aud: AUDIENCE, email: ADMIN_EMAIL, email_verified: true, iat: now(), exp: now() + 600 })).toString('base64url');
+        const body = Buffer.from(
+          JSON.stringify({
+            iss: 'https://accounts.google.com',
+            aud: AUDIENCE,
+            email: ADMIN_EMAIL,
+            email_verified: true,
+            iat: now(),
+            exp: now() + 600,
+          }),
+        ).toString('base64url');
         return bearer(`${head}.${body}.${createHmac('sha256', pem).update(`${head}.${body}`).digest('base64url')}`);
       },
       401,
@@ -331,7 +468,11 @@ describe('kill (privileged)', () => {
 describe('concurrency through the API', () => {
   test('one one-time key used by 20 parallel requests succeeds exactly once', async () => {
     const { cookie, key } = await newSession(api.server);
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => http().put(`/session/data/k${i}`).set('Cookie', cookie).set('X-Security-Key', key).send(`${i}`).type('json')));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        http().put(`/session/data/k${i}`).set('Cookie', cookie).set('X-Security-Key', key).send(`${i}`).type('json'),
+      ),
+    );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     expect(results.filter((r) => r.status === 403)).toHaveLength(19);
     const stored = (await http().get('/session').set('Cookie', cookie).expect(200)).body.data;
@@ -342,10 +483,22 @@ describe('concurrency through the API', () => {
     const first = await http().get('/session/security-key?count=10').expect(200);
     const cookie = cookieOf(first);
     const keys: string[] = first.body.securityKeys;
-    const rs = await Promise.all(keys.map((k, i) => http().put(`/session/data/p${i}`).set('Cookie', cookie).set('X-Security-Key', k).send(`${i}`).type('json')));
+    const rs = await Promise.all(
+      keys.map((k, i) => http().put(`/session/data/p${i}`).set('Cookie', cookie).set('X-Security-Key', k).send(`${i}`).type('json')),
+    );
     expect(rs.map((r) => r.status)).toEqual(Array(10).fill(200));
     const staticKey = first.headers['sec-x-viur-staticskey'];
-    await Promise.all(Array.from({ length: 20 }, (_, i) => http().put(`/session/data/s${i}`).set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).send(`${i}`).type('json').expect(200)));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        http()
+          .put(`/session/data/s${i}`)
+          .set('Cookie', cookie)
+          .set('Sec-X-ViUR-StaticSKey', staticKey)
+          .send(`${i}`)
+          .type('json')
+          .expect(200),
+      ),
+    );
     const data = (await http().get('/session').set('Cookie', cookie).expect(200)).body.data;
     expect(Object.keys(data)).toHaveLength(30);
   });
@@ -374,18 +527,34 @@ describe('round trips and logs', () => {
     await http().put('/session/data/a').set('Cookie', cookie).send('1').type('json').expect(403);
     const lines = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toEqual([
-      expect.objectContaining({ severity: 'WARNING', httpRequest: expect.objectContaining({ requestUrl: 'unknown', status: 404 }), errorCode: 'not_found' }),
-      expect.objectContaining({ severity: 'WARNING', httpRequest: expect.objectContaining({ requestMethod: 'PUT', requestUrl: '/session/data/{key}', status: 403 }), errorCode: 'csrf' }),
+      expect.objectContaining({
+        severity: 'WARNING',
+        httpRequest: expect.objectContaining({ requestUrl: 'unknown', status: 404 }),
+        errorCode: 'not_found',
+      }),
+      expect.objectContaining({
+        severity: 'WARNING',
+        httpRequest: expect.objectContaining({ requestMethod: 'PUT', requestUrl: '/session/data/{key}', status: 403 }),
+        errorCode: 'csrf',
+      }),
     ]);
   });
 
   test('SESSION_LOG_REQUESTS=all: one structured line per request, with the trace id and no session id, key or token', async () => {
     api.use({ SESSION_LOG_REQUESTS: 'all' });
     logs.length = 0;
-    const first = await http().get('/session/security-key').set('X-Cloud-Trace-Context', '0123456789abcdef0123456789abcdef/1;o=1').expect(200);
+    const first = await http()
+      .get('/session/security-key')
+      .set('X-Cloud-Trace-Context', '0123456789abcdef0123456789abcdef/1;o=1')
+      .expect(200);
     const cookie = cookieOf(first);
     const token = api.admin.mint(AUDIENCE);
-    const login = await http().post('/session/login').set('Cookie', cookie).set('Authorization', bearer(token)).send({ user: 'log-user' }).expect(200);
+    const login = await http()
+      .post('/session/login')
+      .set('Cookie', cookie)
+      .set('Authorization', bearer(token))
+      .send({ user: 'log-user' })
+      .expect(200);
     const lines = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({
@@ -393,7 +562,14 @@ describe('round trips and logs', () => {
       httpRequest: { requestMethod: 'GET', requestUrl: '/session/security-key', status: 200 },
       'logging.googleapis.com/trace': 'projects/session-test/traces/0123456789abcdef0123456789abcdef',
     });
-    const secrets = [cookie.split('=')[1], first.body.securityKey, first.headers['sec-x-viur-staticskey'], token, cookieOf(login).split('=')[1], login.headers['sec-x-viur-staticskey']];
+    const secrets = [
+      cookie.split('=')[1],
+      first.body.securityKey,
+      first.headers['sec-x-viur-staticskey'],
+      token,
+      cookieOf(login).split('=')[1],
+      login.headers['sec-x-viur-staticskey'],
+    ];
     for (const s of secrets) for (const l of logs) expect(l).not.toContain(s);
   });
 });

@@ -4,7 +4,9 @@ import { clearedCookie, readCookieValues, sessionCookie, validateCookieName } fr
 describe('cookie names (SESSION_COOKIE_NAME)', () => {
   test('a name with a character outside the RFC 6265 token anywhere is refused', () => {
     for (const name of ['a b', 'a;b', ' a', 'a=', '=a', 'a,', '(a', 'a"']) {
-      expect(() => validateCookieName(name, 'SESSION_COOKIE_NAME')).toThrow(new ConfigError('SESSION_COOKIE_NAME', 'is not a valid cookie name'));
+      expect(() => validateCookieName(name, 'SESSION_COOKIE_NAME')).toThrow(
+        new ConfigError('SESSION_COOKIE_NAME', 'is not a valid cookie name'),
+      );
     }
     expect(validateCookieName("a!#$%&'*+-.^_`|~Z9", 'V')).toBe("a!#$%&'*+-.^_`|~Z9");
   });
@@ -26,9 +28,13 @@ describe('cookie names (SESSION_COOKIE_NAME)', () => {
 
 describe('Set-Cookie headers', () => {
   test('SameSite is sent as configured and left out when off', () => {
-    expect(sessionCookie({ name: 's', sameSite: 'strict', persistent: false }, 'v', 60)).toBe('s=v; Path=/; HttpOnly; Secure; SameSite=Strict');
+    expect(sessionCookie({ name: 's', sameSite: 'strict', persistent: false }, 'v', 60)).toBe(
+      's=v; Path=/; HttpOnly; Secure; SameSite=Strict',
+    );
     expect(sessionCookie({ name: 's', sameSite: false, persistent: true }, 'v', 60)).toBe('s=v; Max-Age=60; Path=/; HttpOnly; Secure');
-    expect(clearedCookie({ name: 's', sameSite: 'none', persistent: false })).toBe('s=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=None');
+    expect(clearedCookie({ name: 's', sameSite: 'none', persistent: false })).toBe(
+      's=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=None',
+    );
     expect(clearedCookie({ name: 's', sameSite: false, persistent: false })).not.toMatch(/SameSite/i);
   });
 });
@@ -55,12 +61,13 @@ describe('reading every value of the session cookie (readCookieValues)', () => {
     expect(readCookieValues(undefined, 'sid')).toEqual([]);
     expect(readCookieValues('', 'sid')).toEqual([]);
   });
-
 });
 
 describe('Set-Cookie of a session', () => {
   test('a browser-session cookie has no Max-Age; a persistent one lives as long as the session', () => {
     expect(sessionCookie({ name: 's', sameSite: 'lax', persistent: false }, 'v', 60)).not.toMatch(/Max-Age|Expires/);
-    expect(sessionCookie({ name: 's', sameSite: 'lax', persistent: true }, 'v', 3600)).toBe('s=v; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax');
+    expect(sessionCookie({ name: 's', sameSite: 'lax', persistent: true }, 'v', 3600)).toBe(
+      's=v; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax',
+    );
   });
 });

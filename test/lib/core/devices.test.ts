@@ -69,7 +69,7 @@ describe('SessionManager: list, end one, end the others', () => {
     expect(await sessions.endOtherSessions(again.session)).toBe(0);
   });
 
-  test('endSession ends the user\'s session its handle names; another user\'s handle or a dead one is false', async () => {
+  test("endSession ends the user's session its handle names; another user's handle or a dead one is false", async () => {
     const clock = new FakeClock();
     const store = new MemorySessionStore();
     const sessions = manager(store, clock);
@@ -89,13 +89,16 @@ describe('SessionManager: list, end one, end the others', () => {
     const clock = new FakeClock();
     const sessions = manager(store, clock);
     const me = await loginAs(sessions, 'busy');
-    await seed(store, Array.from({ length: 600 }, (_, i) => [`busy-${i}`, stored({ user: 'busy', createdAt: clock.t, lastSeen: clock.t })]));
+    await seed(
+      store,
+      Array.from({ length: 600 }, (_, i) => [`busy-${i}`, stored({ user: 'busy', createdAt: clock.t, lastSeen: clock.t })]),
+    );
     await seed(store, [['stranger', stored({ user: 'other', createdAt: clock.t })]]);
     const session = await sessions.load(me.cookie);
     expect(await sessions.endOtherSessions(session)).toBe(600);
     expect(store.endSizes).toEqual([500, 100]);
     expect((await sessions.listSessions('busy')).map((d) => d.id)).toEqual([deviceHandle(me.key)]);
-    expect((await sessions.listSessions('other'))).toHaveLength(1);
+    expect(await sessions.listSessions('other')).toHaveLength(1);
     expect(await sessions.endOtherSessions(await sessions.load(undefined))).toBe(0);
   });
 
@@ -104,8 +107,13 @@ describe('SessionManager: list, end one, end the others', () => {
     const clock = new FakeClock();
     const sessions = manager(store, clock);
     const me = await loginAs(sessions, 'many');
-    const keys = await seed(store, Array.from({ length: 600 }, (_, i) => [`many-${i}`, stored({ user: 'many', createdAt: clock.t, lastSeen: clock.t })]));
-    await expect(sessions.withSession(me.cookie, (s) => s.set('x', 1), { end: { user: 'not-me', keys } })).rejects.toThrow(SessionEndedError);
+    const keys = await seed(
+      store,
+      Array.from({ length: 600 }, (_, i) => [`many-${i}`, stored({ user: 'many', createdAt: clock.t, lastSeen: clock.t })]),
+    );
+    await expect(sessions.withSession(me.cookie, (s) => s.set('x', 1), { end: { user: 'not-me', keys } })).rejects.toThrow(
+      SessionEndedError,
+    );
     expect((await sessions.load(me.cookie)).has('x')).toBe(false);
     expect(await sessions.liveSessions('many')).toHaveLength(601);
     await sessions.withSession(me.cookie, (s) => s.set('x', 1), { end: { user: 'many', keys: [...keys, me.key] } });
@@ -120,7 +128,10 @@ describe('SessionManager: list, end one, end the others', () => {
     const clock = new FakeClock();
     const sessions = manager(store, clock);
     const me = await loginAs(sessions, 'reader');
-    const keys = await seed(store, [['reader-1', stored({ user: 'reader', createdAt: clock.t, lastSeen: clock.t })], ['reader-2', stored({ user: 'reader', createdAt: clock.t, lastSeen: clock.t })]]);
+    const keys = await seed(store, [
+      ['reader-1', stored({ user: 'reader', createdAt: clock.t, lastSeen: clock.t })],
+      ['reader-2', stored({ user: 'reader', createdAt: clock.t, lastSeen: clock.t })],
+    ]);
     const before = await store.get(me.key);
     const { result, outcome } = await sessions.withSession(me.cookie, (s) => s.user, { end: { user: 'reader', keys } });
     expect([result, outcome.written, outcome.setCookie]).toEqual(['reader', false, null]);

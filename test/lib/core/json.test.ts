@@ -49,7 +49,9 @@ describe('data values', () => {
   });
 
   test('the refusal names the offending path', () => {
-    expect(() => assertJsonValue({ a: [1, { b: undefined }] })).toThrow(new InvalidValueError('value.a[1].b is a undefined, not a JSON value'));
+    expect(() => assertJsonValue({ a: [1, { b: undefined }] })).toThrow(
+      new InvalidValueError('value.a[1].b is a undefined, not a JSON value'),
+    );
     expect(() => assertJsonValue({ n: NaN })).toThrow(new InvalidValueError('value.n is not a finite number'));
     expect(() => assertJsonValue(['\uDC00'])).toThrow(new InvalidValueError('value[0] has a lone surrogate'));
     expect(() => assertJsonValue({ d: new Date(0) })).toThrow(new InvalidValueError('value.d is not a plain object'));

@@ -88,7 +88,9 @@ describe('loading and saving', () => {
     const s = await m.load(cookie);
     expect(s.isNew).toBe(true);
     expect(s.get('a')).toBeUndefined();
-    expect((await m.save(s)).setCookie).toMatch(/^__Host-viur_cookie_session-test=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$/);
+    expect((await m.save(s)).setCookie).toMatch(
+      /^__Host-viur_cookie_session-test=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$/,
+    );
   });
 
   test('markChanged forces a write', async () => {
@@ -160,7 +162,9 @@ describe('what is written and which cookie is sent', () => {
     const { m } = setup();
     const stale = `__Host-viur_cookie_session-test=${'A'.repeat(43)}`;
     const out = await m.save(await m.load(stale));
-    expect(out.setCookie).toBe('__Host-viur_cookie_session-test=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax');
+    expect(out.setCookie).toBe(
+      '__Host-viur_cookie_session-test=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax',
+    );
     const { cookie } = await started(m);
     expect((await m.save(await m.load(cookie))).setCookie).toBeNull();
     expect((await m.save(await m.load(undefined))).setCookie).toBeNull();
@@ -176,9 +180,19 @@ describe('what is written and which cookie is sent', () => {
     expect(cookieFrom(outcome.setCookie)).not.toBe(cookie);
     expect(outcome.staticSecurityKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(s.validateStaticSecurityKey(outcome.staticSecurityKey!)).toBe(true);
-    expect(await store.get(oldKey)).toMatchObject({ endedAt: clock.t, expiresAt: clock.t + TOMBSTONE_SECONDS * S, securityKeyDigests: [], staticKeyDigest: '' });
+    expect(await store.get(oldKey)).toMatchObject({
+      endedAt: clock.t,
+      expiresAt: clock.t + TOMBSTONE_SECONDS * S,
+      securityKeyDigests: [],
+      staticKeyDigest: '',
+    });
     expect(Object.keys((await store.get(oldKey))!.data)).toEqual([]);
-    expect(await store.get(digest(s.id))).toMatchObject({ user: 'user-1', lastSeen: clock.t, createdAt: clock.t, expiresAt: clock.t + 100 * S });
+    expect(await store.get(digest(s.id))).toMatchObject({
+      user: 'user-1',
+      lastSeen: clock.t,
+      createdAt: clock.t,
+      expiresAt: clock.t + 100 * S,
+    });
     const later = await m.save(await m.load(cookieFrom(outcome.setCookie)));
     expect(later.staticSecurityKey).toBeNull();
   });
@@ -226,7 +240,10 @@ describe('lifetime boundaries', () => {
     const key = digest(session.id);
     const stored = (await store.get(key))!;
     // e.g. written by an instance with a shorter lifetime: expiresAt is what the cleanup goes by.
-    await store.update(key, () => ({ writes: { put: [{ key, session: { ...stored, expiresAt: clock.t + 10 * S } }], delete: [] }, result: 0 }));
+    await store.update(key, () => ({
+      writes: { put: [{ key, session: { ...stored, expiresAt: clock.t + 10 * S } }], delete: [] },
+      result: 0,
+    }));
     clock.advance(10 * S - 1);
     expect((await m.load(cookie)).isNew).toBe(false);
     clock.advance(1);
@@ -296,7 +313,10 @@ describe('cookie attributes', () => {
     [{ SESSION_SAME_SITE: 'strict' }, /; SameSite=Strict$/],
     [{ SESSION_SAME_SITE: 'none' }, /; Secure; SameSite=None$/],
     [{ SESSION_SAME_SITE: 'off' }, /; Path=\/; HttpOnly; Secure$/],
-    [{ SESSION_COOKIE_PERSISTENT: 'true', SESSION_LIFETIME_SECONDS: '900' }, /^__Host-viur_cookie_session-test=[^;]+; Max-Age=900; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
+    [
+      { SESSION_COOKIE_PERSISTENT: 'true', SESSION_LIFETIME_SECONDS: '900' },
+      /^__Host-viur_cookie_session-test=[^;]+; Max-Age=900; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
+    ],
     [{ SESSION_COOKIE_NAME: '__Host-sid' }, /^__Host-sid=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/],
   ])('%j gives %s', async (env, pattern) => {
     const config = testConfig(env);
@@ -409,7 +429,13 @@ describe('rotation and what it writes', () => {
     const { session: first, outcome } = await m.withSession(undefined, (s) => s.login('u'), { userAgent: 'UA/1' });
     clock.advance(7 * S);
     await m.withSession(cookieFrom(outcome.setCookie), (s) => s.logout());
-    expect(await store.get(digest(first.id))).toMatchObject({ user: 'u', createdAt: clock.t - 7 * S, lastSeen: clock.t, endedAt: clock.t, userAgent: 'UA/1' });
+    expect(await store.get(digest(first.id))).toMatchObject({
+      user: 'u',
+      createdAt: clock.t - 7 * S,
+      lastSeen: clock.t,
+      endedAt: clock.t,
+      userAgent: 'UA/1',
+    });
   });
 
   test('a logout that keeps a persistent field keeps the new guest session with it', async () => {
@@ -556,7 +582,10 @@ describe('listing the sessions of a user', () => {
       },
     });
     const m = manager(store, clock);
-    await seed(inner, Array.from({ length: 1200 }, (_, i) => [`u-${i}`, stored({ user: 'u', createdAt: clock.t, lastSeen: clock.t })]));
+    await seed(
+      inner,
+      Array.from({ length: 1200 }, (_, i) => [`u-${i}`, stored({ user: 'u', createdAt: clock.t, lastSeen: clock.t })]),
+    );
     expect(await m.liveSessions('u')).toHaveLength(1200);
     expect(limits).toEqual([500, 500, 500]);
     limits.length = 0;

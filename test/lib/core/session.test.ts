@@ -31,7 +31,11 @@ describe('the map API', () => {
     s.set('a', { n: [1] });
     expect(s.getOrThrow('a')).toEqual({ n: [1] });
     s.merge({ b: 2, c: null });
-    expect(s.items()).toEqual([['a', { n: [1] }], ['b', 2], ['c', null]]);
+    expect(s.items()).toEqual([
+      ['a', { n: [1] }],
+      ['b', 2],
+      ['c', null],
+    ]);
     s.delete('b');
     expect(s.has('b')).toBe(false);
     expect(s.entries().map(([k]) => k)).toEqual(['a', 'c']);
@@ -298,7 +302,7 @@ describe('security keys', () => {
     expect(() => s.getSecurityKeys(4)).toThrow(RangeError);
   });
 
-  test('wrong, malformed and other sessions\' keys are refused', async () => {
+  test("wrong, malformed and other sessions' keys are refused", async () => {
     const { m } = setup();
     const a = await m.load(undefined);
     const keyA = a.getSecurityKey();

@@ -65,14 +65,22 @@ test.each([
   ['a user over 500 bytes', Buffer.from(JSON.stringify({ user: 'ü'.repeat(251) })), 'at most 500 bytes'],
   ['an empty list', Buffer.from('{"users": []}'), 'users: must not be empty'],
   ['null in a list', Buffer.from('{"users": [null]}'), 'users.0:'],
-  ['a list too long', Buffer.from(JSON.stringify({ users: Array.from({ length: MAX_USERS_PER_MESSAGE + 1 }, (_, i) => `u${i}`) })), 'at most 1000 users'],
+  [
+    'a list too long',
+    Buffer.from(JSON.stringify({ users: Array.from({ length: MAX_USERS_PER_MESSAGE + 1 }, (_, i) => `u${i}`) })),
+    'at most 1000 users',
+  ],
   ['a date without zone', Buffer.from('{"user": "a", "issuedAt": "2026-01-01T00:00:00"}'), 'issuedAt: must be an ISO 8601'],
   ['a date only', Buffer.from('{"user": "a", "issuedAt": "2026-01-01"}'), 'issuedAt:'],
   ['an epoch number', Buffer.from('{"user": "a", "issuedAt": 1767225600}'), 'issuedAt:'],
   ['a continuation without issuedAt', Buffer.from('{"user": "a", "continuation": 1}'), 'issuedAt: required in a continuation'],
   ['a continuation of 0', Buffer.from('{"user": "a", "issuedAt": "2026-01-01T00:00:00Z", "continuation": 0}'), 'continuation:'],
   ['a fractional continuation', Buffer.from('{"user": "a", "issuedAt": "2026-01-01T00:00:00Z", "continuation": 1.5}'), 'continuation:'],
-  ['a continuation on a list', Buffer.from('{"users": ["a"], "issuedAt": "2026-01-01T00:00:00Z", "continuation": 1}'), 'unknown field(s) "continuation"'],
+  [
+    'a continuation on a list',
+    Buffer.from('{"users": ["a"], "issuedAt": "2026-01-01T00:00:00Z", "continuation": 1}'),
+    'unknown field(s) "continuation"',
+  ],
   ['a cleanup with a cut-off', Buffer.from('{"cleanup": {"before": "2100-01-01T00:00:00Z"}}'), 'unknown field(s) "before"'],
   ['a cleanup that is not an object', Buffer.from('{"cleanup": true}'), 'cleanup:'],
   ['a cleanup with a target', Buffer.from('{"cleanup": {}, "user": null}'), 'unknown field(s) "user"'],
@@ -138,17 +146,25 @@ describe('kill messages', () => {
     expect(reason(JSON.stringify({ users: ['a', ''] }))).toBe('users.1: must not be empty');
     expect(reason('{"user":"a","issuedAt":"2026-01-01T00:00:00Z","continuation":0}')).toMatch(/^continuation: /);
     expect(parseKillMessageData('{"user":"a","issuedAt":"2026-01-01T00:00:00Z","continuation":2}')).toMatchObject({ continuation: 2 });
-    expect(reason('{"user":"a","issuedAt":"2026-01-01"}')).toBe('issuedAt: must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z');
+    expect(reason('{"user":"a","issuedAt":"2026-01-01"}')).toBe(
+      'issuedAt: must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z',
+    );
   });
 
   test('text data is taken as it is; a user of exactly 500 bytes is accepted', () => {
     expect(parseKillMessageData(JSON.stringify({ user: 'u'.repeat(500) }))).toMatchObject({ kind: 'kill', user: 'u'.repeat(500) });
-    expect(validateKillMessage({ users: ['a'], issuedAt: '2026-01-01T00:00:00Z' })).toEqual({ kind: 'fanOut', users: ['a'], issuedAt: new Date('2026-01-01T00:00:00Z') });
+    expect(validateKillMessage({ users: ['a'], issuedAt: '2026-01-01T00:00:00Z' })).toEqual({
+      kind: 'fanOut',
+      users: ['a'],
+      issuedAt: new Date('2026-01-01T00:00:00Z'),
+    });
   });
 
   test('issuedAt parsing and printing', () => {
     expect(parseIssuedAt('2026-01-01T01:00:00+01:00')).toEqual(new Date('2026-01-01T00:00:00Z'));
-    expect(() => parseIssuedAt('yesterday')).toThrow(new MalformedKillMessageError('message: must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z'));
+    expect(() => parseIssuedAt('yesterday')).toThrow(
+      new MalformedKillMessageError('message: must be an ISO 8601 date-time with Z or an offset, e.g. 2026-01-01T12:00:00Z'),
+    );
     expect(isoTime(new Date(0))).toBe('1970-01-01T00:00:00.000Z');
     expect(() => isoTime(new Date(NaN))).toThrow(new MalformedKillMessageError('issuedAt: is not a real date'));
     expect(encodeKillMessage({ user: 'ä' }).toString('utf8')).toBe('{"user":"ä"}');

@@ -4,7 +4,14 @@
  * and a message is accepted exactly when docs/kill-messages.md#what-is-malformed says so.
  */
 import fc from 'fast-check';
-import { encodeKillMessage, killMessageData, MalformedKillMessageError, parseKillMessageData, validateKillMessage, type KillMessage } from '../../../lib/jobs/killMessage';
+import {
+  encodeKillMessage,
+  killMessageData,
+  MalformedKillMessageError,
+  parseKillMessageData,
+  validateKillMessage,
+  type KillMessage,
+} from '../../../lib/jobs/killMessage';
 import { MAX_CONTINUATIONS } from '../../../lib/core/limits';
 
 // Built outside any test, as in killMessage.test.ts: the mutation run then credits every test here.
@@ -45,7 +52,12 @@ const instant = fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('
 test('what a publisher encodes, the consumer reads back as the same target and time', () => {
   fc.assert(
     fc.property(fc.oneof(fc.constant(null), userId), fc.option(instant, { nil: undefined }), (user, at) => {
-      expect(parseKillMessageData(encodeKillMessage(killMessageData({ user }, at)))).toEqual({ kind: 'kill', user, issuedAt: at, continuation: 0 });
+      expect(parseKillMessageData(encodeKillMessage(killMessageData({ user }, at)))).toEqual({
+        kind: 'kill',
+        user,
+        issuedAt: at,
+        continuation: 0,
+      });
     }),
     { numRuns: RUNS },
   );
@@ -53,7 +65,11 @@ test('what a publisher encodes, the consumer reads back as the same target and t
     fc.property(fc.array(userId, { minLength: 1, maxLength: 12 }), fc.option(instant, { nil: undefined }), (users, at) => {
       // Duplicates are dropped, first occurrence kept, order otherwise unchanged.
       const unique = users.filter((u, i) => users.indexOf(u) === i);
-      expect(parseKillMessageData(encodeKillMessage(killMessageData({ users }, at)))).toEqual({ kind: 'fanOut', users: unique, issuedAt: at });
+      expect(parseKillMessageData(encodeKillMessage(killMessageData({ users }, at)))).toEqual({
+        kind: 'fanOut',
+        users: unique,
+        issuedAt: at,
+      });
     }),
     { numRuns: RUNS },
   );
@@ -63,7 +79,9 @@ test('a user id is accepted exactly when it is 1 to 500 bytes of well-formed UTF
   fc.assert(
     fc.property(anyString, (u) => {
       const single = outcome({ user: u });
-      expect(single === 'malformed' ? false : single).toEqual(validUser(u) ? { kind: 'kill', user: u, issuedAt: undefined, continuation: 0 } : false);
+      expect(single === 'malformed' ? false : single).toEqual(
+        validUser(u) ? { kind: 'kill', user: u, issuedAt: undefined, continuation: 0 } : false,
+      );
       const listed = outcome({ users: ['ok', u] });
       expect(listed !== 'malformed').toBe(validUser(u));
     }),
@@ -72,7 +90,12 @@ test('a user id is accepted exactly when it is 1 to 500 bytes of well-formed UTF
 });
 
 test('a continuation is accepted exactly when it is an integer from 1 to MAX_CONTINUATIONS and the kill carries issuedAt', () => {
-  const n = fc.oneof(fc.integer({ min: -3, max: MAX_CONTINUATIONS + 3 }), fc.constantFrom(0, 1, MAX_CONTINUATIONS, MAX_CONTINUATIONS + 1), fc.double(), fc.integer());
+  const n = fc.oneof(
+    fc.integer({ min: -3, max: MAX_CONTINUATIONS + 3 }),
+    fc.constantFrom(0, 1, MAX_CONTINUATIONS, MAX_CONTINUATIONS + 1),
+    fc.double(),
+    fc.integer(),
+  );
   fc.assert(
     fc.property(n, fc.boolean(), instant, (continuation, withTime, at) => {
       const valid = Number.isInteger(continuation) && continuation >= 1 && continuation <= MAX_CONTINUATIONS;

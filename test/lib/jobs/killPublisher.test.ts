@@ -50,7 +50,9 @@ test('publisherFor(config) publishes on SESSION_KILL_TOPIC and keeps one client 
   const ids = [await publisher({ user: null }), await publisher.publishKill({ user: '__guest__' })];
   const messages = await receive(subscription, 2);
   expect(messages.map((m) => m.id).sort()).toEqual([...ids].sort());
-  expect(messages.map((m) => JSON.parse(m.data.toString()) as unknown)).toEqual(expect.arrayContaining([{ user: null }, { user: '__guest__' }]));
+  expect(messages.map((m) => JSON.parse(m.data.toString()) as unknown)).toEqual(
+    expect.arrayContaining([{ user: null }, { user: '__guest__' }]),
+  );
 });
 
 test('an invalid target is refused before anything is sent', async () => {
@@ -71,7 +73,11 @@ test('SESSION_KILL_PUSH_URL: a push request reaches killSessionByUser under func
   try {
     const { port } = server.address() as AddressInfo;
     const topic = uniqueName('local');
-    const config = testConfig({ SESSION_STORE: 'memory', SESSION_KILL_TOPIC: topic, SESSION_KILL_PUSH_URL: `http://127.0.0.1:${port}/projects/local/topics/${topic}` });
+    const config = testConfig({
+      SESSION_STORE: 'memory',
+      SESSION_KILL_TOPIC: topic,
+      SESSION_KILL_PUSH_URL: `http://127.0.0.1:${port}/projects/local/topics/${topic}`,
+    });
     setRuntime(createRuntime(config, { store }));
     const publisher = publisherFor(config);
     const id = await publisher({ user: 'p' });
@@ -89,14 +95,19 @@ test('a failed local push is retried, then given up with an error log', async ()
   const id = await publisher({ user: 'nobody' });
   await publisher.close();
   expect(logs.filter((l) => l.messageId === id && l.message === 'local kill push failed')).toHaveLength(5);
-  expect(logs.filter((l) => l.messageId === id && l.message === 'local kill push given up')).toEqual([expect.objectContaining({ severity: 'ERROR' })]);
+  expect(logs.filter((l) => l.messageId === id && l.message === 'local kill push given up')).toEqual([
+    expect.objectContaining({ severity: 'ERROR' }),
+  ]);
 }, 30_000);
 
 test('loading the functions module loads neither the Pub/Sub nor the Datastore client (cold start)', () => {
   ensureBuilt();
   const probe = spawnSync(
     process.execPath,
-    ['-e', "require('./dist/functions/index.js'); const l = Object.keys(require.cache); console.log(JSON.stringify({ pubsub: l.some((k) => k.includes('@google-cloud/pubsub')), datastore: l.some((k) => k.includes('@google-cloud/datastore')) }))"],
+    [
+      '-e',
+      "require('./dist/functions/index.js'); const l = Object.keys(require.cache); console.log(JSON.stringify({ pubsub: l.some((k) => k.includes('@google-cloud/pubsub')), datastore: l.some((k) => k.includes('@google-cloud/datastore')) }))",
+    ],
     { cwd: ROOT, encoding: 'utf8', env: { ...process.env, GOOGLE_CLOUD_PROJECT: 'session-test' } },
   );
   expect(probe.status).toBe(0);

@@ -70,7 +70,23 @@ describe('configuration', () => {
   });
 
   test('every documented variable is known', () => {
-    for (const name of ['GOOGLE_CLOUD_PROJECT', 'SESSION_STORE', 'SESSION_KIND', 'SESSION_LIFETIME_SECONDS', 'SESSION_COOKIE_NAME', 'SESSION_SAME_SITE', 'SESSION_COOKIE_PERSISTENT', 'SESSION_PERSISTENT_FIELDS_ON_LOGIN', 'SESSION_PERSISTENT_FIELDS_ON_LOGOUT', 'SESSION_KILL_TOPIC', 'SESSION_ADMIN_AUDIENCE', 'SESSION_ADMIN_PRINCIPALS', 'SESSION_ADMIN_JWKS_FILE', 'DATASTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST']) {
+    for (const name of [
+      'GOOGLE_CLOUD_PROJECT',
+      'SESSION_STORE',
+      'SESSION_KIND',
+      'SESSION_LIFETIME_SECONDS',
+      'SESSION_COOKIE_NAME',
+      'SESSION_SAME_SITE',
+      'SESSION_COOKIE_PERSISTENT',
+      'SESSION_PERSISTENT_FIELDS_ON_LOGIN',
+      'SESSION_PERSISTENT_FIELDS_ON_LOGOUT',
+      'SESSION_KILL_TOPIC',
+      'SESSION_ADMIN_AUDIENCE',
+      'SESSION_ADMIN_PRINCIPALS',
+      'SESSION_ADMIN_JWKS_FILE',
+      'DATASTORE_EMULATOR_HOST',
+      'PUBSUB_EMULATOR_HOST',
+    ]) {
       expect(CONFIG_VARIABLES).toHaveProperty(name);
     }
   });
@@ -143,7 +159,9 @@ describe('every variable is read', () => {
       deletion: { batchSize: 100, parallelism: 2, cleanupBudgetSeconds: 60, cleanupGraceSeconds: 0, killBudgetSeconds: 30 },
     });
     // Every variable loadConfig reads is documented (the README table and Terraform are built from this list).
-    expect(Object.keys(CONFIG_VARIABLES)).toEqual(expect.arrayContaining(['SESSION_KILL_PUSH_URL', 'SESSION_READ_CACHE_MS', 'SESSION_DATABASE', 'SESSION_NAMESPACE']));
+    expect(Object.keys(CONFIG_VARIABLES)).toEqual(
+      expect.arrayContaining(['SESSION_KILL_PUSH_URL', 'SESSION_READ_CACHE_MS', 'SESSION_DATABASE', 'SESSION_NAMESPACE']),
+    );
   });
 
   test('defaults of the settings the first defaults test does not show', () => {
@@ -191,13 +209,21 @@ describe('every variable is read', () => {
     const local = loadConfig({ SESSION_STORE: 'memory' });
     expect(local.projectId).toBe('local');
     expect(local.session.cookie.name).toBe('__Host-viur_cookie_local');
-    expect(() => loadConfig({ SESSION_STORE: 'datastore', GOOGLE_CLOUD_PROJECT: ' ' })).toThrow(new ConfigError('GOOGLE_CLOUD_PROJECT', 'must be set when SESSION_STORE is datastore'));
+    expect(() => loadConfig({ SESSION_STORE: 'datastore', GOOGLE_CLOUD_PROJECT: ' ' })).toThrow(
+      new ConfigError('GOOGLE_CLOUD_PROJECT', 'must be set when SESSION_STORE is datastore'),
+    );
   });
 
   test('principals without an audience stop start-up; an audience alone is fine', () => {
-    expect(() => load({ SESSION_ADMIN_PRINCIPALS: 'a@x.example' })).toThrow(/^SESSION_ADMIN_AUDIENCE: must be set when SESSION_ADMIN_PRINCIPALS is/);
+    expect(() => load({ SESSION_ADMIN_PRINCIPALS: 'a@x.example' })).toThrow(
+      /^SESSION_ADMIN_AUDIENCE: must be set when SESSION_ADMIN_PRINCIPALS is/,
+    );
     expect(load({ SESSION_ADMIN_PRINCIPALS: ' , ' }).admin.principals).toEqual([]);
-    expect(load({ SESSION_ADMIN_AUDIENCE: 'https://s.example' }).admin).toEqual({ audience: 'https://s.example', principals: [], jwksFile: undefined });
+    expect(load({ SESSION_ADMIN_AUDIENCE: 'https://s.example' }).admin).toEqual({
+      audience: 'https://s.example',
+      principals: [],
+      jwksFile: undefined,
+    });
   });
 });
 
@@ -220,8 +246,12 @@ describe('integer bounds: exactly at a bound is accepted, one beyond is refused 
   ])('%s: %d … %d', (variable, min, max) => {
     expect(() => load({ [variable]: String(min) })).not.toThrow();
     expect(() => load({ [variable]: String(max) })).not.toThrow();
-    expect(() => load({ [variable]: String(min - 1) })).toThrow(new ConfigError(variable, `"${min - 1}" is not valid: too small: expected at least ${min}`));
-    expect(() => load({ [variable]: String(max + 1) })).toThrow(new ConfigError(variable, `"${max + 1}" is not valid: too big: expected at most ${max}`));
+    expect(() => load({ [variable]: String(min - 1) })).toThrow(
+      new ConfigError(variable, `"${min - 1}" is not valid: too small: expected at least ${min}`),
+    );
+    expect(() => load({ [variable]: String(max + 1) })).toThrow(
+      new ConfigError(variable, `"${max + 1}" is not valid: too big: expected at most ${max}`),
+    );
     expect(() => load({ [variable]: `${min}.5` })).toThrow(new ConfigError(variable, `"${min}.5" is not valid: expected an integer`));
   });
 });
@@ -251,7 +281,9 @@ describe('name patterns are anchored at both ends', () => {
 
   test('SESSION_LOG_REQUESTS accepts all and errors only', () => {
     expect(load({ SESSION_LOG_REQUESTS: 'errors' }).logRequests).toBe('errors');
-    expect(() => load({ SESSION_LOG_REQUESTS: 'none' })).toThrow(/^SESSION_LOG_REQUESTS: "none" is not valid: expected one of all, errors$/);
+    expect(() => load({ SESSION_LOG_REQUESTS: 'none' })).toThrow(
+      /^SESSION_LOG_REQUESTS: "none" is not valid: expected one of all, errors$/,
+    );
   });
 
   test('SESSION_STORE accepts memory and datastore only', () => {

@@ -28,8 +28,13 @@ test('a terminal: time, severity, message, latency and the fields as key=value',
   const err = stream(true);
   streamSink(stream(true), err)(REQUEST, 'ERROR');
   expect(err.lines).toHaveLength(1);
-  expect(err.lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} ERROR {3}GET \/session 503 {2}\(0\.012000s\) {2}errorCode=store_unavailable {2}errorCause=no Google credentials: Could not load the default credentials\n$/);
-  expect(prettyLine(JSON.stringify({ severity: 'INFO', message: 'batch', deleted: 500, selector: { kind: 'expired' } }), new Date('2026-01-01T12:00:01.234Z'))).toBe(
-    '12:00:01.234 INFO    batch  deleted=500  selector={"kind":"expired"}',
+  expect(err.lines[0]).toMatch(
+    /^\d\d:\d\d:\d\d\.\d{3} ERROR {3}GET \/session 503 {2}\(0\.012000s\) {2}errorCode=store_unavailable {2}errorCause=no Google credentials: Could not load the default credentials\n$/,
   );
+  expect(
+    prettyLine(
+      JSON.stringify({ severity: 'INFO', message: 'batch', deleted: 500, selector: { kind: 'expired' } }),
+      new Date('2026-01-01T12:00:01.234Z'),
+    ),
+  ).toBe('12:00:01.234 INFO    batch  deleted=500  selector={"kind":"expired"}');
 });

@@ -97,7 +97,12 @@ describe('DatastoreSessionStore entity layout', () => {
     const store = new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace: ns, timeoutMs: 10_000, separateBegin: true });
     await store.update(null, () => put('f'.repeat(64), record({ user: null })));
     const [entity] = await ds.get(ds.key({ namespace: ns, path: ['viur-session', 'f'.repeat(64)] }));
-    expect(entity).toMatchObject({ user: '__guest__', lastseen: T0 / 1000, staticSecurityKey: 'ab'.repeat(32), securityKeys: ['cd'.repeat(32)] });
+    expect(entity).toMatchObject({
+      user: '__guest__',
+      lastseen: T0 / 1000,
+      staticSecurityKey: 'ab'.repeat(32),
+      securityKeys: ['cd'.repeat(32)],
+    });
     expect(entity.createdAt).toBeInstanceOf(Date);
     expect(entity.expiresAt).toBeInstanceOf(Date);
     // data is one JSON text (docs/storage.md#properties: one parse per request whatever the number of keys).
@@ -113,7 +118,7 @@ describe('DatastoreSessionStore entity layout', () => {
   });
 });
 
-describe('DatastoreSessionStore listing of a user\'s sessions', () => {
+describe("DatastoreSessionStore listing of a user's sessions", () => {
   test('one query whose answer carries no data, even of a session near the size limit; older entities without userAgent list as null', async () => {
     const ns = uniqueNamespace('heads');
     const ds = datastore();
@@ -121,7 +126,19 @@ describe('DatastoreSessionStore listing of a user\'s sessions', () => {
     const big = 'x'.repeat(900_000);
     await store.update(null, () => put('big', record({ user: 'u', data: Object.assign(emptyData(), { big }) })));
     // Written as before this field existed.
-    await ds.save({ key: ds.key({ namespace: ns, path: ['viur-session', 'legacy'] }), data: { user: 'u', lastseen: T0 / 1000, createdAt: new Date(T0), expiresAt: new Date(T0 + 1000), data: {}, staticSecurityKey: 'ab'.repeat(32), securityKeys: [] }, excludeFromIndexes: ['data', 'lastseen'] });
+    await ds.save({
+      key: ds.key({ namespace: ns, path: ['viur-session', 'legacy'] }),
+      data: {
+        user: 'u',
+        lastseen: T0 / 1000,
+        createdAt: new Date(T0),
+        expiresAt: new Date(T0 + 1000),
+        data: {},
+        staticSecurityKey: 'ab'.repeat(32),
+        securityKeys: [],
+      },
+      excludeFromIndexes: ['data', 'lastseen'],
+    });
     const rpcs = countRpcs();
     let bytes = 0;
     // Observes the size of the answer as the gRPC client hands it over (the store passes a callback).

@@ -31,7 +31,10 @@ function record(overrides: Partial<StoredSession> = {}): StoredSession {
   };
 }
 
-const put = (key: string, session: StoredSession): Decision<undefined> => ({ writes: { put: [{ key, session }], delete: [] }, result: undefined });
+const put = (key: string, session: StoredSession): Decision<undefined> => ({
+  writes: { put: [{ key, session }], delete: [] },
+  result: undefined,
+});
 
 function hostPort(host: string): { host: string; port: number } {
   const [h, p] = host.split(':');
@@ -74,7 +77,9 @@ describe('retry when a commit aborts (two instances with their own clients on on
       /** Starts the other instance's write now; the caller's commit is held back by `slow` until it landed. */
       write(): Promise<void> {
         writes++;
-        return other.update('k', (current) => put('k', { ...current!, data: Object.assign(emptyData(), { ...current!.data, other: writes }) }));
+        return other.update('k', (current) =>
+          put('k', { ...current!, data: Object.assign(emptyData(), { ...current!.data, other: writes }) }),
+        );
       },
     };
   }
@@ -100,7 +105,10 @@ describe('retry when a commit aborts (two instances with their own clients on on
       const result = await store.update('k', (current) => {
         seen.push(current!.data.other as number | undefined);
         if (seen.length === 1) landed = other.write();
-        return { ...put('k', { ...current!, data: Object.assign(emptyData(), { ...current!.data, mine: seen.length }) }), result: seen.length };
+        return {
+          ...put('k', { ...current!, data: Object.assign(emptyData(), { ...current!.data, mine: seen.length }) }),
+          result: seen.length,
+        };
       });
       await landed;
       // First attempt read before the other write and aborted; the second read it and committed.
@@ -148,9 +156,18 @@ describe('every Datastore call has a deadline: a store that never answers ends i
     const ds = new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-test', apiEndpoint: `127.0.0.1:${relay.port}` });
     const namespace = uniqueNamespace('deadline');
     // One call through the relay first (with a generous deadline: a first call is slow), so the connection is up before it stalls.
-    await new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace, timeoutMs: 10_000, separateBegin }).update(null, () => put('k', record()));
+    await new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace, timeoutMs: 10_000, separateBegin }).update(null, () =>
+      put('k', record()),
+    );
     // The deletion engine's calls have their own (longer) deadline; here it is as short as the request one.
-    return new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace, timeoutMs: TIMEOUT_MS, engineTimeoutMs: TIMEOUT_MS, separateBegin });
+    return new DatastoreSessionStore({
+      datastore: ds,
+      kind: KIND,
+      namespace,
+      timeoutMs: TIMEOUT_MS,
+      engineTimeoutMs: TIMEOUT_MS,
+      separateBegin,
+    });
   }
   const legacy = () => stallable(process.env.LEGACY_DATASTORE_EMULATOR_HOST!, false);
   const firestore = () => stallable(process.env.DATASTORE_EMULATOR_HOST!, true);
@@ -165,96 +182,149 @@ describe('every Datastore call has a deadline: a store that never answers ends i
   // Without its deadline a call waits for the client's default (60 s and more): the test times out.
   const limit = 15_000;
 
-  test('insert of a new session', async () => {
-    const store = await legacy();
-    stall();
-    await expect(store.update(null, () => put('new', record()))).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
-
-  test('plain lookup', async () => {
-    const store = await legacy();
-    stall();
-    await expect(store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
-
-  test('the lookup that opens the transaction', async () => {
-    const store = await legacy();
-    stall();
-    await expect(store.update('k', () => ({ writes: null, result: 0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
-
-  test('the separate beginTransaction (emulator path)', async () => {
-    const store = await firestore();
-    stall();
-    await expect(store.update('k', () => ({ writes: null, result: 0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
-
-  test('the lookup after a separate beginTransaction', async () => {
-    const store = await firestore();
-    // begin goes through; the stall starts with the lookup after it (seen at the client's RPC level, called through).
-    let looked = false;
-    const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
-    const original = proto.lookup;
-    proto.lookup = function (this: unknown, ...args: unknown[]) {
-      looked = true;
+  test(
+    'insert of a new session',
+    async () => {
+      const store = await legacy();
       stall();
-      return original.apply(this, args);
-    };
-    try {
+      await expect(store.update(null, () => put('new', record()))).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
+
+  test(
+    'plain lookup',
+    async () => {
+      const store = await legacy();
+      stall();
+      await expect(store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
+
+  test(
+    'the lookup that opens the transaction',
+    async () => {
+      const store = await legacy();
+      stall();
       await expect(store.update('k', () => ({ writes: null, result: 0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
-      expect(looked).toBe(true);
-    } finally {
-      proto.lookup = original;
-    }
-  }, limit);
+    },
+    limit,
+  );
 
-  test('commit', async () => {
-    const store = await legacy();
-    await expect(
-      store.update('k', (current) => {
-        stall();
-        return put('k', { ...current!, user: 'changed' });
-      }),
-    ).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
-
-  test('rollback of a read-only transaction: the update still answers', async () => {
-    const store = await legacy();
-    const result = await store.update('k', () => {
+  test(
+    'the separate beginTransaction (emulator path)',
+    async () => {
+      const store = await firestore();
       stall();
-      return { writes: null, result: 'read' };
-    });
-    expect(result).toBe('read');
-  }, limit);
+      await expect(store.update('k', () => ({ writes: null, result: 0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
 
-  test('listing of a user\'s sessions (the device routes)', async () => {
-    const store = await legacy();
-    stall();
-    await expect(store.listUserSessions('u1', 10)).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
+  test(
+    'the lookup after a separate beginTransaction',
+    async () => {
+      const store = await firestore();
+      // begin goes through; the stall starts with the lookup after it (seen at the client's RPC level, called through).
+      let looked = false;
+      const proto = v1.DatastoreClient.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+      const original = proto.lookup;
+      proto.lookup = function (this: unknown, ...args: unknown[]) {
+        looked = true;
+        stall();
+        return original.apply(this, args);
+      };
+      try {
+        await expect(store.update('k', () => ({ writes: null, result: 0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
+        expect(looked).toBe(true);
+      } finally {
+        proto.lookup = original;
+      }
+    },
+    limit,
+  );
 
-  test('ending sessions for a request (the device routes, the cap): the request deadline', async () => {
-    const store = await legacy();
-    stall();
-    await expect(store.endSessions(['k'])).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
+  test(
+    'commit',
+    async () => {
+      const store = await legacy();
+      await expect(
+        store.update('k', (current) => {
+          stall();
+          return put('k', { ...current!, user: 'changed' });
+        }),
+      ).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
 
-  test('query of the deletion engine', async () => {
-    const store = await legacy();
-    stall();
-    await expect(store.findKeys({ kind: 'expired', before: T0 + 7200_000 }, 10)).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
+  test(
+    'rollback of a read-only transaction: the update still answers',
+    async () => {
+      const store = await legacy();
+      const result = await store.update('k', () => {
+        stall();
+        return { writes: null, result: 'read' };
+      });
+      expect(result).toBe('read');
+    },
+    limit,
+  );
 
-  test('batch delete', async () => {
-    const store = await legacy();
-    stall();
-    await expect(store.deleteMany(['k'])).rejects.toBeInstanceOf(StoreUnavailableError);
-  }, limit);
+  test(
+    "listing of a user's sessions (the device routes)",
+    async () => {
+      const store = await legacy();
+      stall();
+      await expect(store.listUserSessions('u1', 10)).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
+
+  test(
+    'ending sessions for a request (the device routes, the cap): the request deadline',
+    async () => {
+      const store = await legacy();
+      stall();
+      await expect(store.endSessions(['k'])).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
+
+  test(
+    'query of the deletion engine',
+    async () => {
+      const store = await legacy();
+      stall();
+      await expect(store.findKeys({ kind: 'expired', before: T0 + 7200_000 }, 10)).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
+
+  test(
+    'batch delete',
+    async () => {
+      const store = await legacy();
+      stall();
+      await expect(store.deleteMany(['k'])).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
 });
 
 describe('error classification', () => {
   test('an insert collision is refused as such, not as an unavailable store (no 503)', async () => {
-    for (const store of [legacyDatastoreStore(), new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('dup'), timeoutMs: 10_000, separateBegin: true })]) {
+    for (const store of [
+      legacyDatastoreStore(),
+      new DatastoreSessionStore({
+        datastore: datastore(),
+        kind: KIND,
+        namespace: uniqueNamespace('dup'),
+        timeoutMs: 10_000,
+        separateBegin: true,
+      }),
+    ]) {
       await store.update(null, () => put('dup', record()));
       const err = await store.update(null, () => put('dup', record({ user: 'intruder' }))).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);
@@ -264,11 +334,17 @@ describe('error classification', () => {
     }
   });
 
-  test('an entity over Datastore\'s size limit is refused as too large (413), not as an unavailable store', async () => {
+  test("an entity over Datastore's size limit is refused as too large (413), not as an unavailable store", async () => {
     // Reached only if SESSION_MAX_DATA_BYTES is set above what an entity can hold (1 MiB). The
     // Firestore emulator enforces the limit as production does; the legacy emulator stores the entity.
     const data = Object.assign(emptyData(), { big: 'x'.repeat(1_100_000) }) as SessionData;
-    const store = new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('big'), timeoutMs: 10_000, separateBegin: true });
+    const store = new DatastoreSessionStore({
+      datastore: datastore(),
+      kind: KIND,
+      namespace: uniqueNamespace('big'),
+      timeoutMs: 10_000,
+      separateBegin: true,
+    });
     const err = await store.update(null, () => put('big', record({ data }))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DataTooLargeError);
     expect(err).toMatchObject({ status: 413, code: 'too_large', message: 'the session is larger than the store accepts' });
@@ -284,7 +360,13 @@ describe('error classification', () => {
 
 describe('batch delete bound', () => {
   test('a commit of exactly 500 keys is accepted and deletes them all; 501 are refused before any call', async () => {
-    const store = new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('500'), timeoutMs: 60_000, separateBegin: true });
+    const store = new DatastoreSessionStore({
+      datastore: datastore(),
+      kind: KIND,
+      namespace: uniqueNamespace('500'),
+      timeoutMs: 60_000,
+      separateBegin: true,
+    });
     const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
     await store.update(null, () => ({ writes: { put: keys.map((key) => ({ key, session: record() })), delete: [] }, result: undefined }));
     await store.deleteMany(keys);
@@ -321,13 +403,20 @@ describe('index exclusions (docs/storage.md#properties): only user, createdAt an
 
 describe('what the store reads back from entities it did not write in the current shape', () => {
   const ns = uniqueNamespace('shape');
-  const store = () => new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: ns, timeoutMs: 10_000, separateBegin: true });
+  const store = () =>
+    new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: ns, timeoutMs: 10_000, separateBegin: true });
   /** Writes an entity as an older version (or another tool) left it, straight through the client. */
   async function raw(name: string, data: Record<string, unknown>): Promise<void> {
     const ds = datastore();
     await ds.save({ key: ds.key({ namespace: ns, path: [KIND, name] }), data, excludeFromIndexes: ['data', 'data.*'] });
   }
-  const base = { user: 'u1', lastseen: datastore().double(T0 / 1000), createdAt: new Date(T0), expiresAt: new Date(T0 + 3600_000), staticSecurityKey: 'ab'.repeat(32) };
+  const base = {
+    user: 'u1',
+    lastseen: datastore().double(T0 / 1000),
+    createdAt: new Date(T0),
+    expiresAt: new Date(T0 + 3600_000),
+    staticSecurityKey: 'ab'.repeat(32),
+  };
 
   test('the older embedded shape: one JSON text per key, names percent-encoded; no userAgent, no securityKeys', async () => {
     await raw('old', { ...base, data: { 'a%2Eb': '1', 'c%25d%5B0%5D': '"x"', plain: '{"n":[1,2]}' } });
@@ -367,10 +456,22 @@ describe('round trips a store saves', () => {
   });
   afterAll(() => rpc.restore());
   beforeEach(() => rpc.reset());
-  const firestore = () => new DatastoreSessionStore({ datastore: datastore(), kind: KIND, namespace: uniqueNamespace('rt'), timeoutMs: 10_000, separateBegin: true });
+  const firestore = () =>
+    new DatastoreSessionStore({
+      datastore: datastore(),
+      kind: KIND,
+      namespace: uniqueNamespace('rt'),
+      timeoutMs: 10_000,
+      separateBegin: true,
+    });
 
   test('without separateBegin (the default), the lookup opens the transaction: no beginTransaction', async () => {
-    const store = new DatastoreSessionStore({ datastore: legacyDatastore(), kind: KIND, namespace: uniqueNamespace('default'), timeoutMs: 10_000 });
+    const store = new DatastoreSessionStore({
+      datastore: legacyDatastore(),
+      kind: KIND,
+      namespace: uniqueNamespace('default'),
+      timeoutMs: 10_000,
+    });
     await store.update(null, () => put('k', record()));
     rpc.reset();
     await store.update('k', (current) => put('k', { ...current!, user: 'u2' }));
@@ -423,14 +524,19 @@ describe('round trips a store saves', () => {
 test('a store in the default namespace (no namespace option) reads, writes, queries and lists', async () => {
   // A kind of its own keeps it apart from other tests' sessions in the default namespace.
   const kind = uniqueNamespace('kind');
-  for (const [ds, separateBegin] of [[datastore(), true], [legacyDatastore(), false]] as const) {
+  for (const [ds, separateBegin] of [
+    [datastore(), true],
+    [legacyDatastore(), false],
+  ] as const) {
     const store = new DatastoreSessionStore({ datastore: ds, kind, timeoutMs: 10_000, separateBegin });
     await store.update(null, () => put('a', record({ user: 'dn', expiresAt: T0 })));
     await store.update('a', (current) => put('a', { ...current!, data: Object.assign(emptyData(), { n: 2 }) }));
     expect((await store.get('a'))!.data).toEqual({ n: 2 });
     expect(await store.findKeys({ kind: 'expired', before: T0 + 1 }, 10)).toEqual({ keys: ['a'] });
     expect(await store.findKeys({ kind: 'user', user: 'dn', createdAtOrBefore: T0 }, 10)).toEqual({ keys: ['a'] });
-    expect(await store.listUserSessions('dn', 10)).toEqual({ sessions: [{ key: 'a', head: { user: 'dn', lastSeen: T0, createdAt: T0, expiresAt: T0, userAgent: null } }] });
+    expect(await store.listUserSessions('dn', 10)).toEqual({
+      sessions: [{ key: 'a', head: { user: 'dn', lastSeen: T0, createdAt: T0, expiresAt: T0, userAgent: null } }],
+    });
     await store.deleteMany(['a']);
     expect(await store.get('a')).toBeNull();
   }
@@ -445,11 +551,19 @@ test('a store whose start-up gate fails is unavailable, whatever it failed with'
   }
 });
 
-test('the deletion engine\'s calls leave the client\'s other calls as they were (a listing after a cleanup query)', async () => {
+test("the deletion engine's calls leave the client's other calls as they were (a listing after a cleanup query)", async () => {
   // One client, as in one process that serves the API and runs a kill or a cleanup.
-  const store = new DatastoreSessionStore({ datastore: new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-test' }), kind: KIND, namespace: uniqueNamespace('shared'), timeoutMs: 10_000, separateBegin: true });
+  const store = new DatastoreSessionStore({
+    datastore: new Datastore({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? 'session-test' }),
+    kind: KIND,
+    namespace: uniqueNamespace('shared'),
+    timeoutMs: 10_000,
+    separateBegin: true,
+  });
   await store.update(null, () => put('a', record({ user: 'lister' })));
-  const listing = { sessions: [{ key: 'a', head: { user: 'lister', lastSeen: T0, createdAt: T0, expiresAt: T0 + 3600_000, userAgent: null } }] };
+  const listing = {
+    sessions: [{ key: 'a', head: { user: 'lister', lastSeen: T0, createdAt: T0, expiresAt: T0 + 3600_000, userAgent: null } }],
+  };
   expect(await store.listUserSessions('lister', 10)).toEqual(listing);
   expect(await store.findKeys({ kind: 'user', user: 'lister', createdAtOrBefore: T0 }, 10)).toEqual({ keys: ['a'] });
   await store.deleteMany(['nothing-there']);

@@ -40,11 +40,23 @@ describe('memory store', () => {
     const store = new MemorySessionStore();
     await store.update(null, () => put('taken', stored()));
     await expect(
-      store.update(null, () => ({ writes: { put: [{ key: 'fresh', session: stored() }, { key: 'taken', session: stored({ user: 'x' }) }], delete: [] }, result: 0 })),
+      store.update(null, () => ({
+        writes: {
+          put: [
+            { key: 'fresh', session: stored() },
+            { key: 'taken', session: stored({ user: 'x' }) },
+          ],
+          delete: [],
+        },
+        result: 0,
+      })),
     ).rejects.toThrow('session key already exists');
     expect(await store.get('fresh')).toBeNull();
     expect((await store.get('taken'))!.user).toBeNull();
-    await store.update('taken', () => ({ writes: { put: [{ key: 'taken', session: stored({ user: 'new' }) }], delete: ['taken'] }, result: 0 }));
+    await store.update('taken', () => ({
+      writes: { put: [{ key: 'taken', session: stored({ user: 'new' }) }], delete: ['taken'] },
+      result: 0,
+    }));
     expect((await store.get('taken'))!.user).toBe('new');
     expect(store.size).toBe(1);
   });
@@ -69,15 +81,19 @@ describe('memory store', () => {
     await store.update(null, () => put('k0', stored()));
     await store.deleteMany(Array.from({ length: 500 }, (_, i) => `k${i}`));
     expect(await store.get('k0')).toBeNull();
-    await expect(store.deleteMany(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(new RangeError('at most 500 keys per commit'));
+    await expect(store.deleteMany(Array.from({ length: 501 }, (_, i) => `k${i}`))).rejects.toThrow(
+      new RangeError('at most 500 keys per commit'),
+    );
   });
 });
 
 describe('memory store: listing and ending the sessions of a user', () => {
-  test('only that user\'s sessions (guests under the guest name), heads only, ordered, paged by cursor', async () => {
+  test("only that user's sessions (guests under the guest name), heads only, ordered, paged by cursor", async () => {
     const store = new MemorySessionStore();
     const data = Object.assign(emptyData(), { secret: 'x' });
-    await store.update(null, () => put('b', stored({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA', data })));
+    await store.update(null, () =>
+      put('b', stored({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA', data })),
+    );
     await store.update(null, () => put('a', stored({ user: 'u', createdAt: T0, endedAt: T0 + 5 })));
     await store.update(null, () => put('c', stored({ user: 'u', createdAt: T0 })));
     await store.update(null, () => put('g', stored({ user: null, createdAt: T0 })));
@@ -88,7 +104,9 @@ describe('memory store: listing and ending the sessions of a user', () => {
     expect(p1.sessions[0].head.endedAt).toBe(T0 + 5);
     // A head, never the data: no key beyond what a device listing shows.
     expect(p1.sessions[1].head).toStrictEqual({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA' });
-    expect(await store.listUserSessions('u', 2, p1.cursor)).toEqual({ sessions: [{ key: 'c', head: expect.objectContaining({ user: 'u' }) }] });
+    expect(await store.listUserSessions('u', 2, p1.cursor)).toEqual({
+      sessions: [{ key: 'c', head: expect.objectContaining({ user: 'u' }) }],
+    });
     expect((await store.listUserSessions('__guest__', 10)).sessions.map((s) => s.key)).toEqual(['g']);
     expect(await store.listUserSessions('nobody', 10)).toEqual({ sessions: [] });
   });

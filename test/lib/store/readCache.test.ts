@@ -38,7 +38,9 @@ afterAll(() => rpcs.restore());
 describe('the read cache (SESSION_READ_CACHE_MS) across two instances on the emulator', () => {
   test('the runtime wraps its store only when SESSION_READ_CACHE_MS > 0', () => {
     expect(createRuntime(testConfig(), { store: new MemorySessionStore() }).store).toBeInstanceOf(MemorySessionStore);
-    expect(createRuntime(testConfig({ SESSION_READ_CACHE_MS: '500' }), { store: new MemorySessionStore() }).store).toBeInstanceOf(ReadCachingStore);
+    expect(createRuntime(testConfig({ SESSION_READ_CACHE_MS: '500' }), { store: new MemorySessionStore() }).store).toBeInstanceOf(
+      ReadCachingStore,
+    );
   });
 
   test('a read of a session cached on this instance costs no round trip; the first read elsewhere costs one', async () => {
@@ -162,7 +164,8 @@ describe('the read cache on its own', () => {
     const clock = new FakeClock();
     const inner = new MemorySessionStore();
     const cache = new ReadCachingStore(inner, { ttlMs: HOUR, clock, maxEntries: 3 });
-    for (let i = 0; i < 5; i++) await inner.update(null, () => ({ writes: { put: [{ key: keyOf(`s${i}`), session: stored() }], delete: [] }, result: null }));
+    for (let i = 0; i < 5; i++)
+      await inner.update(null, () => ({ writes: { put: [{ key: keyOf(`s${i}`), session: stored() }], delete: [] }, result: null }));
     for (let i = 0; i < 5; i++) await cache.get(keyOf(`s${i}`));
     expect(cache.stats.entries).toBe(3);
     const reads = countGets(inner);
@@ -175,8 +178,10 @@ describe('the read cache on its own', () => {
     const clock = new FakeClock();
     const inner = new MemorySessionStore();
     const cache = new ReadCachingStore(inner, { ttlMs: HOUR, clock, maxBytes: 10_000 });
-    const big = (n: number): StoredSession => stored({ data: Object.assign(Object.create(null) as Record<string, string>, { v: 'x'.repeat(n) }) });
-    const put = (label: string, s: StoredSession) => inner.update(null, () => ({ writes: { put: [{ key: keyOf(label), session: s }], delete: [] }, result: null }));
+    const big = (n: number): StoredSession =>
+      stored({ data: Object.assign(Object.create(null) as Record<string, string>, { v: 'x'.repeat(n) }) });
+    const put = (label: string, s: StoredSession) =>
+      inner.update(null, () => ({ writes: { put: [{ key: keyOf(label), session: s }], delete: [] }, result: null }));
     await put('a', big(4000));
     await put('b', big(4000));
     await put('c', big(4000));
@@ -194,7 +199,10 @@ describe('the read cache on its own', () => {
     const clock = new FakeClock();
     const inner = new MemorySessionStore();
     const cache = new ReadCachingStore(inner, { ttlMs: HOUR, clock });
-    await inner.update(null, () => ({ writes: { put: [{ key: keyOf('p'), session: stored({ securityKeyDigests: ['d1'] }) }], delete: [] }, result: null }));
+    await inner.update(null, () => ({
+      writes: { put: [{ key: keyOf('p'), session: stored({ securityKeyDigests: ['d1'] }) }], delete: [] },
+      result: null,
+    }));
     const miss = (await cache.get(keyOf('p')))!;
     miss.data.secret = 'from the miss';
     const first = (await cache.get(keyOf('p')))!; // a hit
@@ -221,10 +229,16 @@ describe('the read cache on its own', () => {
       }
     }
     const inner = new SlowReads();
-    await inner.update(null, () => ({ writes: { put: [{ key: keyOf('r'), session: stored({ data: Object.assign(Object.create(null), { n: 1 }) }) }], delete: [] }, result: null }));
+    await inner.update(null, () => ({
+      writes: { put: [{ key: keyOf('r'), session: stored({ data: Object.assign(Object.create(null), { n: 1 }) }) }], delete: [] },
+      result: null,
+    }));
     const cache = new ReadCachingStore(inner, { ttlMs: HOUR, clock });
     const inFlight = cache.get(keyOf('r'));
-    await cache.update(keyOf('r'), (current) => ({ writes: { put: [{ key: keyOf('r'), session: { ...current!, data: Object.assign(Object.create(null), { n: 2 }) } }], delete: [] }, result: null }));
+    await cache.update(keyOf('r'), (current) => ({
+      writes: { put: [{ key: keyOf('r'), session: { ...current!, data: Object.assign(Object.create(null), { n: 2 }) } }], delete: [] },
+      result: null,
+    }));
     release();
     expect((await inFlight)!.data.n).toBe(1);
     expect((await cache.get(keyOf('r')))!.data.n).toBe(2);

@@ -72,7 +72,14 @@ async function withExpired(n: number, live = 0): Promise<{ store: GatedStore; ex
 describe('batch deletion engine', () => {
   test('runs exactly `parallelism` commits at once, never more, and follows the query cursor page by page', async () => {
     const { store, expired } = await withExpired(95);
-    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 3, deadline: T0 + 3600 * S, clock: new FakeClock(T0) });
+    const report = await batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 10,
+      parallelism: 3,
+      deadline: T0 + 3600 * S,
+      clock: new FakeClock(T0),
+    });
     expect(report).toEqual({ deleted: 95, batches: 10, done: true, elapsedMs: 0 });
     expect(store.maxInFlight).toBe(3);
     expect(store.deletes.map((d) => d.length)).toEqual([10, 10, 10, 10, 10, 10, 10, 10, 10, 5]);
@@ -85,7 +92,14 @@ describe('batch deletion engine', () => {
 
   test('parallelism 1 runs one commit at a time', async () => {
     const { store } = await withExpired(25);
-    await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 1, deadline: T0 + 3600 * S, clock: new FakeClock(T0) });
+    await batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 10,
+      parallelism: 1,
+      deadline: T0 + 3600 * S,
+      clock: new FakeClock(T0),
+    });
     expect(store.maxInFlight).toBe(1);
     expect(store.deletes).toHaveLength(3);
   });
@@ -107,7 +121,14 @@ describe('batch deletion engine', () => {
 
   test('a deadline reached at the end of a page queries no further page', async () => {
     const { store } = await withExpired(30);
-    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 1, deadline: T0, clock: new FakeClock(T0) });
+    const report = await batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 10,
+      parallelism: 1,
+      deadline: T0,
+      clock: new FakeClock(T0),
+    });
     expect(report).toMatchObject({ deleted: 10, batches: 1, done: false });
     expect(store.finds).toHaveLength(1);
   });
@@ -115,7 +136,16 @@ describe('batch deletion engine', () => {
   test('a failed commit: no commit is started after it, the ones in flight finish, its error is thrown', async () => {
     const { store } = await withExpired(60);
     store.failOnDelete = 2;
-    await expect(batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 2, deadline: T0 + 3600 * S, clock: new FakeClock(T0) })).rejects.toThrow('commit 2 failed');
+    await expect(
+      batchDelete({
+        store,
+        selector: expiredSelector(T0, 0),
+        batchSize: 10,
+        parallelism: 2,
+        deadline: T0 + 3600 * S,
+        clock: new FakeClock(T0),
+      }),
+    ).rejects.toThrow('commit 2 failed');
     expect(store.deletes.length).toBeLessThanOrEqual(3);
     expect(store.inFlight).toBe(0);
   });
@@ -142,11 +172,13 @@ describe('batch deletion engine', () => {
   test('batch size 1 to 500 and parallelism from 1; anything else is refused before any store call', async () => {
     expect(MAX_COMMIT_MUTATIONS).toBe(500);
     const store = new GatedStore();
-    const run = (batchSize: number, parallelism: number) => batchDelete({ store, selector: expiredSelector(T0, 0), batchSize, parallelism, deadline: T0, clock: new FakeClock(T0) });
+    const run = (batchSize: number, parallelism: number) =>
+      batchDelete({ store, selector: expiredSelector(T0, 0), batchSize, parallelism, deadline: T0, clock: new FakeClock(T0) });
     await expect(run(1, 1)).resolves.toMatchObject({ done: true });
     await expect(run(500, 1)).resolves.toMatchObject({ done: true });
     const finds = store.finds.length;
-    for (const size of [0, 501, 1.5]) await expect(run(size, 1)).rejects.toThrow(new RangeError('batchSize must be an integer from 1 to 500'));
+    for (const size of [0, 501, 1.5])
+      await expect(run(size, 1)).rejects.toThrow(new RangeError('batchSize must be an integer from 1 to 500'));
     for (const p of [0, 1.5]) await expect(run(10, p)).rejects.toThrow(new RangeError('parallelism must be a positive integer'));
     expect(store.finds.length).toBe(finds);
   });
@@ -163,9 +195,20 @@ describe('what the cleanup and the kill select', () => {
       ['live', stored({ createdAt: now, expiresAt: now + 3600 * S })],
     ]);
     expect(expiredSelector(now, 300)).toEqual({ kind: 'expired', before: now - 300 * S });
-    const report = await batchDelete({ store, selector: expiredSelector(now, 300), batchSize: 10, parallelism: 1, deadline: now + 60 * S, clock: new FakeClock(now) });
+    const report = await batchDelete({
+      store,
+      selector: expiredSelector(now, 300),
+      batchSize: 10,
+      parallelism: 1,
+      deadline: now + 60 * S,
+      clock: new FakeClock(now),
+    });
     expect(report.deleted).toBe(1);
-    expect(await existing(store, [keyOf('long-expired'), keyOf('at-grace'), keyOf('recently-expired'), keyOf('live')])).toEqual([keyOf('at-grace'), keyOf('recently-expired'), keyOf('live')]);
+    expect(await existing(store, [keyOf('long-expired'), keyOf('at-grace'), keyOf('recently-expired'), keyOf('live')])).toEqual([
+      keyOf('at-grace'),
+      keyOf('recently-expired'),
+      keyOf('live'),
+    ]);
   });
 
   test('a kill takes the sessions created at or before the issue time, none created after', () => {
@@ -176,7 +219,15 @@ describe('what the cleanup and the kill select', () => {
 
 describe('retries of a store that is briefly unavailable', () => {
   const run = (store: GatedStore, extra: Partial<Parameters<typeof batchDelete>[0]> = {}) =>
-    batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 1, deadline: T0 + 3600 * S, clock: new FakeClock(T0), ...extra });
+    batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 10,
+      parallelism: 1,
+      deadline: T0 + 3600 * S,
+      clock: new FakeClock(T0),
+      ...extra,
+    });
 
   test('by default a call is tried 4 times, waiting about 0.5, 1 and 2 s (jittered down to half), then its error is thrown', async () => {
     expect(ENGINE_RETRY).toEqual({ attempts: 4, firstDelayMs: 500 });
@@ -212,7 +263,9 @@ describe('retries of a store that is briefly unavailable', () => {
   test('attempts: 1 means no retry; other errors than an unavailable store are never retried', async () => {
     const { store } = await withExpired(5);
     store.deleteFailure = () => new StoreUnavailableError();
-    await expect(run(store, { retry: { attempts: 1, firstDelayMs: 1 }, sleep: async () => {} })).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(run(store, { retry: { attempts: 1, firstDelayMs: 1 }, sleep: async () => {} })).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
     expect(store.deletes).toHaveLength(1);
     const { store: s2 } = await withExpired(5);
     const bug = new TypeError('not transient');
@@ -229,7 +282,9 @@ describe('retries of a store that is briefly unavailable', () => {
       return new StoreUnavailableError();
     };
     const waits: number[] = [];
-    await expect(run(store, { clock, deadline: T0 + 1000, sleep: async (ms) => void waits.push(ms) })).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(run(store, { clock, deadline: T0 + 1000, sleep: async (ms) => void waits.push(ms) })).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
     expect(waits).toEqual([]);
     expect(store.finds).toHaveLength(1);
   });
@@ -248,7 +303,9 @@ describe('retries of a store that is briefly unavailable', () => {
   test('retry.attempts must be a positive integer, checked before any store call', async () => {
     const { store } = await withExpired(5);
     for (const attempts of [0, 1.5]) {
-      await expect(run(store, { retry: { attempts, firstDelayMs: 1 } })).rejects.toThrow(new RangeError('retry.attempts must be a positive integer'));
+      await expect(run(store, { retry: { attempts, firstDelayMs: 1 } })).rejects.toThrow(
+        new RangeError('retry.attempts must be a positive integer'),
+      );
     }
     expect(store.finds).toHaveLength(0);
   });
@@ -260,7 +317,15 @@ describe('progress and the report', () => {
     const clock = new FakeClock(T0);
     const seen: BatchProgress[] = [];
     store.onDelete = () => clock.advance(10);
-    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 1, deadline: T0 + 3600 * S, clock, onBatch: (p) => seen.push(p) });
+    const report = await batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 10,
+      parallelism: 1,
+      deadline: T0 + 3600 * S,
+      clock,
+      onBatch: (p) => seen.push(p),
+    });
     expect(seen).toEqual([
       { deleted: 10, batches: 1, batchSize: 10, elapsedMs: 10 },
       { deleted: 20, batches: 2, batchSize: 10, elapsedMs: 20 },
@@ -273,7 +338,16 @@ describe('progress and the report', () => {
     const { store } = await withExpired(30);
     const down = new Error('query failed');
     store.findFailure = (n) => (n === 2 ? down : undefined);
-    await expect(batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 2, deadline: T0 + 3600 * S, clock: new FakeClock(T0) })).rejects.toBe(down);
+    await expect(
+      batchDelete({
+        store,
+        selector: expiredSelector(T0, 0),
+        batchSize: 10,
+        parallelism: 2,
+        deadline: T0 + 3600 * S,
+        clock: new FakeClock(T0),
+      }),
+    ).rejects.toBe(down);
     expect(store.inFlight).toBe(0);
     expect(store.deletes).toHaveLength(2);
   });

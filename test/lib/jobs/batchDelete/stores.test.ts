@@ -66,7 +66,14 @@ describe.each(stores)('batchDelete on the %s', (_name, make) => {
 
   test('with the default batch size, 1,200 sessions go in commits of at most 500', async () => {
     await expiredAndLive(inner, 1200, 0);
-    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 500, parallelism: 4, deadline: T0 + HOUR, clock });
+    const report = await batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 500,
+      parallelism: 4,
+      deadline: T0 + HOUR,
+      clock,
+    });
     expect(report).toMatchObject({ deleted: 1200, batches: 3, done: true });
     expect([...store.deleteSizes].sort((a, b) => a - b)).toEqual([200, 500, 500]);
   });
@@ -80,9 +87,23 @@ describe.each(stores)('batchDelete on the %s', (_name, make) => {
       ['guest-1', stored({ user: null, createdAt: T0 - HOUR })],
     ];
     await seed(inner, rows);
-    const report = await batchDelete({ store, selector: killSelector('a', T0), batchSize: 500, parallelism: 2, deadline: T0 + HOUR, clock });
+    const report = await batchDelete({
+      store,
+      selector: killSelector('a', T0),
+      batchSize: 500,
+      parallelism: 2,
+      deadline: T0 + HOUR,
+      clock,
+    });
     expect(report).toMatchObject({ deleted: 2, done: true });
-    expect((await existing(inner, rows.map(([l]) => keyOf(l)))).sort()).toEqual([keyOf('a-later'), keyOf('b-1'), keyOf('guest-1')].sort());
+    expect(
+      (
+        await existing(
+          inner,
+          rows.map(([l]) => keyOf(l)),
+        )
+      ).sort(),
+    ).toEqual([keyOf('a-later'), keyOf('b-1'), keyOf('guest-1')].sort());
     await batchDelete({ store, selector: killSelector(GUEST_USER, T0), batchSize: 500, parallelism: 2, deadline: T0 + HOUR, clock });
     expect(await existing(inner, [keyOf('guest-1')])).toEqual([]);
   });
@@ -96,7 +117,14 @@ describe.each(stores)('batchDelete on the %s', (_name, make) => {
     expect(await matching(inner, expiredSelector(T0, 0))).toHaveLength(60);
 
     store.beforeFind = () => {};
-    const rest = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 5, parallelism: 4, deadline: clock.now() + 1000, clock });
+    const rest = await batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 5,
+      parallelism: 4,
+      deadline: clock.now() + 1000,
+      clock,
+    });
     expect(rest).toMatchObject({ deleted: 60, done: true });
     expect(await existing(inner, expired)).toEqual([]);
     expect((await existing(inner, live)).sort()).toEqual([...live].sort());
@@ -119,7 +147,15 @@ describe.each(stores)('batchDelete on the %s', (_name, make) => {
     };
     const waits: number[] = [];
     const sleep = async (ms: number) => void waits.push(ms);
-    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 20, parallelism: 2, deadline: T0 + HOUR, clock, sleep });
+    const report = await batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 20,
+      parallelism: 2,
+      deadline: T0 + HOUR,
+      clock,
+      sleep,
+    });
     expect(report).toMatchObject({ deleted: 250, done: true });
     // Two retries of the query and two of the commit, each pair waiting longer the second time.
     expect(waits).toHaveLength(4);
@@ -136,7 +172,15 @@ describe.each(stores)('batchDelete on the %s', (_name, make) => {
     };
     const waits: number[] = [];
     await expect(
-      batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 10, parallelism: 2, deadline: T0 + 1000, clock, sleep: async (ms) => void waits.push(ms) }),
+      batchDelete({
+        store,
+        selector: expiredSelector(T0, 0),
+        batchSize: 10,
+        parallelism: 2,
+        deadline: T0 + 1000,
+        clock,
+        sleep: async (ms) => void waits.push(ms),
+      }),
     ).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(waits).toEqual([]);
   });
@@ -147,7 +191,15 @@ describe.each(stores)('batchDelete on the %s', (_name, make) => {
       if (call >= 3) throw new StoreUnavailableError();
     };
     await expect(
-      batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 20, parallelism: 2, deadline: T0 + HOUR, clock, retry: { attempts: 3, firstDelayMs: 1 } }),
+      batchDelete({
+        store,
+        selector: expiredSelector(T0, 0),
+        batchSize: 20,
+        parallelism: 2,
+        deadline: T0 + HOUR,
+        clock,
+        retry: { attempts: 3, firstDelayMs: 1 },
+      }),
     ).rejects.toBeInstanceOf(StoreUnavailableError);
     // Calls 1 and 2 succeeded; 3 and 4 (the second commit in flight) were each tried three times.
     expect(store.deleteSizes.length).toBeGreaterThanOrEqual(2 + 3);
@@ -165,7 +217,14 @@ describe.each(stores)('batchDelete on the %s', (_name, make) => {
 
   test('nothing to delete: done at once, no commit', async () => {
     await expiredAndLive(inner, 0, 3);
-    const report = await batchDelete({ store, selector: expiredSelector(T0, 0), batchSize: 500, parallelism: 4, deadline: T0 + HOUR, clock });
+    const report = await batchDelete({
+      store,
+      selector: expiredSelector(T0, 0),
+      batchSize: 500,
+      parallelism: 4,
+      deadline: T0 + HOUR,
+      clock,
+    });
     expect(report).toEqual({ deleted: 0, batches: 0, done: true, elapsedMs: 0 });
     expect(store.deleteSizes).toEqual([]);
   });
