@@ -1,4 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type ChildProcessByStdio, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { isListening } from '../scripts/emulators';
 import { join } from 'node:path';
 
@@ -32,12 +33,8 @@ process.once('exit', () => {
   for (const c of live) if (c.pid) killGroup(c.pid, 'SIGKILL');
 });
 
-/**
- * Spawns `node args…` in its own process group (stop() ends the group) and waits until it listens
- * on `port`. Its output is kept (the last 100 kB) for failure messages and drained, so a chatty
- * server never blocks on a full pipe.
- */
-export async function startServer(args: string[], env: Record<string, string>, port: number, what: string): Promise<ServerProcess> {
+/** `node args…` in its own process group, piped, tracked so that an exiting benchmark ends it. */
+function spawnNode(args: string[], env: Record<string, string | undefined>): ChildProcessByStdio<null, Readable, Readable> {
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env },
@@ -45,6 +42,16 @@ export async function startServer(args: string[], env: Record<string, string>, p
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
+  return child;
+}
+
+/**
+ * Spawns `node args…` in its own process group (stop() ends the group) and waits until it listens
+ * on `port`. Its output is kept (the last 100 kB) for failure messages and drained, so a chatty
+ * server never blocks on a full pipe.
+ */
+export async function startServer(args: string[], env: Record<string, string>, port: number, what: string): Promise<ServerProcess> {
+  const child = spawnNode(args, env);
   let text = '';
   const collect = (b: Buffer) => {
     text = (text + b.toString()).slice(-100_000);
@@ -81,13 +88,7 @@ export function runNode(
   timeoutMs: number,
 ): Promise<{ stdout: string; stderr: string; code: number | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      cwd: ROOT,
-      env: { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    live.add(child);
+    const child = spawnNode(args, env);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
