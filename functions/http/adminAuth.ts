@@ -29,6 +29,8 @@ export class AdminVerifier {
   #client: OAuth2Client | undefined;
   #fileCerts: Certificates | undefined;
 
+  readonly #config: Config['admin'];
+
   /**
    * A verifier for this admin configuration (audience, allowed principals, optional JWKS file).
    *
@@ -39,7 +41,9 @@ export class AdminVerifier {
    *   jwksFile: undefined,
    * });
    */
-  constructor(private readonly config: Config['admin']) {}
+  constructor(config: Config['admin']) {
+    this.#config = config;
+  }
 
   /**
    * The audience is always the configured one, never one derived from the request: the caller
@@ -55,7 +59,7 @@ export class AdminVerifier {
   async verify(authorization: string | undefined): Promise<AdminIdentity> {
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(authorization ?? '');
     if (!match) throw new HttpError(401, 'unauthenticated', 'a Bearer ID token is required', { 'WWW-Authenticate': 'Bearer' });
-    const audience = this.config.audience;
+    const audience = this.#config.audience;
     if (audience === undefined) throw new HttpError(403, 'forbidden', 'privileged access is not configured');
     const client = this.#oauthClient();
     let payload: Record<string, unknown> | undefined;
@@ -72,7 +76,8 @@ export class AdminVerifier {
     }
     const email = typeof payload.email === 'string' ? payload.email.toLowerCase() : '';
     if (!email || payload.email_verified !== true) throw new HttpError(403, 'forbidden', 'the token carries no verified email');
-    if (!this.config.principals.some((p) => p.toLowerCase() === email)) throw new HttpError(403, 'forbidden', 'this caller is not allowed');
+    if (!this.#config.principals.some((p) => p.toLowerCase() === email))
+      throw new HttpError(403, 'forbidden', 'this caller is not allowed');
     return { email };
   }
 
@@ -87,8 +92,8 @@ export class AdminVerifier {
   }
 
   async #certificates(client: OAuth2Client): Promise<Certificates> {
-    if (!this.config.jwksFile) return (await client.getFederatedSignonCertsAsync()).certs as Certificates;
-    this.#fileCerts ??= readJwks(this.config.jwksFile);
+    if (!this.#config.jwksFile) return (await client.getFederatedSignonCertsAsync()).certs as Certificates;
+    this.#fileCerts ??= readJwks(this.#config.jwksFile);
     return this.#fileCerts;
   }
 }
