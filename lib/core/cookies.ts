@@ -70,7 +70,8 @@ export function sessionCookie(settings: CookieSettings, value: string, lifetimeS
     path: '/',
     httpOnly: true,
     secure: true,
-    sameSite: settings.sameSite === false ? undefined : settings.sameSite,
+    // The cookie library writes no SameSite attribute for false (SESSION_SAME_SITE=off).
+    sameSite: settings.sameSite,
     maxAge: settings.persistent ? lifetimeSeconds : undefined,
   });
 }
@@ -87,7 +88,8 @@ export function clearedCookie(settings: CookieSettings): string {
     path: '/',
     httpOnly: true,
     secure: true,
-    sameSite: settings.sameSite === false ? undefined : settings.sameSite,
+    // The cookie library writes no SameSite attribute for false (SESSION_SAME_SITE=off).
+    sameSite: settings.sameSite,
     maxAge: 0,
     expires: new Date(0),
   });
