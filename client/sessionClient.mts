@@ -326,7 +326,8 @@ export class SessionClient extends EventTarget {
   }
 
   /**
-   * Forget every pooled key, e.g. after your backend logged this session in.
+   * Forget every pooled key, e.g. after your backend logged this session in. The next user an
+   * answer shows is then taken as the new one, without a `sessionended` event.
    *
    * @example
    * await fetch('/my-backend/login', { method: 'POST', body: form, credentials: 'include' });
