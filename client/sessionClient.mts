@@ -15,7 +15,11 @@ export interface SessionView {
 
 /** How a SessionClient reaches the API and how many keys it pools. */
 export interface SessionClientOptions {
-  /** Where the API is; default: this page's origin (a rewrite or a path-routing load balancer). */
+  /**
+   * Where the API is: an absolute URL, or one relative to the page (`/api` for an API mounted under a
+   * path prefix). Its path is kept: requests go to `${baseUrl}/session/…`. Default: this page's
+   * origin, without the page's path (a rewrite or a path-routing load balancer serving `/session`).
+   */
   baseUrl?: string;
   /** Most one-time keys held at once (pooled plus in flight); keep it at or below the server's SESSION_MAX_SECURITY_KEYS. Default 16. */
   maxKeys?: number;
@@ -70,23 +74,61 @@ export interface DeviceSession {
   userAgent: string | null;
 }
 
+/** Why the session a page was using ended underneath it (SessionEndedEvent.reason). */
+export type SessionEndReason = 'session_ended' | 'user_changed';
+
+/**
+ * The `sessionended` event of a SessionClient: the session this page was using ended without this
+ * client ending it. `reason` is `session_ended` when the API answered 409 `session_ended` (the
+ * cookie names a session that was logged out, reset or logged in elsewhere moments ago), or
+ * `user_changed` when an answer's user differs from the one this client saw last: a logout or a
+ * login in another tab, a kill, another device signing this one out, an expired session. The
+ * client has forgotten its pooled keys by then; the page should show it ("you were signed out")
+ * and read the session again. Changes this client makes itself (logout(), reset(), a request with
+ * `replacesSession`) and the first answer a client sees never fire it.
+ *
+ * @example
+ * session.addEventListener('sessionended', (event) => {
+ *   if (event.previousUser !== null) showBanner('You were signed out.');
+ * });
+ */
+export class SessionEndedEvent extends Event {
+  constructor(
+    readonly reason: SessionEndReason,
+    /** The user this client last saw (null: a guest session; undefined: none seen yet). */
+    readonly previousUser: string | null | undefined,
+    /** The user of the answer that showed the change (null: a guest); undefined after a 409, which names none. */
+    readonly user: string | null | undefined,
+  ) {
+    super('sessionended');
+  }
+}
+
+/** The events a SessionClient dispatches, for addEventListener's types. */
+export interface SessionClientEventMap {
+  sessionended: SessionEndedEvent;
+}
+
 const KEY_HEADER = 'X-Security-Key';
 const STATIC_KEY_HEADER = 'Sec-X-ViUR-StaticSKey';
 
 /**
- * A client for one session API (same origin by default, or `baseUrl` for a cross-origin API):
- * typed methods for every route a page uses, with the one-time keys handled for you (pooled,
- * rotated, retried once after a 403 `csrf`: docs/design/client-key-pool.md). Errors are
- * SessionApiError.
+ * A client for one session API (this page's origin by default, or `baseUrl` for an API under a
+ * path prefix or on another origin): typed methods for every route a page uses, with the one-time
+ * keys handled for you (pooled, rotated, retried once after a 403 `csrf`:
+ * docs/design/client-key-pool.md). Errors are SessionApiError. It is an EventTarget: `sessionended`
+ * (SessionEndedEvent) tells the page that its session ended underneath it.
  *
  * @example
  * import { SessionClient } from '/client/sessionClient.mjs';
- * const session = new SessionClient(); // same origin (a Hosting rewrite)
+ * const session = new SessionClient(); // this page's origin, from any page path (a Hosting rewrite)
+ * const prefixed = new SessionClient({ baseUrl: '/api' }); // requests go to /api/session/…
  * const remote = new SessionClient({ baseUrl: 'https://sessions.example.com' }); // cross-origin
+ * session.addEventListener('sessionended', () => showBanner('You were signed out.'));
  * await session.set('language', 'de');
  * const { user, data } = await session.getSession();
  */
-export class SessionClient {
+export class SessionClient extends EventTarget {
   /** The API's origin and path, without a trailing slash (this page's origin by default). */
   readonly baseUrl: string;
   private readonly maxKeys: number;
@@ -101,6 +143,8 @@ export class SessionClient {
   /** Bumped when the session is replaced: keys fetched for an older one are not pooled. */
   private generation = 0;
   private lastStaticKey: string | null = null;
+  /** The user of the last session view answered (undefined: none seen since the last replacement). */
+  private lastUser: string | null | undefined = undefined;
 
   /**
    * A client; nothing is fetched until the first call. Credentials are 'include' for another
@@ -110,8 +154,11 @@ export class SessionClient {
    * const session = new SessionClient({ baseUrl: 'https://sessions.example.com', maxKeys: 8 });
    */
   constructor(options: SessionClientOptions = {}) {
+    super();
     const here = typeof location === 'undefined' ? undefined : location.href;
-    const base = new URL(options.baseUrl ?? here ?? 'http://localhost/', here);
+    // The default is the page's origin only: the page's own path (/app/page.html) is no API prefix.
+    const pageOrigin = typeof location === 'undefined' || location.origin === 'null' ? undefined : location.origin;
+    const base = new URL(options.baseUrl ?? pageOrigin ?? 'http://localhost/', here);
     this.baseUrl = base.origin + base.pathname.replace(/\/+$/, '');
     this.maxKeys = Math.max(1, Math.min(options.maxKeys ?? 16, 100));
     this.prefetch = Math.max(1, options.prefetch ?? 4);
@@ -279,16 +326,96 @@ export class SessionClient {
   }
 
   /**
-   * Forget every pooled key, e.g. after your backend logged this session in.
+   * Forget every pooled key, e.g. after your backend logged this session in. The next user an
+   * answer shows is then taken as the new one, without a `sessionended` event.
    *
    * @example
    * await fetch('/my-backend/login', { method: 'POST', body: form, credentials: 'include' });
    * session.forgetKeys();
    */
   forgetKeys(): void {
+    this.dropKeys();
+    // The session was replaced on purpose: its next user is no news (no sessionended).
+    this.lastUser = undefined;
+  }
+
+  /**
+   * Listens for `sessionended` (SessionEndedEvent) with its type, or for any other event.
+   *
+   * @example
+   * session.addEventListener('sessionended', (e) => console.log(e.reason, e.previousUser, e.user));
+   */
+  override addEventListener<K extends keyof SessionClientEventMap>(
+    type: K,
+    listener: ((event: SessionClientEventMap[K]) => void) | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+  }
+
+  /**
+   * Removes a listener added with addEventListener.
+   *
+   * @example
+   * session.removeEventListener('sessionended', onEnded);
+   */
+  override removeEventListener<K extends keyof SessionClientEventMap>(
+    type: K,
+    listener: ((event: SessionClientEventMap[K]) => void) | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
+  }
+
+  private dropKeys(): void {
     this.generation++;
     this.held -= this.pool.length;
     this.pool = [];
+  }
+
+  /**
+   * Watches every answer for the end of the session underneath the page: a 409 `session_ended`, or
+   * a session view whose user is not the one seen last. A request that replaces the session on
+   * purpose only records the user its answer shows.
+   */
+  private observe(answer: Answer, options: RequestOptions): void {
+    if (answer.error?.code === 'session_ended') {
+      this.ended('session_ended', undefined);
+      return;
+    }
+    if (answer.error) return;
+    const user = userOf(answer.body);
+    if (user === undefined) return;
+    if (options.replacesSession) this.lastUser = user;
+    else if (this.lastUser !== undefined && user !== this.lastUser) this.ended('user_changed', user);
+    else this.lastUser = user;
+  }
+
+  private ended(reason: SessionEndReason, user: string | null | undefined): void {
+    const previousUser = this.lastUser;
+    this.dropKeys();
+    this.lastUser = user;
+    this.dispatchEvent(new SessionEndedEvent(reason, previousUser, user));
   }
 
   /**
@@ -302,8 +429,9 @@ export class SessionClient {
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     if (!options.csrf) {
       const answer = await this.send(method, path, options, undefined);
+      if (options.replacesSession && !answer.error) this.forgetKeys();
+      this.observe(answer, options);
       if (answer.error) throw answer.error;
-      if (options.replacesSession) this.forgetKeys();
       return answer.body as T;
     }
     for (let attempt = 0; ; attempt++) {
@@ -318,6 +446,7 @@ export class SessionClient {
         throw err;
       }
       this.settle(answer, key, options);
+      this.observe(answer, options);
       if (answer.error?.code === 'csrf' && attempt === 0) continue;
       if (answer.error) throw answer.error;
       return answer.body as T;
@@ -364,7 +493,7 @@ export class SessionClient {
       this.release(key);
     } else {
       this.held--;
-      if (answer.error?.code === 'csrf') this.forgetKeys();
+      if (answer.error?.code === 'csrf') this.dropKeys();
       this.serveWaiters();
     }
   }
@@ -427,6 +556,14 @@ export class SessionClient {
     for (const key of keys) this.release(key);
     this.serveWaiters();
   }
+}
+
+/** The user of a session view (`{ user, data }`: GET and PATCH /session, reset, logout, login); undefined for any other body. */
+function userOf(body: unknown): string | null | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const { user, data } = body as { user?: unknown; data?: unknown };
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined;
+  return user === null || typeof user === 'string' ? user : undefined;
 }
 
 interface Answer {

@@ -6,7 +6,7 @@
  * because loading it loads the Datastore client; createRuntime() loads it only when the
  * configuration asks for it, and the kill publisher loads Pub/Sub only when it first publishes.
  * The other entries: `/functions` (registers the Cloud Functions), `/client` (browser), `/testing`
- * (the SessionStore contract suite).
+ * (the SessionStore contract suite), `/express` (the middleware: lib/express/index.ts).
  */
 export { GUEST_USER, MAX_USER_BYTES } from './core/limits';
 export { Session, type SaveOutcome } from './core/session';

@@ -2,8 +2,9 @@
 /**
  * The demo page of `npm start`, as a newcomer uses it: the launcher prints its address; the page
  * shows the session, writes values, fetches a key, logs in (through the demo's backend route with
- * the local admin token) and out, lists the user's devices and signs them out, all through the
- * browser client on the page's own origin.
+ * the local admin token) and out, lists the user's devices and signs them out (the device signed
+ * out shows "you were signed out" on its next read), all through the browser client on the page's
+ * own origin.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -127,6 +128,13 @@ test('the launcher prints the demo address; the page shows, writes, fetches a ke
   expect(await devices(page)).toEqual([expect.stringContaining('Sign out'), expect.stringContaining('this device')]);
   await act(page, '.end-device', 'signed out that device');
   expect(await devices(page)).toEqual([expect.stringContaining('this device')]);
+  // The signed-out browser is told on its next read (the client's sessionended event), not left to
+  // write into a fresh guest session unawares.
+  await act(second, '#refresh', 'reloaded');
+  expect(await second.textContent('#signed-out')).toBe('You were signed out (as alice) in another tab or on another device.');
+  expect(await second.isVisible('#signed-out')).toBe(true);
+  expect(await shown(second)).toEqual({ user: null, data: {} });
+  expect(await page.isVisible('#signed-out')).toBe(false);
   await second.reload();
   await second.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
   expect(await shown(second)).toEqual({ user: null, data: {} });

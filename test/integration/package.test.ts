@@ -1,7 +1,8 @@
 /**
  * The package as a user gets it: `npm pack`, installed into a scratch project (offline, from the
- * npm cache), type-checked with the TypeScript configuration `tsc --init` writes, and the README's
- * snippet run by name against the Datastore emulator and against a store that is down; then each
+ * npm cache) next to Express and its types, type-checked with the TypeScript configuration `tsc
+ * --init` writes, and the README's snippet (an Express app on the `/express` middleware) run by name
+ * against the Datastore emulator and against a store that is down; then each
  * documented entry (package.json `exports`) loaded from the installed package with require() and
  * with import(), and the contract suite of `/testing` run under node:test.
  */
@@ -42,18 +43,56 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
   return r.stdout;
 }
 
+const LOCK = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+
+/**
+ * The lockfile paths of `roots` (top-level package names) and of everything they depend on, resolved
+ * as Node resolves them in this repository's tree (nested node_modules first, then up): whether
+ * the repository has them as dev dependencies or not.
+ */
+function closure(roots: string[]): Set<string> {
+  const seen = new Set<string>();
+  const queue = roots.map((r) => `node_modules/${r}`);
+  for (let path = queue.shift(); path !== undefined; path = queue.shift()) {
+    if (seen.has(path) || !LOCK.packages[path]) continue;
+    seen.add(path);
+    const deps = { ...(LOCK.packages[path].dependencies as Record<string, string> | undefined) };
+    for (const name of Object.keys(deps)) {
+      let base = path;
+      let found: string | undefined;
+      for (;;) {
+        const candidate = `${base}/node_modules/${name}`;
+        if (LOCK.packages[candidate]) {
+          found = candidate;
+          break;
+        }
+        const up = base.lastIndexOf('/node_modules/');
+        if (up < 0) break;
+        base = base.slice(0, up);
+      }
+      queue.push(found ?? `node_modules/${name}`);
+    }
+  }
+  return seen;
+}
+
+/** What the scratch app installs next to the package: the README snippet is an Express app in TypeScript. */
+const APP_PACKAGES = ['express', '@types/express'];
+const appDependencies = Object.fromEntries(APP_PACKAGES.map((n) => [n, LOCK.packages[`node_modules/${n}`].version!]));
+
 /**
  * A lockfile for the scratch project made of this repository's own entries for the package's
- * runtime dependencies (plus @types/node), so that `npm ci --offline` finds every tarball in the
- * cache without needing registry metadata.
+ * runtime dependencies (plus @types/node, and Express with its types for the README's app), so that
+ * `npm ci --offline` finds every tarball in the cache without needing registry metadata.
  */
 function scratchLock(tarball: string, integrity: string, typesNode: string): object {
-  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
-  const dependencies = { [own.name]: `file:${tarball}`, '@types/node': typesNode };
+  const lock = LOCK;
+  const dependencies = { [own.name]: `file:${tarball}`, '@types/node': typesNode, ...appDependencies };
   const packages: Record<string, LockEntry> = { '': { name: 'scratch', dependencies } };
+  const app = closure(APP_PACKAGES);
   for (const [path, entry] of Object.entries(lock.packages)) {
     if (path === '' || entry.link) continue;
-    if (entry.dev && path !== 'node_modules/@types/node' && path !== 'node_modules/undici-types') continue;
+    if (entry.dev && !app.has(path) && path !== 'node_modules/@types/node' && path !== 'node_modules/undici-types') continue;
     const { dev: _dev, devOptional: _devOptional, peer: _peer, ...rest } = entry;
     packages[path] = rest;
   }
@@ -98,7 +137,12 @@ beforeAll(async () => {
   writeFileSync(
     join(app, 'package.json'),
     JSON.stringify(
-      { name: 'scratch', private: true, type: 'module', dependencies: { [own.name]: `file:../${tarball}`, '@types/node': typesNode } },
+      {
+        name: 'scratch',
+        private: true,
+        type: 'module',
+        dependencies: { [own.name]: `file:../${tarball}`, '@types/node': typesNode, ...appDependencies },
+      },
       null,
       2,
     ),
@@ -179,7 +223,7 @@ describe('the README snippet, run from the installed package', () => {
     for (const c of children) if (c.exitCode === null) process.kill(-c.pid!, 'SIGKILL');
   });
 
-  test('counts visits in Datastore (emulator) and appends the session cookie to the app’s own', async () => {
+  test('counts visits in Datastore (emulator), appends the session cookie to the app’s own, guards a change with csrf()', async () => {
     const url = await serve({ SESSION_NAMESPACE: `package-${process.pid}-${Date.now()}` });
     const first = await fetch(url);
     expect(first.status).toBe(200);
@@ -188,8 +232,25 @@ describe('the README snippet, run from the installed package', () => {
     expect(cookies).toHaveLength(2);
     expect(cookies[0]).toBe('theme=dark; Path=/');
     expect(cookies[1]).toMatch(/^__Host-viur_cookie_session-test=[A-Za-z0-9_-]+; .*HttpOnly/);
-    const second = await fetch(url, { headers: { cookie: `${cookies[1].split(';')[0]}; theme=dark` } });
+    const cookie = `${cookies[1].split(';')[0]}; theme=dark`;
+    const second = await fetch(url, { headers: { cookie } });
     expect(await second.json()).toEqual({ visits: 2 });
+
+    // The snippet's csrf(): the one-time key is consumed before the handler, a fresh one comes back, a spent one is refused.
+    const { securityKey } = (await (await fetch(`${url}security-key`, { headers: { cookie } })).json()) as { securityKey: string };
+    const post = (key: string) =>
+      fetch(`${url}language`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/json', 'x-security-key': key },
+        body: JSON.stringify({ language: 'de' }),
+      });
+    const changed = await post(securityKey);
+    expect(changed.status).toBe(200);
+    expect(await changed.json()).toEqual({ language: 'de' });
+    expect(changed.headers.get('x-security-key')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const spent = await post(securityKey);
+    expect(spent.status).toBe(403);
+    expect(await spent.json()).toMatchObject({ error: { code: 'csrf' } });
   });
 
   test('turns a store outage into a 503 with Retry-After and keeps serving', async () => {
@@ -204,7 +265,7 @@ describe('the README snippet, run from the installed package', () => {
 });
 
 /** The documented entries (README, "Using the library…"): the whole of `exports`. */
-const ENTRIES = ['.', './datastore-store', './functions', './client', './testing', './package.json'];
+const ENTRIES = ['.', './datastore-store', './functions', './client', './testing', './express', './package.json'];
 /** Subpaths earlier versions exported, one module each; their exports are in "." now. */
 const REMOVED = ['./session', './store', './memory-store', './runtime', './config', './kill-publisher', './kill-message', './errors'];
 
@@ -244,6 +305,7 @@ async function main() {
     return { ...types(m, ['runStoreContract', 'storeContract']), passed: cases.length };
   });
   out['./client'] = await probe('./client', (m) => types(m, ['SessionClient', 'SessionApiError']));
+  out['./express'] = await probe('./express', (m) => types(m, ['session', 'csrf', 'sessionOf']));
   out['./package.json'] = await probe('./package.json', (m) => ({ name: (m.default ?? m).name }));
   // Registers the three functions in the functions-framework the package depends on (the one a
   // deployment runs): its test server finds each by name only if the registration reached it.
@@ -266,6 +328,7 @@ describe('each documented entry, loaded from the installed package', () => {
     '.': LIBRARY,
     './datastore-store': { DatastoreSessionStore: 'function' },
     './testing': { runStoreContract: 'function', storeContract: 'function', passed: 11 },
+    './express': { session: 'function', csrf: 'function', sessionOf: 'function' },
     './package.json': { name: own.name },
     './functions': {
       ENTRY_POINTS: ['sessionApi', 'killSessionByUser', 'startClearSessions'],
