@@ -7,12 +7,13 @@
  * the runtime does, against the emulators of the test run. No timing is asserted.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort, isListening } from '../../scripts/emulators';
 import { ROOT } from '../support/functionsFramework';
+import { extraNodes } from '../support/nodeVersions';
 
 let tree: string;
 let preload: string;
@@ -50,10 +51,15 @@ interface Started {
   stop(): Promise<number | null>;
 }
 
-/** `functions-framework --target=…` from the tree, as the runtime starts it, in its own process group. */
-async function startDeployed(target: string, env: Record<string, string> = {}): Promise<Started> {
+/**
+ * `functions-framework --target=…` from the tree, as the runtime starts it, in its own process group;
+ * with `node`, the framework's bin runs on that Node binary instead of the one on PATH.
+ */
+async function startDeployed(target: string, env: Record<string, string> = {}, node?: string): Promise<Started> {
   const port = await freePort();
-  const child = spawn(join(tree, 'node_modules', '.bin', 'functions-framework'), [`--target=${target}`], {
+  const bin = join(tree, 'node_modules', '.bin', 'functions-framework');
+  const [command, args] = node ? [node, [realpathSync(bin), `--target=${target}`]] : [bin, [`--target=${target}`]];
+  const child = spawn(command, args, {
     cwd: tree,
     env: {
       ...process.env,
@@ -244,4 +250,25 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
       writeFileSync(cacheFile, good);
     }
   }, 240_000);
+});
+
+/**
+ * Cloud Functions builds with the runtime's Node (terraform/ deploys the newest LTS line), so the
+ * code cache is made and read by the same V8. Here the bundling half of `gcp-build` runs again on
+ * each supported Node from the npm registry (scripts/node-versions.js), and sessionApi starts from
+ * the tree on that Node and accepts that cache.
+ */
+describe.each(extraNodes().map((n) => [n.major, n.bin]))('the deployed tree on Node %s', (_major, node) => {
+  test('deploy/bundle.js writes a code cache this Node accepts; sessionApi serves a session from the bundle', async () => {
+    const bundled = run(node, ['deploy/bundle.js'], tree);
+    expect({ status: bundled.status, output: bundled.output }).toEqual({ status: 0, output: expect.any(String) });
+    const s = await startDeployed('sessionApi', {}, node);
+    try {
+      expect(realpathSync(`/proc/${s.child.pid}/exe`)).toBe(realpathSync(node));
+      await sessionRoundTrip(s);
+      expect(await probe(s)).toEqual({ codeCache: 'accepted', datastoreFromNodeModules: 0, pubsubFromNodeModules: 0 });
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  }, 120_000);
 });

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, isListening } from '../../scripts/emulators';
 import { ensureBuilt, ROOT } from '../support/functionsFramework';
+import { extraNodes } from '../support/nodeVersions';
 
 interface LockEntry {
   version?: string;
@@ -306,6 +307,21 @@ describe('each documented entry, loaded from the installed package', () => {
     const out = JSON.parse(run(process.execPath, ['entries.mjs'], app, env)) as Record<string, unknown>;
     expect(out).toEqual({ ...common, './client': { SessionClient: 'function', SessionApiError: 'function' } });
   });
+
+  test.each(extraNodes().map((n) => [n.major, n.bin]))(
+    'on Node %s (each supported LTS line, binaries from the npm registry): require() and import() of each entry',
+    (_major, node) => {
+      writeFileSync(join(app, 'entries.cjs'), entriesProbe('(id) => require(id)'));
+      writeFileSync(
+        join(app, 'entries.mjs'),
+        entriesProbe("(id) => import(id, id.endsWith('.json') ? { with: { type: 'json' } } : undefined)"),
+      );
+      const client = { SessionClient: 'function', SessionApiError: 'function' };
+      // Node 22.12+ and 24 require() an ES module without top-level await: ./client loads both ways.
+      expect(JSON.parse(run(node, ['entries.cjs'], app, env))).toEqual({ ...common, './client': client });
+      expect(JSON.parse(run(node, ['entries.mjs'], app, env))).toEqual({ ...common, './client': client });
+    },
+  );
 
   test('/testing under node:test, as its @example shows: type-checks with the default tsconfig and passes every case', () => {
     writeFileSync(

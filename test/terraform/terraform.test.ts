@@ -240,7 +240,7 @@ describe('terraform/', () => {
     expect({ status: r.status, unformatted: r.stdout.trim() }).toEqual({ status: 0, unformatted: '' });
   });
 
-  test('deploys every entry point functions/index.ts registers, once, on nodejs22', () => {
+  test('deploys every entry point functions/index.ts registers, once, on the runtime var.nodejs_runtime names', () => {
     const index = fs.readFileSync(path.join(ROOT, 'functions', 'index.ts'), 'utf8');
     const registered = Object.fromEntries(
       [...index.matchAll(/functions\.(http|cloudEvent)\(\s*['"]([\w$]+)['"]/g)].map((m) => [m[2], m[1]]),
@@ -256,10 +256,24 @@ describe('terraform/', () => {
     expect(deployed.sort()).toEqual([...EXPECTED_ENTRY_POINTS].sort());
     for (const [name, body] of fns) {
       const build = nested(body, 'build_config');
-      expect({ name, runtime: build.runtime }).toEqual({ name, runtime: 'nodejs22' });
+      expect({ name, runtime: build.runtime }).toEqual({ name, runtime: '${var.nodejs_runtime}' });
       // Delivered by pubsub.tf's own push subscription (which can dead-letter), never by Eventarc.
       expect({ name, eventTrigger: body.event_trigger }).toEqual({ name, eventTrigger: undefined });
     }
+  });
+
+  test('the runtime is a Node.js line package.json `engines` admits: the newest by default, each one the tests run on', () => {
+    const variable = stack.variables.get('nodejs_runtime');
+    expect(variable?.default).toBe('nodejs24');
+    const condition = String(((variable?.validation ?? []) as Json[])[0]?.condition);
+    const allowed = [...condition.matchAll(/"nodejs(\d+)"/g)].map((m) => m[1]);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+    const engines = [...pkg.engines.node.matchAll(/\^(\d+)/g)].map((m) => m[1]);
+    expect(allowed).toEqual(engines);
+    expect(`nodejs${Math.max(...engines.map(Number))}`).toBe(variable?.default);
+    // scripts/node-versions.js installs exactly these for the tests.
+    const script = fs.readFileSync(path.join(ROOT, 'scripts', 'node-versions.js'), 'utf8');
+    expect(/SUPPORTED_MAJORS = \[([^\]]*)\]/.exec(script)?.[1].match(/\d+/g)).toEqual(engines);
   });
 
   test('every function gets its own service account, and builds from the uploaded archive', () => {
