@@ -18,6 +18,14 @@ import { extraNodes } from '../support/nodeVersions';
 let tree: string;
 let preload: string;
 let installedBy: 'npm ci --offline' | 'linked node_modules';
+/** Packages in the tree's node_modules after `npm ci`, and after the buildpack's prune (npm ci only). */
+let installed: { ci: number; pruned: number } | undefined;
+
+function installedPackages(dir: string): string[] {
+  const hidden = join(dir, 'node_modules', '.package-lock.json');
+  const lock = JSON.parse(readFileSync(hidden, 'utf8')) as { packages: Record<string, unknown> };
+  return Object.keys(lock.packages).filter((k) => k.startsWith('node_modules/'));
+}
 
 /** Answers GET /__probe with what loader.js did with the code cache and whether Datastore came from node_modules. */
 const PRELOAD = `
@@ -143,6 +151,14 @@ beforeAll(() => {
   }
   const build = run('npm', ['run', '--silent', 'gcp-build'], tree);
   if (build.status !== 0) throw new Error(`gcp-build in the deployed tree failed:\n${build.output}`);
+  if (installedBy === 'npm ci --offline') {
+    // What the buildpack does after gcp-build (`npm prune --production`): the functions then run on
+    // the dependencies alone. Never on the linked node_modules, which are the repository's.
+    const ci = installedPackages(tree).length;
+    const prune = run('npm', ['prune', '--omit=dev', '--offline', '--no-audit', '--no-fund'], tree);
+    if (prune.status !== 0) throw new Error(`npm prune --omit=dev in the deployed tree failed:\n${prune.output}`);
+    installed = { ci, pruned: installedPackages(tree).length };
+  }
 }, 600_000);
 
 afterAll(() => {
@@ -150,8 +166,25 @@ afterAll(() => {
 });
 
 describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
+  test('Cloud Build installs the functions’ dependencies and only the build’s devDependencies; the prune leaves the dependencies', () => {
+    process.stderr.write(
+      `deployed tree installed by ${installedBy}${installed ? `: ${installed.ci} packages, ${installed.pruned} after npm prune --omit=dev` : ''}\n`,
+    );
+    const lock = JSON.parse(readFileSync(join(tree, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+    for (const tooling of ['jest', 'ts-jest', '@stryker-mutator/core', 'playwright-core', 'eslint', 'prettier', 'dependency-cruiser'])
+      expect(lock.packages).not.toHaveProperty([`node_modules/${tooling}`]);
+    for (const built of ['typescript', 'esbuild']) expect(lock.packages[`node_modules/${built}`]?.dev).toBe(true);
+    for (const runtime of ['@google-cloud/functions-framework', '@google-cloud/pubsub', '@google-cloud/datastore'])
+      expect({ runtime, dev: lock.packages[`node_modules/${runtime}`]?.dev }).toEqual({ runtime, dev: undefined });
+    if (installed) {
+      const left = new Set(installedPackages(tree));
+      for (const gone of ['node_modules/typescript', 'node_modules/esbuild']) expect(left.has(gone)).toBe(false);
+      for (const kept of ['@google-cloud/functions-framework', '@google-cloud/pubsub', '@google-cloud/datastore', 'express'])
+        expect(left.has(`node_modules/${kept}`)).toBe(true);
+    }
+  });
+
   test('gcp-build leaves the bundle, its loader (the deployed main) and a code cache', () => {
-    process.stderr.write(`deployed tree installed by ${installedBy}\n`);
     const pkg = JSON.parse(readFileSync(join(tree, 'package.json'), 'utf8')) as { main: string };
     expect(pkg.main).toBe('dist/deploy/index.cjs');
     for (const f of ['dist/deploy/index.cjs', 'dist/deploy/functions.js', 'dist/deploy/functions.cache'])
@@ -260,8 +293,14 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
  */
 describe.each(extraNodes().map((n) => [n.major, n.bin]))('the deployed tree on Node %s', (_major, node) => {
   test('deploy/bundle.js writes a code cache this Node accepts; sessionApi serves a session from the bundle', async () => {
-    const bundled = run(node, ['deploy/bundle.js'], tree);
-    expect({ status: bundled.status, output: bundled.output }).toEqual({ status: 0, output: expect.any(String) });
+    // esbuild went with the prune (the buildpack's, above): the repository's stands in for this rerun.
+    const bundled = spawnSync(node, ['deploy/bundle.js'], {
+      cwd: tree,
+      env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules') },
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
+    expect({ status: bundled.status, output: `${bundled.stdout}${bundled.stderr}` }).toEqual({ status: 0, output: expect.any(String) });
     const s = await startDeployed('sessionApi', {}, node);
     try {
       expect(realpathSync(`/proc/${s.child.pid}/exe`)).toBe(realpathSync(node));
