@@ -157,6 +157,9 @@ export async function main(argv: string[], env: Record<string, string | undefine
     const local = request.local;
     // The client reads the emulator switch from the environment.
     if (local?.pubsubEmulatorHost) process.env.PUBSUB_EMULATOR_HOST = local.pubsubEmulatorHost;
+    // A local stack is never on Google Cloud: without this, google-auth-library probes for a
+    // metadata server (for the universe domain) and Node prints a MetadataLookupWarning when none answers.
+    if (local) process.env.METADATA_SERVER_DETECTION = 'none';
     const pushUrl = local ? local.killPushUrl : env.SESSION_KILL_PUSH_URL?.trim();
     const messageId = pushUrl
       ? await publishViaPush(request, pushUrl)

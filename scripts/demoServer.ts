@@ -84,6 +84,11 @@ export interface DemoOptions {
   adminToken: () => string;
   /** Serve https with this key and certificate (tests: a self-signed one), else http. */
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /**
+   * Your own page instead of the demo's (`npm start -- --static DIR`, scripts/staticFiles.ts): asked
+   * for every request the proxy, the login relay and the client module do not take; true if it answered.
+   */
+  files?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -115,6 +120,8 @@ export function createDemoServer(options: DemoOptions): Server {
       if (!fromThisOrigin(req, forwarded))
         return sendJson(res, 403, { error: { code: 'cross_site', message: 'only the demo page may log in' } });
       forward(req, res, options.apiUrl, { ...forwarded, authorization: `Bearer ${options.adminToken()}` }, '/session/login');
+    } else if (options.files && path !== '/client/sessionClient.mjs' && options.files(req, res)) {
+      // answered from the user's directory
     } else if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
       res.end(page());

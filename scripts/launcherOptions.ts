@@ -1,16 +1,23 @@
 /** The command line of `npm start` (scripts/start.ts): options, their checks, and the usage text. */
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { DEFAULT_STATE_DIR } from '../lib/setup/launcherState';
 
 export const USAGE = `usage: npm start -- [--emulators] [--port 8080] [--kill-port 8081] [--cleanup-port 8082]
                      [--cleanup-interval SECONDS] [--state-dir ${DEFAULT_STATE_DIR}] [--demo-port 8083]
+                     [--host 127.0.0.1] [--static DIR]
 
   --emulators               Firestore (Datastore mode) and Pub/Sub emulators instead of the memory store
   --port, --kill-port, --cleanup-port
                             ports of sessionApi, killSessionByUser, startClearSessions
   --cleanup-interval S      run the cleanup every S seconds (default 0: only on npm run cleanup)
   --state-dir DIR           local admin key and launcher.json (the tools read SESSION_LOCAL_STATE_DIR, default ${DEFAULT_STATE_DIR})
-  --demo-port PORT          the demo page of the browser client`;
+  --demo-port PORT          the demo page of the browser client
+  --host ADDR               the address every server listens on (default 127.0.0.1: this machine only;
+                            0.0.0.0 or :: for every interface, e.g. a phone on your network or a container)
+  --static DIR              serve your own page from DIR at the demo port's / instead of the demo page,
+                            with the API (/session…, /users…), /demo/login and /client/sessionClient.mjs
+                            on the same origin`;
 
 export interface LauncherOptions {
   emulators: boolean;
@@ -20,6 +27,10 @@ export interface LauncherOptions {
   cleanupInterval: number;
   stateDir: string;
   demoPort: number;
+  /** The address the servers listen on. */
+  host: string;
+  /** The directory served at the demo port instead of the demo page, if any. */
+  staticDir?: string;
 }
 
 /** A command line the launcher cannot use: the message and the usage are printed, exit code 2. */
@@ -39,6 +50,8 @@ export function parseLauncherOptions(argv: string[], env: Record<string, string 
         'cleanup-interval': { type: 'string', default: '0' },
         'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
         'demo-port': { type: 'string', default: '8083' },
+        host: { type: 'string', default: '127.0.0.1' },
+        static: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -56,6 +69,14 @@ export function parseLauncherOptions(argv: string[], env: Record<string, string 
   const intervalText = values['cleanup-interval'];
   if (!/^\d+$/.test(intervalText))
     throw new UsageError(`--cleanup-interval must be a whole number of seconds, not ${JSON.stringify(intervalText)}`);
+  const host = values.host;
+  // An IP address, or a host name (localhost, a name of this machine): what listen() takes.
+  if (
+    isIP(host) === 0 &&
+    !/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(host)
+  )
+    throw new UsageError(`--host must be an IP address or a host name, not ${JSON.stringify(host)}`);
+  if (values.static === '') throw new UsageError('--static needs a directory');
   return {
     emulators: values.emulators,
     port: port('port', values.port),
@@ -64,5 +85,7 @@ export function parseLauncherOptions(argv: string[], env: Record<string, string 
     cleanupInterval: Number(intervalText),
     stateDir: values['state-dir'],
     demoPort: port('demo-port', values['demo-port']),
+    host,
+    ...(values.static !== undefined ? { staticDir: values.static } : {}),
   };
 }

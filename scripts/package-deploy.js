@@ -6,13 +6,24 @@
  * build`, then deploy/bundle.js), so the upload holds sources, not dist/: the deployed JavaScript is
  * always built from the uploaded sources by the same compiler version the lockfile pins.
  *
- * The one difference to the repository's package.json: `main` names deploy/bundle.js's loader
+ * The differences to the repository's package.json (and, to match it, its lockfile):
+ *
+ * - `main` names deploy/bundle.js's loader
  * (dist/deploy/index.cjs: one bundle of dist/functions/index.js with a V8 code cache, issue 15),
  * because the runtime starts `functions-framework --target=NAME` without --source and the framework
  * then loads the package's `main`. The repository's `main` is the library (dist/lib/index.js, as
  * `types` and the "." export): the package users embed (exports, `npm pack`) is unchanged by this,
  * and the bundle is never part of it. Local commands that run functions-framework on the
  * repository pass --source=dist/functions/index.js instead.
+ * - The optional peer dependencies of the library (functions-framework, Pub/Sub: a service that
+ *   embeds the library needs neither) are plain `dependencies` here: the functions need both at run
+ *   time, and the buildpack prunes everything else (`npm prune --production`) after `gcp-build`.
+ * - `devDependencies` keeps only what `gcp-build` needs (BUILD_DEV_DEPENDENCIES: the compiler, the
+ *   bundler and type packages), not the test and tooling packages (jest, Stryker, Playwright…),
+ *   which Cloud Build would otherwise install for each of the three functions on every deploy.
+ * - package-lock.json is the repository's, cut to what these dependencies reach
+ *   (scripts/lockSubset.js): the same versions, and the lockfile npm itself writes for this
+ *   package.json (test/terraform checks that with `npm install --package-lock-only`).
  *
  * The repository's tsconfig.json also compiles scripts/ (local tooling such as the emulator
  * harness), which the functions never load. Rather than uploading that tooling, the deploy copy
@@ -31,6 +42,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
+const { subsetLock } = require('./lockSubset');
 
 const root = path.resolve(__dirname, '..');
 const out = path.join(root, 'build', 'deploy');
@@ -45,8 +57,12 @@ const SOURCE_DIRS = ['lib', 'functions', 'bin', 'client', 'deploy'];
 const DEPLOYED_MAIN = 'dist/deploy/index.cjs';
 /** The module deploy/bundle.js bundles behind DEPLOYED_MAIN: the one that registers the functions. */
 const FUNCTIONS_ENTRY = 'dist/functions/index.js';
-/** Files npm and the compiler need at the top of the package. */
-const TOP_FILES = ['package.json', 'package-lock.json'];
+/**
+ * devDependencies the upload keeps: what `gcp-build` runs (tsc, esbuild) and the type packages the
+ * uploaded sources need (Node's; Express's, which functions-framework's types name). test/deploy builds
+ * the upload from exactly these, so a type package missing here fails there.
+ */
+const BUILD_DEV_DEPENDENCIES = [/^typescript$/, /^esbuild$/, /^@types\/node$/, /^@types\/express$/];
 
 function fail(message) {
   process.stderr.write(`package-deploy: ${message}\n`);
@@ -99,6 +115,31 @@ function resolvesInside(fromFile, specifier) {
   return candidates.some((c) => fs.existsSync(c) && fs.statSync(c).isFile());
 }
 
+/** The package.json of the upload: the deployed `main`, the peers as dependencies, the build's devDependencies only. */
+function deployedPackage(pkg) {
+  const { peerDependencies = {}, peerDependenciesMeta: _meta, devDependencies = {}, ...rest } = pkg;
+  const out = { ...rest, main: DEPLOYED_MAIN };
+  out.dependencies = sorted({ ...peerDependencies, ...(pkg.dependencies || {}) });
+  out.devDependencies = sorted(
+    Object.fromEntries(Object.entries(devDependencies).filter(([name]) => BUILD_DEV_DEPENDENCIES.some((p) => p.test(name)))),
+  );
+  return out;
+}
+
+function sorted(map) {
+  return Object.fromEntries(Object.entries(map).sort(([a], [b]) => a.localeCompare(b, 'en')));
+}
+
+/** The repository's lockfile cut to what the deployed package.json reaches, with its root entry to match. */
+function deployedLock(lock, deployed) {
+  const rootEntry = { ...(lock.packages && lock.packages['']) };
+  for (const field of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies', 'peerDependenciesMeta']) {
+    delete rootEntry[field];
+    if (deployed[field] && Object.keys(deployed[field]).length > 0) rootEntry[field] = deployed[field];
+  }
+  return subsetLock(lock, rootEntry);
+}
+
 function main() {
   const pkg = readJson(path.join(root, 'package.json'));
   if (!pkg.scripts || !pkg.scripts['gcp-build'])
@@ -117,17 +158,19 @@ function main() {
   fs.mkdirSync(out, { recursive: true });
 
   const copied = [];
-  for (const file of TOP_FILES) {
-    const src = path.join(root, file);
-    if (!fs.existsSync(src)) fail(`${file} is missing (Cloud Build installs exactly what the lockfile pins)`);
-    fs.copyFileSync(src, path.join(out, file));
-    copied.push(file);
+  if (!fs.existsSync(path.join(root, 'package-lock.json')))
+    fail('package-lock.json is missing (Cloud Build installs exactly what the lockfile pins)');
+  if (typeof pkg.main !== 'string') fail('package.json has no "main" to point at the deployed loader');
+  const deployed = deployedPackage(pkg);
+  let lock;
+  try {
+    lock = deployedLock(readJson(path.join(root, 'package-lock.json')), deployed);
+  } catch (err) {
+    fail(`cannot cut package-lock.json to the deployed dependencies: ${err.message}`);
   }
-  // Edited as text, so that the rest of the file stays byte for byte what npm ci checks against the lockfile.
-  const pkgText = fs.readFileSync(path.join(root, 'package.json'), 'utf8');
-  const mainLine = /^(\s*"main"\s*:\s*)"[^"]*"/m;
-  if (!mainLine.test(pkgText)) fail('package.json has no "main" line to point at the deployed loader');
-  fs.writeFileSync(path.join(out, 'package.json'), pkgText.replace(mainLine, `$1${JSON.stringify(DEPLOYED_MAIN)}`));
+  fs.writeFileSync(path.join(out, 'package.json'), `${JSON.stringify(deployed, null, 2)}\n`);
+  fs.writeFileSync(path.join(out, 'package-lock.json'), `${JSON.stringify(lock, null, 2)}\n`);
+  copied.push('package.json', 'package-lock.json');
   fs.writeFileSync(path.join(out, 'tsconfig.json'), `${JSON.stringify({ compilerOptions: tsconfig.compilerOptions, include }, null, 2)}\n`);
   copied.push('tsconfig.json');
 

@@ -13,6 +13,7 @@ import { startEmulator, type Emulator } from './emulators';
 import { createDemoServer } from './demoServer';
 import { parseLauncherOptions, USAGE, UsageError } from './launcherOptions';
 import { createLocalAdmin } from './localAdmin';
+import { StaticDirError, staticFiles, staticRoot } from './staticFiles';
 
 /**
  * Sets what the functions read from the environment, and says which values from the user's
@@ -29,7 +30,7 @@ function assignEnvironment(values: Record<string, string>): string[] {
   return warnings;
 }
 
-function listen(server: Server, port: number, what: string): Promise<number> {
+function listen(server: Server, port: number, what: string, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(
@@ -40,11 +41,24 @@ function listen(server: Server, port: number, what: string): Promise<number> {
           : err,
       );
     });
-    server.listen(port, '127.0.0.1', () => {
+    server.listen(port, host, () => {
       const address = server.address();
       resolve(typeof address === 'object' && address ? address.port : port);
     });
   });
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::', '[::]']);
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/**
+ * The host part of the URLs that reach a server listening on `host`: those the launcher prints and
+ * those it uses itself (the kill push, the demo's proxy, launcher.json for the tools). `localhost`
+ * for the default and for every interface; the address itself otherwise (IPv6 in brackets).
+ */
+function urlHost(host: string): string {
+  if (host === '127.0.0.1' || host === 'localhost' || WILDCARD.has(host)) return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** Ready-to-paste lines that point a shell at this stack. */
@@ -75,6 +89,15 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const options = parsed;
+  let ownPage: string | undefined;
+  try {
+    ownPage = options.staticDir === undefined ? undefined : staticRoot(options.staticDir);
+  } catch (err) {
+    if (!(err instanceof StaticDirError)) throw err;
+    process.stderr.write(`npm start: ${err.message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const at = urlHost(options.host);
   const stateDir = resolve(options.stateDir);
   const project = process.env.GOOGLE_CLOUD_PROJECT ?? 'session-local';
   const topic = process.env.SESSION_KILL_TOPIC ?? 'session-kill';
@@ -97,8 +120,8 @@ async function main(): Promise<void> {
 
   try {
     const admin = createLocalAdmin(join(stateDir, 'admin'));
-    const apiUrl = `http://localhost:${options.port}`;
-    const killUrl = `http://localhost:${options.killPort}`;
+    const apiUrl = `http://${at}:${options.port}`;
+    const killUrl = `http://${at}:${options.killPort}`;
     // Chosen explicitly: the production default (datastore) never falls back to memory by itself.
     const warnings = assignEnvironment({
       GOOGLE_CLOUD_PROJECT: project,
@@ -131,9 +154,9 @@ async function main(): Promise<void> {
     const cleanup = getTestServer('startClearSessions');
     servers.push(api, kill, cleanup);
     const ports = [
-      await listen(api, options.port, 'sessionApi'),
-      await listen(kill, options.killPort, 'killSessionByUser'),
-      await listen(cleanup, options.cleanupPort, 'startClearSessions'),
+      await listen(api, options.port, 'sessionApi', options.host),
+      await listen(kill, options.killPort, 'killSessionByUser', options.host),
+      await listen(cleanup, options.cleanupPort, 'startClearSessions', options.host),
     ];
 
     if (options.emulators) {
@@ -142,14 +165,14 @@ async function main(): Promise<void> {
       const [t] = await pubsub.topic(topic).get({ autoCreate: true });
       const subscription = t.subscription(`${topic}-push`);
       const [exists] = await subscription.exists();
-      const pushEndpoint = `http://localhost:${ports[1]}/projects/${project}/topics/${topic}`;
+      const pushEndpoint = `http://${at}:${ports[1]}/projects/${project}/topics/${topic}`;
       if (!exists) await t.createSubscription(`${topic}-push`, { pushConfig: { pushEndpoint } });
       await pubsub.close();
     }
 
     if (options.cleanupInterval > 0) {
       timer = setInterval(() => {
-        fetch(`http://localhost:${ports[2]}/`, { method: 'POST' }).catch(() => undefined);
+        fetch(`http://${at}:${ports[2]}/`, { method: 'POST' }).catch(() => undefined);
       }, options.cleanupInterval * 1000);
     }
 
@@ -161,9 +184,9 @@ async function main(): Promise<void> {
       project,
       topic,
       store: options.emulators ? 'datastore' : 'memory',
-      apiUrl: `http://localhost:${ports[0]}`,
-      killUrl: `http://localhost:${ports[1]}`,
-      cleanupUrl: `http://localhost:${ports[2]}/`,
+      apiUrl: `http://${at}:${ports[0]}`,
+      killUrl: `http://${at}:${ports[1]}`,
+      cleanupUrl: `http://${at}:${ports[2]}/`,
       audience: apiUrl,
       adminEmail: admin.email,
       jwksFile: admin.jwksFile,
@@ -173,11 +196,13 @@ async function main(): Promise<void> {
         : { killPushUrl }),
     };
     const demo = createDemoServer({
-      apiUrl: `http://127.0.0.1:${ports[0]}`,
+      apiUrl: `http://${at === 'localhost' ? '127.0.0.1' : at}:${ports[0]}`,
       adminToken: () => admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 300 }),
+      ...(ownPage ? { files: staticFiles(ownPage) } : {}),
     });
     servers.push(demo);
-    const demoPort = await listen(demo, options.demoPort, 'demo page');
+    const demoPort = await listen(demo, options.demoPort, 'demo page', options.host);
+    const demoUrl = `http://${at}:${demoPort}`;
     stateFile = writeLauncherState(state);
 
     const token = admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 12 * 3600 });
@@ -185,11 +210,18 @@ async function main(): Promise<void> {
       [
         '',
         `store: ${options.emulators ? `Firestore emulator (Datastore mode) at ${process.env.DATASTORE_EMULATOR_HOST}, Pub/Sub emulator at ${process.env.PUBSUB_EMULATOR_HOST}` : 'in memory (local use only: nothing survives a restart)'}`,
-        `sessionApi          http://localhost:${ports[0]}`,
-        `killSessionByUser   http://localhost:${ports[1]}   (${options.emulators ? `push subscription ${topic}-push` : 'kill messages are pushed here directly'})`,
-        `startClearSessions  http://localhost:${ports[2]}   (npm run cleanup)`,
+        `sessionApi          http://${at}:${ports[0]}`,
+        `killSessionByUser   http://${at}:${ports[1]}   (${options.emulators ? `push subscription ${topic}-push` : 'kill messages are pushed here directly'})`,
+        `startClearSessions  http://${at}:${ports[2]}   (npm run cleanup)`,
         `admin identity      ${admin.email} (JWKS: ${admin.jwksFile})`,
-        `demo page           http://localhost:${demoPort}   (the API on the page's origin, as a Hosting rewrite serves it)`,
+        ownPage
+          ? `your page           ${demoUrl}   (${ownPage}; the API, /demo/login and /client/sessionClient.mjs on the same origin)`
+          : `demo page           ${demoUrl}   (the API on the page's origin, as a Hosting rewrite serves it)`,
+        ...(WILDCARD.has(options.host) || !LOOPBACK.test(options.host)
+          ? [
+              `listening on ${options.host}: other machines that reach this one can use the API, the login relay and the kill route (local use only)`,
+            ]
+          : []),
         `launcher state      ${stateFile} (npm run mint-token, npm run cleanup and session-kill --local follow it)`,
         '',
         'For your own tools and clients in another terminal:',
@@ -199,6 +231,10 @@ async function main(): Promise<void> {
         `ADMIN_TOKEN=${token}`,
         '',
         'Ctrl-C stops everything.',
+        '',
+        ownPage
+          ? `Next step: open ${demoUrl}/ — your page; it calls the API as fetch('/session…') and imports the client from /client/sessionClient.mjs.`
+          : `Next step: open ${demoUrl} for the demo page, or from another terminal: curl -s http://${at}:${ports[0]}/session   (README: "Try it locally")`,
       ].join('\n'),
     );
   } catch (err) {

@@ -60,7 +60,7 @@ resource "google_cloudfunctions2_function" "api" {
   labels      = var.labels
 
   build_config {
-    runtime         = "nodejs22"
+    runtime         = var.nodejs_runtime
     entry_point     = "sessionApi"
     service_account = google_service_account.build.id
     source {
@@ -107,7 +107,7 @@ resource "google_cloudfunctions2_function" "kill" {
   # policy, so pubsub.tf pushes to this service with a subscription of its own. functions-framework
   # turns that raw push request into a CloudEvent because the push path names the topic.
   build_config {
-    runtime         = "nodejs22"
+    runtime         = var.nodejs_runtime
     entry_point     = "killSessionByUser"
     service_account = google_service_account.build.id
     source {
@@ -149,7 +149,7 @@ resource "google_cloudfunctions2_function" "cleanup" {
   labels      = var.labels
 
   build_config {
-    runtime         = "nodejs22"
+    runtime         = var.nodejs_runtime
     entry_point     = "startClearSessions"
     service_account = google_service_account.build.id
     source {

@@ -398,6 +398,17 @@ variable "api_concurrency" {
   }
 }
 
+variable "nodejs_runtime" {
+  description = "Cloud Functions runtime of all three functions: a maintained Node.js LTS line that package.json `engines` admits and the tests run on (nodejs24, the newest Cloud Functions offers as generally available, or nodejs22)."
+  type        = string
+  default     = "nodejs24"
+
+  validation {
+    condition     = contains(["nodejs22", "nodejs24"], var.nodejs_runtime)
+    error_message = "nodejs_runtime must be nodejs24 or nodejs22: the Node.js LTS lines package.json `engines` admits and npm test runs the functions on."
+  }
+}
+
 variable "api_memory" {
   description = "Memory of a sessionApi instance."
   type        = string

@@ -33,6 +33,24 @@ export interface KillPublisher {
 const PUBLISH_TIMEOUT_MS = 30_000;
 
 /**
+ * The Pub/Sub client library, an optional peer dependency of the package: the functions and
+ * `session-kill` need it, a service that embeds the library only for publishKill/pubSubPublisher.
+ */
+function loadPubSub(): typeof import('@google-cloud/pubsub') {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('@google-cloud/pubsub') as typeof import('@google-cloud/pubsub');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' || !String((err as Error).message).includes('@google-cloud/pubsub'))
+      throw err;
+    throw new Error(
+      'publishing a kill message to Pub/Sub needs the package @google-cloud/pubsub (an optional peer dependency): npm install @google-cloud/pubsub',
+      { cause: err },
+    );
+  }
+}
+
+/**
  * A publisher on Cloud Pub/Sub. The client is required here, on first construction, not at module
  * load: the module that registers the functions imports this file, and loading the Pub/Sub client
  * (gRPC and protobufs) costs every cold start of the API, which never publishes on most requests.
@@ -48,8 +66,7 @@ export function pubSubPublisher(destination: KillDestination): KillPublisher {
   let client: { pubsub: PubSub; topic: Topic; ready: () => Promise<void> } | undefined;
   const open = () => {
     if (!client) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { PubSub: Client } = require('@google-cloud/pubsub') as typeof import('@google-cloud/pubsub');
+      const { PubSub: Client } = loadPubSub();
       const pubsub = new Client({ projectId: destination.projectId });
       const ready = credentialsGate(pubsub);
       client = { pubsub, ready, topic: pubsub.topic(destination.topic, { gaxOpts: { timeout: PUBLISH_TIMEOUT_MS } }) };

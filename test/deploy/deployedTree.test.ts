@@ -7,16 +7,25 @@
  * the runtime does, against the emulators of the test run. No timing is asserted.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort, isListening } from '../../scripts/emulators';
 import { ROOT } from '../support/functionsFramework';
+import { extraNodes } from '../support/nodeVersions';
 
 let tree: string;
 let preload: string;
 let installedBy: 'npm ci --offline' | 'linked node_modules';
+/** Packages in the tree's node_modules after `npm ci`, and after the buildpack's prune (npm ci only). */
+let installed: { ci: number; pruned: number } | undefined;
+
+function installedPackages(dir: string): string[] {
+  const hidden = join(dir, 'node_modules', '.package-lock.json');
+  const lock = JSON.parse(readFileSync(hidden, 'utf8')) as { packages: Record<string, unknown> };
+  return Object.keys(lock.packages).filter((k) => k.startsWith('node_modules/'));
+}
 
 /** Answers GET /__probe with what loader.js did with the code cache and whether Datastore came from node_modules. */
 const PRELOAD = `
@@ -50,10 +59,15 @@ interface Started {
   stop(): Promise<number | null>;
 }
 
-/** `functions-framework --target=…` from the tree, as the runtime starts it, in its own process group. */
-async function startDeployed(target: string, env: Record<string, string> = {}): Promise<Started> {
+/**
+ * `functions-framework --target=…` from the tree, as the runtime starts it, in its own process group;
+ * with `node`, the framework's bin runs on that Node binary instead of the one on PATH.
+ */
+async function startDeployed(target: string, env: Record<string, string> = {}, node?: string): Promise<Started> {
   const port = await freePort();
-  const child = spawn(join(tree, 'node_modules', '.bin', 'functions-framework'), [`--target=${target}`], {
+  const bin = join(tree, 'node_modules', '.bin', 'functions-framework');
+  const [command, args] = node ? [node, [realpathSync(bin), `--target=${target}`]] : [bin, [`--target=${target}`]];
+  const child = spawn(command, args, {
     cwd: tree,
     env: {
       ...process.env,
@@ -137,6 +151,14 @@ beforeAll(() => {
   }
   const build = run('npm', ['run', '--silent', 'gcp-build'], tree);
   if (build.status !== 0) throw new Error(`gcp-build in the deployed tree failed:\n${build.output}`);
+  if (installedBy === 'npm ci --offline') {
+    // What the buildpack does after gcp-build (`npm prune --production`): the functions then run on
+    // the dependencies alone. Never on the linked node_modules, which are the repository's.
+    const ci = installedPackages(tree).length;
+    const prune = run('npm', ['prune', '--omit=dev', '--offline', '--no-audit', '--no-fund'], tree);
+    if (prune.status !== 0) throw new Error(`npm prune --omit=dev in the deployed tree failed:\n${prune.output}`);
+    installed = { ci, pruned: installedPackages(tree).length };
+  }
 }, 600_000);
 
 afterAll(() => {
@@ -144,8 +166,25 @@ afterAll(() => {
 });
 
 describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
+  test('Cloud Build installs the functions’ dependencies and only the build’s devDependencies; the prune leaves the dependencies', () => {
+    process.stderr.write(
+      `deployed tree installed by ${installedBy}${installed ? `: ${installed.ci} packages, ${installed.pruned} after npm prune --omit=dev` : ''}\n`,
+    );
+    const lock = JSON.parse(readFileSync(join(tree, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+    for (const tooling of ['jest', 'ts-jest', '@stryker-mutator/core', 'playwright-core', 'eslint', 'prettier', 'dependency-cruiser'])
+      expect(lock.packages).not.toHaveProperty([`node_modules/${tooling}`]);
+    for (const built of ['typescript', 'esbuild']) expect(lock.packages[`node_modules/${built}`]?.dev).toBe(true);
+    for (const runtime of ['@google-cloud/functions-framework', '@google-cloud/pubsub', '@google-cloud/datastore'])
+      expect({ runtime, dev: lock.packages[`node_modules/${runtime}`]?.dev }).toEqual({ runtime, dev: undefined });
+    if (installed) {
+      const left = new Set(installedPackages(tree));
+      for (const gone of ['node_modules/typescript', 'node_modules/esbuild']) expect(left.has(gone)).toBe(false);
+      for (const kept of ['@google-cloud/functions-framework', '@google-cloud/pubsub', '@google-cloud/datastore', 'express'])
+        expect(left.has(`node_modules/${kept}`)).toBe(true);
+    }
+  });
+
   test('gcp-build leaves the bundle, its loader (the deployed main) and a code cache', () => {
-    process.stderr.write(`deployed tree installed by ${installedBy}\n`);
     const pkg = JSON.parse(readFileSync(join(tree, 'package.json'), 'utf8')) as { main: string };
     expect(pkg.main).toBe('dist/deploy/index.cjs');
     for (const f of ['dist/deploy/index.cjs', 'dist/deploy/functions.js', 'dist/deploy/functions.cache'])
@@ -244,4 +283,31 @@ describe('the deployed tree (package-deploy → npm ci → gcp-build)', () => {
       writeFileSync(cacheFile, good);
     }
   }, 240_000);
+});
+
+/**
+ * Cloud Functions builds with the runtime's Node (terraform/ deploys the newest LTS line), so the
+ * code cache is made and read by the same V8. Here the bundling half of `gcp-build` runs again on
+ * each supported Node from the npm registry (scripts/node-versions.js), and sessionApi starts from
+ * the tree on that Node and accepts that cache.
+ */
+describe.each(extraNodes().map((n) => [n.major, n.bin]))('the deployed tree on Node %s', (_major, node) => {
+  test('deploy/bundle.js writes a code cache this Node accepts; sessionApi serves a session from the bundle', async () => {
+    // esbuild went with the prune (the buildpack's, above): the repository's stands in for this rerun.
+    const bundled = spawnSync(node, ['deploy/bundle.js'], {
+      cwd: tree,
+      env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules') },
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
+    expect({ status: bundled.status, output: `${bundled.stdout}${bundled.stderr}` }).toEqual({ status: 0, output: expect.any(String) });
+    const s = await startDeployed('sessionApi', {}, node);
+    try {
+      expect(realpathSync(`/proc/${s.child.pid}/exe`)).toBe(realpathSync(node));
+      await sessionRoundTrip(s);
+      expect(await probe(s)).toEqual({ codeCache: 'accepted', datastoreFromNodeModules: 0, pubsubFromNodeModules: 0 });
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  }, 120_000);
 });

@@ -8,11 +8,12 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, isListening } from '../../scripts/emulators';
 import { ensureBuilt, ROOT } from '../support/functionsFramework';
+import { extraNodes } from '../support/nodeVersions';
 
 interface LockEntry {
   version?: string;
@@ -28,6 +29,9 @@ const own = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   version: string;
   license: string;
   dependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
+  peerDependenciesMeta: Record<string, { optional?: boolean }>;
+  devDependencies: Record<string, string>;
   bin: Record<string, string>;
   engines: Record<string, string>;
   main: string;
@@ -43,56 +47,24 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
   return r.stdout;
 }
 
-const LOCK = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { subsetLock } = require('../../scripts/lockSubset.js') as {
+  subsetLock(lock: unknown, root: LockEntry): { packages: Record<string, LockEntry> };
+};
 
 /**
- * The lockfile paths of `roots` (top-level package names) and of everything they depend on, resolved
- * as Node resolves them in this repository's tree (nested node_modules first, then up): whether
- * the repository has them as dev dependencies or not.
+ * A lockfile for a scratch project that depends on the packed package and on `others` (each
+ * installed as this repository's lockfile pins it), made of this repository's own entries for
+ * what they reach (scripts/lockSubset.js), so that `npm ci --offline` finds every tarball in the
+ * cache without needing registry metadata.
  */
-function closure(roots: string[]): Set<string> {
-  const seen = new Set<string>();
-  const queue = roots.map((r) => `node_modules/${r}`);
-  for (let path = queue.shift(); path !== undefined; path = queue.shift()) {
-    if (seen.has(path) || !LOCK.packages[path]) continue;
-    seen.add(path);
-    const deps = { ...(LOCK.packages[path].dependencies as Record<string, string> | undefined) };
-    for (const name of Object.keys(deps)) {
-      let base = path;
-      let found: string | undefined;
-      for (;;) {
-        const candidate = `${base}/node_modules/${name}`;
-        if (LOCK.packages[candidate]) {
-          found = candidate;
-          break;
-        }
-        const up = base.lastIndexOf('/node_modules/');
-        if (up < 0) break;
-        base = base.slice(0, up);
-      }
-      queue.push(found ?? `node_modules/${name}`);
-    }
-  }
-  return seen;
-}
-
-/** What the scratch app installs next to the package: the README snippet is an Express app in TypeScript. */
-const APP_PACKAGES = ['express', '@types/express'];
-const appDependencies = Object.fromEntries(APP_PACKAGES.map((n) => [n, LOCK.packages[`node_modules/${n}`].version!]));
-
-/**
- * A lockfile for the scratch project made of this repository's own entries for the package's
- * runtime dependencies (plus @types/node, and Express with its types for the README's app), so that
- * `npm ci --offline` finds every tarball in the cache without needing registry metadata.
- */
-function scratchLock(tarball: string, integrity: string, typesNode: string): object {
-  const lock = LOCK;
-  const dependencies = { [own.name]: `file:${tarball}`, '@types/node': typesNode, ...appDependencies };
-  const packages: Record<string, LockEntry> = { '': { name: 'scratch', dependencies } };
-  const app = closure(APP_PACKAGES);
-  for (const [path, entry] of Object.entries(lock.packages)) {
+function scratchLock(tarball: string, integrity: string, others: Record<string, string>): object {
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as unknown;
+  // The package's dependencies land at the top of node_modules, where the repository has them.
+  const reached = subsetLock(lock, { name: 'scratch', dependencies: { ...own.dependencies, ...others } }).packages;
+  const packages: Record<string, LockEntry> = { '': { name: 'scratch', dependencies: { [own.name]: `file:${tarball}`, ...others } } };
+  for (const [path, entry] of Object.entries(reached)) {
     if (path === '' || entry.link) continue;
-    if (entry.dev && !app.has(path) && path !== 'node_modules/@types/node' && path !== 'node_modules/undici-types') continue;
     const { dev: _dev, devOptional: _devOptional, peer: _peer, ...rest } = entry;
     packages[path] = rest;
   }
@@ -102,10 +74,37 @@ function scratchLock(tarball: string, integrity: string, typesNode: string): obj
     integrity,
     license: own.license,
     dependencies: own.dependencies,
+    peerDependencies: own.peerDependencies,
+    peerDependenciesMeta: own.peerDependenciesMeta,
     bin: own.bin,
     engines: own.engines,
   };
   return { name: 'scratch', lockfileVersion: 3, requires: true, packages };
+}
+
+interface LockFile {
+  packages: Record<string, LockEntry>;
+}
+
+/** A scratch project (`type: module`) with the packed package and `others` installed, offline. */
+function scratchApp(dir: string, name: string, tarball: string, others: Record<string, string>): string {
+  const at = join(dir, name);
+  mkdirSync(at);
+  const integrity = `sha512-${createHash('sha512')
+    .update(readFileSync(join(dir, tarball)))
+    .digest('base64')}`;
+  const dependencies = { [own.name]: `file:../${tarball}`, ...others };
+  writeFileSync(join(at, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module', dependencies }, null, 2));
+  writeFileSync(join(at, 'package-lock.json'), JSON.stringify(scratchLock(`../${tarball}`, integrity, others), null, 2));
+  run('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], at);
+  return at;
+}
+
+/** Packages installed in a project and the size of its node_modules (du -sk). */
+function installSize(at: string): { packages: number; kib: number } {
+  const hidden = JSON.parse(readFileSync(join(at, 'node_modules', '.package-lock.json'), 'utf8')) as { packages: object };
+  const kib = Number(run('du', ['-sk', 'node_modules'], at).split('\t')[0]);
+  return { packages: Object.keys(hidden.packages).filter((k) => k.startsWith('node_modules/')).length, kib };
 }
 
 function readmeSnippet(): string {
@@ -117,6 +116,7 @@ function readmeSnippet(): string {
 }
 
 let app: string;
+let libraryOnly: string;
 let files: string[];
 
 beforeAll(async () => {
@@ -129,26 +129,16 @@ beforeAll(async () => {
   const tarPath = join(dir, tarball);
   files = run('tar', ['-tzf', tarPath], dir).split('\n').filter(Boolean);
 
-  app = join(dir, 'app');
-  run('mkdir', [app], dir);
   const typesNode = (JSON.parse(readFileSync(join(ROOT, 'node_modules', '@types', 'node', 'package.json'), 'utf8')) as { version: string })
     .version;
-  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarPath)).digest('base64')}`;
-  writeFileSync(
-    join(app, 'package.json'),
-    JSON.stringify(
-      {
-        name: 'scratch',
-        private: true,
-        type: 'module',
-        dependencies: { [own.name]: `file:../${tarball}`, '@types/node': typesNode, ...appDependencies },
-      },
-      null,
-      2,
-    ),
-  );
-  writeFileSync(join(app, 'package-lock.json'), JSON.stringify(scratchLock(`../${tarball}`, integrity, typesNode), null, 2));
-  run('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], app);
+  // A service that also runs the functions and the CLI: the optional peers installed beside the package, as README says.
+  // The README's snippet is an Express app in TypeScript: Express and its types as the repository pins them.
+  const pinned = (name: string) =>
+    (JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as LockFile).packages[`node_modules/${name}`].version!;
+  const expressApp = { express: pinned('express'), '@types/express': pinned('@types/express') };
+  app = scratchApp(dir, 'app', tarball, { '@types/node': typesNode, ...own.peerDependencies, ...expressApp });
+  // A service that embeds the library alone: the package and its dependencies, nothing else.
+  libraryOnly = scratchApp(dir, 'library-only', tarball, {});
 
   // The configuration `tsc --init` writes, with Node's types as its own comment says to add for Node.
   run(process.execPath, [TSC, '--init'], app);
@@ -370,6 +360,21 @@ describe('each documented entry, loaded from the installed package', () => {
     expect(out).toEqual({ ...common, './client': { SessionClient: 'function', SessionApiError: 'function' } });
   });
 
+  test.each(extraNodes().map((n) => [n.major, n.bin]))(
+    'on Node %s (each supported LTS line, binaries from the npm registry): require() and import() of each entry',
+    (_major, node) => {
+      writeFileSync(join(app, 'entries.cjs'), entriesProbe('(id) => require(id)'));
+      writeFileSync(
+        join(app, 'entries.mjs'),
+        entriesProbe("(id) => import(id, id.endsWith('.json') ? { with: { type: 'json' } } : undefined)"),
+      );
+      const client = { SessionClient: 'function', SessionApiError: 'function' };
+      // Node 22.12+ and 24 require() an ES module without top-level await: ./client loads both ways.
+      expect(JSON.parse(run(node, ['entries.cjs'], app, env))).toEqual({ ...common, './client': client });
+      expect(JSON.parse(run(node, ['entries.mjs'], app, env))).toEqual({ ...common, './client': client });
+    },
+  );
+
   test('/testing under node:test, as its @example shows: type-checks with the default tsconfig and passes every case', () => {
     writeFileSync(
       join(app, 'storeContract.test.ts'),
@@ -387,5 +392,83 @@ describe('each documented entry, loaded from the installed package', () => {
     expect(report).toMatch(/^# Subtest: store contract: MemorySessionStore$/m);
     expect(report).toMatch(/^# tests 11$/m);
     expect(report).toMatch(/^# pass 11$/m);
+  });
+});
+
+test('README shows the install that works today: the packed tarball by its real name (no registry, no placeholder URL)', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Using the library in your own Node service'));
+  expect(files.length).toBeGreaterThan(0);
+  expect(section).toContain(`npm install ../${own.name}/${own.name}-${own.version}.tgz`);
+  expect(section).toMatch(/^npm ci && npm pack /m);
+  // No public address yet: none is invented.
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
+  for (const field of ['repository', 'homepage', 'bugs'])
+    if (field in pkg) expect(JSON.stringify(pkg[field])).not.toMatch(/example|…|\.\.\.|your-|<|TODO/i);
+});
+
+describe('the library alone: functions-framework and Pub/Sub are optional peers', () => {
+  test('package.json: the two are optional peer dependencies (and devDependencies here), not dependencies', () => {
+    const peers = ['@google-cloud/functions-framework', '@google-cloud/pubsub'];
+    expect(Object.keys(own.peerDependencies).sort()).toEqual(peers);
+    for (const p of peers) {
+      expect(own.peerDependenciesMeta[p]).toEqual({ optional: true });
+      expect(own.dependencies).not.toHaveProperty([p]);
+      expect(own.devDependencies[p]).toBe(own.peerDependencies[p]);
+    }
+  });
+
+  test('installs without them, much smaller; the library, the Datastore store and the memory store work; what needs them says so', () => {
+    const full = installSize(app);
+    const alone = installSize(libraryOnly);
+    process.stderr.write(
+      `installed: ${alone.packages} packages, ${(alone.kib / 1024).toFixed(0)} MiB (library alone); ` +
+        `${full.packages} packages, ${(full.kib / 1024).toFixed(0)} MiB (with functions-framework, Pub/Sub and @types/node)\n`,
+    );
+    for (const absent of ['@google-cloud/functions-framework', '@google-cloud/pubsub', 'express'])
+      expect(existsSync(join(libraryOnly, 'node_modules', absent))).toBe(false);
+    expect(alone.packages).toBeLessThan(full.packages * 0.7);
+    expect(alone.kib).toBeLessThan(full.kib * 0.7);
+
+    writeFileSync(
+      join(libraryOnly, 'probe.cjs'),
+      `
+const lib = require('${own.name}');
+const { DatastoreSessionStore } = require('${own.name}/datastore-store');
+async function main() {
+  const { sessions } = lib.createRuntime(lib.loadConfig());
+  const out = { datastoreStore: typeof DatastoreSessionStore, manager: sessions.constructor.name };
+  try {
+    await lib.publishKill({ user: 'alice' }, { projectId: 'p', topic: 'session-kill' });
+    out.publishKill = 'published?';
+  } catch (err) {
+    out.publishKill = err.message;
+  }
+  try {
+    require('${own.name}/functions');
+    out.functions = 'loaded?';
+  } catch (err) {
+    out.functions = err.code + ' ' + /Cannot find module '([^']+)'/.exec(err.message)?.[1];
+  }
+  console.log(JSON.stringify(out));
+}
+main();
+`,
+    );
+    const env = { ...process.env, GOOGLE_CLOUD_PROJECT: 'session-test', SESSION_STORE: 'memory' };
+    expect(JSON.parse(run(process.execPath, ['probe.cjs'], libraryOnly, env))).toEqual({
+      datastoreStore: 'function',
+      manager: 'SessionManager',
+      publishKill:
+        'publishing a kill message to Pub/Sub needs the package @google-cloud/pubsub (an optional peer dependency): npm install @google-cloud/pubsub',
+      functions: 'MODULE_NOT_FOUND @google-cloud/functions-framework',
+    });
+    const cli = spawnSync(
+      process.execPath,
+      [join(libraryOnly, 'node_modules', '.bin', 'session-kill'), '--user', 'alice', '--project', 'p'],
+      { cwd: libraryOnly, env: { ...process.env, PUBSUB_EMULATOR_HOST: '' }, encoding: 'utf8' },
+    );
+    expect(cli.status).toBe(1);
+    expect(cli.stderr).toContain('npm install @google-cloud/pubsub');
   });
 });

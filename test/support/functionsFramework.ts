@@ -73,17 +73,18 @@ export interface FunctionProcess {
 /**
  * Runs one entry point under the real functions-framework, as Cloud Functions does
  * (`--target`, `--signature-type`, `--source`), in its own process group so stop() also ends
- * anything it spawned.
+ * anything it spawned. `node` is the binary that runs it (default: the one running the tests).
  */
 export async function startFunction(
   target: string,
   signatureType: 'http' | 'cloudevent',
   env: Record<string, string>,
   port?: number,
+  node: string = process.execPath,
 ): Promise<FunctionProcess> {
   const p = port ?? (await freePort());
   const child: ChildProcess = spawn(
-    process.execPath,
+    node,
     [
       join(ROOT, 'node_modules', '@google-cloud', 'functions-framework', 'build', 'src', 'main.js'),
       `--target=${target}`,

@@ -240,7 +240,7 @@ describe('terraform/', () => {
     expect({ status: r.status, unformatted: r.stdout.trim() }).toEqual({ status: 0, unformatted: '' });
   });
 
-  test('deploys every entry point functions/index.ts registers, once, on nodejs22', () => {
+  test('deploys every entry point functions/index.ts registers, once, on the runtime var.nodejs_runtime names', () => {
     const index = fs.readFileSync(path.join(ROOT, 'functions', 'index.ts'), 'utf8');
     const registered = Object.fromEntries(
       [...index.matchAll(/functions\.(http|cloudEvent)\(\s*['"]([\w$]+)['"]/g)].map((m) => [m[2], m[1]]),
@@ -256,10 +256,24 @@ describe('terraform/', () => {
     expect(deployed.sort()).toEqual([...EXPECTED_ENTRY_POINTS].sort());
     for (const [name, body] of fns) {
       const build = nested(body, 'build_config');
-      expect({ name, runtime: build.runtime }).toEqual({ name, runtime: 'nodejs22' });
+      expect({ name, runtime: build.runtime }).toEqual({ name, runtime: '${var.nodejs_runtime}' });
       // Delivered by pubsub.tf's own push subscription (which can dead-letter), never by Eventarc.
       expect({ name, eventTrigger: body.event_trigger }).toEqual({ name, eventTrigger: undefined });
     }
+  });
+
+  test('the runtime is a Node.js line package.json `engines` admits: the newest by default, each one the tests run on', () => {
+    const variable = stack.variables.get('nodejs_runtime');
+    expect(variable?.default).toBe('nodejs24');
+    const condition = String(((variable?.validation ?? []) as Json[])[0]?.condition);
+    const allowed = [...condition.matchAll(/"nodejs(\d+)"/g)].map((m) => m[1]);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+    const engines = [...pkg.engines.node.matchAll(/\^(\d+)/g)].map((m) => m[1]);
+    expect(allowed).toEqual(engines);
+    expect(`nodejs${Math.max(...engines.map(Number))}`).toBe(variable?.default);
+    // scripts/node-versions.js installs exactly these for the tests.
+    const script = fs.readFileSync(path.join(ROOT, 'scripts', 'node-versions.js'), 'utf8');
+    expect(/SUPPORTED_MAJORS = \[([^\]]*)\]/.exec(script)?.[1].match(/\d+/g)).toEqual(engines);
   });
 
   test('every function gets its own service account, and builds from the uploaded archive', () => {
@@ -860,14 +874,43 @@ describe('scripts/package-deploy.js', () => {
 
     const sourceDirs = ['lib', 'functions', 'bin', 'client', 'deploy'].filter((d) => fs.existsSync(path.join(ROOT, d)));
     expect(fs.readdirSync(deployDir).sort()).toEqual([...sourceDirs, 'package-lock.json', 'package.json', 'tsconfig.json'].sort());
-    expect(fs.readFileSync(path.join(deployDir, 'package-lock.json'), 'utf8')).toBe(
-      fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'),
-    );
-    // The deployed package.json differs in `main` alone: functions-framework loads the bundle's loader there.
+    // The deployed package.json differs in `main` (functions-framework loads the bundle's loader
+    // there), in the library's optional peers becoming dependencies (the functions need them once
+    // the buildpack pruned the devDependencies), and in devDependencies: only what gcp-build runs.
     const deployedMain = 'dist/deploy/index.cjs';
-    expect(fs.readFileSync(path.join(deployDir, 'package.json'), 'utf8')).toBe(
-      fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8').replace(`"main": "${pkg.main}"`, `"main": "${deployedMain}"`),
+    const deployedPkg = JSON.parse(fs.readFileSync(path.join(deployDir, 'package.json'), 'utf8'));
+    const { peerDependencies, peerDependenciesMeta: _meta, devDependencies, ...same } = pkg;
+    expect(deployedPkg).toEqual({
+      ...same,
+      main: deployedMain,
+      dependencies: { ...pkg.dependencies, ...peerDependencies },
+      devDependencies: Object.fromEntries(
+        ['@types/express', '@types/node', 'esbuild', 'typescript'].map((name) => [name, (devDependencies as Record<string, string>)[name]]),
+      ),
+    });
+    expect(Object.keys(deployedPkg.dependencies)).toEqual(
+      expect.arrayContaining(['@google-cloud/functions-framework', '@google-cloud/pubsub', '@google-cloud/datastore']),
     );
+    // The lockfile: the repository's versions, cut to those dependencies, and exactly what npm itself
+    // writes for that package.json (so `npm ci` in Cloud Build accepts it and prunes the right packages).
+    const deployedLock = JSON.parse(fs.readFileSync(path.join(deployDir, 'package-lock.json'), 'utf8'));
+    const repoLock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
+    for (const [at, entry] of Object.entries(deployedLock.packages as Record<string, { version?: string }>))
+      if (at !== '') expect({ at, version: entry.version }).toEqual({ at, version: repoLock.packages[at].version });
+    for (const tooling of ['jest', '@stryker-mutator/core', 'playwright-core', 'eslint', 'prettier', 'autocannon'])
+      expect(deployedLock.packages).not.toHaveProperty([`node_modules/${tooling}`]);
+    const npmDir = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-lock-'));
+    try {
+      for (const f of ['package.json', 'package-lock.json']) fs.copyFileSync(path.join(deployDir, f), path.join(npmDir, f));
+      const npm = spawnSync('npm', ['install', '--package-lock-only', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], {
+        cwd: npmDir,
+        encoding: 'utf8',
+      });
+      expect({ status: npm.status, stderr: npm.status === 0 ? '' : npm.stderr }).toEqual({ status: 0, stderr: '' });
+      expect(JSON.parse(fs.readFileSync(path.join(npmDir, 'package-lock.json'), 'utf8'))).toEqual(deployedLock);
+    } finally {
+      fs.rmSync(npmDir, { recursive: true, force: true });
+    }
     expect(pkg.scripts['gcp-build']).toContain('node deploy/bundle.js');
     // Every source of the uploaded directories, byte for byte; no tests, no local tooling.
     for (const dir of sourceDirs) {

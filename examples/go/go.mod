@@ -1,0 +1,3 @@
+module viur-session-functions/examples/go
+
+go 1.19
