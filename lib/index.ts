@@ -15,6 +15,7 @@ export type { SessionSettings } from './core/settings';
 export type {
   Decision,
   HeadPage,
+  HeadRef,
   KeyPage,
   SessionHead,
   SessionSelector,

@@ -39,6 +39,31 @@ resource "google_firestore_index" "kill_by_user" {
   depends_on = [google_project_service.required, google_firestore_database.sessions]
 }
 
+# The listing of a user's live sessions: user = U AND expiresAt > now, ordered by expiresAt
+# descending, with a property mask (lib/store/datastoreStore.ts). The device routes, "sign out
+# everywhere else" and the session cap use it, so they read live sessions only, never the expired
+# ones that pile up between two cleanups. Finding one session by its handle uses the built-in
+# index on `handle`.
+resource "google_firestore_index" "live_by_user" {
+  project     = var.project_id
+  database    = var.database_id
+  collection  = var.kind
+  api_scope   = "DATASTORE_MODE_API"
+  query_scope = "COLLECTION_GROUP"
+
+  fields {
+    field_path = "user"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "expiresAt"
+    order      = "DESCENDING"
+  }
+
+  depends_on = [google_project_service.required, google_firestore_database.sessions]
+}
+
 # TTL policy: Datastore deletes a session some time (typically within a day) after its expiresAt.
 # It is garbage collection only; expiry is checked on every read, and the nightly cleanup catches up
 # faster.

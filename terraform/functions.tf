@@ -93,6 +93,8 @@ resource "google_cloudfunctions2_function" "api" {
     google_project_iam_member.build_run_builder,
     time_sleep.iam_propagation,
     google_project_iam_member.api_datastore,
+    # The device routes and the session cap query it: the API's new revision goes live once it is built.
+    google_firestore_index.live_by_user,
   ]
 }
 

@@ -205,7 +205,7 @@ variable "session_max_data_keys" {
 }
 
 variable "session_max_sessions_per_user" {
-  description = "Sessions one user may have at once; at login the least recently seen beyond it end (SESSION_MAX_SESSIONS_PER_USER). 0: no limit."
+  description = "Sessions one user may have at once; at login the least recently used beyond it end, a sign-in counting as use for a minute (SESSION_MAX_SESSIONS_PER_USER). 0: no limit."
   type        = number
   default     = 0
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { MAX_LISTED_SESSIONS, MAX_USER_AGENT_CHARS } from './limits';
-import type { SessionHead, StorageKey } from '../store/sessionStore';
+import { MAX_LISTED_SESSIONS, MAX_USER_AGENT_CHARS, SIGN_IN_PRECEDENCE_MS } from './limits';
+import type { HeadRef, SessionHead, StorageKey } from '../store/sessionStore';
 
 /**
  * A handle is 128 bits of SHA-256 over a domain-separated storage key: it names a session in the
@@ -13,11 +13,12 @@ const HANDLE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 /**
  * The public name of a stored session in the device routes and listings: 22 base64url characters
  * (128 bits of SHA-256 over the domain-separated storage key, see HANDLE_PREFIX), the same on every
- * instance, revealing neither the session id nor its storage key. Use it to match a `Device.id` a
- * client sent back against the storage keys of a user's sessions.
+ * instance, revealing neither the session id nor its storage key. Stores keep it with the session
+ * (indexed), so that SessionManager.findLiveSession finds a `Device.id` a client sent back in one
+ * query.
  *
  * @example
- * const target = (await sessions.liveSessions('alice')).find((s) => deviceHandle(s.key) === deviceId);
+ * deviceHandle(digest(sessionId)); // 'WRfd3EiKQEJ8aUUGcBn6_Q': what the device list shows for that session
  */
 export function deviceHandle(key: StorageKey): string {
   return createHash('sha256')
@@ -39,10 +40,7 @@ export function isWellFormedHandle(value: string): boolean {
 }
 
 /** A stored session, by key, with its head only (never its data). */
-export interface SessionRef {
-  key: StorageKey;
-  head: SessionHead;
-}
+export type SessionRef = HeadRef;
 
 /** One session of a user as the device routes and the library show it. Times are ms since the epoch. */
 export interface Device {
@@ -55,20 +53,42 @@ export interface Device {
 }
 
 /**
- * Most recently seen first, then most recently created, then by storage key: one total order that
- * every instance computes alike, so concurrent logins that each apply the session cap agree on
- * which sessions are the newest. A login's new session is seen and created "now", so it ranks first
- * unless another session of the user was seen or created in the same millisecond or later.
+ * Most recently seen first, then most recently created, then by storage key: the order of the
+ * device listing, the same on every instance.
  *
  * @example
  * const newestFirst = [...refs].sort(byRecency);
  */
 export function byRecency(a: SessionRef, b: SessionRef): number {
-  return b.head.lastSeen - a.head.lastSeen || b.head.createdAt - a.head.createdAt || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  return b.head.lastSeen - a.head.lastSeen || b.head.createdAt - a.head.createdAt || byKey(a, b);
 }
 
 /**
- * The keys of the sessions a cap of `max` ends: all ranked below the max-th by byRecency
+ * The session cap's order: by last use, where a sign-in counts as use for SIGN_IN_PRECEDENCE_MS
+ * (a minute) after it, i.e. by max(lastSeen, createdAt + 1 min), most recent first; then most
+ * recently created; then by storage key. One total order that every instance computes alike from
+ * the stored heads, so concurrent logins that each apply the cap agree on the survivors. A login's
+ * new session ranks above every session signed in before it, even one used in the same
+ * millisecond or later (a thief keeping a stolen session busy): only a later sign-in of the same
+ * user outranks it. Past that minute, sessions rank by last use.
+ *
+ * @example
+ * const firstToKeep = [...refs].sort(byCapRank);
+ */
+export function byCapRank(a: SessionRef, b: SessionRef): number {
+  return capUse(b.head) - capUse(a.head) || b.head.createdAt - a.head.createdAt || byKey(a, b);
+}
+
+function capUse(head: SessionHead): number {
+  return Math.max(head.lastSeen, head.createdAt + SIGN_IN_PRECEDENCE_MS);
+}
+
+function byKey(a: SessionRef, b: SessionRef): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/**
+ * The keys of the sessions a cap of `max` ends: all ranked below the max-th by byCapRank
  * (SESSION_MAX_SESSIONS_PER_USER after a login).
  *
  * @example
@@ -76,7 +96,7 @@ export function byRecency(a: SessionRef, b: SessionRef): number {
  */
 export function beyondCap(live: readonly SessionRef[], max: number): StorageKey[] {
   return [...live]
-    .sort(byRecency)
+    .sort(byCapRank)
     .slice(max)
     .map((s) => s.key);
 }

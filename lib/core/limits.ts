@@ -40,11 +40,25 @@ export const MAX_LISTED_SESSIONS = 100;
 /** Longest User-Agent kept, in characters (code points, so a surrogate pair is never split). */
 export const MAX_USER_AGENT_CHARS = 256;
 
-/** Stored sessions a device listing looks at (heads are small; data is never loaded). */
+/**
+ * Sessions a device listing looks at, the most lately expiring live ones (heads are small; data is
+ * never loaded); a handle of a session stored before handles were is looked for among the same.
+ */
 export const LIST_SCAN = 1000;
 
-/** Stored sessions ending or capping looks at, at most, for one user. */
+/** Live sessions "sign out everywhere else" and the session cap look at, at most, for one user. */
 export const FULL_SCAN = 20_000;
+
+/** Heads one query of a user's sessions reads (a page of a listing). */
+export const HEAD_PAGE = 500;
+
+/**
+ * For the session cap, a sign-in counts as use for this long after it: a login's new session
+ * outranks every session signed in before it, however busy, for far longer than a login request
+ * can take, so the cap a login applies never ends its own session because another was used
+ * meanwhile. Only a later sign-in of the same user can outrank it.
+ */
+export const SIGN_IN_PRECEDENCE_MS = 60_000;
 
 /** Most users one kill message may name; larger lists are split by the publisher's caller. */
 export const MAX_USERS_PER_MESSAGE = 1000;

@@ -1,10 +1,10 @@
 import type { Clock } from './clock';
 import { clearedCookie, readCookieValues, sessionCookie } from './cookies';
-import { type Device, type SessionRef, beyondCap, deviceHandle, isWellFormedHandle, storedUserAgent, toDevices } from './devices';
+import { type Device, type SessionRef, beyondCap, isWellFormedHandle, storedUserAgent, toDevices } from './devices';
 import { SessionEndedError } from './errors';
 import { digest, isWellFormedToken, newToken, type RandomSource } from './ids';
 import { emptyData } from './json';
-import { FULL_SCAN, LIST_SCAN, MAX_COMMIT_MUTATIONS, MAX_COOKIE_CANDIDATES } from './limits';
+import { FULL_SCAN, HEAD_PAGE, LIST_SCAN, MAX_COMMIT_MUTATIONS, MAX_COOKIE_CANDIDATES } from './limits';
 import { applyOperations, expiry, freshState, holdsSomething, tombstone } from './operations';
 import { type SaveOutcome, Session, type SessionInit } from './session';
 import type { SessionSettings } from './settings';
@@ -20,17 +20,15 @@ export interface RequestInfo {
 export interface WithSessionOptions extends RequestInfo {
   /**
    * Other sessions of the same user to end in the same commit as this change (the device routes):
-   * found beforehand with liveSessions(). If the cookie's session no longer belongs to `user`,
-   * nothing is written and SessionEndedError is thrown. Past what one commit can hold, the rest are
-   * deleted in further commits right after it.
+   * found beforehand with liveSessions() or findLiveSession(). If the cookie's session no longer
+   * belongs to `user`, nothing is written and SessionEndedError is thrown. Past what one commit can
+   * hold, the rest are deleted in further commits right after it.
    */
   end?: { user: string; keys: readonly StorageKey[] };
 }
 
 /** Most sessions that one commit ends next to the session's own writes (two: the session and a tombstone). */
 const END_IN_COMMIT = MAX_COMMIT_MUTATIONS - 2;
-/** Pages of heads read per query when every session of a user must be seen. */
-const HEAD_PAGE = 500;
 
 /** What a SessionManager is built from; createRuntime() assembles it from the configuration. */
 export interface SessionManagerOptions {
@@ -178,8 +176,10 @@ export class SessionManager {
 
   /**
    * The live sessions of `user` (heads only, never their data), as the store lists them: pages of
-   * one query each, until `maxScan` stored sessions were looked at. The storage keys it returns are
-   * what WithSessionOptions.end and the store's endSessions() take.
+   * one query each, latest expiry first, until `maxScan` sessions were looked at. Sessions past
+   * their expiresAt are not even read, so the cost follows the user's live sessions, not what
+   * piled up since the last cleanup. The storage keys it returns are what WithSessionOptions.end
+   * and the store's endSessions() take.
    *
    * @example
    * const live = await sessions.liveSessions('alice');
@@ -187,11 +187,12 @@ export class SessionManager {
    */
   async liveSessions(user: string, maxScan = FULL_SCAN): Promise<SessionRef[]> {
     const live: SessionRef[] = [];
+    const now = this.#clock.now();
     let cursor: string | undefined;
     for (let seen = 0; seen < maxScan;) {
-      const page = await this.store.listUserSessions(user, Math.min(HEAD_PAGE, maxScan - seen), cursor);
+      const page = await this.store.listUserSessions(user, now, Math.min(HEAD_PAGE, maxScan - seen), cursor);
       seen += page.sessions.length;
-      for (const s of page.sessions) if (this.isAlive(s.head)) live.push(s);
+      for (const s of page.sessions) if (this.isAlive(s.head, now)) live.push(s);
       if (!page.cursor || page.sessions.length === 0) break;
       cursor = page.cursor;
     }
@@ -199,9 +200,25 @@ export class SessionManager {
   }
 
   /**
+   * The live session of `user` that the device handle `handle` names, or null (another user's
+   * handle, a dead session's and a made-up one alike): one query on the stored handle, whatever
+   * the number of the user's sessions (the store's findUserSession; for a session stored before
+   * handles were, at most the listing's 1,000 live sessions more). Nothing for a malformed handle.
+   *
+   * @example
+   * const target = await sessions.findLiveSession('alice', deviceId); // { key, head } or null
+   */
+  async findLiveSession(user: string, handle: string): Promise<SessionRef | null> {
+    if (!isWellFormedHandle(handle)) return null;
+    const now = this.#clock.now();
+    const found = await this.store.findUserSession(user, handle, now);
+    return found !== null && this.isAlive(found.head, now) ? found : null;
+  }
+
+  /**
    * Where `user` is signed in: the live sessions, most recently seen first, at most 100 (of the
-   * first 1,000 stored; data is never loaded). `current` marks the session stored under
-   * `currentKey`. One query for a user with up to 500 stored sessions. What a "where am I signed in"
+   * 1,000 that expire last; data is never loaded). `current` marks the session stored under
+   * `currentKey`. One query for a user with up to 500 live sessions. What a "where am I signed in"
    * page shows.
    *
    * @example
@@ -214,15 +231,15 @@ export class SessionManager {
 
   /**
    * Ends the live session of `user` that `handle` names; false when there is none (another user's
-   * handle looks exactly like an unknown one). One query and one commit. A storage key's user never
-   * changes (login and logout move a session to a new key), so the delete needs no transaction.
+   * handle looks exactly like an unknown one). One query (findLiveSession) and one commit. A
+   * storage key's user never changes (login and logout move a session to a new key), so the delete
+   * needs no transaction.
    *
    * @example
    * if (!(await sessions.endSession('alice', deviceId))) res.writeHead(404).end();
    */
   async endSession(user: string, handle: string): Promise<boolean> {
-    if (!isWellFormedHandle(handle)) return false;
-    const target = (await this.liveSessions(user)).find((s) => deviceHandle(s.key) === handle);
+    const target = await this.findLiveSession(user, handle);
     if (!target) return false;
     await this.store.endSessions([target.key]);
     return true;
@@ -244,7 +261,8 @@ export class SessionManager {
 
   /**
    * Ends every live session of the session's user except this one ("sign out everywhere else"):
-   * one query and one commit per 500 others. Nothing for a guest. Returns how many were ended.
+   * one query per 500 live sessions and one commit per 500 others. Nothing for a guest. Returns how
+   * many were ended.
    *
    * @example
    * const session = await sessions.load(req.headers.cookie);
@@ -324,8 +342,9 @@ export class SessionManager {
 
   /**
    * SESSION_MAX_SESSIONS_PER_USER: after a login was written, the user's live sessions ranked below
-   * the cap (byRecency: least recently seen first) are ended. One query, plus one commit when
-   * something is over. See byRecency for why concurrent logins agree on the survivors.
+   * the cap (byCapRank: least recently used first, a sign-in counting as use for a minute) are
+   * ended. One query (live sessions only), plus one commit when something is over. byCapRank says
+   * why the login's own session survives and why concurrent logins agree on the survivors.
    */
   async #afterLogin(session: Session): Promise<void> {
     const max = this.settings.maxSessionsPerUser;

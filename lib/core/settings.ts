@@ -21,7 +21,7 @@ export interface SessionSettings {
   maxDataKeys: number;
   /** A session ends this long after createdAt, however busy; 0: no absolute limit. */
   absoluteLifetimeSeconds: number;
-  /** Sessions one user may have; beyond it, login ends the least recently seen. 0: no limit. */
+  /** Sessions one user may have; beyond it, login ends the least recently used (devices.ts byCapRank). 0: no limit. */
   maxSessionsPerUser: number;
   /** Name, SameSite and persistence of the session cookie. */
   cookie: CookieSettings;

@@ -237,8 +237,8 @@ export const SETTINGS = [
     defaultNote: 'no limit',
     scope: 'deploy',
     doc:
-      'sessions one user may have (at most 10,000); after a login, those beyond it end, least recently seen first ' +
-      "(see [A user's sessions](#a-users-sessions-devices))",
+      'sessions one user may have (at most 10,000); after a login, those beyond it end, least recently used first, a sign-in ' +
+      "counting as use for a minute (see [A user's sessions](#a-users-sessions-devices))",
   },
   {
     name: 'SESSION_KILL_TOPIC',

@@ -1,11 +1,22 @@
-import { type Datastore, type Key, PropertyFilter, type Transaction } from '@google-cloud/datastore';
+import { type Datastore, type Key, PropertyFilter, type Query, type Transaction } from '@google-cloud/datastore';
 // The client's own proto conversions (not re-exported from its main module).
 import { entity as dsEntity } from '@google-cloud/datastore/build/src/entity';
+import { deviceHandle } from '../core/devices';
 import { DataTooLargeError, StoreUnavailableError } from '../core/errors';
 import { KeyedLock } from './keyedLock';
 import { dataText, emptyData, type JsonValue, parseDataText, type SessionData } from '../core/json';
-import { GUEST_USER, MAX_COMMIT_MUTATIONS } from '../core/limits';
-import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './sessionStore';
+import { GUEST_USER, HEAD_PAGE, LIST_SCAN, MAX_COMMIT_MUTATIONS } from '../core/limits';
+import type {
+  Decision,
+  HeadPage,
+  HeadRef,
+  KeyPage,
+  SessionHead,
+  SessionSelector,
+  SessionStore,
+  StorageKey,
+  StoredSession,
+} from './sessionStore';
 
 /** How a DatastoreSessionStore reaches its entities: the client, kind, namespace and deadlines. */
 export interface DatastoreStoreOptions {
@@ -70,14 +81,17 @@ interface SessionEntity {
   endedAt?: Date | null;
   /** Absent on sessions written before it existed. */
   userAgent?: string | null;
+  /** deviceHandle of the key, indexed: the device routes find a session by it. Absent on sessions written before it existed. */
+  handle?: string;
 }
 
 /** What is written: the client's Double wrapper keeps `lastseen` a double even at whole seconds. */
 type WrittenEntity = Omit<SessionEntity, 'lastseen'> & { lastseen: unknown };
 
 /**
- * Everything but `user`, `createdAt` and `expiresAt` is excluded from indexes: only what a query
- * needs is indexed, and an unindexed string may be far longer than the 1,500 bytes of an indexed one.
+ * Everything but `user`, `createdAt`, `expiresAt` and `handle` is excluded from indexes: only what a
+ * query needs is indexed, and an unindexed string may be far longer than the 1,500 bytes of an
+ * indexed one.
  */
 const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'securityKeys[]', 'endedAt', 'userAgent'];
 
@@ -102,6 +116,10 @@ function errorText(err: unknown): string {
  * but its `user`, which is the value the listing filters on.
  */
 const HEAD_PROPERTIES = ['lastseen', 'createdAt', 'expiresAt', 'endedAt', 'userAgent'];
+/** What a lookup by handle fetches: the head with its user (the query's filter is the handle). */
+const HANDLE_LOOKUP_PROPERTIES = [...HEAD_PROPERTIES, 'user'];
+/** What the look-up of a handle among records written before handles were stored fetches. */
+const LEGACY_HANDLE_PROPERTIES = [...HEAD_PROPERTIES, 'handle'];
 
 const GRPC_ABORTED = 10;
 const GRPC_DEADLINE_EXCEEDED = 4;
@@ -113,7 +131,7 @@ function dataKey(name: string): string {
   return name.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
-function toEntity(s: StoredSession, ds: Datastore): WrittenEntity {
+function toEntity(key: StorageKey, s: StoredSession, ds: Datastore): WrittenEntity {
   return {
     data: dataText(s.data),
     user: s.user ?? GUEST_USER,
@@ -123,6 +141,7 @@ function toEntity(s: StoredSession, ds: Datastore): WrittenEntity {
     staticSecurityKey: s.staticKeyDigest,
     securityKeys: s.securityKeyDigests,
     userAgent: s.userAgent,
+    handle: deviceHandle(key),
     ...(s.endedAt === undefined ? {} : { endedAt: new Date(s.endedAt) }),
   };
 }
@@ -275,7 +294,7 @@ export class DatastoreSessionStore implements SessionStore {
       if (writes && writes.put.length > 0) {
         const entities = writes.put.map((p) => ({
           key: this.#key(p.key),
-          data: toEntity(p.session, this.#ds),
+          data: toEntity(p.key, p.session, this.#ds),
           excludeFromIndexes: EXCLUDE_FROM_INDEXES,
           method: 'insert' as const,
         }));
@@ -300,7 +319,7 @@ export class DatastoreSessionStore implements SessionStore {
           return result;
         }
         for (const p of writes.put) {
-          txn.save({ key: this.#key(p.key), data: toEntity(p.session, this.#ds), excludeFromIndexes: EXCLUDE_FROM_INDEXES });
+          txn.save({ key: this.#key(p.key), data: toEntity(p.key, p.session, this.#ds), excludeFromIndexes: EXCLUDE_FROM_INDEXES });
         }
         txn.delete(writes.delete.map((k) => this.#key(k)));
         await this.#call(() => withDeadline(txn.commit({ timeout: this.#gax.timeout }), this.#gax.timeout));
@@ -343,29 +362,86 @@ export class DatastoreSessionStore implements SessionStore {
   }
 
   /**
-   * The client's runQuery has no property mask, so this sends the RunQuery request through the
-   * client's own request path (same channel, auth, database and deadline) with one, and decodes
-   * the answer with the client's own entity helpers. Equality on `user` only: the built-in index.
+   * One page of `user`'s sessions expiring after `expiresAfter`, latest first: `user` = U AND
+   * `expiresAt` > T ordered by `expiresAt` descending, which needs the composite index (user ASC,
+   * expiresAt DESC) declared in terraform/datastore.tf; dead sessions are not read. The client's
+   * runQuery has no property mask, so this sends the RunQuery request through the client's own
+   * request path (same channel, auth, database and deadline) with one, and decodes the answer with
+   * the client's own entity helpers.
    *
    * @example
-   * const { sessions, cursor } = await store.listUserSessions('alice', 500);
+   * const { sessions, cursor } = await store.listUserSessions('alice', Date.now(), 500);
    */
-  async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
+  async listUserSessions(user: string, expiresAfter: number, limit: number, cursor?: string): Promise<HeadPage> {
+    const { found, cursor: next } = await this.#headQuery(this.#liveQuery(user, expiresAfter, limit, cursor), HEAD_PROPERTIES, limit);
+    const sessions = found.map((e) => ({ key: this.#name(e), head: headOf(e, user) }));
+    return next === undefined ? { sessions } : { sessions, cursor: next };
+  }
+
+  /**
+   * The session of `user` that `handle` names, if it expires after `expiresAfter`: one query on
+   * the indexed `handle` (Datastore's built-in index) that reads that session alone. Sessions
+   * written before the handle was stored have none; when the query finds nothing, the first
+   * LIST_SCAN (1,000) sessions of listUserSessions are looked through for one of them (two queries
+   * at most, live sessions only). Their next write stores the handle.
+   *
+   * @example
+   * const found = await store.findUserSession('alice', deviceId, Date.now()); // { key, head } or null
+   */
+  async findUserSession(user: string, handle: string, expiresAfter: number): Promise<HeadRef | null> {
+    const query = this.#query()
+      .filter(new PropertyFilter('handle', '=', handle))
+      .limit(1);
+    const { found } = await this.#headQuery(query, HANDLE_LOOKUP_PROPERTIES, 1);
+    const [hit] = found;
+    if (hit) {
+      const head = headOf(hit, user);
+      return hit.user === user && head.expiresAt > expiresAfter ? { key: this.#name(hit), head } : null;
+    }
+    let cursor: string | undefined;
+    for (let seen = 0; seen < LIST_SCAN;) {
+      const limit = Math.min(HEAD_PAGE, LIST_SCAN - seen);
+      const page = await this.#headQuery(this.#liveQuery(user, expiresAfter, limit, cursor), LEGACY_HANDLE_PROPERTIES, limit);
+      const legacy = page.found.find((e) => e.handle === undefined && deviceHandle(this.#name(e)) === handle);
+      if (legacy) return { key: this.#name(legacy), head: headOf(legacy, user) };
+      seen += page.found.length;
+      if (page.cursor === undefined || page.found.length === 0) return null;
+      cursor = page.cursor;
+    }
+    return null;
+  }
+
+  /** `user` = U AND `expiresAt` > T, latest expiresAt first (the composite index user ASC, expiresAt DESC). */
+  #liveQuery(user: string, expiresAfter: number, limit: number, cursor: string | undefined): Query {
     let query = this.#query()
       .filter(new PropertyFilter('user', '=', user))
+      .filter(new PropertyFilter('expiresAt', '>', new Date(expiresAfter)))
+      .order('expiresAt', { descending: true })
       .limit(limit);
     if (cursor) query = query.start(cursor);
+    return query;
+  }
+
+  /** One RunQuery with a property mask; the cursor is absent when the query is exhausted. */
+  async #headQuery(
+    query: Query,
+    properties: string[],
+    limit: number,
+  ): Promise<{ found: Array<Partial<SessionEntity> & Record<symbol, unknown>>; cursor?: string }> {
     const reqOpts = {
       ...(this.#namespace === undefined ? {} : { partitionId: { namespaceId: this.#namespace } }),
       query: dsEntity.queryToQueryProto(query),
-      propertyMask: { paths: HEAD_PROPERTIES },
+      propertyMask: { paths: properties },
     };
     const resp = await this.#call(() => this.#request<RunQueryResponse>('runQuery', reqOpts));
     const batch = resp.batch ?? {};
     const found = dsEntity.formatArray(batch.entityResults ?? []) as Array<Partial<SessionEntity> & Record<symbol, unknown>>;
-    const sessions = found.map((e) => ({ key: (e[this.#ds.KEY] as Key).name as string, head: headOf(e, user) }));
-    const exhausted = sessions.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
-    return exhausted || !batch.endCursor ? { sessions } : { sessions, cursor: Buffer.from(batch.endCursor).toString('base64') };
+    const exhausted = found.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
+    return exhausted || !batch.endCursor ? { found } : { found, cursor: Buffer.from(batch.endCursor).toString('base64') };
+  }
+
+  #name(e: Record<symbol, unknown>): StorageKey {
+    return (e[this.#ds.KEY] as Key).name as StorageKey;
   }
 
   /**

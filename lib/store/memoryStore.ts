@@ -1,8 +1,30 @@
+import { deviceHandle } from '../core/devices';
 import { GUEST_USER, MAX_COMMIT_MUTATIONS } from '../core/limits';
-import type { Decision, HeadPage, KeyPage, SessionHead, SessionSelector, SessionStore, StorageKey, StoredSession } from './sessionStore';
+import type {
+  Decision,
+  HeadPage,
+  HeadRef,
+  KeyPage,
+  SessionHead,
+  SessionSelector,
+  SessionStore,
+  StorageKey,
+  StoredSession,
+} from './sessionStore';
 
 function clone(s: StoredSession): StoredSession {
   return structuredClone(s);
+}
+
+function headOf(s: StoredSession): SessionHead {
+  const head: SessionHead = { user: s.user, lastSeen: s.lastSeen, createdAt: s.createdAt, expiresAt: s.expiresAt, userAgent: s.userAgent };
+  if (s.endedAt !== undefined) head.endedAt = s.endedAt;
+  return head;
+}
+
+/** Latest expiresAt first, then by key: the listing's order, and its cursor's. */
+function listingOrder(a: { expiresAt: number; key: StorageKey }, b: { expiresAt: number; key: StorageKey }): number {
+  return b.expiresAt - a.expiresAt || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
 
 function matches(s: StoredSession, selector: SessionSelector): boolean {
@@ -26,6 +48,8 @@ function matches(s: StoredSession, selector: SessionSelector): boolean {
  */
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<StorageKey, StoredSession>();
+  /** The storage key of each device handle (deviceHandle), as the Datastore store indexes it. */
+  readonly #handles = new Map<string, StorageKey>();
 
   /**
    * A copy of the session stored under `key`, or null.
@@ -50,8 +74,11 @@ export class MemorySessionStore implements SessionStore {
     const { writes, result } = decide(current ? clone(current) : null);
     if (writes) {
       if (key === null && writes.put.some((p) => this.#sessions.has(p.key))) throw new Error('session key already exists');
-      for (const k of writes.delete) this.#sessions.delete(k);
-      for (const p of writes.put) this.#sessions.set(p.key, clone(p.session));
+      for (const k of writes.delete) this.#remove(k);
+      for (const p of writes.put) {
+        this.#sessions.set(p.key, clone(p.session));
+        this.#handles.set(deviceHandle(p.key), p.key);
+      }
     }
     return result;
   }
@@ -74,29 +101,39 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /**
-   * One page of `user`'s stored sessions (dead ones included), heads only, ordered by key.
+   * One page of `user`'s sessions expiring after `expiresAfter`, heads only, latest expiresAt first
+   * (then by key).
    *
    * @example
-   * const { sessions } = await store.listUserSessions('alice', 100);
+   * const { sessions } = await store.listUserSessions('alice', Date.now(), 100);
    */
-  async listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
-    const sessions: HeadPage['sessions'] = [];
-    for (const k of [...this.#sessions.keys()].sort()) {
-      if (cursor !== undefined && k <= cursor) continue;
-      const s = this.#sessions.get(k)!;
-      if ((s.user ?? GUEST_USER) !== user) continue;
-      const head: SessionHead = {
-        user: s.user,
-        lastSeen: s.lastSeen,
-        createdAt: s.createdAt,
-        expiresAt: s.expiresAt,
-        userAgent: s.userAgent,
-      };
-      if (s.endedAt !== undefined) head.endedAt = s.endedAt;
-      sessions.push({ key: k, head });
-      if (sessions.length === limit) return { sessions, cursor: k };
+  async listUserSessions(user: string, expiresAfter: number, limit: number, cursor?: string): Promise<HeadPage> {
+    const after = cursor === undefined ? undefined : (JSON.parse(cursor) as { expiresAt: number; key: StorageKey });
+    const mine: Array<{ key: StorageKey; expiresAt: number; session: StoredSession }> = [];
+    for (const [key, session] of this.#sessions) {
+      if ((session.user ?? GUEST_USER) !== user || session.expiresAt <= expiresAfter) continue;
+      if (after !== undefined && listingOrder(after, { key, expiresAt: session.expiresAt }) >= 0) continue;
+      mine.push({ key, expiresAt: session.expiresAt, session });
     }
-    return { sessions };
+    const page = mine.sort(listingOrder).slice(0, limit);
+    const sessions = page.map((s) => ({ key: s.key, head: headOf(s.session) }));
+    const last = page[page.length - 1];
+    return page.length === limit && last
+      ? { sessions, cursor: JSON.stringify({ expiresAt: last.expiresAt, key: last.key }) }
+      : { sessions };
+  }
+
+  /**
+   * The session of `user` that `handle` names, expiring after `expiresAfter`, head only; or null.
+   *
+   * @example
+   * const found = await store.findUserSession('alice', deviceId, Date.now());
+   */
+  async findUserSession(user: string, handle: string, expiresAfter: number): Promise<HeadRef | null> {
+    const key = this.#handles.get(handle);
+    const s = key === undefined ? undefined : this.#sessions.get(key);
+    if (key === undefined || s === undefined || (s.user ?? GUEST_USER) !== user || s.expiresAt <= expiresAfter) return null;
+    return { key, head: headOf(s) };
   }
 
   /**
@@ -117,7 +154,11 @@ export class MemorySessionStore implements SessionStore {
    */
   async deleteMany(keys: StorageKey[]): Promise<void> {
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
-    for (const k of keys) this.#sessions.delete(k);
+    for (const k of keys) this.#remove(k);
+  }
+
+  #remove(key: StorageKey): void {
+    if (this.#sessions.delete(key)) this.#handles.delete(deviceHandle(key));
   }
 
   /** Number of stored sessions (for local diagnostics). */

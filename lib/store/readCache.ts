@@ -1,6 +1,16 @@
 import type { Clock } from '../core/clock';
 import { dataSize, emptyData } from '../core/json';
-import type { Decision, HeadPage, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession, WriteSet } from './sessionStore';
+import type {
+  Decision,
+  HeadPage,
+  HeadRef,
+  KeyPage,
+  SessionSelector,
+  SessionStore,
+  StorageKey,
+  StoredSession,
+  WriteSet,
+} from './sessionStore';
 
 /** Bounds of a ReadCachingStore: how long, how many sessions and how many bytes it may hold. */
 export interface ReadCacheOptions {
@@ -141,10 +151,20 @@ export class ReadCachingStore implements SessionStore {
    * Always from the store: a listing must show what is there now.
    *
    * @example
-   * await cache.listUserSessions('alice', 500);
+   * await cache.listUserSessions('alice', Date.now(), 500);
    */
-  listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage> {
-    return this.#inner.listUserSessions(user, limit, cursor);
+  listUserSessions(user: string, expiresAfter: number, limit: number, cursor?: string): Promise<HeadPage> {
+    return this.#inner.listUserSessions(user, expiresAfter, limit, cursor);
+  }
+
+  /**
+   * Always from the store, like a listing.
+   *
+   * @example
+   * await cache.findUserSession('alice', deviceId, Date.now());
+   */
+  findUserSession(user: string, handle: string, expiresAfter: number): Promise<HeadRef | null> {
+    return this.#inner.findUserSession(user, handle, expiresAfter);
   }
 
   /**

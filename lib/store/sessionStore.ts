@@ -31,9 +31,15 @@ export interface StoredSession {
  */
 export type SessionHead = Pick<StoredSession, 'user' | 'lastSeen' | 'createdAt' | 'expiresAt' | 'endedAt' | 'userAgent'>;
 
+/** A stored session by its key, with its head only. */
+export interface HeadRef {
+  key: StorageKey;
+  head: SessionHead;
+}
+
 /** One page of a listing of a user's sessions (SessionStore.listUserSessions). */
 export interface HeadPage {
-  sessions: Array<{ key: StorageKey; head: SessionHead }>;
+  sessions: HeadRef[];
   /** Opaque position after the last session; absent when the query is exhausted. */
   cursor?: string;
 }
@@ -82,10 +88,20 @@ export interface SessionStore {
   /** One page of keys of the sessions the selector matches, in a stable order. */
   findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage>;
   /**
-   * One page of at most `limit` sessions stored for `user` (dead ones included: liveness is the
-   * caller's call), in a stable order, each with its head only: one query.
+   * One page of at most `limit` sessions stored for `user` whose expiresAt lies after
+   * `expiresAfter` (sessions past it are dead and never read; a tombstone or a session idle too long
+   * may still be among them: liveness is the caller's call), latest expiresAt first, each with its
+   * head only: one query, whatever the number of dead sessions of the user.
    */
-  listUserSessions(user: string, limit: number, cursor?: string): Promise<HeadPage>;
+  listUserSessions(user: string, expiresAfter: number, limit: number, cursor?: string): Promise<HeadPage>;
+  /**
+   * The session stored for `user` whose device handle (deviceHandle of its key) is `handle`, with
+   * its head only, if its expiresAt lies after `expiresAfter`; null otherwise (another user's
+   * session answers null too). A bounded number of reads whatever the number of the user's
+   * sessions: one query or lookup by the handle; a store whose older records lack the handle may
+   * then look through the first LIST_SCAN sessions listUserSessions returns, never more.
+   */
+  findUserSession(user: string, handle: string, expiresAfter: number): Promise<HeadRef | null>;
   /**
    * Ends these sessions for a request (the device routes, the session cap): deletes them in one
    * commit under the request's deadline; absent keys are ignored. At most 500 keys.

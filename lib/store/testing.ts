@@ -10,6 +10,7 @@
  * the session library builds it without a prototype).
  */
 import assert from 'node:assert/strict';
+import { deviceHandle } from '../core/devices';
 import { emptyData, type SessionData } from '../core/json';
 import type { SessionHead, SessionSelector, SessionStore, StoredSession } from './sessionStore';
 
@@ -185,31 +186,40 @@ const CASES: Array<[string, Body]> = [
     },
   ],
   [
-    "listUserSessions pages through one user's sessions, heads only, dead ones included",
+    "listUserSessions pages through one user's sessions expiring after a time, latest expiry first, heads only",
     async (store) => {
       const mine = ['m1', 'm2', 'm3', 'm4', 'm5'];
       const headOf = (i: number) => ({
         user: 'me',
         lastSeen: T0 + i,
         createdAt: T0 - i,
-        expiresAt: T0 + i * 1000,
+        expiresAt: T0 + (i % 2 === 0 ? i + 1 : 5 - i) * 1000,
         userAgent: i === 0 ? null : `ua-${i}`,
       });
       for (const [i, k] of mine.entries()) await store.update(null, () => put(k, record(headOf(i))));
       await store.update(null, () => put('ended', record({ user: 'me', endedAt: T0 + 7 })));
+      // Past the time asked for (at it, and before it): never listed.
+      await store.update(null, () => put('expired', record({ user: 'me', expiresAt: T0 })));
+      await store.update(null, () => put('long-expired', record({ user: 'me', expiresAt: T0 - 86_400_000 })));
       await store.update(null, () => put('other', record({ user: 'someone-else' })));
       await store.update(null, () => put('guest', record({ user: null })));
       const seen: Array<{ key: string; head: SessionHead }> = [];
       let cursor: string | undefined;
       for (let i = 0; i < 10; i++) {
-        const page = await store.listUserSessions('me', 2, cursor);
+        const page = await store.listUserSessions('me', T0, 2, cursor);
         assert.ok(page.sessions.length <= 2, `listUserSessions returned ${page.sessions.length} sessions, more than the limit of 2`);
         seen.push(...page.sessions);
         cursor = page.cursor;
         if (!cursor) break;
       }
       assert.equal(cursor, undefined);
-      // A tombstone is listed with its endedAt, so that liveness can rule it out.
+      const expiries = seen.map((s) => s.head.expiresAt);
+      assert.deepEqual(
+        expiries,
+        [...expiries].sort((a, b) => b - a),
+        'latest expiresAt first, across pages',
+      );
+      // A tombstone within its expiry is listed with its endedAt, so that liveness can rule it out.
       const ended = seen.find((s) => s.key === 'ended');
       assert.ok(ended, 'the tombstone "ended" is listed');
       const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) contract';
@@ -220,7 +230,43 @@ const CASES: Array<[string, Body]> = [
         // Exactly the head: no data, no key digests.
         assertEqual(head, headOf(mine.indexOf(key)), key);
       }
-      assertEqual((await store.listUserSessions('nobody', 10)).sessions, []);
+      const later = await store.listUserSessions('me', T0 + 3000, 10);
+      assert.deepEqual(later.sessions.map((s) => s.key).sort(), ['ended', 'm2', 'm5']);
+      assertEqual((await store.listUserSessions('nobody', T0, 10)).sessions, []);
+    },
+  ],
+  [
+    "findUserSession finds a user's session by its device handle, head only; another user's, an expired or an absent one is null",
+    async (store) => {
+      const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) contract';
+      await store.update(null, () => put('a1', record({ user: 'a', lastSeen: T0 + 5, expiresAt: T0 + 1000 })));
+      await store.update(null, () => put('a-expired', record({ user: 'a', expiresAt: T0 })));
+      await store.update(null, () => put('b1', record({ user: 'b' })));
+      assertEqual(await store.findUserSession('a', deviceHandle('a1'), T0), {
+        key: 'a1',
+        head: { user: 'a', lastSeen: T0 + 5, createdAt: T0, expiresAt: T0 + 1000, userAgent },
+      });
+      assert.equal(await store.findUserSession('a', deviceHandle('a1'), T0 + 1000), null, 'expiresAt must lie after the time');
+      assert.equal(await store.findUserSession('a', deviceHandle('a-expired'), T0), null);
+      assert.equal(await store.findUserSession('a', deviceHandle('b1'), T0), null, "another user's session");
+      assert.notEqual(await store.findUserSession('b', deviceHandle('b1'), T0), null);
+      assert.equal(await store.findUserSession('a', deviceHandle('absent'), T0), null);
+      // Follows writes: a session moved to a new key (login, logout) and its tombstone; a deleted one.
+      await store.update('a1', (current) => ({
+        writes: {
+          put: [
+            { key: 'a2', session: current! },
+            { key: 'a1', session: { ...current!, endedAt: T0 + 6 } },
+          ],
+          delete: [],
+        },
+        result: undefined,
+      }));
+      assert.equal((await store.findUserSession('a', deviceHandle('a2'), T0))?.key, 'a2');
+      assert.equal((await store.findUserSession('a', deviceHandle('a1'), T0))?.head.endedAt, T0 + 6);
+      await store.endSessions(['a1', 'a2']);
+      assert.equal(await store.findUserSession('a', deviceHandle('a1'), T0), null);
+      assert.equal(await store.findUserSession('a', deviceHandle('a2'), T0), null);
     },
   ],
   [

@@ -90,3 +90,40 @@ export function countRpcs(): { counts: RpcCounts; reset(): void; total(): number
     },
   };
 }
+
+/**
+ * Counts the entities Datastore sends back to queries (RunQuery answers' entity results, every
+ * page): what a query read, whatever its number of round trips. Observes the generated client's
+ * callback and promise forms alike, and calls through.
+ */
+export function countQueriedEntities(): { readonly count: number; restore(): void } {
+  const proto = datastoreClient().v1.DatastoreClient.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = proto.runQuery;
+  const state = { count: 0 };
+  const tally = (resp: unknown) => {
+    const batch = (Array.isArray(resp) ? resp[0] : resp) as { batch?: { entityResults?: unknown[] } } | undefined;
+    state.count += batch?.batch?.entityResults?.length ?? 0;
+  };
+  proto.runQuery = function (this: unknown, ...args: unknown[]) {
+    const last = args.length - 1;
+    const callback = args[last];
+    if (typeof callback === 'function') {
+      args[last] = (err: unknown, ...rest: unknown[]) => {
+        if (!err) tally(rest[0]);
+        return (callback as (...a: unknown[]) => unknown)(err, ...rest);
+      };
+      return original.apply(this, args);
+    }
+    const result = original.apply(this, args);
+    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(tally, () => undefined);
+    return result;
+  };
+  return {
+    get count() {
+      return state.count;
+    },
+    restore: () => {
+      proto.runQuery = original;
+    },
+  };
+}

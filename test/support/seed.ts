@@ -90,7 +90,9 @@ export class ObservedStore implements SessionStore {
       if (decision.writes) this.commitDeletes.push(decision.writes.delete.length);
       return decision;
     });
-  listUserSessions: SessionStore['listUserSessions'] = (user, limit, cursor) => this.inner.listUserSessions(user, limit, cursor);
+  listUserSessions: SessionStore['listUserSessions'] = (user, expiresAfter, limit, cursor) =>
+    this.inner.listUserSessions(user, expiresAfter, limit, cursor);
+  findUserSession: SessionStore['findUserSession'] = (user, handle, expiresAfter) => this.inner.findUserSession(user, handle, expiresAfter);
   readonly endSizes: number[] = [];
   endSessions: SessionStore['endSessions'] = (keys) => {
     this.endSizes.push(keys.length);

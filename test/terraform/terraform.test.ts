@@ -573,7 +573,7 @@ describe('terraform/', () => {
     );
   });
 
-  test('Firestore: Datastore mode, the composite index of the kill query, a TTL policy on expiresAt', () => {
+  test('Firestore: Datastore mode, the composite indexes of the kill query and of the live-session listing, a TTL policy on expiresAt', () => {
     const defaults = loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' });
     expect(variableDefault('kind')).toBe(defaults.kind);
     expect(variableDefault('database_id')).toBe('(default)');
@@ -581,23 +581,38 @@ describe('terraform/', () => {
     const db = resource('google_firestore_database', 'sessions');
     expect(db).toMatchObject({ type: 'DATASTORE_MODE', name: '${var.database_id}', count: '${var.create_database ? 1 : 0}' });
 
-    const indexes = ofType('google_firestore_index').map(([, b]) => b);
-    expect(indexes).toHaveLength(1);
-    expect(indexes[0]).toMatchObject({
+    const indexes = ofType('google_firestore_index');
+    expect(indexes.map(([name]) => name).sort()).toEqual(['kill_by_user', 'live_by_user']);
+    const common = {
       api_scope: 'DATASTORE_MODE_API',
       query_scope: 'COLLECTION_GROUP',
       collection: '${var.kind}',
       database: '${var.database_id}',
+    };
+    expect(resource('google_firestore_index', 'kill_by_user')).toMatchObject({
+      ...common,
       fields: [
         { field_path: 'user', order: 'ASCENDING' },
         { field_path: 'createdAt', order: 'ASCENDING' },
       ],
     });
-    // The query those fields serve: equality on user, range and order on createdAt.
+    expect(resource('google_firestore_index', 'live_by_user')).toMatchObject({
+      ...common,
+      fields: [
+        { field_path: 'user', order: 'ASCENDING' },
+        { field_path: 'expiresAt', order: 'DESCENDING' },
+      ],
+    });
+    // The queries those fields serve: equality on user, then range and order on createdAt (the kill)
+    // and on expiresAt, descending (the live sessions of a user).
     const store = fs.readFileSync(path.join(ROOT, 'lib', 'store', 'datastoreStore.ts'), 'utf8');
     expect(store).toMatch(/PropertyFilter\(\s*['"]user['"]\s*,\s*['"]=['"]/);
     expect(store).toMatch(/PropertyFilter\(\s*['"]createdAt['"]\s*,\s*['"]<=?['"]/);
     expect(store).toMatch(/\.order\(\s*['"]createdAt['"]\s*\)/);
+    expect(store).toMatch(/PropertyFilter\(\s*['"]expiresAt['"]\s*,\s*['"]>['"]/);
+    expect(store).toMatch(/\.order\(\s*['"]expiresAt['"]\s*,\s*\{\s*descending:\s*true\s*\}\s*\)/);
+    // The API's new revision goes live only once the index it queries exists.
+    expect(resource('google_cloudfunctions2_function', 'api').depends_on).toContain('${google_firestore_index.live_by_user}');
 
     // google_firestore_field cannot set a TTL on a Datastore-mode database (datastore.tf says why).
     expect(ofType('google_firestore_field')).toEqual([]);

@@ -1,6 +1,5 @@
-import { deviceHandle, isWellFormedHandle } from '../../../lib/core/devices';
 import { HttpError } from '../../http/errors';
-import type { Context, Prepared, Route } from '../pipeline';
+import type { Context, Prepared, Reply, Route } from '../pipeline';
 import { pathParam } from '../request';
 import { deviceView } from '../views';
 
@@ -17,28 +16,35 @@ import { deviceView } from '../views';
  */
 export const noSuchSession = (): HttpError => new HttpError(404, 'not_found', 'no such session of this user');
 
+/** A refusal answered as a reply, so that the transaction still commits (and spends the one-time key). */
+function refusal(err: HttpError): Reply {
+  return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+}
+
 /**
- * DELETE /session/devices/{id}: the user's sessions are found first (one lookup, one query); the
- * CSRF key is then checked and the target ended in the transaction of the cookie's session, so a
- * refused or failed request ends nothing and consumes no key.
+ * DELETE /session/devices/{id}: the session is found first by its handle (one lookup, one query,
+ * whatever the number of the user's sessions); the CSRF key is then checked and the target ended
+ * in the transaction of the cookie's session. A refusal after the key was accepted (404, 400) still
+ * commits, so the one-time key is spent and the same request cannot be replayed; a refused key or
+ * a failed request ends nothing and consumes nothing.
  */
 async function endOne(ctx: Context): Promise<Prepared> {
   const id = pathParam(ctx, 'id');
   const current = await ctx.rt.sessions.load(ctx.req.get('cookie'));
   const user = current.user;
-  const live = user === null || !isWellFormedHandle(id) ? [] : await ctx.rt.sessions.liveSessions(user);
-  const target = live.find((s) => deviceHandle(s.key) === id);
+  const target = user === null ? null : await ctx.rt.sessions.findLiveSession(user, id);
   return {
     apply: (s) => {
-      if (target === undefined) throw noSuchSession();
-      if (target.key === s.loadedKey) throw new HttpError(400, 'current_session', 'this is the current session: use POST /session/logout');
+      if (target === null) return refusal(noSuchSession());
+      if (target.key === s.loadedKey)
+        return refusal(new HttpError(400, 'current_session', 'this is the current session: use POST /session/logout'));
       return { status: 204 };
     },
-    end: user !== null && target !== undefined && target.key !== current.loadedKey ? { user, keys: [target.key] } : undefined,
+    end: user !== null && target !== null && target.key !== current.loadedKey ? { user, keys: [target.key] } : undefined,
   };
 }
 
-/** POST /session/devices/logout-others: one lookup, one query, one commit up to 498 others. */
+/** POST /session/devices/logout-others: one lookup, one query per 500 live sessions, one commit up to 498 others. */
 async function endOthers(ctx: Context): Promise<Prepared> {
   const current = await ctx.rt.sessions.load(ctx.req.get('cookie'));
   const user = current.user;

@@ -1,11 +1,11 @@
 import request from 'supertest';
-import { byRecency, deviceHandle } from '../../../lib/core/devices';
+import { byCapRank, deviceHandle } from '../../../lib/core/devices';
 import { digest } from '../../../lib/core/ids';
 import { setLogSink } from '../../../lib/setup/log';
 import type { SessionStore, StorageKey, StoredSession } from '../../../lib/store/sessionStore';
 import { AUDIENCE, cookieOf, startApi, type ApiHarness } from '../../support/api';
-import { countRpcs, datastoreStore } from '../../support/fixtures';
-import { seed, stored } from '../../support/seed';
+import { countQueriedEntities, countRpcs, datastore, datastoreStore, type RpcCounts } from '../../support/fixtures';
+import { keyOf, seed, stored } from '../../support/seed';
 
 let api: ApiHarness;
 beforeAll(async () => {
@@ -179,6 +179,32 @@ describe('DELETE /session/devices/{id}', () => {
     expect(await api.store.get(expired)).not.toBeNull();
   });
 
+  test('a session stored before handles were (no handle property) is found through the live sessions and ended', async () => {
+    const user = uniqueUser('legacy');
+    const me = await login(user);
+    const ds = datastore();
+    const key = keyOf(uniqueUser('legacy-session'));
+    const now = Date.now();
+    await ds.save({
+      key: ds.key({ namespace: api.runtime.config.namespace, path: ['viur-session', key] }),
+      data: {
+        data: '{}',
+        user,
+        lastseen: ds.double(now / 1000),
+        createdAt: new Date(now),
+        expiresAt: new Date(now + 3600_000),
+        staticSecurityKey: 'ab'.repeat(32),
+        securityKeys: [],
+        userAgent: 'Old/1',
+      },
+      excludeFromIndexes: ['data', 'lastseen', 'staticSecurityKey', 'securityKeys[]', 'userAgent'],
+    });
+    expect((await devices(me)).map((d) => d.id)).toContain(deviceHandle(key));
+    const { rpcs } = await measured(() => endDevice(me, deviceHandle(key)).expect(204));
+    expect(rpcs).toEqual({ lookup: 2, runQuery: 2, beginTransaction: 1, commit: 1 });
+    expect(await api.store.get(key)).toBeNull();
+  });
+
   test("the current session's own id is 400 current_session (logout is for that)", async () => {
     const me = await login(uniqueUser('self'));
     const res = await endDevice(me, deviceHandle(me.key)).expect(400);
@@ -324,7 +350,8 @@ class RecordingStore implements SessionStore {
   constructor(private readonly inner: SessionStore) {}
   get: SessionStore['get'] = (k) => this.inner.get(k);
   findKeys: SessionStore['findKeys'] = (s, l, c) => this.inner.findKeys(s, l, c);
-  listUserSessions: SessionStore['listUserSessions'] = (u, l, c) => this.inner.listUserSessions(u, l, c);
+  listUserSessions: SessionStore['listUserSessions'] = (u, t, l, c) => this.inner.listUserSessions(u, t, l, c);
+  findUserSession: SessionStore['findUserSession'] = (u, h, t) => this.inner.findUserSession(u, h, t);
   deleteMany: SessionStore['deleteMany'] = (k) => this.inner.deleteMany(k);
   endSessions: SessionStore['endSessions'] = (k) => this.inner.endSessions(k);
   update: SessionStore['update'] = async (key, decide) => {
@@ -340,19 +367,20 @@ class RecordingStore implements SessionStore {
 }
 
 describe('SESSION_MAX_SESSIONS_PER_USER', () => {
-  test('after a login, the sessions beyond the cap end, least recently seen first; the new one survives', async () => {
+  test('after a login, the sessions beyond the cap end, least recently used first; the new one survives', async () => {
     api.use({ SESSION_MAX_SESSIONS_PER_USER: '2' });
     const user = uniqueUser('capped');
-    const first = await login(user);
-    const second = await login(user);
-    // first is now more recently seen than second
-    await http().post('/session/touch').set('Cookie', first.cookie).expect(204);
+    const now = Date.now();
+    // Both signed in ten minutes ago; one used a minute ago, the other five minutes ago.
+    const [recent] = await seedSessions(user, 1, { createdAt: now - 600_000 }, 60_000);
+    const [idle] = await seedSessions(user, 1, { createdAt: now - 600_000 }, 300_000);
     const third = await login(user);
-    expect(await alive(second)).toBeNull();
-    expect(await alive(first)).toBe(user);
+    expect(await api.store.get(idle)).toBeNull();
+    expect(await api.store.get(recent)).not.toBeNull();
     expect(await alive(third)).toBe(user);
+    // A sign-in counts as use for a minute after it: the next login ends `recent`, used a minute ago.
     const fourth = await login(user);
-    expect(await alive(first)).toBeNull();
+    expect(await api.store.get(recent)).toBeNull();
     expect((await devices(fourth)).map((d) => d.id).sort()).toEqual([deviceHandle(third.key), deviceHandle(fourth.key)].sort());
     // Other users and guests are not counted.
     await login(uniqueUser('neighbour'));
@@ -371,7 +399,7 @@ describe('SESSION_MAX_SESSIONS_PER_USER', () => {
     expect(await alive(c)).toBe(user);
   });
 
-  test('concurrent logins of one user: after all finish exactly the cap remain, and they are the newest by (lastSeen, createdAt, key)', async () => {
+  test("concurrent logins of one user: after all finish exactly the cap remain, and they are the first by the cap's order (byCapRank)", async () => {
     const store = new RecordingStore(datastoreStore(api.runtime.config.namespace));
     api.use({ SESSION_MAX_SESSIONS_PER_USER: '3' }, store);
     const user = uniqueUser('race');
@@ -379,7 +407,7 @@ describe('SESSION_MAX_SESSIONS_PER_USER', () => {
     const survivors = (await Promise.all(logins.map(async (s) => ((await api.store.get(s.key)) ? s.key : null)))).filter(
       (k): k is string => k !== null,
     );
-    const ranked = logins.map((s) => ({ key: s.key, head: store.written.get(s.key)! })).sort(byRecency);
+    const ranked = logins.map((s) => ({ key: s.key, head: store.written.get(s.key)! })).sort(byCapRank);
     expect(survivors.sort()).toEqual(
       ranked
         .slice(0, 3)
@@ -414,5 +442,210 @@ describe('SESSION_MAX_SESSIONS_PER_USER', () => {
     await login(capped);
     expect(await measure(capped)).toEqual({ commit: 1, runQuery: 1 });
     expect(await measure(capped)).toEqual({ commit: 2, runQuery: 1 });
+  });
+});
+
+/** Runs `run` counting the Datastore round trips it makes and the entities its queries read. */
+async function measured<T>(run: () => Promise<T>): Promise<{ result: T; rpcs: RpcCounts; read: number }> {
+  const rpcs = countRpcs();
+  const entities = countQueriedEntities();
+  try {
+    const result = await run();
+    return { result, rpcs: { ...rpcs.counts }, read: entities.count };
+  } finally {
+    rpcs.restore();
+    entities.restore();
+  }
+}
+
+/**
+ * Issue 26, finding 3: ending one device read every stored session of the user (up to 20,000, in
+ * 40 queries, dead ones included) before it looked for the handle; so did the privileged end,
+ * logout-others and every capped login. One user here holds 2,000 idle-expired sessions and 500
+ * old tombstones (what piles up between two nightly cleanups) next to a few live ones.
+ */
+describe('a user with thousands of stored sessions, nearly all dead (issue 26, 3)', () => {
+  const DEAD = 2000;
+  const TOMBSTONES = 500;
+  const LIVE = 20;
+  const user = uniqueUser('crowded');
+  let me: LoggedIn;
+  let live: StorageKey[];
+  let dead: StorageKey[];
+
+  beforeAll(async () => {
+    api.use();
+    me = await login(user);
+    const now = Date.now();
+    dead = await seedSessions(user, DEAD, { expiresAt: now - 60_000 }, 2 * 3600_000);
+    await seedSessions(user, TOMBSTONES, { endedAt: now - 3600_000, expiresAt: now - 3600_000 + 90_000 }, 2 * 3600_000);
+    live = await seedSessions(user, LIVE);
+  });
+
+  test('DELETE /session/devices/{id}: one lookup, one query, one transaction; the query reads the target alone', async () => {
+    const target = live[0];
+    const { rpcs, read } = await measured(() => endDevice(me, deviceHandle(target)).expect(204));
+    // The emulator store opens transactions with a separate beginTransaction (production: the lookup opens it).
+    expect(rpcs).toEqual({ lookup: 2, runQuery: 1, beginTransaction: 1, commit: 1 });
+    expect(read).toBe(1);
+    expect(await api.store.get(target)).toBeNull();
+  });
+
+  test("an unknown, a dead or another user's handle: the same 404 at a bounded cost, reading no dead session but the one named", async () => {
+    const stranger = await login(uniqueUser('stranger'));
+    const cases: Array<[string, string, number, number]> = [
+      // The handle's query finds nothing; then (for sessions stored before handles were) the live sessions within the listing's bound.
+      ['unknown', 'A'.repeat(22), 2, LIVE + 2],
+      // The handle's query reads that one session, and that is all.
+      ['dead', deviceHandle(dead[0]), 1, 1],
+      ["another user's", deviceHandle(stranger.key), 1, 1],
+    ];
+    for (const [what, id, queries, maxRead] of cases) {
+      const { result, rpcs, read } = await measured(() => endDevice(me, id));
+      expect([what, result.status, result.body]).toEqual([
+        what,
+        404,
+        { error: { code: 'not_found', message: 'no such session of this user' } },
+      ]);
+      // With the static key nothing is written: the transaction is rolled back.
+      expect([what, rpcs]).toEqual([what, { lookup: 2, runQuery: queries, beginTransaction: 1, rollback: 1 }]);
+      expect(read).toBeLessThanOrEqual(maxRead);
+    }
+    expect(await api.store.get(dead[0])).not.toBeNull();
+    expect(await alive(stranger)).not.toBeNull();
+  });
+
+  test('a refused DELETE spends its one-time key: replayed, it is refused by the CSRF check (and a fresh key comes back)', async () => {
+    const key = (await http().get('/session/security-key').set('Cookie', me.cookie).expect(200)).body.securityKey as string;
+    const send = () =>
+      http()
+        .delete(`/session/devices/${'B'.repeat(22)}`)
+        .set('Cookie', me.cookie)
+        .set('X-Security-Key', key);
+    const first = await send().expect(404);
+    expect(first.body.error.code).toBe('not_found');
+    expect(first.headers['x-security-key']).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const again = await send().expect(403);
+    expect(again.body.error.code).toBe('csrf');
+    // The same for the current session's own handle (400).
+    const own = (await http().get('/session/security-key').set('Cookie', me.cookie).expect(200)).body.securityKey as string;
+    const self = () =>
+      http()
+        .delete(`/session/devices/${deviceHandle(me.key)}`)
+        .set('Cookie', me.cookie)
+        .set('X-Security-Key', own);
+    expect((await self().expect(400)).body.error.code).toBe('current_session');
+    expect((await self().expect(403)).body.error.code).toBe('csrf');
+    expect(await alive(me)).toBe(user);
+  });
+
+  test('privileged DELETE /users/{user}/sessions/{id}: one query and one commit; an unknown handle two queries', async () => {
+    const path = `/users/${encodeURIComponent(user)}/sessions`;
+    const target = live[1];
+    const ended = await measured(() =>
+      http()
+        .delete(`${path}/${deviceHandle(target)}`)
+        .set('Authorization', token())
+        .expect(204),
+    );
+    expect(ended.rpcs).toEqual({ runQuery: 1, commit: 1 });
+    expect(ended.read).toBe(1);
+    expect(await api.store.get(target)).toBeNull();
+    const unknown = await measured(() =>
+      http()
+        .delete(`${path}/${'A'.repeat(22)}`)
+        .set('Authorization', token())
+        .expect(404),
+    );
+    expect(unknown.rpcs).toEqual({ runQuery: 2 });
+    expect(unknown.read).toBeLessThanOrEqual(LIVE + 2);
+    const gone = await measured(() =>
+      http()
+        .delete(`${path}/${deviceHandle(dead[1])}`)
+        .set('Authorization', token())
+        .expect(404),
+    );
+    expect(gone.rpcs).toEqual({ runQuery: 1 });
+    expect(gone.read).toBe(1);
+  });
+
+  test('a login under SESSION_MAX_SESSIONS_PER_USER: one query (of live sessions only) and one commit', async () => {
+    api.use({ SESSION_MAX_SESSIONS_PER_USER: '100' });
+    const { rpcs, read } = await measured(() => login(user));
+    expect(rpcs).toEqual({ commit: 1, runQuery: 1 });
+    expect(read).toBeLessThanOrEqual(LIVE + 2);
+  });
+
+  test('POST /session/devices/logout-others: one lookup, one query, one transaction; only live sessions are read', async () => {
+    const left = LIVE - 2 + 1; // the seeded live ones not ended above, and the capped login's
+    const { result, rpcs, read } = await measured(() => logoutOthers(me).expect(200));
+    expect(result.body).toEqual({ ended: left });
+    expect(rpcs).toEqual({ lookup: 2, runQuery: 1, beginTransaction: 1, commit: 1 });
+    expect(read).toBeLessThanOrEqual(left + 1);
+    expect(await alive(me)).toBe(user);
+  });
+});
+
+describe('the cap and a session used at the same moment (issue 26, the cap)', () => {
+  /** The runtime's store, with a hook run before each listing of a user's sessions (the cap's query). */
+  function hooked(before: () => Promise<void>): SessionStore {
+    const inner = datastoreStore(api.runtime.config.namespace);
+    return new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'listUserSessions') {
+          return async (...args: Parameters<SessionStore['listUserSessions']>) => {
+            await before();
+            return target.listUserSessions(...args);
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  test('a login never ends its own new session, even when another session of the user is refreshed between its commit and its cap', async () => {
+    const user = uniqueUser('stolen');
+    let refresh: (() => Promise<void>) | null = null;
+    const store = hooked(async () => {
+      const run = refresh;
+      refresh = null;
+      await run?.();
+    });
+    api.use({ SESSION_MAX_SESSIONS_PER_USER: '1' }, store);
+    const thief = await login(user, 'Thief');
+    // The thief's request commits after the victim's login was written and before its cap looks:
+    // its lastSeen is later than the new session's.
+    refresh = () =>
+      store.update(thief.key, (current) => {
+        const t = Date.now() + 5;
+        return {
+          writes: { put: [{ key: thief.key, session: { ...current!, lastSeen: t, expiresAt: t + 3600_000 } }], delete: [] },
+          result: undefined,
+        };
+      });
+    const victim = await login(user, 'Victim');
+    expect(refresh).toBeNull();
+    expect(await alive(victim)).toBe(user);
+    expect(await alive(thief)).toBeNull();
+  });
+
+  test('a thief keeping a stolen session busy: ten logins of the victim each keep their session (cap 1)', async () => {
+    api.use({ SESSION_MAX_SESSIONS_PER_USER: '1' });
+    const user = uniqueUser('busy');
+    const survived: boolean[] = [];
+    for (let round = 0; round < 10; round++) {
+      const thief = await login(user, 'Thief');
+      let stop = false;
+      const busy = (async () => {
+        for (let i = 0; i < 500 && !stop; i++) await http().post('/session/touch').set('Cookie', thief.cookie);
+      })();
+      await new Promise((r) => setTimeout(r, 20));
+      const victim = await login(user, 'Victim');
+      stop = true;
+      await busy;
+      survived.push((await alive(victim)) === user);
+    }
+    expect(survived).toEqual(Array.from({ length: 10 }, () => true));
   });
 });

@@ -1,4 +1,4 @@
-import { deviceHandle, storedUserAgent } from '../../../lib/core/devices';
+import { beyondCap, byCapRank, byRecency, deviceHandle, storedUserAgent } from '../../../lib/core/devices';
 import { SessionEndedError } from '../../../lib/core/errors';
 import { digest } from '../../../lib/core/ids';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
@@ -151,5 +151,105 @@ describe('SessionManager: list, end one, end the others', () => {
     await sessions.save(s);
     expect(await store.get(first.key)).toBeNull();
     expect(await store.get(digest(s.id))).not.toBeNull();
+  });
+});
+
+describe('finding a session by its handle (issue 26, 3)', () => {
+  test('findLiveSession reads no listing: one look-up by handle, whatever the number of dead sessions; dead, tombstoned and foreign ones are null', async () => {
+    const clock = new FakeClock();
+    const inner = new MemorySessionStore();
+    const calls: string[] = [];
+    const store = new Proxy(inner, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls.push(String(prop));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const sessions = manager(store, clock);
+    const me = await loginAs(sessions, 'crowded');
+    const other = await loginAs(sessions, 'other');
+    await seed(
+      inner,
+      Array.from({ length: 3000 }, (_, i) => [
+        `dead-${i}`,
+        stored({ user: 'crowded', createdAt: clock.t - 7200_000, lastSeen: clock.t - 7200_000, expiresAt: clock.t - 3600_000 }),
+      ]),
+    );
+    const idle = await seed(inner, [['idle', stored({ user: 'crowded', createdAt: clock.t, lastSeen: clock.t - 3600_000 })]]);
+    calls.length = 0;
+    expect(await sessions.findLiveSession('crowded', deviceHandle(me.key))).toEqual({
+      key: me.key,
+      head: expect.objectContaining({ user: 'crowded' }),
+    });
+    expect(await sessions.findLiveSession('crowded', deviceHandle(other.key))).toBeNull();
+    expect(await sessions.findLiveSession('crowded', deviceHandle('dead-0'))).toBeNull();
+    // Stored with a far expiresAt but idle past the lifetime: the manager's own liveness check rules it out.
+    expect(await sessions.findLiveSession('crowded', deviceHandle(idle[0]))).toBeNull();
+    expect(await sessions.findLiveSession('crowded', 'not-a-handle')).toBeNull();
+    expect(calls).toEqual(['findUserSession', 'findUserSession', 'findUserSession', 'findUserSession']);
+  });
+});
+
+describe('the cap never ends the session its own login created (issue 26)', () => {
+  const head = (lastSeen: number, createdAt: number) => ({
+    user: 'u',
+    lastSeen,
+    createdAt,
+    expiresAt: lastSeen + 3600_000,
+    userAgent: null,
+  });
+
+  test('byCapRank: a sign-in counts as use for a minute, so it outranks any session signed in before it; past the minute, last use decides', () => {
+    const t = Date.UTC(2026, 0, 1);
+    const fresh = { key: 'b', head: head(t, t) };
+    const busy = { key: 'a', head: head(t + 59_999, t - 3600_000) };
+    expect([busy, fresh].sort(byCapRank).map((s) => s.key)).toEqual(['b', 'a']);
+    expect(beyondCap([busy, fresh], 1)).toEqual(['a']);
+    // A later sign-in of the same user outranks it (concurrent logins agree on one order).
+    const later = { key: 'c', head: head(t + 1, t + 1) };
+    expect([fresh, later, busy].sort(byCapRank).map((s) => s.key)).toEqual(['c', 'b', 'a']);
+    // A minute after the sign-in, a session used later ranks first.
+    const used = { key: 'd', head: head(t + 60_001, t - 3600_000) };
+    expect([fresh, used].sort(byCapRank).map((s) => s.key)).toEqual(['d', 'b']);
+    // The listing still shows the most recently seen first.
+    expect([fresh, busy].sort(byRecency).map((s) => s.key)).toEqual(['a', 'b']);
+  });
+
+  test('with a cap of 1, a session used between the login commit and its cap (same millisecond or later) is ended, not the new one', async () => {
+    const clock = new FakeClock();
+    const inner = new MemorySessionStore();
+    let before: (() => Promise<void>) | null = null;
+    const store = new Proxy(inner, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as unknown;
+        if (typeof value !== 'function') return value;
+        if (prop !== 'listUserSessions') return (value as (...a: unknown[]) => unknown).bind(target);
+        return async (...args: unknown[]) => {
+          const run = before;
+          before = null;
+          await run?.();
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const sessions = manager(store, clock, settings({ maxSessionsPerUser: 1 }));
+    const thief = await loginAs(sessions, 'victim');
+    for (const later of [0, 1, 30_000]) {
+      clock.advance(10 * 60_000);
+      before = async () => {
+        clock.advance(later);
+        await sessions.withSession(thief.cookie, (s) => s.markChanged());
+      };
+      const victim = await loginAs(sessions, 'victim');
+      expect(await inner.get(victim.key)).not.toBeNull();
+      expect(await inner.get(thief.key)).toBeNull();
+      // The thief comes back with another stolen session for the next round.
+      Object.assign(thief, await loginAs(sessions, 'victim'));
+      clock.advance(10 * 60_000);
+    }
   });
 });

@@ -521,7 +521,7 @@ describe('a store that is shared', () => {
 });
 
 describe('the session cap (SESSION_MAX_SESSIONS_PER_USER)', () => {
-  test('a login beyond the cap ends the least recently seen sessions of that user only', async () => {
+  test('a login beyond the cap ends the least recently used sessions of that user only', async () => {
     const { m, store, clock } = setup({ maxSessionsPerUser: 2 });
     const keys: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -576,9 +576,9 @@ describe('listing the sessions of a user', () => {
     const inner = new MemorySessionStore();
     const limits: number[] = [];
     const store = Object.assign(Object.create(inner) as MemorySessionStore, {
-      listUserSessions: (user: string, limit: number, cursor?: string) => {
+      listUserSessions: (user: string, expiresAfter: number, limit: number, cursor?: string) => {
         limits.push(limit);
-        return inner.listUserSessions(user, limit, cursor);
+        return inner.listUserSessions(user, expiresAfter, limit, cursor);
       },
     });
     const m = manager(store, clock);

@@ -43,8 +43,11 @@ class FlakyStore implements SessionStore {
   findKeys(selector: SessionSelector, limit: number, cursor?: string) {
     return this.inner.findKeys(selector, limit, cursor);
   }
-  listUserSessions(user: string, limit: number, cursor?: string) {
-    return this.inner.listUserSessions(user, limit, cursor);
+  listUserSessions(user: string, expiresAfter: number, limit: number, cursor?: string) {
+    return this.inner.listUserSessions(user, expiresAfter, limit, cursor);
+  }
+  findUserSession(user: string, handle: string, expiresAfter: number) {
+    return this.inner.findUserSession(user, handle, expiresAfter);
   }
   endSessions(keys: StorageKey[]) {
     return this.inner.endSessions(keys);

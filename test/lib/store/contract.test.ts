@@ -4,9 +4,19 @@
  */
 import assert from 'node:assert/strict';
 import { PropertyFilter } from '@google-cloud/datastore';
+import { deviceHandle } from '../../../lib/core/devices';
 import { DatastoreSessionStore } from '../../../lib/store/datastoreStore';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
-import type { Decision, KeyPage, SessionSelector, SessionStore, StorageKey, StoredSession } from '../../../lib/store/sessionStore';
+import type {
+  Decision,
+  HeadPage,
+  HeadRef,
+  KeyPage,
+  SessionSelector,
+  SessionStore,
+  StorageKey,
+  StoredSession,
+} from '../../../lib/store/sessionStore';
 import { runStoreContract, storeContract } from '../../../lib/store/testing';
 import { emptyData } from '../../../lib/core/json';
 import { v1 } from '@google-cloud/datastore';
@@ -57,6 +67,24 @@ class DeleteDroppingStore extends MemorySessionStore {
   }
 }
 
+/** Lists the user's sessions whatever their expiry (what a store without the expiresAt filter does). */
+class DeadListingStore extends MemorySessionStore {
+  override listUserSessions(user: string, _expiresAfter: number, limit: number, cursor?: string): Promise<HeadPage> {
+    return super.listUserSessions(user, -Infinity, limit, cursor);
+  }
+}
+
+/** Finds a session by its handle whoever it belongs to. */
+class AnyUserFindingStore extends MemorySessionStore {
+  override async findUserSession(user: string, handle: string, expiresAfter: number): Promise<HeadRef | null> {
+    for (const owner of ['a', 'b', user]) {
+      const found = await super.findUserSession(owner, handle, expiresAfter);
+      if (found) return found;
+    }
+    return null;
+  }
+}
+
 /** The names of the cases a store fails, each failure checked to be an assertion of the suite (not a crash of it). */
 async function failedCases(make: () => SessionStore): Promise<string[]> {
   const failed: string[] = [];
@@ -85,13 +113,22 @@ describe('the store contract fails a broken store', () => {
     expect(failed).toEqual(['update reads the current record and commits puts and deletes together']);
   });
 
+  test('a listing that reads dead sessions too, a look-up by handle that ignores the user: each fails its case', async () => {
+    expect(await failedCases(() => new DeadListingStore())).toEqual([
+      "listUserSessions pages through one user's sessions expiring after a time, latest expiry first, heads only",
+    ]);
+    expect(await failedCases(() => new AnyUserFindingStore())).toEqual([
+      "findUserSession finds a user's session by its device handle, head only; another user's, an expired or an absent one is null",
+    ]);
+  });
+
   test('the healthy MemorySessionStore passes every case run directly from storeContract', async () => {
     expect(await failedCases(() => new MemorySessionStore())).toEqual([]);
   });
 });
 
 describe('DatastoreSessionStore entity layout', () => {
-  test('stores the entity of docs/storage.md under the key name given, with only user/createdAt/expiresAt indexed', async () => {
+  test('stores the entity of docs/storage.md under the key name given, with only user/createdAt/expiresAt/handle indexed', async () => {
     const ns = uniqueNamespace('layout');
     const ds = datastore();
     const store = new DatastoreSessionStore({ datastore: ds, kind: 'viur-session', namespace: ns, timeoutMs: 10_000, separateBegin: true });
@@ -108,6 +145,10 @@ describe('DatastoreSessionStore entity layout', () => {
     // data is one JSON text (docs/storage.md#properties: one parse per request whatever the number of keys).
     expect(entity.data).toBe('{"a":1}');
     expect(entity.userAgent).toBe('Mozilla/5.0 (X11; Linux x86_64) contract');
+    // The device handle of the key, indexed: the device routes find the session by it.
+    expect(entity.handle).toBe(deviceHandle('f'.repeat(64)));
+    const byHandle = ds.createQuery(ns, 'viur-session').filter(new PropertyFilter('handle', '=', deviceHandle('f'.repeat(64))));
+    expect((await ds.runQuery(byHandle))[0]).toHaveLength(1);
     // Unindexed properties cannot be queried on: a filter on them finds nothing.
     const q = ds.createQuery(ns, 'viur-session').filter(new PropertyFilter('staticSecurityKey', '=', 'ab'.repeat(32)));
     expect((await ds.runQuery(q))[0]).toHaveLength(0);
@@ -155,7 +196,7 @@ describe("DatastoreSessionStore listing of a user's sessions", () => {
       return runQuery.apply(this, args);
     };
     try {
-      const page = await store.listUserSessions('u', 10);
+      const page = await store.listUserSessions('u', T0, 10);
       expect(rpcs.counts).toEqual({ runQuery: 1 });
       expect(page.sessions.map((s) => [s.key, s.head.userAgent]).sort()).toEqual([
         ['big', 'Mozilla/5.0 (X11; Linux x86_64) contract'],

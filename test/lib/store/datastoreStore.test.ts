@@ -1,10 +1,11 @@
 import { Datastore, PropertyFilter, v1 } from '@google-cloud/datastore';
+import { deviceHandle } from '../../../lib/core/devices';
 import { DatastoreSessionStore } from '../../../lib/store/datastoreStore';
 import { DataTooLargeError, StoreUnavailableError } from '../../../lib/core/errors';
 import { emptyData, type SessionData } from '../../../lib/core/json';
 import type { Decision, StoredSession } from '../../../lib/store/sessionStore';
 import { freePort } from '../../../scripts/emulators';
-import { countRpcs, datastore, uniqueNamespace } from '../../support/fixtures';
+import { countQueriedEntities, countRpcs, datastore, uniqueNamespace } from '../../support/fixtures';
 import { legacyDatastore, legacyDatastoreStore } from '../../support/legacyDatastore';
 import { Relay } from '../../support/relay';
 
@@ -277,7 +278,17 @@ describe('every Datastore call has a deadline: a store that never answers ends i
     async () => {
       const store = await legacy();
       stall();
-      await expect(store.listUserSessions('u1', 10)).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.listUserSessions('u1', T0, 10)).rejects.toBeInstanceOf(StoreUnavailableError);
+    },
+    limit,
+  );
+
+  test(
+    'finding a session by its handle (the device routes)',
+    async () => {
+      const store = await legacy();
+      stall();
+      await expect(store.findUserSession('u1', deviceHandle('k'), T0)).rejects.toBeInstanceOf(StoreUnavailableError);
     },
     limit,
   );
@@ -375,7 +386,7 @@ describe('batch delete bound', () => {
   });
 });
 
-describe('index exclusions (docs/storage.md#properties): only user, createdAt and expiresAt can be queried', () => {
+describe('index exclusions (docs/storage.md#properties): only user, createdAt, expiresAt and handle can be queried', () => {
   test.each([
     ['the legacy emulator', () => ({ ds: legacyDatastore(), separateBegin: false })],
     ['the Firestore emulator', () => ({ ds: datastore(), separateBegin: true })],
@@ -392,6 +403,7 @@ describe('index exclusions (docs/storage.md#properties): only user, createdAt an
       (await ds.runQuery(ds.createQuery(ns, KIND).filter(new PropertyFilter(property, '=', value))))[0].length;
     expect(await count('user', 'u1')).toBe(2);
     expect(await count('createdAt', new Date(T0))).toBe(2);
+    expect(await count('handle', deviceHandle('new'))).toBe(1);
     expect(await count('lastseen', ds.double(T0 / 1000))).toBe(0);
     expect(await count('securityKeys', 'cd'.repeat(32))).toBe(0);
     expect(await count('staticSecurityKey', 'ab'.repeat(32))).toBe(0);
@@ -430,6 +442,56 @@ describe('what the store reads back from entities it did not write in the curren
       securityKeyDigests: [],
       userAgent: null,
     });
+  });
+
+  test('a session written before handles were stored is found by its handle among the live sessions, within the listing bound; its next write stores the handle', async () => {
+    const now = Date.now();
+    const live = { ...base, user: 'old-timer', lastseen: datastore().double(now / 1000), createdAt: new Date(now) };
+    await raw('legacy', { ...live, expiresAt: new Date(now + 7200_000), data: '{}', securityKeys: [], userAgent: 'Old/1' });
+    await raw('legacy-expired', { ...live, expiresAt: new Date(now - 1000), data: '{}', securityKeys: [] });
+    const s = store();
+    const rpcs = countRpcs();
+    try {
+      expect(await s.findUserSession('old-timer', deviceHandle('legacy'), now)).toEqual({
+        key: 'legacy',
+        head: { user: 'old-timer', lastSeen: now, createdAt: now, expiresAt: now + 7200_000, userAgent: 'Old/1' },
+      });
+      // The handle's query found nothing; one page of the user's live sessions had it.
+      expect(rpcs.counts).toEqual({ runQuery: 2 });
+      rpcs.reset();
+      expect(await s.findUserSession('old-timer', deviceHandle('legacy-expired'), now)).toBeNull();
+      expect(await s.findUserSession('someone-else', deviceHandle('legacy'), now)).toBeNull();
+      expect(rpcs.counts).toEqual({ runQuery: 4 });
+      rpcs.reset();
+      await s.update('legacy', (current) => put('legacy', current!));
+      rpcs.reset();
+      expect((await s.findUserSession('old-timer', deviceHandle('legacy'), now))?.key).toBe('legacy');
+      expect(rpcs.counts).toEqual({ runQuery: 1 });
+    } finally {
+      rpcs.restore();
+    }
+  });
+
+  test('the look-up among sessions without a handle stops at the listing bound: 1,000 live sessions in two queries', async () => {
+    const s = store();
+    const now = Date.now();
+    const many = Array.from({ length: 1200 }, (_, i) => ({
+      key: `crowd-${i}`,
+      session: record({ user: 'crowd', lastSeen: now, createdAt: now, expiresAt: now + 3600_000 + i }),
+    }));
+    for (let i = 0; i < many.length; i += 500) {
+      await s.update(null, () => ({ writes: { put: many.slice(i, i + 500), delete: [] }, result: undefined }));
+    }
+    const rpcs = countRpcs();
+    const read = countQueriedEntities();
+    try {
+      expect(await s.findUserSession('crowd', 'A'.repeat(22), now)).toBeNull();
+      expect(rpcs.counts).toEqual({ runQuery: 3 });
+      expect(read.count).toBe(1000);
+    } finally {
+      rpcs.restore();
+      read.restore();
+    }
   });
 
   test('an entity without data has empty data; a guest entity has no user; a tombstone keeps endedAt', async () => {
@@ -534,10 +596,16 @@ test('a store in the default namespace (no namespace option) reads, writes, quer
     expect((await store.get('a'))!.data).toEqual({ n: 2 });
     expect(await store.findKeys({ kind: 'expired', before: T0 + 1 }, 10)).toEqual({ keys: ['a'] });
     expect(await store.findKeys({ kind: 'user', user: 'dn', createdAtOrBefore: T0 }, 10)).toEqual({ keys: ['a'] });
-    expect(await store.listUserSessions('dn', 10)).toEqual({
+    // A session expired by the time asked for is not listed.
+    await store.update(null, () => put('b', record({ user: 'dn', expiresAt: T0 - 1 })));
+    expect(await store.listUserSessions('dn', T0 - 1, 10)).toEqual({
       sessions: [{ key: 'a', head: { user: 'dn', lastSeen: T0, createdAt: T0, expiresAt: T0, userAgent: null } }],
     });
-    await store.deleteMany(['a']);
+    expect(await store.findUserSession('dn', deviceHandle('a'), T0 - 1)).toEqual({
+      key: 'a',
+      head: { user: 'dn', lastSeen: T0, createdAt: T0, expiresAt: T0, userAgent: null },
+    });
+    await store.deleteMany(['a', 'b']);
     expect(await store.get('a')).toBeNull();
   }
 });
@@ -564,10 +632,10 @@ test("the deletion engine's calls leave the client's other calls as they were (a
   const listing = {
     sessions: [{ key: 'a', head: { user: 'lister', lastSeen: T0, createdAt: T0, expiresAt: T0 + 3600_000, userAgent: null } }],
   };
-  expect(await store.listUserSessions('lister', 10)).toEqual(listing);
+  expect(await store.listUserSessions('lister', T0, 10)).toEqual(listing);
   expect(await store.findKeys({ kind: 'user', user: 'lister', createdAtOrBefore: T0 }, 10)).toEqual({ keys: ['a'] });
   await store.deleteMany(['nothing-there']);
-  expect(await store.listUserSessions('lister', 10)).toEqual(listing);
+  expect(await store.listUserSessions('lister', T0, 10)).toEqual(listing);
   expect(await store.get('a')).not.toBeNull();
   await store.update('a', (current) => put('a', { ...current!, user: 'lister' }));
 });

@@ -98,17 +98,19 @@ describe('memory store: listing and ending the sessions of a user', () => {
     await store.update(null, () => put('c', stored({ user: 'u', createdAt: T0 })));
     await store.update(null, () => put('g', stored({ user: null, createdAt: T0 })));
     await store.update(null, () => put('v', stored({ user: 'v', createdAt: T0 })));
-    const p1 = await store.listUserSessions('u', 2);
-    expect(p1.cursor).toBe('b');
-    expect(p1.sessions.map((s) => s.key)).toEqual(['a', 'b']);
+    await store.update(null, () => put('d', stored({ user: 'u', createdAt: T0, expiresAt: T0 })));
+    // Latest expiresAt first, then by key; `d` expires at T0, not after it.
+    const p1 = await store.listUserSessions('u', T0, 2);
+    expect(p1.cursor).toBeDefined();
+    expect(p1.sessions.map((s) => s.key)).toEqual(['a', 'c']);
     expect(p1.sessions[0].head.endedAt).toBe(T0 + 5);
+    const p2 = await store.listUserSessions('u', T0, 2, p1.cursor);
+    expect(p2).toEqual({ sessions: [{ key: 'b', head: expect.objectContaining({ user: 'u' }) }] });
     // A head, never the data: no key beyond what a device listing shows.
-    expect(p1.sessions[1].head).toStrictEqual({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA' });
-    expect(await store.listUserSessions('u', 2, p1.cursor)).toEqual({
-      sessions: [{ key: 'c', head: expect.objectContaining({ user: 'u' }) }],
-    });
-    expect((await store.listUserSessions('__guest__', 10)).sessions.map((s) => s.key)).toEqual(['g']);
-    expect(await store.listUserSessions('nobody', 10)).toEqual({ sessions: [] });
+    expect(p2.sessions[0].head).toStrictEqual({ user: 'u', lastSeen: T0 + 1, createdAt: T0, expiresAt: T0 + 9, userAgent: 'UA' });
+    expect((await store.listUserSessions('u', T0 + 9, 10)).sessions.map((s) => s.key)).toEqual(['a', 'c']);
+    expect((await store.listUserSessions('__guest__', T0, 10)).sessions.map((s) => s.key)).toEqual(['g']);
+    expect(await store.listUserSessions('nobody', T0, 10)).toEqual({ sessions: [] });
   });
 
   test('endSessions deletes exactly those keys, with the same 500-key bound as a commit', async () => {

@@ -34,7 +34,8 @@ class GatedStore implements SessionStore {
   constructor(readonly inner = new MemorySessionStore()) {}
   get: SessionStore['get'] = (k) => this.inner.get(k);
   update: SessionStore['update'] = (k, d) => this.inner.update(k, d);
-  listUserSessions: SessionStore['listUserSessions'] = (u, l, c) => this.inner.listUserSessions(u, l, c);
+  listUserSessions: SessionStore['listUserSessions'] = (u, t, l, c) => this.inner.listUserSessions(u, t, l, c);
+  findUserSession: SessionStore['findUserSession'] = (u, h, t) => this.inner.findUserSession(u, h, t);
   endSessions: SessionStore['endSessions'] = (k) => this.inner.endSessions(k);
   async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
     this.finds.push({ limit, cursor });
