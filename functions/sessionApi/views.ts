@@ -5,13 +5,26 @@ import type { Session } from '../../lib/core/session';
 /** What the API answers about a session and its devices: JSON shapes, times as ISO strings. */
 
 /**
- * A session as the API answers it: `{user, data}`, never its id or keys.
+ * A session as the API answers it: `{user, data}`, never its id or keys. The data is the session's
+ * own, not a copy: the answer is serialised at once and nothing changes it, so a read parses the
+ * stored text once and serialises it once, and its cost follows the bytes whatever their shape.
  *
  * @example
  * sendJson(res, 200, sessionView(session)); // {"user":"alice","data":{"language":"de"}}
  */
-export function sessionView(session: Session): { user: string | null; data: Record<string, JsonValue> } {
-  return { user: session.user, data: session.toObject() };
+export function sessionView(session: Session): { user: string | null; data: Readonly<Record<string, JsonValue>> } {
+  return { user: session.user, data: session.state.data };
+}
+
+/**
+ * One value as GET /session/data/{key} answers it: the session's own (serialised at once, as in
+ * sessionView), undefined when the session has no such key.
+ *
+ * @example
+ * sendJson(res, 200, { key, value: valueView(session, key) }); // {"key":"language","value":"de"}
+ */
+export function valueView(session: Session, key: string): JsonValue | undefined {
+  return session.has(key) ? session.state.data[key] : undefined;
 }
 
 function iso(ms: number): string {

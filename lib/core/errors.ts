@@ -60,8 +60,9 @@ export class InvalidValueError extends SessionError {
 }
 
 /**
- * Session data that would exceed the configured size limit (SESSION_MAX_DATA_BYTES), or an entity
- * the store refuses as too large; code `too_large`, 413. Nothing is written.
+ * Session data that would exceed the configured size limit (SESSION_MAX_DATA_BYTES) or hold more
+ * than MAX_DATA_NODES JSON values, or an entity the store refuses as too large; code `too_large`,
+ * 413. Nothing is written.
  *
  * @example
  * new DataTooLargeError(800_000, 786_432).message; // 'session data would be 800000 bytes, the limit is 786432'

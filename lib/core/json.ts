@@ -93,6 +93,29 @@ export function dataSize(data: SessionData): number {
 }
 
 /**
+ * How many JSON values the data holds: every object, array, string, number, boolean and null at any
+ * depth, each key's value included (what MAX_DATA_NODES bounds). Counting stops once it passes
+ * `stopAfter`, so the walk costs no more than the bound, whatever the data; it is iterative, so
+ * data stored deeper than MAX_DEPTH (before that limit) cannot overflow the stack.
+ *
+ * @example
+ * dataNodes({ cart: [{ sku: 'A1', qty: 2 }], language: 'de' }); // 5
+ */
+export function dataNodes(data: SessionData, stopAfter = Infinity): number {
+  let count = 0;
+  // The map itself is not counted, its values are.
+  const open: object[] = [data];
+  while (open.length > 0) {
+    const o = open.pop()!;
+    for (const v of Array.isArray(o) ? (o as JsonValue[]) : Object.values(o as Record<string, JsonValue>)) {
+      if (++count > stopAfter) return count;
+      if (typeof v === 'object' && v !== null) open.push(v);
+    }
+  }
+  return count;
+}
+
+/**
  * The inverse of dataText, into a prototype-less map.
  *
  * @example

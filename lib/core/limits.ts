@@ -34,6 +34,16 @@ export const MAX_KEY_BYTES = 256;
 /** Deepest nesting of a stored value. */
 export const MAX_DEPTH = 64;
 
+/**
+ * Most JSON values in all the data of a session: every object, array, string, number, boolean and
+ * null at any depth, each key's own value included (keys themselves are not counted). Parsing,
+ * holding and serialising data costs per value, not per byte: `[[[]]]` is 7 bytes for three values,
+ * about 20 times its text in heap once parsed. This bound keeps the cost of the densest data within
+ * a few times that of flat data of the same size. As many as SESSION_MAX_DATA_KEYS's own maximum, so
+ * every key count it allows stays reachable with scalar values.
+ */
+export const MAX_DATA_NODES = 100_000;
+
 /** Most sessions one device listing returns. */
 export const MAX_LISTED_SESSIONS = 100;
 

@@ -1,6 +1,6 @@
 import { DataTooLargeError, SecurityKeyConflictError, TooManyKeysError } from './errors';
-import { copyData, dataSize, emptyData, type JsonValue } from './json';
-import { TOMBSTONE_SECONDS } from './limits';
+import { copyData, dataNodes, dataSize, emptyData, type JsonValue } from './json';
+import { MAX_DATA_NODES, TOMBSTONE_SECONDS } from './limits';
 import type { SessionSettings } from './settings';
 import type { StoredSession } from '../store/sessionStore';
 
@@ -19,8 +19,9 @@ export type Operation =
 /**
  * The one place where operations change a stored session, used both for the request's local view
  * and for the replay onto what the store holds at save time. Returns a new StoredSession (`base`
- * is never changed); throws TooManyKeysError, DataTooLargeError or SecurityKeyConflictError when
- * the result would break a limit or a consumed key is no longer there.
+ * is never changed); throws TooManyKeysError, DataTooLargeError (SESSION_MAX_DATA_BYTES, or more
+ * than MAX_DATA_NODES JSON values) or SecurityKeyConflictError when the result of a change would
+ * break a limit or a consumed key is no longer there.
  *
  * @example
  * const next = applyOperations(stored, [{ type: 'set', key: 'language', value: 'de' }], clock.now(), settings);
@@ -60,6 +61,12 @@ export function applyOperations(base: StoredSession, ops: readonly Operation[], 
     if (keys > settings.maxDataKeys) throw new TooManyKeysError(keys, settings.maxDataKeys);
     const size = dataSize(state.data);
     if (size > settings.maxDataBytes) throw new DataTooLargeError(size, settings.maxDataBytes);
+    // Checked on a change only, as the other limits: data stored before the bound still loads, and
+    // deleting keys (no 'set') stays possible.
+    if (dataNodes(state.data, MAX_DATA_NODES) > MAX_DATA_NODES) {
+      const message = `session data would hold more than ${MAX_DATA_NODES} JSON values, the limit is ${MAX_DATA_NODES}`;
+      throw new DataTooLargeError(MAX_DATA_NODES + 1, MAX_DATA_NODES, message);
+    }
   }
   return state;
 }

@@ -148,6 +148,17 @@ export class Session {
   }
 
   /**
+   * @internal set() without the copy, for a value parsed from a request for this call alone
+   * (sessionApi's PUT): nothing else holds it, so a second deep copy of what was just parsed would
+   * only cost time.
+   */
+  setParsed(key: string, value: JsonValue): void {
+    assertValidKey(key);
+    assertJsonValue(value);
+    this.#record({ type: 'set', key, value });
+  }
+
+  /**
    * Removes `key`. Fails on a missing key, as the original's `del session[key]` (KeyNotFoundError);
    * check has() first when absence is fine.
    *
@@ -167,13 +178,12 @@ export class Session {
    * session.merge({ language: 'de', theme: 'dark' });
    */
   merge(values: Record<string, JsonValue>): void {
-    const entries = Object.entries(values);
-    for (const [key, value] of entries) {
-      assertValidKey(key);
-      assertJsonValue(value, key);
-    }
-    const ops: Operation[] = entries.map(([key, value]) => ({ type: 'set', key, value: structuredClone(value) }));
-    this.#record(...ops);
+    this.#merge(values, true);
+  }
+
+  /** @internal merge() without the copies, for an object parsed from a request for this call alone (sessionApi's PATCH). */
+  mergeParsed(values: Record<string, JsonValue>): void {
+    this.#merge(values, false);
   }
 
   /**
@@ -365,6 +375,16 @@ export class Session {
     this.#record({ type: 'reset', id, staticKeyDigest: digest(staticKey), keep: [...keep], user, userAgent: this.#userAgent });
     this.#id = id;
     this.#revealedStaticKey = staticKey;
+  }
+
+  #merge(values: Record<string, JsonValue>, copy: boolean): void {
+    const entries = Object.entries(values);
+    for (const [key, value] of entries) {
+      assertValidKey(key);
+      assertJsonValue(value, key);
+    }
+    const ops: Operation[] = entries.map(([key, value]) => ({ type: 'set', key, value: copy ? structuredClone(value) : value }));
+    this.#record(...ops);
   }
 
   /** Applies to the local view first, so a failing operation (size limit) is never recorded. */

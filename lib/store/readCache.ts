@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock';
-import { dataSize, emptyData } from '../core/json';
+import { dataText, parseDataText } from '../core/json';
 import type {
   Decision,
   HeadPage,
@@ -18,28 +18,40 @@ export interface ReadCacheOptions {
   ttlMs: number;
   /** Most sessions held at once. */
   maxEntries?: number;
-  /** Most bytes of session data (as stored) held at once; a single larger session is not cached. */
+  /**
+   * Most bytes held at once, counted as what is kept: each session's data as its JSON text (as the
+   * Datastore store keeps it), its other fields and a fixed overhead. A single larger session is not cached.
+   */
   maxBytes?: number;
   /** The clock entry ages are measured with. */
   clock: Clock;
 }
 
+/** A session as the cache keeps it: the data as one JSON text, parsed into a fresh object on every hit. */
 interface Entry {
-  session: StoredSession;
+  head: Omit<StoredSession, 'data'>;
+  text: string;
   /** When the value was read from (or committed to) the store. */
   at: number;
   bytes: number;
 }
 
-/** Fixed part of an entry's size next to its data: the key, the digests and the object overhead. */
+/** Fixed part of an entry's size next to its strings: the Map slot, the storage key, the entry, its head and array. */
 const ENTRY_OVERHEAD = 512;
 
 /**
- * A copy the caller may change freely: neither the cache nor another request sees its changes.
- * `data` keeps its null prototype (a key like `__proto__` stays a plain key).
+ * The most a string takes in V8's heap: a header, and one byte per character when it is ASCII (a
+ * one-byte string for certain), else two.
  */
-function copy(s: StoredSession): StoredSession {
-  return { ...s, data: Object.assign(emptyData(), structuredClone(s.data)), securityKeyDigests: [...s.securityKeyDigests] };
+function stringBytes(s: string): number {
+  return 24 + (Buffer.byteLength(s, 'utf8') === s.length ? s.length : 2 * s.length);
+}
+
+/** What an entry keeps, in bytes: the data's text, the strings of the head, the overhead. */
+function entryBytes(text: string, head: Omit<StoredSession, 'data'>): number {
+  let bytes = ENTRY_OVERHEAD + stringBytes(text) + stringBytes(head.staticKeyDigest);
+  for (const s of [head.user, head.userAgent, ...head.securityKeyDigests]) if (s !== null) bytes += stringBytes(s);
+  return bytes;
 }
 
 /**
@@ -85,7 +97,7 @@ export class ReadCachingStore implements SessionStore {
 
   /**
    * From memory when this instance read or wrote the session less than `ttlMs` ago, else from the
-   * store (and then cached); always a copy the caller may change.
+   * store (and then cached); always an object of the caller's own, which it may change.
    *
    * @example
    * const stored = await cache.get(digest(sessionId));
@@ -96,7 +108,8 @@ export class ReadCachingStore implements SessionStore {
       if (this.#clock.now() - entry.at < this.#ttlMs) {
         this.#entries.delete(key);
         this.#entries.set(key, entry);
-        return copy(entry.session);
+        // A fresh object on every hit: the caller may change it freely, and nothing parsed stays here.
+        return { ...entry.head, data: parseDataText(entry.text), securityKeyDigests: [...entry.head.securityKeyDigests] };
       }
       this.#drop(key);
     }
@@ -119,8 +132,9 @@ export class ReadCachingStore implements SessionStore {
     this.#writes++;
     try {
       const result = await this.#inner.update(key, (current) => {
-        // Runs again on contention: only the last attempt's read and writes were committed.
-        read = { current: current && copy(current), writes: null, at: this.#clock.now() };
+        // Runs again on contention: only the last attempt's read and writes were committed. `decide`
+        // leaves `current` as it is (the store contract), so it is kept as read until #learn.
+        read = { current, writes: null, at: this.#clock.now() };
         const decision = decide(current);
         read.writes = decision.writes;
         return decision;
@@ -200,8 +214,10 @@ export class ReadCachingStore implements SessionStore {
   /** What a committed transaction read and wrote is what the store holds now. */
   #learn(key: StorageKey | null, current: StoredSession | null, writes: WriteSet | null, at: number): void {
     if (key !== null) {
-      if (current) this.#put(key, current, at);
-      else this.#drop(key);
+      // What the commit puts under `key` replaces what was read: no need to keep the read first.
+      if (current) {
+        if (!writes?.put.some((p) => p.key === key)) this.#put(key, current, at);
+      } else this.#drop(key);
     }
     if (!writes) return;
     const now = this.#clock.now();
@@ -209,11 +225,15 @@ export class ReadCachingStore implements SessionStore {
     for (const p of writes.put) this.#put(p.key, p.session, now);
   }
 
+  /** Keeps `session` as text, synchronously: later changes of the caller's object do not reach the entry. */
   #put(key: StorageKey, session: StoredSession, at: number): void {
     this.#drop(key);
-    const bytes = dataSize(session.data) + ENTRY_OVERHEAD;
+    const { data, ...rest } = session;
+    const head = { ...rest, securityKeyDigests: [...rest.securityKeyDigests] };
+    const text = dataText(data);
+    const bytes = entryBytes(text, head);
     if (bytes > this.#maxBytes) return;
-    this.#entries.set(key, { session: copy(session), at, bytes });
+    this.#entries.set(key, { head, text, at, bytes });
     this.#bytes += bytes;
     for (const [oldest, entry] of this.#entries) {
       if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;

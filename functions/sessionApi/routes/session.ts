@@ -2,7 +2,7 @@ import type { JsonValue } from '../../../lib/core/json';
 import { HttpError } from '../../http/errors';
 import type { Route } from '../pipeline';
 import { jsonBody, keyCount, keyParam, stringField } from '../request';
-import { sessionView } from '../views';
+import { sessionView, valueView } from '../views';
 
 /** The routes a page uses on its own session: read, change, keys, reset, logout. */
 export const sessionRoutes: Route[] = [
@@ -17,7 +17,7 @@ export const sessionRoutes: Route[] = [
         plan: (ctx) => {
           const values = jsonBody(ctx, 'object') as Record<string, JsonValue>;
           return (s) => {
-            s.merge(values);
+            s.mergeParsed(values);
             return { status: 200, body: sessionView(s) };
           };
         },
@@ -34,7 +34,7 @@ export const sessionRoutes: Route[] = [
           const key = keyParam(ctx);
           return (s) => {
             if (!s.has(key)) throw new HttpError(404, 'not_found', 'the session has no such key');
-            return { status: 200, body: { key, value: s.get(key) } };
+            return { status: 200, body: { key, value: valueView(s, key) } };
           };
         },
       },
@@ -45,7 +45,7 @@ export const sessionRoutes: Route[] = [
           const key = keyParam(ctx);
           const value = jsonBody(ctx, 'value') as JsonValue;
           return (s) => {
-            s.set(key, value);
+            s.setParsed(key, value);
             return { status: 200, body: { key, value } };
           };
         },

@@ -1,6 +1,6 @@
 import { InvalidKeyError, InvalidValueError } from '../../../lib/core/errors';
-import { assertJsonValue, assertValidKey } from '../../../lib/core/json';
-import { MAX_KEY_BYTES } from '../../../lib/core/limits';
+import { assertJsonValue, assertValidKey, dataNodes, emptyData, type JsonValue } from '../../../lib/core/json';
+import { MAX_DATA_NODES, MAX_KEY_BYTES } from '../../../lib/core/limits';
 
 /** What may be stored in a session, and what the refusal tells the caller (the JSON error body's message). */
 describe('data keys', () => {
@@ -67,5 +67,31 @@ describe('data values', () => {
 
   test('objects without a prototype are plain objects', () => {
     expect(() => assertJsonValue(Object.assign(Object.create(null) as object, { a: 1 }))).not.toThrow();
+  });
+});
+
+describe('JSON values in all the data (MAX_DATA_NODES)', () => {
+  const data = (values: Record<string, JsonValue>) => Object.assign(emptyData(), values);
+
+  test('every object, array, string, number, boolean and null counts, at any depth; keys do not', () => {
+    expect(MAX_DATA_NODES).toBe(100_000);
+    expect(dataNodes(data({}))).toBe(0);
+    expect(dataNodes(data({ a: 1, b: 'x', c: null, d: false }))).toBe(4);
+    expect(dataNodes(data({ cart: [{ sku: 'A1', qty: 2 }], language: 'de' }))).toBe(5);
+    expect(dataNodes(data({ v: [[[]]] }))).toBe(3);
+    expect(dataNodes(data({ v: Array.from({ length: 1000 }, () => [[[]]]) }))).toBe(3001);
+  });
+
+  test('counting stops just past the bound, so it costs no more than the bound whatever the data', () => {
+    const wide = data({ v: Array.from({ length: 50_000 }, () => [[[]]]) });
+    expect(dataNodes(wide)).toBe(150_001);
+    expect(dataNodes(wide, 1000)).toBe(1001);
+    expect(dataNodes(wide, 150_001)).toBe(150_001);
+  });
+
+  test('data stored deeper than the depth limit (before it existed) is counted without recursion', () => {
+    let v: JsonValue = 1;
+    for (let i = 0; i < 200_000; i++) v = [v];
+    expect(dataNodes(data({ v }))).toBe(200_001);
   });
 });

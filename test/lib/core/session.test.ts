@@ -8,8 +8,8 @@ import {
   TooManyKeysError,
 } from '../../../lib/core/errors';
 import { digest } from '../../../lib/core/ids';
-import { dataSize, emptyData } from '../../../lib/core/json';
-import { GUEST_USER, MAX_USER_BYTES } from '../../../lib/core/limits';
+import { dataSize, emptyData, type JsonValue } from '../../../lib/core/json';
+import { GUEST_USER, MAX_DATA_NODES, MAX_USER_BYTES } from '../../../lib/core/limits';
 import { cookieFrom } from '../../support/fixtures';
 import { setup, started } from '../../support/sessions';
 
@@ -217,6 +217,82 @@ describe('limits', () => {
     s.delete('a');
     expect((await m.save(s)).written).toBe(true);
     expect((await m.load(cookie)).has('a')).toBe(false);
+  });
+});
+
+describe('JSON values in all the data (MAX_DATA_NODES)', () => {
+  /** `n` × `[[[]]]`: 1 + 3n JSON values. */
+  const nested = (n: number): JsonValue[] => Array.from({ length: n }, () => [[[]]]);
+  const overBound = new DataTooLargeError(
+    MAX_DATA_NODES + 1,
+    MAX_DATA_NODES,
+    `session data would hold more than ${MAX_DATA_NODES} JSON values, the limit is ${MAX_DATA_NODES}`,
+  );
+
+  test('exactly MAX_DATA_NODES values in all the data are accepted, one more is refused (too_large, 413) and not recorded', async () => {
+    const { m } = setup();
+    const s = await m.load(undefined);
+    s.set('a', nested((MAX_DATA_NODES - 1) / 3)); // 100,000 values
+    expect(() => s.set('b', 1)).toThrow(overBound);
+    expect(() => s.merge({ c: [], d: 1 })).toThrow(overBound);
+    expect(() => s.setParsed('b', 1)).toThrow(DataTooLargeError);
+    expect(() => s.mergeParsed({ c: [] })).toThrow(DataTooLargeError);
+    expect(Object.keys(s.toObject())).toEqual(['a']);
+    expect(s.operations).toHaveLength(1);
+    expect(overBound).toMatchObject({ code: 'too_large', status: 413 });
+    // Replacing the value with a smaller one fits.
+    s.set('a', nested(10));
+    s.set('b', 1);
+    expect(Object.keys(s.toObject())).toEqual(['a', 'b']);
+  });
+
+  test('a session stored over the bound loads and reads; a change that leaves it over is refused, deleting keys works', async () => {
+    const { m, store } = setup();
+    const { cookie, session } = await started(m, { small: 1 });
+    const key = session.loadedKey ?? digest(session.id);
+    await store.update(key, (current) => ({
+      writes: {
+        put: [{ key, session: { ...current!, data: Object.assign(emptyData(), { big: nested(111_000), small: 1 }) } }],
+        delete: [],
+      },
+      result: null,
+    }));
+    const s = await m.load(cookie);
+    expect((s.get('big') as unknown[]).length).toBe(111_000);
+    expect(() => s.set('other', 2)).toThrow(overBound);
+    s.delete('small');
+    expect((await m.save(s)).written).toBe(true);
+    const next = await m.load(cookie);
+    next.set('big', 'small now');
+    expect((await m.save(next)).written).toBe(true);
+    expect((await m.load(cookie)).toObject()).toEqual({ big: 'small now' });
+  });
+
+  test('the replay at save checks the bound on what is stored then: two requests that each fit but not together', async () => {
+    const { m } = setup();
+    const { cookie } = await started(m, { small: 1 });
+    const one = await m.load(cookie);
+    const two = await m.load(cookie);
+    one.set('x', nested(20_000));
+    two.set('y', nested(20_000));
+    await m.save(one);
+    await expect(m.save(two)).rejects.toThrow(overBound);
+    expect(Object.keys((await m.load(cookie)).toObject()).sort()).toEqual(['small', 'x']);
+  });
+
+  test('setParsed and mergeParsed keep the value given (no copy); set, merge and every read copy', async () => {
+    const { m } = setup();
+    const s = await m.load(undefined);
+    const given = { list: [1] };
+    s.setParsed('p', given);
+    s.mergeParsed({ q: given });
+    const op = s.operations.map((o) => (o.type === 'set' ? o.value : null));
+    expect(op[0]).toBe(given);
+    expect(op[1]).toBe(given);
+    s.set('r', given);
+    expect((s.operations.at(-1) as { value: unknown }).value).not.toBe(given);
+    expect(s.get('p')).not.toBe(given);
+    expect(s.get('p')).toEqual(given);
   });
 });
 

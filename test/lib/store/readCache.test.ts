@@ -1,9 +1,12 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { SessionEndedError } from '../../../lib/core/errors';
 import { digest } from '../../../lib/core/ids';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
 import { ReadCachingStore } from '../../../lib/store/readCache';
 import { createRuntime, type Runtime } from '../../../lib/setup/runtime';
-import type { StorageKey, StoredSession } from '../../../lib/store/sessionStore';
+import { parseDataText } from '../../../lib/core/json';
+import type { Decision, HeadPage, HeadRef, KeyPage, SessionStore, StorageKey, StoredSession } from '../../../lib/store/sessionStore';
 import { cookieFrom, countRpcs, datastore, datastoreStore, FakeClock, testConfig, uniqueNamespace } from '../../support/fixtures';
 import { keyOf, stored } from '../../support/seed';
 
@@ -195,6 +198,45 @@ describe('the read cache on its own', () => {
     expect(reads()).toBe(1);
   });
 
+  test('bounded in memory, not only in counted bytes: 40 sessions of a nested value keep at most about maxBytes (issue 26, 1)', async () => {
+    const MiB = 1024 * 1024;
+    const maxBytes = 4 * MiB;
+    // 33,000 × [[[]]]: 231 KB of JSON text, 99,001 JSON values (within every limit), about 20× its
+    // text in heap once parsed.
+    const text = JSON.stringify({ v: Array.from({ length: 33_000 }, () => [[[]]]) });
+    const inner = new TextStore();
+    for (let i = 0; i < 40; i++) inner.put(keyOf(`nested${i}`), text);
+    // Warm-up on a cache of its own: the first round also leaves compiled code and V8's own tables.
+    const fill = async (cache: ReadCachingStore) => {
+      for (let i = 0; i < 40; i++) expect((await cache.get(keyOf(`nested${i}`)))!.data.v).toHaveLength(33_000);
+    };
+    await fill(new ReadCachingStore(inner, { ttlMs: HOUR, clock: new FakeClock(), maxBytes }));
+    const cache = new ReadCachingStore(inner, { ttlMs: HOUR, clock: new FakeClock(), maxBytes });
+    const before = liveHeap();
+    await fill(cache);
+    const kept = liveHeap() - before;
+    expect(cache.stats.bytes).toBeLessThanOrEqual(maxBytes);
+    expect(cache.stats.entries).toBeGreaterThanOrEqual(16); // it does cache: 4 MiB holds 18 of these texts
+    // What a full collection leaves is what the cache keeps: within its bound (plus slack for noise).
+    expect(kept).toBeLessThan(maxBytes + MiB);
+    // And a hit still answers the whole value, as its own copy.
+    const hit = (await cache.get(keyOf('nested39')))!;
+    expect(hit.data.v).toHaveLength(33_000);
+    expect(Object.getPrototypeOf(hit.data)).toBeNull();
+  });
+
+  test('counted as held: data whose text is ASCII counts a byte a character, any other text (two-byte in V8) two', async () => {
+    const inner = new TextStore();
+    inner.put(keyOf('ascii'), JSON.stringify({ v: 'x'.repeat(10_000) }));
+    inner.put(keyOf('wide'), JSON.stringify({ v: 'ü'.repeat(10_000) }));
+    const cache = new ReadCachingStore(inner, { ttlMs: HOUR, clock: new FakeClock() });
+    await cache.get(keyOf('ascii'));
+    const ascii = cache.stats.bytes;
+    await cache.get(keyOf('wide'));
+    expect(ascii).toBeGreaterThan(10_000);
+    expect(cache.stats.bytes - ascii).toBeGreaterThanOrEqual(20_000);
+  });
+
   test('every reader gets its own copy: changing one changes neither the cache nor another session', async () => {
     const clock = new FakeClock();
     const inner = new MemorySessionStore();
@@ -254,4 +296,54 @@ function countGets(store: MemorySessionStore): () => number {
     return original(key);
   };
   return () => n;
+}
+
+/** heapUsed after two full collections (gc exposed at run time through V8's flag). */
+function liveHeap(): number {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/**
+ * A store that keeps each session's data as one JSON text and parses it on every read, as the
+ * Datastore store does: what it holds is only the texts, so the heap a test measures is the cache's.
+ */
+class TextStore implements SessionStore {
+  readonly #texts = new Map<StorageKey, string>();
+
+  put(key: StorageKey, text: string): void {
+    this.#texts.set(key, text);
+  }
+
+  async get(key: StorageKey): Promise<StoredSession | null> {
+    const text = this.#texts.get(key);
+    return text === undefined ? null : stored({ data: parseDataText(text) });
+  }
+
+  async update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T> {
+    return decide(key === null ? null : await this.get(key)).result;
+  }
+
+  findKeys(): Promise<KeyPage> {
+    throw new Error('not used');
+  }
+
+  listUserSessions(): Promise<HeadPage> {
+    throw new Error('not used');
+  }
+
+  findUserSession(): Promise<HeadRef | null> {
+    throw new Error('not used');
+  }
+
+  endSessions(): Promise<void> {
+    throw new Error('not used');
+  }
+
+  deleteMany(): Promise<void> {
+    throw new Error('not used');
+  }
 }
