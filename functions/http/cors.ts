@@ -14,10 +14,14 @@ export const EXPOSED_RESPONSE_HEADERS = ['X-Security-Key', 'Sec-X-ViUR-StaticSKe
 /** How long a browser may reuse a preflight answer (Chromium caps it at 7200 s). */
 export const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
-/** The request's Origin when it is one of the allowed ones, exactly as listed; otherwise undefined. */
+/**
+ * The request's Origin when it is one of the allowed ones, exactly as listed; otherwise undefined.
+ * Never `null`, whatever the list holds: that is the Origin of any sandboxed iframe, file or
+ * opaque-origin page (loadConfig refuses configured origins that would serialise to it).
+ */
 function allowedOrigin(req: Request, allowed: readonly string[]): string | undefined {
   const origin = req.get('origin');
-  return origin !== undefined && allowed.includes(origin) ? origin : undefined;
+  return origin !== undefined && origin !== 'null' && allowed.includes(origin) ? origin : undefined;
 }
 
 /**

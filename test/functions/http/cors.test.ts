@@ -228,3 +228,32 @@ describe('the static key from page scripts', () => {
       .expect(200);
   });
 });
+
+describe('Origin: null (issue 26, finding 5)', () => {
+  test('an allowed origin without a web origin (capacitor://, chrome-extension://, file://) stops the start; Origin: null never gets CORS', async () => {
+    for (const origin of [
+      'capacitor://localhost',
+      'ionic://localhost',
+      'chrome-extension://abcdefghijklmnopabcdefghijklmnop',
+      'file:///',
+    ]) {
+      // Normalised with new URL(o).origin these all became "null": the value every sandboxed iframe sends.
+      expect(() => api.use({ SESSION_ALLOWED_ORIGINS: `${PAGE}, ${origin}` })).toThrow(
+        new RegExp(`^SESSION_ALLOWED_ORIGINS: ${origin.replace(/[/.]/g, '\\$&')} is not an http\\(s\\) origin`),
+      );
+    }
+    // A runtime whose list holds "null" anyway (a library user's own Config) still gives Origin: null nothing.
+    const rt = api.use();
+    rt.config.allowedOrigins = ['null', PAGE];
+    const { cookie, key } = await newSession(api.server);
+    const read = await http().get('/session').set('Origin', 'null').set('Cookie', cookie).expect(200);
+    const preflight = await http().options('/session').set('Origin', 'null').set('Access-Control-Request-Method', 'PATCH').expect(204);
+    const change = await http().patch('/session').set('Origin', 'null').set('Cookie', cookie).set('X-Security-Key', key).send({ a: 1 });
+    expect([read, preflight, change].map((r) => [r.status, accessControlHeaders(r)])).toEqual([
+      [200, []],
+      [204, []],
+      [403, []],
+    ]);
+    expect(change.body.error.code).toBe('cross_site');
+  });
+});
