@@ -493,6 +493,8 @@ describe('cross-site requests are refused on every route that changes a session'
     ['POST', '/session/logout', (t) => t],
     ['POST', '/session/security-key/validate', (t) => t],
     ['GET', '/session/security-key?count=16', (t) => t],
+    ['POST', '/session/devices/logout-others', (t) => t],
+    ['DELETE', '/session/devices/AAAAAAAAAAAAAAAAAAAAAA', (t) => t],
   ];
   const marks: Array<[string, (host: string) => Record<string, string>]> = [
     ['Origin of another site', () => ({ Origin: 'https://evil.example' })],
@@ -505,6 +507,10 @@ describe('cross-site requests are refused on every route that changes a session'
       'Sec-Fetch-Site: cross-site and X-Forwarded-Host of the attacker',
       () => ({ 'Sec-Fetch-Site': 'cross-site', 'X-Forwarded-Host': 'evil.example' }),
     ],
+    // A sibling subdomain's <img src=…/session/security-key?count=16> or link: no Origin, same-site (issue 26, finding 7).
+    ['Sec-Fetch-Site: same-site (a sibling subdomain)', () => ({ 'Sec-Fetch-Site': 'same-site' })],
+    ['Sec-Fetch-Site: same-site, a navigation', () => ({ 'Sec-Fetch-Site': 'same-site', 'Sec-Fetch-Mode': 'navigate' })],
+    ['Sec-Fetch-Site of a value browsers do not send', () => ({ 'Sec-Fetch-Site': 'same-origin, cross-site' })],
   ];
 
   test.each(routes)('%s %s: 403 cross_site for every cross-site mark, nothing changes, no key consumed', async (method, path, body) => {
@@ -539,7 +545,7 @@ describe('cross-site requests are refused on every route that changes a session'
     await http().post('/session/security-key/validate').set('Cookie', cookie).send({ key }).expect(200, { valid: true });
   });
 
-  test('the same requests from the site itself (same Origin, or Sec-Fetch-Site same-origin) pass', async () => {
+  test('the same requests from the site itself (same Origin, Sec-Fetch-Site same-origin or none, or no browser mark at all) pass', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
     const staticKey = first.headers['sec-x-viur-staticskey'];
@@ -560,6 +566,9 @@ describe('cross-site requests are refused on every route that changes a session'
       .set('Sec-Fetch-Site', 'same-origin')
       .send({ b: 2 })
       .expect(200);
+    // A URL typed into the address bar, or a bookmark: none. A backend or curl: no mark.
+    await http().get('/session/security-key?count=2').set('Cookie', cookie).set('Sec-Fetch-Site', 'none').expect(200);
+    await http().patch('/session').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).send({ c: 3 }).expect(200);
   });
 });
 

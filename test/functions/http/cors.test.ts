@@ -171,12 +171,17 @@ describe('actual requests', () => {
 });
 
 describe('GET /session/security-key refuses cross-site requests', () => {
-  test('a cross-site navigation (Sec-Fetch-Site: cross-site) or a foreign Origin mints nothing and sets no cookie; same-site and allowed pass', async () => {
+  test('a cross-site navigation (Sec-Fetch-Site: cross-site), a sibling site (same-site) or a foreign Origin mints nothing and sets no cookie; same-origin and allowed pass', async () => {
     const { cookie } = await newSession(api.server);
     const id = cookie.slice(cookie.indexOf('=') + 1);
     const { digest } = await import('../../../lib/core/ids');
     const before = await api.store.get(digest(id));
-    for (const headers of [{ 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' }, { Origin: OTHER }, { Origin: 'null' }]) {
+    for (const headers of [
+      { 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' },
+      { 'Sec-Fetch-Site': 'same-site', 'Sec-Fetch-Mode': 'no-cors', 'Sec-Fetch-Dest': 'image' },
+      { Origin: OTHER },
+      { Origin: 'null' },
+    ]) {
       const res = await http().get('/session/security-key?count=16').set('Cookie', cookie).set(headers);
       expect({ headers, status: res.status, code: res.body.error?.code, setCookie: res.headers['set-cookie'] }).toEqual({
         headers,
@@ -189,7 +194,7 @@ describe('GET /session/security-key refuses cross-site requests', () => {
     const fresh = await http().get('/session/security-key').set('Sec-Fetch-Site', 'cross-site');
     expect([fresh.status, fresh.headers['set-cookie']]).toEqual([403, undefined]);
     expect(await api.store.get(digest(id))).toEqual(before);
-    await http().get('/session/security-key').set('Cookie', cookie).set('Sec-Fetch-Site', 'same-site').expect(200);
+    await http().get('/session/security-key').set('Cookie', cookie).set('Sec-Fetch-Site', 'same-origin').expect(200);
     await http().get('/session/security-key').set('Cookie', cookie).set('Origin', PAGE).expect(200);
   });
 });
