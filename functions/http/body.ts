@@ -1,5 +1,6 @@
 import { dirname } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MAX_PUSH_BYTES } from '../../lib/core/limits';
 import { HttpError, sendError } from './errors';
 
 type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
@@ -96,6 +97,23 @@ export async function readJsonBody(req: BodyRequest, limit: number): Promise<voi
   }
 }
 
+/** Room for JSON framing around the largest value the data limit allows. */
+export const DATA_FRAMING_BYTES = 64 * 1024;
+
+/**
+ * The body limit of the three functions (one hook serves every function of a process): what the
+ * API needs for the largest data value plus its framing, or what the kill function needs for the
+ * push of the largest kill message (MAX_PUSH_BYTES), whichever is larger. So every kill the API
+ * accepts can be delivered, whatever SESSION_MAX_DATA_BYTES is.
+ *
+ * @example
+ * requestBodyLimit(786_432); // 1_463_640: the push of a 1 MiB kill message
+ * requestBodyLimit(1_000_000); // 1_463_640
+ */
+export function requestBodyLimit(maxDataBytes: number): number {
+  return Math.max(maxDataBytes + DATA_FRAMING_BYTES, MAX_PUSH_BYTES);
+}
+
 /**
  * What the rest of a refused body may cost before the connection is dropped: only bandwidth and a
  * little CPU, never memory (why 16 MiB: docs/design/request-bodies.md).
@@ -161,7 +179,7 @@ let installed = false;
  * `linger` is how long a refused body's connection is kept open (tests shorten it).
  *
  * @example
- * installRequestHooks(config.session.maxDataBytes + 64 * 1024); // in functions/index.ts, before functions.http(…)
+ * installRequestHooks(requestBodyLimit(config.session.maxDataBytes)); // in functions/index.ts, before functions.http(…)
  */
 export function installRequestHooks(maxBodyBytes: number, linger = LINGER_MS): void {
   if (installed) return;

@@ -3,7 +3,8 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { connect, type Socket } from 'node:net';
-import { installRequestHooks, LINGER_BYTES, readJsonBody } from '../../../functions/http/body';
+import { installRequestHooks, LINGER_BYTES, readJsonBody, requestBodyLimit } from '../../../functions/http/body';
+import { MAX_MESSAGE_BYTES, MAX_PUSH_BYTES } from '../../../lib/core/limits';
 import { type HttpError } from '../../../functions/http/errors';
 
 type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
@@ -130,6 +131,17 @@ describe('JSON bodies read before functions-framework', () => {
     const bad = await post('application/json', '{"a":');
     expect([bad.status, bad.body]).toEqual([400, { code: 'bad_json', message: 'the request body is not valid JSON' }]);
   });
+});
+
+test('the body limit holds the largest data value, and the push of the largest kill message whatever the data limit (issue 26, finding 6)', () => {
+  // Base64 is 4 bytes for every 3, plus the push envelope.
+  expect(MAX_PUSH_BYTES).toBeGreaterThanOrEqual(Buffer.alloc(MAX_MESSAGE_BYTES).toString('base64').length + 1024);
+  for (const data of [1, 4096, 786_432, 1_000_000]) {
+    expect(requestBodyLimit(data)).toBeGreaterThanOrEqual(MAX_PUSH_BYTES);
+    expect(requestBodyLimit(data)).toBeGreaterThanOrEqual(data + 64 * 1024);
+  }
+  expect(requestBodyLimit(4096)).toBe(1_463_640);
+  expect(requestBodyLimit(2_000_000)).toBe(2_000_000 + 64 * 1024);
 });
 
 describe('errors that never reach a function get the JSON error body', () => {
