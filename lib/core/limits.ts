@@ -74,5 +74,15 @@ export const PUSH_ENVELOPE_BYTES = 64 * 1024;
  */
 export const MAX_PUSH_BYTES = 4 * Math.ceil(MAX_MESSAGE_BYTES / 3) + PUSH_ENVELOPE_BYTES;
 
+/**
+ * How long a request body may take to arrive, counted from the end of its headers; past it the
+ * request is answered 408 and its connection closed. functions-framework turns socket timeouts off
+ * (Node's own request timeout is 300 s), so without it a body trickling in a byte at a time holds
+ * one of an instance's concurrency slots for as long as its client likes. 10 s carries the largest
+ * body there is (MAX_PUSH_BYTES, 1.4 MB, from Pub/Sub inside Google) at 1.2 Mbit/s, and the largest
+ * session write (768 KiB by default) from a browser at 0.7 Mbit/s; most writes are a few KB.
+ */
+export const BODY_TIMEOUT_MS = 10_000;
+
 /** A Pub/Sub topic id (what SESSION_KILL_TOPIC and the CLI's --topic accept). */
 export const TOPIC_ID_PATTERN = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
