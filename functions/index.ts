@@ -13,8 +13,9 @@ import { sessionApi } from './sessionApi';
 import { startClearSessions } from './startClearSessions';
 
 const config = startupConfig();
-// The largest data value with its framing, or the push of the largest kill message.
-installRequestHooks(requestBodyLimit(config.session.maxDataBytes));
+// The largest data value with its framing, or the push of the largest kill message. The allowed
+// origins are asked per request: a runtime set later (setRuntime: the launcher, tests) is followed.
+installRequestHooks(requestBodyLimit(config.session.maxDataBytes), { allowedOrigins: () => startupConfig().allowedOrigins });
 
 functions.http('sessionApi', sessionApi);
 functions.cloudEvent('killSessionByUser', killSessionByUser);

@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BODY_TIMEOUT_MS, MAX_PUSH_BYTES } from '../../lib/core/limits';
+import { applyAnswerHeaders } from './cors';
 import { HttpError, sendError } from './errors';
 
 type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
@@ -190,23 +191,32 @@ export interface RequestHookOptions {
   lingerMs?: number;
   /** How long a body may take to arrive (default BODY_TIMEOUT_MS). */
   bodyTimeoutMs?: number;
+  /**
+   * The origins that get CORS headers (SESSION_ALLOWED_ORIGINS), asked on every request; default
+   * none. Every answer, the hooks' own included, gets applyAnswerHeaders() with them.
+   */
+  allowedOrigins?: () => readonly string[];
 }
 
 /**
  * Hooks into the express application functions-framework builds (it offers no middleware hook):
- * bodies are bounded (in size and time) and parsed before its parsers, and errors that never reach
- * a function get the JSON error body. Must run before the framework creates its server, i.e. when
- * the module registering the functions is loaded (docs/design/request-bodies.md). Only the first
- * call counts.
+ * every answer gets `Cache-Control: no-store`, `Vary: Origin` and CORS for an allowed origin
+ * before anything else happens, bodies are bounded (in size and time) and parsed before its
+ * parsers, and errors that never reach a function get the JSON error body. Must run before the
+ * framework creates its server, i.e. when the module registering the functions is loaded
+ * (docs/design/request-bodies.md). Only the first call counts. One hook serves every function of
+ * the process (`npm start` runs all three in one).
  *
  * @example
- * installRequestHooks(requestBodyLimit(config.session.maxDataBytes)); // in functions/index.ts, before functions.http(…)
+ * // in functions/index.ts, before functions.http(…)
+ * installRequestHooks(requestBodyLimit(config.session.maxDataBytes), { allowedOrigins: () => startupConfig().allowedOrigins });
  */
 export function installRequestHooks(maxBodyBytes: number, options: RequestHookOptions = {}): void {
   if (installed) return;
   installed = true;
   lingerMs = options.lingerMs ?? LINGER_MS;
   const bodyTimeoutMs = options.bodyTimeoutMs ?? BODY_TIMEOUT_MS;
+  const allowedOrigins = options.allowedOrigins ?? (() => []);
   const frameworkDir = dirname(require.resolve('@google-cloud/functions-framework'));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const express = require(require.resolve('express', { paths: [frameworkDir] })) as { application: Record<string, unknown> };
@@ -214,6 +224,8 @@ export function installRequestHooks(maxBodyBytes: number, options: RequestHookOp
   const original = express.application.handle as Handle;
   express.application.handle = function handle(this: unknown, req: BodyRequest, res: ServerResponse, next?: (err?: unknown) => void) {
     const done = next ?? ((err?: unknown) => finalError(err, req, res));
+    // First: whatever answers this request (this layer, the framework, the function) carries them.
+    applyAnswerHeaders(req, res, allowedOrigins());
     readJsonBody(req, maxBodyBytes, bodyTimeoutMs).then(
       () => original.call(this, req, res, done),
       (err: unknown) =>

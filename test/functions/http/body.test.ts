@@ -14,6 +14,8 @@ const LIMIT = 64;
 const LINGER = 300;
 /** The body deadline, shortened from BODY_TIMEOUT_MS's ten seconds. */
 const BODY_TIMEOUT = 700;
+/** The one origin the hooks are given as allowed. */
+const PAGE = 'https://www.example.test';
 const pastLinger = () => new Promise((r) => setTimeout(r, LINGER + 150));
 
 /** A plain node HTTP handler around readJsonBody: what it parsed, or the error it answered. */
@@ -154,7 +156,8 @@ describe('errors that never reach a function get the JSON error body', () => {
     get(path: string, h: (req: unknown, res: ServerResponse & { json(v: unknown): void }, next: (e?: unknown) => void) => void): void;
     post(path: string, h: (req: BodyRequest, res: ServerResponse & { json(v: unknown): void }) => void): void;
   };
-  installRequestHooks(LIMIT, { lingerMs: LINGER, bodyTimeoutMs: BODY_TIMEOUT });
+  // The first install counts for the whole file (both express apps below).
+  installRequestHooks(LIMIT, { lingerMs: LINGER, bodyTimeoutMs: BODY_TIMEOUT, allowedOrigins: () => [PAGE] });
   installRequestHooks(1, { lingerMs: 0, bodyTimeoutMs: 0 }); // a second install changes nothing (the hooks are installed once)
   const app = express();
   app.post('/echo', (req, res) => res.json({ body: req.body }));
@@ -365,8 +368,8 @@ describe('a refused upload: the client reads the answer, then the connection is 
       const client = new RawClient(port());
       const head =
         first === null
-          ? `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n"\r\n`
-          : `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${LIMIT}\r\n\r\n${first}`;
+          ? `POST /echo HTTP/1.1\r\nHost: x\r\nOrigin: ${PAGE}\r\nContent-Type: ${type}\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n"\r\n`
+          : `POST /echo HTTP/1.1\r\nHost: x\r\nOrigin: ${PAGE}\r\nContent-Type: ${type}\r\nContent-Length: ${LIMIT}\r\n\r\n${first}`;
       client.socket.write(head);
       const trickle = setInterval(() => client.socket.write(first === null ? '1\r\nx\r\n' : 'x'), 100);
       try {
@@ -377,6 +380,10 @@ describe('a refused upload: the client reads the answer, then the connection is 
         ]);
         expect(answer.headers).toContain('connection: close');
         expect(answer.headers).toContain('content-type: application/json');
+        // The headers of every answer (issue 26, finding 9), so the page can read the 408.
+        for (const h of ['cache-control: no-store', 'vary: origin', `access-control-allow-origin: ${PAGE}`]) {
+          expect(answer.headers).toContain(h.toLowerCase());
+        }
         await client.closed;
       } finally {
         clearInterval(trickle);

@@ -2,6 +2,7 @@
  * CORS and the static key a page can send, at the HTTP level (the browser side of the same things
  * is in test/browser/). The API runs in functions-framework's test server on the Firestore emulator.
  */
+import { connect, type AddressInfo } from 'node:net';
 import request from 'supertest';
 import { setLogSink } from '../../../lib/setup/log';
 import { cookieOf, newSession, startApi, type ApiHarness } from '../../support/api';
@@ -261,4 +262,69 @@ describe('Origin: null (issue 26, finding 5)', () => {
     ]);
     expect(change.body.error.code).toBe('cross_site');
   });
+});
+
+/**
+ * Issue 26, finding 9: answers given before the function runs (the body layer's 400, 413, 415 and
+ * 408, the framework's router errors and its own 404s) carry the headers of every other answer.
+ */
+describe('answers given before the function runs carry the same headers', () => {
+  const raw = (origin: string, head: string, body = ''): Promise<{ status: number; headers: Record<string, string> }> =>
+    new Promise((resolve, reject) => {
+      const server = api.server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        const socket = connect(port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (c: Buffer) => {
+          text += c.toString('latin1');
+          const end = text.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+          socket.destroy();
+          server.close();
+          resolve({
+            status: Number(statusLine.split(' ')[1]),
+            headers: Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()])),
+          });
+        });
+        socket.on('error', reject);
+        socket.write(`${head.replace('\n', `\r\nHost: 127.0.0.1:${port}\r\nOrigin: ${origin}\r\n`)}\r\n\r\n${body}`);
+      });
+    });
+
+  const cases: Array<[string, string, string, number]> = [
+    ['400 bad_json', 'PATCH /session HTTP/1.1\nContent-Type: application/json\r\nContent-Length: 2', '{"', 400],
+    ['413 too_large (declared)', 'PUT /session/data/a HTTP/1.1\nContent-Type: application/json\r\nContent-Length: 99999999', '', 413],
+    [
+      '415 (a charset other than UTF-8)',
+      'PUT /session/data/a HTTP/1.1\nContent-Type: application/json; charset=latin1\r\nContent-Length: 1',
+      '1',
+      415,
+    ],
+    ['400 (invalid percent-encoding, the router)', 'GET /session/data/%ZZ HTTP/1.1\n', '', 400],
+    ["404 (the framework's own, /favicon.ico)", 'GET /favicon.ico HTTP/1.1\n', '', 404],
+  ];
+
+  test.each(cases)('%s: Cache-Control, Vary and CORS for an allowed origin', async (_name, head, body, status) => {
+    const res = await raw(PAGE, head, body);
+    expect({ status: res.status, headers: res.headers }).toEqual({
+      status,
+      headers: expect.objectContaining({
+        'cache-control': 'no-store',
+        vary: 'Origin',
+        'access-control-allow-origin': PAGE,
+        'access-control-allow-credentials': 'true',
+        'access-control-expose-headers': 'X-Security-Key, Sec-X-ViUR-StaticSKey',
+      }),
+    });
+  });
+
+  test.each(cases)(
+    '%s: Cache-Control and Vary, and no Access-Control-* header, for any other origin',
+    async (_name, head, body, status) => {
+      const res = await raw(OTHER, head, body);
+      expect([res.status, res.headers['cache-control'], res.headers.vary]).toEqual([status, 'no-store', 'Origin']);
+      expect(Object.keys(res.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
+    },
+  );
 });
