@@ -7,14 +7,15 @@
  */
 import * as functions from '@google-cloud/functions-framework';
 import { startupConfig } from '../lib/setup/runtime';
-import { installRequestHooks } from './http/body';
+import { installRequestHooks, requestBodyLimit } from './http/body';
 import { killSessionByUser } from './killSessionByUser';
 import { sessionApi } from './sessionApi';
 import { startClearSessions } from './startClearSessions';
 
 const config = startupConfig();
-// Room for JSON framing around the largest value the data limit allows.
-installRequestHooks(config.session.maxDataBytes + 64 * 1024);
+// The largest data value with its framing, or the push of the largest kill message. The allowed
+// origins are asked per request: a runtime set later (setRuntime: the launcher, tests) is followed.
+installRequestHooks(requestBodyLimit(config.session.maxDataBytes), { allowedOrigins: () => startupConfig().allowedOrigins });
 
 functions.http('sessionApi', sessionApi);
 functions.cloudEvent('killSessionByUser', killSessionByUser);

@@ -1,6 +1,6 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { runtime } from '../lib/setup/runtime';
-import { answerOptions, applyCors } from './http/cors';
+import { answerOptions, applyAnswerHeaders } from './http/cors';
 import { HttpError, respondWithError } from './http/errors';
 import { logRequest } from './http/requestLog';
 import { type Context, match, runEndpoint } from './sessionApi/pipeline';
@@ -40,8 +40,7 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   const found = match(ROUTES, path);
   let errorCode: string | undefined;
   let errorCause: string | undefined;
-  res.setHeader('Cache-Control', 'no-store');
-  applyCors(req, res, rt.config.allowedOrigins);
+  applyAnswerHeaders(req, res, rt.config.allowedOrigins);
   try {
     if (!found) throw new HttpError(404, 'not_found', 'no such route');
     // Before any endpoint runs: a preflight never reads or writes a session.

@@ -39,7 +39,9 @@ function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
 
 /**
  * Forwards one request to `target` (an http origin) and streams the answer back. `add` replaces
- * same-named request headers (a proxy sets X-Forwarded-*, it does not trust the client's).
+ * same-named request headers (a proxy sets X-Forwarded-*, it does not trust the client's). The
+ * request goes to the target's host and port whatever `path` says: it is sent as the request line's
+ * path, never resolved against the target (`new URL('//evil.example/x', target)` is evil.example).
  */
 export function forward(
   req: IncomingMessage,
@@ -49,7 +51,9 @@ export function forward(
   path = req.url ?? '/',
 ): void {
   const headers = { ...endToEnd(req.headers), ...add };
-  const upstream = httpRequest(new URL(path, target), { method: req.method, headers }, (answer) => {
+  const to = new URL(target);
+  const where = { protocol: to.protocol, hostname: to.hostname.replace(/^\[(.*)\]$/, '$1'), port: to.port, path };
+  const upstream = httpRequest({ ...where, method: req.method, headers }, (answer) => {
     res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
     answer.pipe(res);
   });
@@ -89,6 +93,44 @@ export interface DemoOptions {
    * for every request the proxy, the login relay and the client module do not take; true if it answered.
    */
   files?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** The host names (the Host header without its port) the demo answers to; default LOCAL_HOSTS. */
+  hosts?: readonly string[];
+}
+
+/**
+ * The names `npm start`'s demo answers to (it listens on 127.0.0.1 and prints http://localhost:PORT).
+ * Any other Host is refused: a site whose name an attacker points at 127.0.0.1 (DNS rebinding)
+ * would otherwise be served the demo and the API under its own origin.
+ */
+export const LOCAL_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+
+/** The host name of a Host header (`name[:port]`, an IPv6 literal in brackets), lower case; null if malformed. */
+function hostName(host: string | undefined): string | null {
+  const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::\d*)?$/i.exec(host ?? '');
+  return m?.[1] ? m[1].toLowerCase() : null;
+}
+
+/**
+ * The path and query of a request whose target is in origin form (RFC 9112 §3.2.1: a single `/`
+ * and a path), dot segments resolved as the URL parser does; null for every target that names a
+ * host or is no path: the absolute form (`http://evil.example/x`), a scheme-relative `//evil.example/x`
+ * (what a browser sends for a link to http://localhost:8083//evil.example/x), a backslash (the URL
+ * parser reads `/\evil.example` as `//evil.example`), `*`. What is routed is what is forwarded.
+ *
+ * @example
+ * originFormPath('/session/data/a?x=1'); // '/session/data/a?x=1'
+ * originFormPath('//evil.example/session'); // null
+ */
+export function originFormPath(target: string | undefined): string | null {
+  if (target === undefined || !target.startsWith('/') || target.startsWith('//') || target.includes('\\')) return null;
+  const base = 'origin-form.invalid';
+  let url: URL;
+  try {
+    url = new URL(`http://${base}${target}`);
+  } catch {
+    return null;
+  }
+  return url.host === base ? url.pathname + url.search : null;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -107,15 +149,30 @@ function fromThisOrigin(req: IncomingMessage, forwarded: Record<string, string>)
   return req.headers['sec-fetch-site'] === undefined || req.headers['sec-fetch-site'] === 'same-origin';
 }
 
+/**
+ * The demo server: the page, the browser client, the API under /session and /users, the login
+ * relay. Only requests for a path (origin form) with a Host of `options.hosts` are served; anything
+ * else is 404 and goes nowhere, so it is no proxy to another host.
+ *
+ * @example
+ * const demo = createDemoServer({ apiUrl: 'http://127.0.0.1:8080', adminToken: () => token });
+ * demo.listen(8083, '127.0.0.1');
+ */
 export function createDemoServer(options: DemoOptions): Server {
   const dir = root();
   const page = () => readFileSync(join(dir, 'scripts', 'demo', 'index.html'));
   const clientFile = join(dir, 'dist', 'client', 'sessionClient.mjs');
+  const hosts = new Set((options.hosts ?? LOCAL_HOSTS).map((h) => h.toLowerCase()));
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    const path = new URL(req.url ?? '/', 'http://demo').pathname;
+    const target = originFormPath(req.url);
+    const name = hostName(req.headers.host);
+    if (target === null || name === null || !hosts.has(name)) {
+      return sendJson(res, 404, { error: { code: 'not_found', message: 'no such page' } });
+    }
+    const path = target.replace(/\?.*$/, '');
     const forwarded = forwardedHeaders(req);
     if (path === '/session' || path.startsWith('/session/') || path === '/users' || path.startsWith('/users/')) {
-      forward(req, res, options.apiUrl, forwarded);
+      forward(req, res, options.apiUrl, forwarded, target);
     } else if (path === '/demo/login' && req.method === 'POST') {
       if (!fromThisOrigin(req, forwarded))
         return sendJson(res, 403, { error: { code: 'cross_site', message: 'only the demo page may log in' } });

@@ -1,5 +1,7 @@
 import { dirname } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BODY_TIMEOUT_MS, MAX_PUSH_BYTES } from '../../lib/core/limits';
+import { applyAnswerHeaders } from './cors';
 import { HttpError, sendError } from './errors';
 
 type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
@@ -28,28 +30,40 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 /**
- * Reads the body up to `limit` bytes, handing each chunk to `onChunk` (which keeps it or drops it:
- * a dropped body costs no memory whatever is sent). Past the limit it stops reading at once and
- * fails with 413; what the client still sends is lingerThenClose's to drop, up to its bound.
+ * Reads the body up to `limit` bytes within `timeoutMs`, handing each chunk to `onChunk` (which
+ * keeps it or drops it: a dropped body costs no memory whatever is sent). Past the limit it stops
+ * reading at once and fails with 413; past the deadline with 408 (and `Connection: close`); what
+ * the client still sends is lingerThenClose's to drop, up to its bound.
  */
-function readLimited(req: IncomingMessage, limit: number, onChunk: (chunk: Buffer) => void): Promise<void> {
+function readLimited(req: IncomingMessage, limit: number, timeoutMs: number, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     let size = 0;
+    const stop = (err: HttpError) => {
+      clearTimeout(timer);
+      // Not only paused: lingerThenClose resumes the request, and its chunks must not come here.
+      req.removeListener('data', onData);
+      req.pause();
+      reject(err);
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        // Not only paused: lingerThenClose resumes the request, and its chunks must not come here.
-        req.removeListener('data', onData);
-        req.pause();
-        reject(new HttpError(413, 'too_large', `the request body exceeds ${limit} bytes`));
-        return;
-      }
+      if (size > limit) return stop(new HttpError(413, 'too_large', `the request body exceeds ${limit} bytes`));
       onChunk(chunk);
     };
+    const timer = setTimeout(
+      () =>
+        stop(
+          new HttpError(408, 'request_timeout', `the request body did not arrive within ${timeoutMs / 1000} s`, { Connection: 'close' }),
+        ),
+      timeoutMs,
+    );
     req.on('data', onData);
-    req.on('end', () => resolve());
+    req.on('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
     // A client that disconnects mid-body (Node destroys the request with ECONNRESET "aborted").
-    req.on('error', () => reject(new HttpError(400, 'bad_request', 'the request body could not be read')));
+    req.on('error', () => stop(new HttpError(400, 'bad_request', 'the request body could not be read')));
   });
 }
 
@@ -60,19 +74,20 @@ const drop = (): void => {};
  * buffer any type, refuse top-level primitives and answer in HTML: docs/design/request-bodies.md).
  * Sets `req.body` (a JSON value, or undefined for an empty or non-JSON body), `req.rawBody` and
  * `req.jsonBody`; a body of another type is read and dropped, never buffered. Throws HttpError:
- * 413 past `limit` bytes, 415 for a non-UTF-8 JSON body, 400 for invalid JSON or a broken upload.
+ * 413 past `limit` bytes, 408 when the body has not arrived within `timeoutMs`, 415 for a
+ * non-UTF-8 JSON body, 400 for invalid JSON or a broken upload.
  *
  * @example
- * await readJsonBody(req, 786_432 + 64 * 1024);
+ * await readJsonBody(req, requestBodyLimit(786_432));
  * if (req.jsonBody) console.log(req.body); // e.g. { user: 'alice' }
  */
-export async function readJsonBody(req: BodyRequest, limit: number): Promise<void> {
+export async function readJsonBody(req: BodyRequest, limit: number, timeoutMs = BODY_TIMEOUT_MS): Promise<void> {
   if (!hasBody(req)) return;
   const length = Number(req.headers['content-length']);
   if (Number.isFinite(length) && length > limit) throw new HttpError(413, 'too_large', `the request body exceeds ${limit} bytes`);
   const media = mediaType(req);
   if (!media || !JSON_TYPE.test(media.type)) {
-    await readLimited(req, limit, drop);
+    await readLimited(req, limit, timeoutMs, drop);
     req.body = undefined;
     return;
   }
@@ -80,7 +95,7 @@ export async function readJsonBody(req: BodyRequest, limit: number): Promise<voi
     throw new HttpError(415, 'unsupported_media_type', 'JSON bodies must be UTF-8');
   }
   const chunks: Buffer[] = [];
-  await readLimited(req, limit, (chunk) => chunks.push(chunk));
+  await readLimited(req, limit, timeoutMs, (chunk) => chunks.push(chunk));
   const raw = Buffer.concat(chunks);
   req.rawBody = raw;
   req.jsonBody = true;
@@ -94,6 +109,23 @@ export async function readJsonBody(req: BodyRequest, limit: number): Promise<voi
   } catch {
     throw new HttpError(400, 'bad_json', 'the request body is not valid JSON');
   }
+}
+
+/** Room for JSON framing around the largest value the data limit allows. */
+export const DATA_FRAMING_BYTES = 64 * 1024;
+
+/**
+ * The body limit of the three functions (one hook serves every function of a process): what the
+ * API needs for the largest data value plus its framing, or what the kill function needs for the
+ * push of the largest kill message (MAX_PUSH_BYTES), whichever is larger. So every kill the API
+ * accepts can be delivered, whatever SESSION_MAX_DATA_BYTES is.
+ *
+ * @example
+ * requestBodyLimit(786_432); // 1_463_640: the push of a 1 MiB kill message
+ * requestBodyLimit(1_000_000); // 1_463_640
+ */
+export function requestBodyLimit(maxDataBytes: number): number {
+  return Math.max(maxDataBytes + DATA_FRAMING_BYTES, MAX_PUSH_BYTES);
 }
 
 /**
@@ -153,20 +185,38 @@ function finalError(err: unknown, req: IncomingMessage, res: ServerResponse): vo
 
 let installed = false;
 
+/** What installRequestHooks takes besides the body limit; tests shorten the times. */
+export interface RequestHookOptions {
+  /** How long a refused body's connection is kept open (default LINGER_MS). */
+  lingerMs?: number;
+  /** How long a body may take to arrive (default BODY_TIMEOUT_MS). */
+  bodyTimeoutMs?: number;
+  /**
+   * The origins that get CORS headers (SESSION_ALLOWED_ORIGINS), asked on every request; default
+   * none. Every answer, the hooks' own included, gets applyAnswerHeaders() with them.
+   */
+  allowedOrigins?: () => readonly string[];
+}
+
 /**
  * Hooks into the express application functions-framework builds (it offers no middleware hook):
- * bodies are bounded and parsed before its parsers, and errors that never reach a function get
- * the JSON error body. Must run before the framework creates its server, i.e. when the module
- * registering the functions is loaded (docs/design/request-bodies.md). Only the first call counts;
- * `linger` is how long a refused body's connection is kept open (tests shorten it).
+ * every answer gets `Cache-Control: no-store`, `Vary: Origin` and CORS for an allowed origin
+ * before anything else happens, bodies are bounded (in size and time) and parsed before its
+ * parsers, and errors that never reach a function get the JSON error body. Must run before the
+ * framework creates its server, i.e. when the module registering the functions is loaded
+ * (docs/design/request-bodies.md). Only the first call counts. One hook serves every function of
+ * the process (`npm start` runs all three in one).
  *
  * @example
- * installRequestHooks(config.session.maxDataBytes + 64 * 1024); // in functions/index.ts, before functions.http(…)
+ * // in functions/index.ts, before functions.http(…)
+ * installRequestHooks(requestBodyLimit(config.session.maxDataBytes), { allowedOrigins: () => startupConfig().allowedOrigins });
  */
-export function installRequestHooks(maxBodyBytes: number, linger = LINGER_MS): void {
+export function installRequestHooks(maxBodyBytes: number, options: RequestHookOptions = {}): void {
   if (installed) return;
   installed = true;
-  lingerMs = linger;
+  lingerMs = options.lingerMs ?? LINGER_MS;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? BODY_TIMEOUT_MS;
+  const allowedOrigins = options.allowedOrigins ?? (() => []);
   const frameworkDir = dirname(require.resolve('@google-cloud/functions-framework'));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const express = require(require.resolve('express', { paths: [frameworkDir] })) as { application: Record<string, unknown> };
@@ -174,7 +224,9 @@ export function installRequestHooks(maxBodyBytes: number, linger = LINGER_MS): v
   const original = express.application.handle as Handle;
   express.application.handle = function handle(this: unknown, req: BodyRequest, res: ServerResponse, next?: (err?: unknown) => void) {
     const done = next ?? ((err?: unknown) => finalError(err, req, res));
-    readJsonBody(req, maxBodyBytes).then(
+    // First: whatever answers this request (this layer, the framework, the function) carries them.
+    applyAnswerHeaders(req, res, allowedOrigins());
+    readJsonBody(req, maxBodyBytes, bodyTimeoutMs).then(
       () => original.call(this, req, res, done),
       (err: unknown) =>
         sendRaw(req, res, err instanceof HttpError ? err : new HttpError(400, 'bad_request', 'the request could not be read')),

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from '@google-cloud/functions-framework';
 
 /**
@@ -14,28 +15,59 @@ export const EXPOSED_RESPONSE_HEADERS = ['X-Security-Key', 'Sec-X-ViUR-StaticSKe
 /** How long a browser may reuse a preflight answer (Chromium caps it at 7200 s). */
 export const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
-/** The request's Origin when it is one of the allowed ones, exactly as listed; otherwise undefined. */
-function allowedOrigin(req: Request, allowed: readonly string[]): string | undefined {
-  const origin = req.get('origin');
-  return origin !== undefined && allowed.includes(origin) ? origin : undefined;
+/**
+ * The request's Origin when it is one of the allowed ones, exactly as listed; otherwise undefined.
+ * Never `null`, whatever the list holds: that is the Origin of any sandboxed iframe, file or
+ * opaque-origin page (loadConfig refuses configured origins that would serialise to it).
+ */
+function allowedOrigin(req: IncomingMessage, allowed: readonly string[]): string | undefined {
+  const origin = req.headers.origin;
+  return origin !== undefined && origin !== 'null' && allowed.includes(origin) ? origin : undefined;
+}
+
+/** Adds `field` to the response's Vary header unless it is there already (or Vary is `*`). */
+function addVary(res: ServerResponse, field: string): void {
+  const current = res.getHeader('Vary');
+  const fields = (Array.isArray(current) ? current.join(',') : String(current ?? ''))
+    .split(',')
+    .map((f) => f.trim())
+    .filter((f) => f !== '');
+  if (fields.some((f) => f === '*' || f.toLowerCase() === field.toLowerCase())) return;
+  res.setHeader('Vary', [...fields, field].join(', '));
 }
 
 /**
  * Headers every response gets, before anything can fail, so that an allowed page can also read
  * the error bodies (a 403 `csrf` it should retry, a 413). `Vary: Origin` goes on every response,
  * allowed or not: a shared cache must never hand one origin's answer (with or without CORS
- * headers) to another.
+ * headers) to another. Takes Node's plain request and response: the body layer calls it before
+ * express has seen the request.
  *
  * @example
  * applyCors(req, res, ['https://www.example.com']); // before anything can fail
  */
-export function applyCors(req: Request, res: Response, allowed: readonly string[]): void {
-  res.vary('Origin');
+export function applyCors(req: IncomingMessage, res: ServerResponse, allowed: readonly string[]): void {
+  addVary(res, 'Origin');
   const origin = allowedOrigin(req, allowed);
   if (origin === undefined) return;
   res.setHeader('Access-Control-Allow-Origin', origin);
   res.setHeader('Access-Control-Allow-Credentials', 'true');
   res.setHeader('Access-Control-Expose-Headers', EXPOSED_RESPONSE_HEADERS.join(', '));
+}
+
+/**
+ * What every answer of the service carries, set before anything can fail: `Cache-Control:
+ * no-store` (answers belong to one session) and applyCors's headers. sessionApi sets them first;
+ * the body layer (functions/http/body.ts) sets them on every request before it reads the body, so
+ * its own refusals (400, 408, 413, 415) and the framework's answers (its 404s, a bad path's 400)
+ * carry them too.
+ *
+ * @example
+ * applyAnswerHeaders(req, res, config.allowedOrigins);
+ */
+export function applyAnswerHeaders(req: IncomingMessage, res: ServerResponse, allowed: readonly string[]): void {
+  res.setHeader('Cache-Control', 'no-store');
+  applyCors(req, res, allowed);
 }
 
 /**

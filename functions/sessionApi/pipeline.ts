@@ -116,8 +116,17 @@ function ownOrigin(ctx: Context): string | null {
 }
 
 /**
+ * What `Sec-Fetch-Site` may say on a change without `Origin`: the page itself, or the user (a typed
+ * URL, a bookmark). `same-site` is refused too: a sibling subdomain (another origin, possibly
+ * another owner) is no more trusted than another site, and its `<img>` or link would carry the
+ * cookie. Without the header at all the client is no browser (a backend, curl) or an old one.
+ */
+const SAME_ORIGIN_FETCH_SITES: ReadonlySet<string> = new Set(['same-origin', 'none']);
+
+/**
  * The same origin (scheme, host and port: http://<own host> is another origin of an https service),
- * or one configured as allowed; requests browsers mark as cross-site are refused.
+ * or one configured as allowed. Without `Origin` (browsers omit it on GETs and navigations), only
+ * what browsers mark `same-origin` or `none` passes, or a request without the mark.
  */
 function assertSameSite(ctx: Context): void {
   const origin = ctx.req.get('origin');
@@ -125,12 +134,13 @@ function assertSameSite(ctx: Context): void {
   if (origin !== undefined) {
     const theirs = originOf(origin);
     if (!(theirs !== null && (theirs === ownOrigin(ctx) || allowed.includes(theirs)))) {
-      throw new HttpError(403, 'cross_site', 'cross-site requests may not change a session');
+      throw new HttpError(403, 'cross_site', 'only this origin or an allowed one may change a session');
     }
     return;
   }
-  if (ctx.req.get('sec-fetch-site') === 'cross-site') {
-    throw new HttpError(403, 'cross_site', 'cross-site requests may not change a session');
+  const fetchSite = ctx.req.get('sec-fetch-site');
+  if (fetchSite !== undefined && !SAME_ORIGIN_FETCH_SITES.has(fetchSite)) {
+    throw new HttpError(403, 'cross_site', 'only this origin or an allowed one may change a session');
   }
 }
 

@@ -79,8 +79,34 @@ export const MAX_USERS_PER_MESSAGE = 1000;
  */
 export const MAX_CONTINUATIONS = 10_000;
 
-/** Well above the largest valid kill message (1,000 users of 500 bytes). */
+/**
+ * Well above the largest valid kill message of plain ids (1,000 users of 500 bytes); publishers
+ * refuse a message whose JSON text is longer (ids full of escaped characters), the consumer too.
+ */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/**
+ * Room for what a Pub/Sub push (or an Eventarc CloudEvent) puts around a message's base64 data:
+ * ids, publish time, subscription name, attributes. Our messages' envelopes are well under 1 KiB.
+ */
+export const PUSH_ENVELOPE_BYTES = 64 * 1024;
+
+/**
+ * The largest request that delivers a kill message: MAX_MESSAGE_BYTES base64-encoded (4 bytes for
+ * every 3) inside the push envelope. The kill function must read bodies this large, or a message
+ * the API accepted is refused on every delivery.
+ */
+export const MAX_PUSH_BYTES = 4 * Math.ceil(MAX_MESSAGE_BYTES / 3) + PUSH_ENVELOPE_BYTES;
+
+/**
+ * How long a request body may take to arrive, counted from the end of its headers; past it the
+ * request is answered 408 and its connection closed. functions-framework turns socket timeouts off
+ * (Node's own request timeout is 300 s), so without it a body trickling in a byte at a time holds
+ * one of an instance's concurrency slots for as long as its client likes. 10 s carries the largest
+ * body there is (MAX_PUSH_BYTES, 1.4 MB, from Pub/Sub inside Google) at 1.2 Mbit/s, and the largest
+ * session write (768 KiB by default) from a browser at 0.7 Mbit/s; most writes are a few KB.
+ */
+export const BODY_TIMEOUT_MS = 10_000;
 
 /** A Pub/Sub topic id (what SESSION_KILL_TOPIC and the CLI's --topic accept). */
 export const TOPIC_ID_PATTERN = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;

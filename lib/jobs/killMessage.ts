@@ -187,6 +187,9 @@ export function killMessageData(target: KillTarget, issuedAt?: Date): KillMessag
   const at = issuedAt === undefined ? {} : { issuedAt: isoTime(issuedAt) };
   const data: KillMessageData = 'users' in target ? { users: target.users, ...at } : { user: target.user, ...at };
   validateKillMessage(data);
+  // What the consumer would refuse on delivery (ids of escaped characters can pass every other rule).
+  if (encodeKillMessage(data).length > MAX_MESSAGE_BYTES)
+    throw new MalformedKillMessageError(`message: larger than ${MAX_MESSAGE_BYTES} bytes`);
   return data;
 }
 

@@ -60,6 +60,24 @@ export interface Config {
 export const CONFIG_VARIABLES = Object.fromEntries(SETTINGS.map((row) => [row.name, row.doc])) as Readonly<Record<ConfigVariable, string>>;
 
 /**
+ * An allowed origin as browsers send it in `Origin`: scheme, host, and the port when it is not the
+ * default (a path is dropped). Only http and https: the URL standard gives other schemes
+ * (`capacitor://localhost`, `chrome-extension://…`, `file://`) the opaque origin, serialised
+ * `"null"`, which is also what any sandboxed iframe sends, so allowing one would allow every site.
+ */
+function webOrigin(value: string): string {
+  const url = new URL(value);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(
+      'SESSION_ALLOWED_ORIGINS',
+      `${value} is not an http(s) origin: its origin serialises as "null", the Origin every sandboxed iframe sends, ` +
+        'so it cannot be allowed (list origins such as https://www.example.com)',
+    );
+  }
+  return url.origin;
+}
+
+/**
  * The configuration of `env`: each variable read as its row in SETTINGS says, then the rules that
  * tie variables together. Throws a ConfigError naming the first variable that is wrong. Defaults
  * to process.env; pass an object to configure a library user or a test without touching it.
@@ -124,7 +142,7 @@ export function loadConfig(env: Environment = process.env): Config {
       principals,
       jwksFile: setting(env, 'SESSION_ADMIN_JWKS_FILE'),
     },
-    allowedOrigins: setting(env, 'SESSION_ALLOWED_ORIGINS').map((o) => new URL(o).origin),
+    allowedOrigins: setting(env, 'SESSION_ALLOWED_ORIGINS').map(webOrigin),
     deletion: {
       batchSize: setting(env, 'SESSION_DELETE_BATCH_SIZE'),
       parallelism: setting(env, 'SESSION_DELETE_PARALLELISM'),

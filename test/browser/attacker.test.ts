@@ -18,16 +18,21 @@ let chromium: Chromium;
 let deployment: Deployment;
 let evil: import('node:https').Server;
 let evilOrigin: string;
+/** A sibling subdomain of the victim's site: another origin, the same site (issue 26, finding 7). */
+let sibling: import('node:https').Server;
+let siblingOrigin: string;
 
 beforeAll(async () => {
   setLogSink(() => undefined);
   [chromium, deployment] = await Promise.all([launchChromium(), startDeployment()]);
   evil = site({ '/': '<!doctype html><meta charset="utf-8"><title>cute cats</title><p>cats</p>' });
   evilOrigin = `https://evil.attacker.test:${await listen(evil)}`;
+  sibling = site({ '/': '<!doctype html><meta charset="utf-8"><title>blog</title><p>posts</p>' });
+  siblingOrigin = `https://blog.example.test:${await listen(sibling)}`;
 });
 afterAll(async () => {
   setLogSink(null);
-  await Promise.all([chromium?.close(), deployment?.stop(), evil && close(evil)]);
+  await Promise.all([chromium?.close(), deployment?.stop(), evil && close(evil), sibling && close(sibling)]);
 });
 
 /** Every route, as a path a link, an image or a GET form can name. */
@@ -190,10 +195,10 @@ async function topLevelForms(attacker: Page, api: string): Promise<Record<string
 }
 
 /** Top-level links to every route, each clicked on the attacker's page. Returns path → status. */
-async function linkAttacks(attacker: Page, api: string): Promise<Record<string, number>> {
+async function linkAttacks(attacker: Page, api: string, from = evilOrigin): Promise<Record<string, number>> {
   const statuses: Record<string, number> = {};
   for (const target of GET_TARGETS) {
-    await attacker.goto(`${evilOrigin}/`);
+    await attacker.goto(`${from}/`);
     await attacker.evaluate((href) => {
       const a = document.createElement('a');
       Object.assign(a, { href, id: 'cats', textContent: 'free cats' });
@@ -259,6 +264,45 @@ describe.each(['lax', 'none'])('SESSION_SAME_SITE=%s', (sameSite) => {
       return out;
     }, keys);
     expect(statuses).toEqual(Array(16).fill(200));
+    await page.context().close();
+  });
+});
+
+describe('a sibling subdomain (same site, another origin: issue 26, finding 7)', () => {
+  beforeAll(() => deployment.configure());
+
+  test('its images, fetches and links change nothing: no key minted, every held key survives', async () => {
+    const { page, cookie, keys } = await victim();
+    const before = await deployment.stored(cookie);
+    expect(before?.securityKeyDigests).toHaveLength(16);
+    const seenFrom = deployment.seen.length;
+    const api = deployment.apiOrigin;
+    const attacker = await page.context().newPage();
+    await attacker.goto(`${siblingOrigin}/`);
+    await subresourceAttacks(attacker, api);
+    const linkStatus = await linkAttacks(attacker, api, siblingOrigin);
+    // The requests reached the API with the victim's cookie (Lax cookies travel same-site), marked same-site, without Origin.
+    const attacks = deployment.seen.slice(seenFrom);
+    const minting = attacks.filter((s) => s.path === '/session/security-key?count=16' && s.cookie?.includes(cookie));
+    expect(minting.some((s) => s.fetchSite === 'same-site' && s.origin === undefined)).toBe(true);
+
+    expect(await deployment.stored(cookie)).toEqual(before);
+    const statuses = await page.evaluate(async (keys) => {
+      const api = (window as unknown as { api: string }).api;
+      const out: number[] = [];
+      for (const [i, key] of keys.entries()) {
+        const r = await fetch(`${api}/session/data/s${i}`, {
+          method: 'PUT',
+          credentials: 'include',
+          headers: { 'Content-Type': 'application/json', 'X-Security-Key': key },
+          body: String(i),
+        });
+        out.push(r.status);
+      }
+      return out;
+    }, keys);
+    expect(statuses).toEqual(Array(16).fill(200));
+    expect([linkStatus['/session/security-key?count=16'], linkStatus['/session/security-key']]).toEqual([403, 403]);
     await page.context().close();
   });
 });

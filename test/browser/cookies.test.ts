@@ -142,6 +142,7 @@ describe('the same-origin deployment (a Hosting-style rewrite) with a login rela
       apiUrl: `http://127.0.0.1:${apiPort}`,
       adminToken: () => deployment.api.admin.mint(AUDIENCE),
       tls: selfSigned(),
+      hosts: ['www.example.test'],
     });
     origin = `https://www.example.test:${await listen(demo)}`;
   });

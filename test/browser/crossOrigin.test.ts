@@ -162,6 +162,32 @@ test('the client retries once with a fresh key when its pooled keys were evicted
   await page.context().close();
 });
 
+test("the body layer's refusals (bad JSON, a charset other than UTF-8) are readable JSON errors cross-origin, not network errors (issue 26, finding 9)", async () => {
+  const page = await openPage();
+  const result = await page.evaluate(async () => {
+    const { api } = window as unknown as PageWindow;
+    const put = async (contentType: string, body: string) => {
+      try {
+        const r = await fetch(`${api}/session/data/k`, {
+          method: 'PUT',
+          credentials: 'include',
+          headers: { 'Content-Type': contentType, 'X-Security-Key': 'any' },
+          body,
+        });
+        return { status: r.status, body: (await r.json()) as unknown, cacheControl: r.headers.get('Cache-Control') };
+      } catch (err) {
+        return { failed: String(err) };
+      }
+    };
+    return [await put('application/json', '{"'), await put('application/json; charset=latin1', '1')];
+  });
+  expect(result).toEqual([
+    { status: 400, body: { error: { code: 'bad_json', message: expect.any(String) } }, cacheControl: 'no-store' },
+    { status: 415, body: { error: { code: 'unsupported_media_type', message: expect.any(String) } }, cacheControl: 'no-store' },
+  ]);
+  await page.context().close();
+});
+
 describe('an origin that is not in SESSION_ALLOWED_ORIGINS', () => {
   let other: import('node:https').Server;
   let otherOrigin: string;

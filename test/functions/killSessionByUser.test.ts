@@ -3,8 +3,14 @@
  * under the real functions-framework (a child process) → Firestore emulator in Datastore mode.
  * Nothing of Google's is replaced; sessions are seeded and checked through DatastoreSessionStore.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import { freePort } from '../../scripts/emulators';
+import { createLocalAdmin } from '../../scripts/localAdmin';
+import { MAX_USER_BYTES, MAX_USERS_PER_MESSAGE } from '../../lib/core/limits';
+import { ADMIN_EMAIL, AUDIENCE } from '../support/api';
 import { expiredSelector, killSelector } from '../../lib/jobs/batchDelete';
 import type { DatastoreSessionStore } from '../../lib/store/datastoreStore';
 import { datastoreStore, uniqueNamespace } from '../support/fixtures';
@@ -350,3 +356,87 @@ test('a store failure is thrown (5xx), Pub/Sub redelivers, and the kill complete
     await relay.close();
   }
 }, 240_000);
+
+/**
+ * Issue 26, finding 6: the API and the kill function share one body limit, but a push carries the
+ * message base64-encoded in a JSON envelope (4/3 of it and more). The largest kill the API takes
+ * (1,000 users, ids as long as its body limit allows) must reach the kill function, at a small
+ * SESSION_MAX_DATA_BYTES and at the default. The kill function's own follow-ups go to a topic
+ * nobody reads, so the 1,000-user fan-out costs nothing further.
+ */
+describe('every kill the API accepts is deliverable to the kill function (issue 26, finding 6)', () => {
+  const admin = createLocalAdmin(mkdtempSync(join(tmpdir(), 'kill-size-admin-')), ADMIN_EMAIL);
+
+  test.each([
+    ['4096', { SESSION_MAX_DATA_BYTES: '4096' }],
+    ['the default', {}],
+  ])(
+    'SESSION_MAX_DATA_BYTES=%s: the largest kill the API accepts is fanned out by the kill function',
+    async (_name, limits) => {
+      const sink = uniqueName('kill-sink');
+      await client.createTopic(sink);
+      const k = await killFunction({ ...limits, SESSION_STORE: 'memory', SESSION_KILL_TOPIC: sink });
+      const api = await startFunction('sessionApi', 'http', {
+        ...limits,
+        SESSION_STORE: 'memory',
+        SESSION_KILL_TOPIC: k.topicName,
+        SESSION_ADMIN_JWKS_FILE: admin.jwksFile,
+        SESSION_ADMIN_PRINCIPALS: ADMIN_EMAIL,
+        SESSION_ADMIN_AUDIENCE: AUDIENCE,
+      });
+      processes.push(api);
+      const body = (length: number) =>
+        JSON.stringify({ users: Array.from({ length: MAX_USERS_PER_MESSAGE }, (_, i) => `${i}-`.padEnd(length, 'x')) });
+      const kill = (length: number, token?: string) =>
+        fetch(`${api.url}/sessions/kill`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          body: body(length),
+        });
+      // The longest ids whose body the API reads (401 without a token: nothing is published) rather than refusing it (413).
+      let [low, high] = [5, MAX_USER_BYTES];
+      while (low < high) {
+        const mid = Math.ceil((low + high) / 2);
+        const status = (await kill(mid)).status;
+        expect([401, 413]).toContain(status);
+        if (status === 401) low = mid;
+        else high = mid - 1;
+      }
+      const accepted = await kill(low, admin.mint(AUDIENCE));
+      expect(accepted.status).toBe(202);
+      const { messageId } = (await accepted.json()) as { messageId: string };
+      // What the push of that message looks like (Pub/Sub's envelope), posted directly: answered, not 413.
+      const push = await fetch(`${k.fn.url}/projects/${PROJECT}/topics/${k.topicName}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          message: {
+            data: Buffer.from(body(low)).toString('base64'),
+            messageId: `direct-${messageId}`,
+            publishTime: new Date().toISOString(),
+          },
+          subscription: `projects/${PROJECT}/subscriptions/${k.topicName}-push`,
+        }),
+      });
+      expect(push.status).toBeLessThan(300);
+      await eventually(
+        `the kill function fanned out ${messageId} (${body(low).length} bytes of body)\n${k.fn.output().slice(-2000)}`,
+        () => lines(k.fn, 'kill fanned out', messageId).length > 0,
+        30_000,
+      );
+      expect(lines(k.fn, 'kill fanned out', messageId)).toEqual([expect.objectContaining({ users: MAX_USERS_PER_MESSAGE })]);
+      // A kill whose message would be over MAX_MESSAGE_BYTES (ids of escaped characters; the body itself fits) is refused by the API.
+      const escaped = JSON.stringify({ users: Array.from({ length: 351 }, (_, i) => `${i}`.padEnd(MAX_USER_BYTES, '\u0001')) });
+      const tooLarge = await fetch(`${api.url}/sessions/kill`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin.mint(AUDIENCE)}` },
+        body: escaped,
+      });
+      expect([tooLarge.status, await tooLarge.json()]).toEqual([
+        400,
+        { error: { code: 'bad_request', message: 'message: larger than 1048576 bytes' } },
+      ]);
+    },
+    120_000,
+  );
+});

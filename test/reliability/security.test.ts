@@ -11,7 +11,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { PubSub } from '@google-cloud/pubsub';
 import request from 'supertest';
@@ -493,6 +493,8 @@ describe('cross-site requests are refused on every route that changes a session'
     ['POST', '/session/logout', (t) => t],
     ['POST', '/session/security-key/validate', (t) => t],
     ['GET', '/session/security-key?count=16', (t) => t],
+    ['POST', '/session/devices/logout-others', (t) => t],
+    ['DELETE', '/session/devices/AAAAAAAAAAAAAAAAAAAAAA', (t) => t],
   ];
   const marks: Array<[string, (host: string) => Record<string, string>]> = [
     ['Origin of another site', () => ({ Origin: 'https://evil.example' })],
@@ -505,6 +507,10 @@ describe('cross-site requests are refused on every route that changes a session'
       'Sec-Fetch-Site: cross-site and X-Forwarded-Host of the attacker',
       () => ({ 'Sec-Fetch-Site': 'cross-site', 'X-Forwarded-Host': 'evil.example' }),
     ],
+    // A sibling subdomain's <img src=…/session/security-key?count=16> or link: no Origin, same-site (issue 26, finding 7).
+    ['Sec-Fetch-Site: same-site (a sibling subdomain)', () => ({ 'Sec-Fetch-Site': 'same-site' })],
+    ['Sec-Fetch-Site: same-site, a navigation', () => ({ 'Sec-Fetch-Site': 'same-site', 'Sec-Fetch-Mode': 'navigate' })],
+    ['Sec-Fetch-Site of a value browsers do not send', () => ({ 'Sec-Fetch-Site': 'same-origin, cross-site' })],
   ];
 
   test.each(routes)('%s %s: 403 cross_site for every cross-site mark, nothing changes, no key consumed', async (method, path, body) => {
@@ -539,7 +545,7 @@ describe('cross-site requests are refused on every route that changes a session'
     await http().post('/session/security-key/validate').set('Cookie', cookie).send({ key }).expect(200, { valid: true });
   });
 
-  test('the same requests from the site itself (same Origin, or Sec-Fetch-Site same-origin) pass', async () => {
+  test('the same requests from the site itself (same Origin, Sec-Fetch-Site same-origin or none, or no browser mark at all) pass', async () => {
     const first = await http().get('/session/security-key').expect(200);
     const cookie = cookieOf(first);
     const staticKey = first.headers['sec-x-viur-staticskey'];
@@ -560,6 +566,9 @@ describe('cross-site requests are refused on every route that changes a session'
       .set('Sec-Fetch-Site', 'same-origin')
       .send({ b: 2 })
       .expect(200);
+    // A URL typed into the address bar, or a bookmark: none. A backend or curl: no mark.
+    await http().get('/session/security-key?count=2').set('Cookie', cookie).set('Sec-Fetch-Site', 'none').expect(200);
+    await http().patch('/session').set('Cookie', cookie).set('Sec-X-ViUR-StaticSKey', staticKey).send({ c: 3 }).expect(200);
   });
 });
 
@@ -656,4 +665,49 @@ describe('input over the limits is refused before any store call', () => {
     // And the key was not consumed by any of them.
     await http().post('/session/security-key/validate').set('Cookie', cookie).send({ key }).expect(200, { valid: true });
   });
+});
+
+describe('a body that trickles in (issue 26, finding 8)', () => {
+  test('one byte a second: 408 request_timeout with the JSON error body once the body deadline passes, the connection closed, nothing written', async () => {
+    const { cookie, key } = await newSession(api.server);
+    const address = await new Promise<AddressInfo>((r) => {
+      const s = api.server.listen(0, '127.0.0.1', () => r(s.address() as AddressInfo));
+    });
+    const socket = connect(address.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    let trickle: NodeJS.Timeout | undefined;
+    try {
+      socket.write(
+        `PUT /session/data/slow HTTP/1.1\r\nHost: 127.0.0.1:${address.port}\r\nCookie: ${cookie}\r\nX-Security-Key: ${key}\r\n` +
+          'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"',
+      );
+      trickle = setInterval(() => socket.write('x'), 1000);
+      // Bounded: a body of 100 bytes at this pace would take 100 s; without a deadline nothing answers meanwhile.
+      const closed = await Promise.race([
+        new Promise<boolean>((r) => socket.once('close', () => r(true))),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 25_000)),
+      ]);
+      const end = received.indexOf('\r\n\r\n');
+      const head = received.slice(0, Math.max(end, 0)).toLowerCase();
+      expect({
+        closed,
+        status: Number(head.split(' ')[1]),
+        body: end < 0 ? null : (JSON.parse(received.slice(end + 4)) as unknown),
+      }).toEqual({
+        closed: true,
+        status: 408,
+        body: { error: { code: 'request_timeout', message: expect.stringContaining('did not arrive') } },
+      });
+      expect(head).toContain('connection: close');
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+      await new Promise<void>((r) => api.server.close(() => r()));
+    }
+    await http().get('/session/data/slow').set('Cookie', cookie).expect(404);
+    // The key was not consumed.
+    await http().post('/session/security-key/validate').set('Cookie', cookie).send({ key }).expect(200, { valid: true });
+  }, 40_000);
 });

@@ -3,7 +3,8 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { connect, type Socket } from 'node:net';
-import { installRequestHooks, LINGER_BYTES, readJsonBody } from '../../../functions/http/body';
+import { installRequestHooks, LINGER_BYTES, readJsonBody, requestBodyLimit } from '../../../functions/http/body';
+import { MAX_MESSAGE_BYTES, MAX_PUSH_BYTES } from '../../../lib/core/limits';
 import { type HttpError } from '../../../functions/http/errors';
 
 type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBody?: boolean };
@@ -11,6 +12,10 @@ type BodyRequest = IncomingMessage & { body?: unknown; rawBody?: Buffer; jsonBod
 const LIMIT = 64;
 /** The linger time, shortened from LINGER_MS's second: tests wait it out. */
 const LINGER = 300;
+/** The body deadline, shortened from BODY_TIMEOUT_MS's ten seconds. */
+const BODY_TIMEOUT = 700;
+/** The one origin the hooks are given as allowed. */
+const PAGE = 'https://www.example.test';
 const pastLinger = () => new Promise((r) => setTimeout(r, LINGER + 150));
 
 /** A plain node HTTP handler around readJsonBody: what it parsed, or the error it answered. */
@@ -132,6 +137,17 @@ describe('JSON bodies read before functions-framework', () => {
   });
 });
 
+test('the body limit holds the largest data value, and the push of the largest kill message whatever the data limit (issue 26, finding 6)', () => {
+  // Base64 is 4 bytes for every 3, plus the push envelope.
+  expect(MAX_PUSH_BYTES).toBeGreaterThanOrEqual(Buffer.alloc(MAX_MESSAGE_BYTES).toString('base64').length + 1024);
+  for (const data of [1, 4096, 786_432, 1_000_000]) {
+    expect(requestBodyLimit(data)).toBeGreaterThanOrEqual(MAX_PUSH_BYTES);
+    expect(requestBodyLimit(data)).toBeGreaterThanOrEqual(data + 64 * 1024);
+  }
+  expect(requestBodyLimit(4096)).toBe(1_463_640);
+  expect(requestBodyLimit(2_000_000)).toBe(2_000_000 + 64 * 1024);
+});
+
 describe('errors that never reach a function get the JSON error body', () => {
   const frameworkDir = dirname(require.resolve('@google-cloud/functions-framework'));
   // The express functions-framework builds its server with, hooked the way the functions module does.
@@ -140,8 +156,9 @@ describe('errors that never reach a function get the JSON error body', () => {
     get(path: string, h: (req: unknown, res: ServerResponse & { json(v: unknown): void }, next: (e?: unknown) => void) => void): void;
     post(path: string, h: (req: BodyRequest, res: ServerResponse & { json(v: unknown): void }) => void): void;
   };
-  installRequestHooks(LIMIT, LINGER);
-  installRequestHooks(1, 0); // a second install changes nothing (the hooks are installed once)
+  // The first install counts for the whole file (both express apps below).
+  installRequestHooks(LIMIT, { lingerMs: LINGER, bodyTimeoutMs: BODY_TIMEOUT, allowedOrigins: () => [PAGE] });
+  installRequestHooks(1, { lingerMs: 0, bodyTimeoutMs: 0 }); // a second install changes nothing (the hooks are installed once)
   const app = express();
   app.post('/echo', (req, res) => res.json({ body: req.body }));
   app.get('/fail/:status', (req, _res, next) =>
@@ -255,7 +272,7 @@ describe('a refused upload: the client reads the answer, then the connection is 
     post(path: string, h: (req: BodyRequest, res: ServerResponse & { json(v: unknown): void }) => void): void;
     get(path: string, h: (req: unknown, res: ServerResponse, next: (e?: unknown) => void) => void): void;
   };
-  installRequestHooks(LIMIT, LINGER);
+  installRequestHooks(LIMIT, { lingerMs: LINGER, bodyTimeoutMs: BODY_TIMEOUT });
   const app = express();
   app.post('/echo', (req, res) => res.json({ body: req.body }));
   app.get('/partial', (_req, res, next) => {
@@ -338,6 +355,54 @@ describe('a refused upload: the client reads the answer, then the connection is 
     // Past the linger time: a refused request that was complete is not lingered on, nothing closes it.
     await pastLinger();
     expect((await client.get('/nowhere')).status).toBe(404);
+    client.socket.destroy();
+  });
+
+  test.each([
+    ['a JSON body', 'application/json', '"'],
+    ['a body of another type (read and dropped)', 'text/plain', 'x'],
+    ['a chunked body', 'application/json', null],
+  ])(
+    '%s trickling in a byte at a time: 408 request_timeout at the body deadline, then the connection is closed (issue 26, finding 8)',
+    async (_name, type, first) => {
+      const client = new RawClient(port());
+      const head =
+        first === null
+          ? `POST /echo HTTP/1.1\r\nHost: x\r\nOrigin: ${PAGE}\r\nContent-Type: ${type}\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n"\r\n`
+          : `POST /echo HTTP/1.1\r\nHost: x\r\nOrigin: ${PAGE}\r\nContent-Type: ${type}\r\nContent-Length: ${LIMIT}\r\n\r\n${first}`;
+      client.socket.write(head);
+      const trickle = setInterval(() => client.socket.write(first === null ? '1\r\nx\r\n' : 'x'), 100);
+      try {
+        const answer = await client.answer();
+        expect([answer.status, JSON.parse(answer.body)]).toEqual([
+          408,
+          { error: { code: 'request_timeout', message: `the request body did not arrive within ${BODY_TIMEOUT / 1000} s` } },
+        ]);
+        expect(answer.headers).toContain('connection: close');
+        expect(answer.headers).toContain('content-type: application/json');
+        // The headers of every answer (issue 26, finding 9), so the page can read the 408.
+        for (const h of ['cache-control: no-store', 'vary: origin', `access-control-allow-origin: ${PAGE}`]) {
+          expect(answer.headers).toContain(h.toLowerCase());
+        }
+        await client.closed;
+      } finally {
+        clearInterval(trickle);
+      }
+      expect(sockets.at(-1)!.destroyed).toBe(true);
+    },
+  );
+
+  test('the deadline covers the body only: a body that arrives in time is read, and an idle keep-alive connection is not cut', async () => {
+    const client = new RawClient(port());
+    client.socket.write(upload(5));
+    await new Promise((r) => setTimeout(r, BODY_TIMEOUT / 2));
+    client.socket.write('[1,2]');
+    const answer = await client.answer();
+    expect([answer.status, JSON.parse(answer.body)]).toEqual([200, { body: [1, 2] }]);
+    // Longer than the deadline between requests: nothing fires once a body has ended.
+    await new Promise((r) => setTimeout(r, BODY_TIMEOUT + 200));
+    expect((await client.get('/nowhere')).status).toBe(404);
+    expect(client.socket.destroyed).toBe(false);
     client.socket.destroy();
   });
 

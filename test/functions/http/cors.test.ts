@@ -2,6 +2,7 @@
  * CORS and the static key a page can send, at the HTTP level (the browser side of the same things
  * is in test/browser/). The API runs in functions-framework's test server on the Firestore emulator.
  */
+import { connect, type AddressInfo } from 'node:net';
 import request from 'supertest';
 import { setLogSink } from '../../../lib/setup/log';
 import { cookieOf, newSession, startApi, type ApiHarness } from '../../support/api';
@@ -171,12 +172,17 @@ describe('actual requests', () => {
 });
 
 describe('GET /session/security-key refuses cross-site requests', () => {
-  test('a cross-site navigation (Sec-Fetch-Site: cross-site) or a foreign Origin mints nothing and sets no cookie; same-site and allowed pass', async () => {
+  test('a cross-site navigation (Sec-Fetch-Site: cross-site), a sibling site (same-site) or a foreign Origin mints nothing and sets no cookie; same-origin and allowed pass', async () => {
     const { cookie } = await newSession(api.server);
     const id = cookie.slice(cookie.indexOf('=') + 1);
     const { digest } = await import('../../../lib/core/ids');
     const before = await api.store.get(digest(id));
-    for (const headers of [{ 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' }, { Origin: OTHER }, { Origin: 'null' }]) {
+    for (const headers of [
+      { 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' },
+      { 'Sec-Fetch-Site': 'same-site', 'Sec-Fetch-Mode': 'no-cors', 'Sec-Fetch-Dest': 'image' },
+      { Origin: OTHER },
+      { Origin: 'null' },
+    ]) {
       const res = await http().get('/session/security-key?count=16').set('Cookie', cookie).set(headers);
       expect({ headers, status: res.status, code: res.body.error?.code, setCookie: res.headers['set-cookie'] }).toEqual({
         headers,
@@ -189,7 +195,7 @@ describe('GET /session/security-key refuses cross-site requests', () => {
     const fresh = await http().get('/session/security-key').set('Sec-Fetch-Site', 'cross-site');
     expect([fresh.status, fresh.headers['set-cookie']]).toEqual([403, undefined]);
     expect(await api.store.get(digest(id))).toEqual(before);
-    await http().get('/session/security-key').set('Cookie', cookie).set('Sec-Fetch-Site', 'same-site').expect(200);
+    await http().get('/session/security-key').set('Cookie', cookie).set('Sec-Fetch-Site', 'same-origin').expect(200);
     await http().get('/session/security-key').set('Cookie', cookie).set('Origin', PAGE).expect(200);
   });
 });
@@ -227,4 +233,98 @@ describe('the static key from page scripts', () => {
       .send({ b: 2 })
       .expect(200);
   });
+});
+
+describe('Origin: null (issue 26, finding 5)', () => {
+  test('an allowed origin without a web origin (capacitor://, chrome-extension://, file://) stops the start; Origin: null never gets CORS', async () => {
+    for (const origin of [
+      'capacitor://localhost',
+      'ionic://localhost',
+      'chrome-extension://abcdefghijklmnopabcdefghijklmnop',
+      'file:///',
+    ]) {
+      // Normalised with new URL(o).origin these all became "null": the value every sandboxed iframe sends.
+      expect(() => api.use({ SESSION_ALLOWED_ORIGINS: `${PAGE}, ${origin}` })).toThrow(
+        new RegExp(`^SESSION_ALLOWED_ORIGINS: ${origin.replace(/[/.]/g, '\\$&')} is not an http\\(s\\) origin`),
+      );
+    }
+    // A runtime whose list holds "null" anyway (a library user's own Config) still gives Origin: null nothing.
+    const rt = api.use();
+    rt.config.allowedOrigins = ['null', PAGE];
+    const { cookie, key } = await newSession(api.server);
+    const read = await http().get('/session').set('Origin', 'null').set('Cookie', cookie).expect(200);
+    const preflight = await http().options('/session').set('Origin', 'null').set('Access-Control-Request-Method', 'PATCH').expect(204);
+    const change = await http().patch('/session').set('Origin', 'null').set('Cookie', cookie).set('X-Security-Key', key).send({ a: 1 });
+    expect([read, preflight, change].map((r) => [r.status, accessControlHeaders(r)])).toEqual([
+      [200, []],
+      [204, []],
+      [403, []],
+    ]);
+    expect(change.body.error.code).toBe('cross_site');
+  });
+});
+
+/**
+ * Issue 26, finding 9: answers given before the function runs (the body layer's 400, 413, 415 and
+ * 408, the framework's router errors and its own 404s) carry the headers of every other answer.
+ */
+describe('answers given before the function runs carry the same headers', () => {
+  const raw = (origin: string, head: string, body = ''): Promise<{ status: number; headers: Record<string, string> }> =>
+    new Promise((resolve, reject) => {
+      const server = api.server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        const socket = connect(port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (c: Buffer) => {
+          text += c.toString('latin1');
+          const end = text.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+          socket.destroy();
+          server.close();
+          resolve({
+            status: Number(statusLine.split(' ')[1]),
+            headers: Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()])),
+          });
+        });
+        socket.on('error', reject);
+        socket.write(`${head.replace('\n', `\r\nHost: 127.0.0.1:${port}\r\nOrigin: ${origin}\r\n`)}\r\n\r\n${body}`);
+      });
+    });
+
+  const cases: Array<[string, string, string, number]> = [
+    ['400 bad_json', 'PATCH /session HTTP/1.1\nContent-Type: application/json\r\nContent-Length: 2', '{"', 400],
+    ['413 too_large (declared)', 'PUT /session/data/a HTTP/1.1\nContent-Type: application/json\r\nContent-Length: 99999999', '', 413],
+    [
+      '415 (a charset other than UTF-8)',
+      'PUT /session/data/a HTTP/1.1\nContent-Type: application/json; charset=latin1\r\nContent-Length: 1',
+      '1',
+      415,
+    ],
+    ['400 (invalid percent-encoding, the router)', 'GET /session/data/%ZZ HTTP/1.1\n', '', 400],
+    ["404 (the framework's own, /favicon.ico)", 'GET /favicon.ico HTTP/1.1\n', '', 404],
+  ];
+
+  test.each(cases)('%s: Cache-Control, Vary and CORS for an allowed origin', async (_name, head, body, status) => {
+    const res = await raw(PAGE, head, body);
+    expect({ status: res.status, headers: res.headers }).toEqual({
+      status,
+      headers: expect.objectContaining({
+        'cache-control': 'no-store',
+        vary: 'Origin',
+        'access-control-allow-origin': PAGE,
+        'access-control-allow-credentials': 'true',
+        'access-control-expose-headers': 'X-Security-Key, Sec-X-ViUR-StaticSKey',
+      }),
+    });
+  });
+
+  test.each(cases)(
+    '%s: Cache-Control and Vary, and no Access-Control-* header, for any other origin',
+    async (_name, head, body, status) => {
+      const res = await raw(OTHER, head, body);
+      expect([res.status, res.headers['cache-control'], res.headers.vary]).toEqual([status, 'no-store', 'Origin']);
+      expect(Object.keys(res.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
+    },
+  );
 });

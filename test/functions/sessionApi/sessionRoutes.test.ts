@@ -207,7 +207,7 @@ describe('errors', () => {
       .expect(413);
     expect(res.body.error.code).toBe('too_large');
     await http().get('/session/data/big').set('Cookie', cookie).expect(404);
-    // The body limit is fixed at start-up (default data limit + 64 KiB): far beyond it, 413 with no store call.
+    // The body limit is fixed at start-up (requestBodyLimit: 1,463,640 bytes here): far beyond it, 413 with no store call.
     const rpc = countRpcs();
     try {
       const huge = await http()

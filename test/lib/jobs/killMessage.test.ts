@@ -105,6 +105,18 @@ test('killMessageData builds what the consumer accepts, and refuses what it woul
   expect(() => killMessageData({ user: 'a' }, new Date(NaN))).toThrow(MalformedKillMessageError);
 });
 
+test('killMessageData refuses a target whose message the consumer would refuse as too large (ids of escaped characters)', () => {
+  // Ids of 500 bytes, mostly U+0001, pass the id rules and are almost 3,000 bytes of JSON text each (\u0001): 351 exceed 1 MiB.
+  const escaped = (n: number) => Array.from({ length: n }, (_, i) => `${i}`.padEnd(500, '\u0001'));
+  expect(() => killMessageData({ users: escaped(351) })).toThrow(new MalformedKillMessageError('message: larger than 1048576 bytes'));
+  const fits = killMessageData({ users: escaped(350) });
+  expect(encodeKillMessage(fits).length).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+  expect(parseKillMessageData(encodeKillMessage(fits))).toMatchObject({ kind: 'fanOut' });
+  // The largest plain kill (1,000 ids of 500 bytes) is about half the bound.
+  const plain = killMessageData({ users: Array.from({ length: 1000 }, (_, i) => `${i}`.padEnd(500, 'x')) });
+  expect(encodeKillMessage(plain).length).toBeLessThan(MAX_MESSAGE_BYTES / 2);
+});
+
 /** Kill messages at their bounds, and the reason an operator reads in the log for a refused one. */
 describe('kill messages', () => {
   test('exactly 1000 users are accepted, 1001 refused', () => {

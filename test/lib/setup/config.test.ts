@@ -279,6 +279,23 @@ describe('name patterns are anchored at both ends', () => {
     expect(load({ SESSION_ALLOWED_ORIGINS: ' , https://a.example:8443/x ,' }).allowedOrigins).toEqual(['https://a.example:8443']);
   });
 
+  test('SESSION_ALLOWED_ORIGINS takes http(s) origins only: one that would serialise as "null" stops the start, named', () => {
+    for (const origin of [
+      'capacitor://localhost',
+      'chrome-extension://abc',
+      'file:///home/x/index.html',
+      'ws://a.example',
+      'ftp://a.example',
+    ]) {
+      refused({ SESSION_ALLOWED_ORIGINS: `https://a.example,${origin}` }, 'SESSION_ALLOWED_ORIGINS');
+      expect(() => load({ SESSION_ALLOWED_ORIGINS: origin })).toThrow(`${origin} is not an http(s) origin`);
+    }
+    expect(load({ SESSION_ALLOWED_ORIGINS: 'http://localhost:3000,HTTPS://A.Example' }).allowedOrigins).toEqual([
+      'http://localhost:3000',
+      'https://a.example',
+    ]);
+  });
+
   test('SESSION_LOG_REQUESTS accepts all and errors only', () => {
     expect(load({ SESSION_LOG_REQUESTS: 'errors' }).logRequests).toBe('errors');
     expect(() => load({ SESSION_LOG_REQUESTS: 'none' })).toThrow(
