@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { DEFAULT_STATE_DIR, type LauncherState, writeLauncherState } from '../lib/setup/launcherState';
 import { startEmulator, type Emulator } from './emulators';
-import { createDemoServer } from './demoServer';
+import { createDemoServer, LOCAL_HOSTS } from './demoServer';
 import { parseLauncherOptions, USAGE, UsageError } from './launcherOptions';
 import { createLocalAdmin } from './localAdmin';
 import { StaticDirError, staticFiles, staticRoot } from './staticFiles';
@@ -199,6 +199,8 @@ async function main(): Promise<void> {
       apiUrl: `http://${at === 'localhost' ? '127.0.0.1' : at}:${ports[0]}`,
       adminToken: () => admin.mint(apiUrl, { exp: Math.floor(Date.now() / 1000) + 300 }),
       ...(ownPage ? { files: staticFiles(ownPage) } : {}),
+      // The address the launcher prints is a name the demo answers to, besides the loopback names.
+      hosts: at === 'localhost' ? LOCAL_HOSTS : [...LOCAL_HOSTS, at.toLowerCase()],
     });
     servers.push(demo);
     const demoPort = await listen(demo, options.demoPort, 'demo page', options.host);
