@@ -1,12 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { createLocalAdmin, type LocalAdmin } from '../../scripts/localAdmin';
 import { createRuntime, setRuntime, type Runtime } from '../../lib/setup/runtime';
 import type { SessionStore } from '../../lib/store/sessionStore';
 import { datastoreStore, testConfig, uniqueNamespace } from './fixtures';
+import { sessionApiDocument, watchServer, type Watch } from './openapi';
 
 export const ADMIN_EMAIL = 'backend@session-test.iam.gserviceaccount.com';
 /** supertest's requests arrive with Host 127.0.0.1:<port>; the API's default audience is that origin. */
@@ -17,14 +18,40 @@ export interface ApiHarness {
   admin: LocalAdmin;
   runtime: Runtime;
   store: SessionStore;
+  /** Every answer of `server`, validated against docs/openapi.yaml (test/support/openapi.ts). */
+  openapi: Watch;
   /** Swaps the runtime the function uses (configuration variants, failing stores). */
   use(env?: Record<string, string>, store?: SessionStore): Runtime;
+}
+
+/** The watches of the servers this test file started (startApi). */
+const watches: Watch[] = [];
+
+/** The problems the watched servers' answers had since the last call, as one error. */
+function reportOpenApiProblems(): void {
+  const problems = watches.flatMap((w) => w.take());
+  if (problems.length > 0) {
+    throw new Error(`${problems.length} answer(s) of sessionApi do not match docs/openapi.yaml:\n${problems.join('\n')}`);
+  }
+}
+
+// Every answer a test gets from the harness's server is checked against docs/openapi.yaml: a
+// mismatch fails the test that got it (or, for an answer still in flight, the file). With
+// OPENAPI_COUNT_FILE set, each file appends how many answers it validated.
+if (typeof afterEach === 'function' && typeof afterAll === 'function') {
+  afterEach(reportOpenApiProblems);
+  afterAll(() => {
+    const file = process.env.OPENAPI_COUNT_FILE;
+    const validated = watches.reduce((n, w) => n + w.validated, 0);
+    if (file && watches.length > 0) appendFileSync(file, `${basename(expect.getState().testPath ?? '?')}\t${validated}\n`);
+    reportOpenApiProblems();
+  });
 }
 
 /**
  * Loads the module that registers the functions (as functions-framework does) and wraps
  * `sessionApi` in the framework's own test server. The store is the Datastore emulator unless a
- * test swaps it.
+ * test swaps it. Every answer the server sends is validated against docs/openapi.yaml.
  */
 export async function startApi(env: Record<string, string> = {}): Promise<ApiHarness> {
   const admin = createLocalAdmin(mkdtempSync(join(tmpdir(), 'session-admin-')), ADMIN_EMAIL);
@@ -39,8 +66,12 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
   Object.assign(process.env, baseEnv);
   await import('../../functions/index');
   const { getTestServer } = await import('@google-cloud/functions-framework/testing');
+  const server = getTestServer('sessionApi');
+  const openapi = watchServer(server, sessionApiDocument());
+  watches.push(openapi);
   const harness: ApiHarness = {
-    server: getTestServer('sessionApi'),
+    server,
+    openapi,
     admin,
     runtime: undefined as unknown as Runtime,
     store: undefined as unknown as SessionStore,
