@@ -30,7 +30,14 @@ const T0 = Date.UTC(2026, 0, 1);
 /** More pages than any case can need (8 records, pages of 3): a cursor that never ends fails, it does not hang. */
 const MAX_PAGES = 50;
 
-function record(overrides: Partial<StoredSession> = {}): StoredSession {
+/**
+ * A complete stored session at a fixed time (`createdAt` = `lastSeen` = 2026-01-01T00:00:00Z, alive
+ * for an hour), the one the contract suite writes: seed your own store's tests with it.
+ *
+ * @example
+ * await store.update(null, () => ({ writes: { put: [{ key: 'k', session: sampleSession({ user: 'u' }) }], delete: [] }, result: undefined }));
+ */
+export function sampleSession(overrides: Partial<StoredSession> = {}): StoredSession {
   return {
     data: Object.assign(emptyData(), { a: 1 }),
     user: null,
@@ -105,7 +112,7 @@ const CASES: Array<[string, Body]> = [
         'dotted.key[0]%2E*': 'odd key',
         constructor: 'not special',
       }) as SessionData;
-      const r = record({ data, user: 'user-1', securityKeyDigests: ['11'.repeat(32), '22'.repeat(32)] });
+      const r = sampleSession({ data, user: 'user-1', securityKeyDigests: ['11'.repeat(32), '22'.repeat(32)] });
       await store.update(null, () => put('k1', r));
       const back = await store.get('k1');
       assertEqual(back, r);
@@ -117,7 +124,7 @@ const CASES: Array<[string, Body]> = [
     'a 500 KB string nested in a value saves (data is excluded from indexes at every depth)',
     async (store) => {
       const big = 'x'.repeat(500_000);
-      const r = record({ data: Object.assign(emptyData(), { outer: { inner: [{ big }] } }) });
+      const r = sampleSession({ data: Object.assign(emptyData(), { outer: { inner: [{ big }] } }) });
       await store.update(null, () => put('big', r));
       assert.equal(((await store.get('big'))!.data.outer as { inner: Array<{ big: string }> }).inner[0]!.big.length, 500_000);
     },
@@ -125,9 +132,9 @@ const CASES: Array<[string, Body]> = [
   [
     'update reads the current record and commits puts and deletes together',
     async (store) => {
-      await store.update(null, () => put('old', record()));
+      await store.update(null, () => put('old', sampleSession()));
       const seen = await store.update('old', (current) => ({
-        writes: { put: [{ key: 'new', session: record({ user: 'u' }) }], delete: ['old'] },
+        writes: { put: [{ key: 'new', session: sampleSession({ user: 'u' }) }], delete: ['old'] },
         result: current?.data.a,
       }));
       assert.equal(seen, 1);
@@ -138,7 +145,7 @@ const CASES: Array<[string, Body]> = [
   [
     'update with no writes changes nothing; a throwing decide writes nothing',
     async (store) => {
-      await store.update(null, () => put('k', record()));
+      await store.update(null, () => put('k', sampleSession()));
       assert.equal(await store.update('k', () => ({ writes: null, result: 7 })), 7);
       await assertRejectsWith(
         store.update('k', () => {
@@ -146,7 +153,7 @@ const CASES: Array<[string, Body]> = [
         }),
         'boom',
       );
-      assertEqual(await store.get('k'), record());
+      assertEqual(await store.get('k'), sampleSession());
     },
   ],
   [
@@ -158,16 +165,16 @@ const CASES: Array<[string, Body]> = [
   [
     'inserting a new session never overwrites an existing one',
     async (store) => {
-      await store.update(null, () => put('dup', record()));
-      await assert.rejects(store.update(null, () => put('dup', record({ user: 'intruder' }))));
+      await store.update(null, () => put('dup', sampleSession()));
+      await assert.rejects(store.update(null, () => put('dup', sampleSession({ user: 'intruder' }))));
       assert.equal((await store.get('dup'))?.user, null);
     },
   ],
   [
     'findKeys selects expired sessions, pages with a cursor, and never returns a live one',
     async (store) => {
-      for (let i = 0; i < 7; i++) await store.update(null, () => put(`exp${i}`, record({ expiresAt: T0 + i * 1000 })));
-      await store.update(null, () => put('live', record({ expiresAt: T0 + 10_000 })));
+      for (let i = 0; i < 7; i++) await store.update(null, () => put(`exp${i}`, sampleSession({ expiresAt: T0 + i * 1000 })));
+      await store.update(null, () => put('live', sampleSession({ expiresAt: T0 + 10_000 })));
       assert.deepEqual(await all(store, { kind: 'expired', before: T0 + 7000 }), ['exp0', 'exp1', 'exp2', 'exp3', 'exp4', 'exp5', 'exp6']);
       assert.deepEqual(await all(store, { kind: 'expired', before: T0 + 3000 }), ['exp0', 'exp1', 'exp2']);
     },
@@ -175,10 +182,10 @@ const CASES: Array<[string, Body]> = [
   [
     'findKeys selects by user and creation time; __guest__ means no user, null means everyone',
     async (store) => {
-      await store.update(null, () => put('a-old', record({ user: 'a', createdAt: T0 })));
-      await store.update(null, () => put('a-new', record({ user: 'a', createdAt: T0 + 5000 })));
-      await store.update(null, () => put('b', record({ user: 'b', createdAt: T0 })));
-      await store.update(null, () => put('g', record({ user: null, createdAt: T0 })));
+      await store.update(null, () => put('a-old', sampleSession({ user: 'a', createdAt: T0 })));
+      await store.update(null, () => put('a-new', sampleSession({ user: 'a', createdAt: T0 + 5000 })));
+      await store.update(null, () => put('b', sampleSession({ user: 'b', createdAt: T0 })));
+      await store.update(null, () => put('g', sampleSession({ user: null, createdAt: T0 })));
       assert.deepEqual(await all(store, { kind: 'user', user: 'a', createdAtOrBefore: T0 + 1000 }), ['a-old']);
       assert.deepEqual(await all(store, { kind: 'user', user: 'a', createdAtOrBefore: T0 + 5000 }), ['a-new', 'a-old']);
       assert.deepEqual(await all(store, { kind: 'user', user: '__guest__', createdAtOrBefore: T0 + 5000 }), ['g']);
@@ -196,13 +203,13 @@ const CASES: Array<[string, Body]> = [
         expiresAt: T0 + (i % 2 === 0 ? i + 1 : 5 - i) * 1000,
         userAgent: i === 0 ? null : `ua-${i}`,
       });
-      for (const [i, k] of mine.entries()) await store.update(null, () => put(k, record(headOf(i))));
-      await store.update(null, () => put('ended', record({ user: 'me', endedAt: T0 + 7 })));
+      for (const [i, k] of mine.entries()) await store.update(null, () => put(k, sampleSession(headOf(i))));
+      await store.update(null, () => put('ended', sampleSession({ user: 'me', endedAt: T0 + 7 })));
       // Past the time asked for (at it, and before it): never listed.
-      await store.update(null, () => put('expired', record({ user: 'me', expiresAt: T0 })));
-      await store.update(null, () => put('long-expired', record({ user: 'me', expiresAt: T0 - 86_400_000 })));
-      await store.update(null, () => put('other', record({ user: 'someone-else' })));
-      await store.update(null, () => put('guest', record({ user: null })));
+      await store.update(null, () => put('expired', sampleSession({ user: 'me', expiresAt: T0 })));
+      await store.update(null, () => put('long-expired', sampleSession({ user: 'me', expiresAt: T0 - 86_400_000 })));
+      await store.update(null, () => put('other', sampleSession({ user: 'someone-else' })));
+      await store.update(null, () => put('guest', sampleSession({ user: null })));
       const seen: Array<{ key: string; head: SessionHead }> = [];
       let cursor: string | undefined;
       for (let i = 0; i < 10; i++) {
@@ -239,9 +246,9 @@ const CASES: Array<[string, Body]> = [
     "findUserSession finds a user's session by its device handle, head only; another user's, an expired or an absent one is null",
     async (store) => {
       const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) contract';
-      await store.update(null, () => put('a1', record({ user: 'a', lastSeen: T0 + 5, expiresAt: T0 + 1000 })));
-      await store.update(null, () => put('a-expired', record({ user: 'a', expiresAt: T0 })));
-      await store.update(null, () => put('b1', record({ user: 'b' })));
+      await store.update(null, () => put('a1', sampleSession({ user: 'a', lastSeen: T0 + 5, expiresAt: T0 + 1000 })));
+      await store.update(null, () => put('a-expired', sampleSession({ user: 'a', expiresAt: T0 })));
+      await store.update(null, () => put('b1', sampleSession({ user: 'b' })));
       assertEqual(await store.findUserSession('a', deviceHandle('a1'), T0), {
         key: 'a1',
         head: { user: 'a', lastSeen: T0 + 5, createdAt: T0, expiresAt: T0 + 1000, userAgent },
@@ -272,14 +279,14 @@ const CASES: Array<[string, Body]> = [
   [
     'deleteMany deletes, ignores absent keys, and refuses more than 500 keys',
     async (store) => {
-      await store.update(null, () => put('d1', record()));
-      await store.update(null, () => put('d2', record()));
+      await store.update(null, () => put('d1', sampleSession()));
+      await store.update(null, () => put('d2', sampleSession()));
       await store.deleteMany(['d1', 'absent']);
       assert.equal(await store.get('d1'), null);
       assert.notEqual(await store.get('d2'), null);
       await assert.rejects(store.deleteMany(Array.from({ length: 501 }, (_, i) => `k${i}`)), RangeError);
       // endSessions: the same, for requests.
-      await store.update(null, () => put('e1', record()));
+      await store.update(null, () => put('e1', sampleSession()));
       await store.endSessions(['e1', 'absent']);
       assert.equal(await store.get('e1'), null);
       assert.notEqual(await store.get('d2'), null);

@@ -17,7 +17,7 @@ import type {
   StorageKey,
   StoredSession,
 } from '../../../lib/store/sessionStore';
-import { runStoreContract, storeContract } from '../../../lib/store/testing';
+import { runStoreContract, sampleSession, storeContract } from '../../../lib/store/testing';
 import { emptyData } from '../../../lib/core/json';
 import { v1 } from '@google-cloud/datastore';
 import { countRpcs, datastore, datastoreStore, uniqueNamespace } from '../../support/fixtures';
@@ -25,19 +25,7 @@ import { legacyDatastoreStore } from '../../support/legacyDatastore';
 
 const T0 = Date.UTC(2026, 0, 1);
 
-function record(overrides: Partial<StoredSession> = {}): StoredSession {
-  return {
-    data: Object.assign(emptyData(), { a: 1 }),
-    user: null,
-    lastSeen: T0,
-    createdAt: T0,
-    expiresAt: T0 + 3600_000,
-    staticKeyDigest: 'ab'.repeat(32),
-    securityKeyDigests: ['cd'.repeat(32)],
-    userAgent: 'Mozilla/5.0 (X11; Linux x86_64) contract',
-    ...overrides,
-  };
-}
+const record = sampleSession;
 
 const put = (key: string, session: StoredSession) => ({ writes: { put: [{ key, session }], delete: [] }, result: undefined });
 
