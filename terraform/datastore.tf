@@ -75,6 +75,10 @@ resource "google_firestore_index" "live_by_user" {
 # --enable-ttl asks for a state, not a change, so running it again is meant to be harmless (not
 # verified offline; docs/deploy.md).
 resource "terraform_data" "expires_at_ttl" {
+  # A ViUR app's sessions carry no timestamp to expire on (lastseen is a double): the cleanup alone
+  # removes them in viur format.
+  count = var.session_format == "native" ? 1 : 0
+
   triggers_replace = {
     project  = var.project_id
     database = var.database_id

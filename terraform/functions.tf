@@ -7,7 +7,8 @@ locals {
     # refuses to start the Datastore store without it.
     GOOGLE_CLOUD_PROJECT = var.project_id
 
-    SESSION_KIND = var.kind
+    SESSION_FORMAT = var.session_format
+    SESSION_KIND   = var.kind
     # The parser accepts only [A-Za-z0-9_.-] here, so the default database is expressed by absence.
     SESSION_DATABASE         = var.database_id == "(default)" ? "" : var.database_id
     SESSION_NAMESPACE        = var.namespace

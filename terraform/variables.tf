@@ -68,6 +68,17 @@ variable "database_location" {
   default     = ""
 }
 
+variable "session_format" {
+  description = "Entity shape of the sessions (SESSION_FORMAT): native, or viur to serve a ViUR 3.8 app's own sessions (docs/viur.md). In viur format no TTL policy is created: ViUR's lastseen is a double, which a TTL policy cannot act on."
+  type        = string
+  default     = "native"
+
+  validation {
+    condition     = contains(["native", "viur"], var.session_format)
+    error_message = "session_format must be native or viur."
+  }
+}
+
 variable "kind" {
   description = "Datastore kind of the session entities (SESSION_KIND)."
   type        = string

@@ -13,6 +13,8 @@ export { SETTINGS, setting, settingRow, type ConfigVariable, type SettingRow, ty
 export interface Config {
   projectId: string;
   store: 'datastore' | 'memory';
+  /** Which entity shape the store reads and writes: this service's own, or a ViUR 3.8 app's. */
+  format: 'native' | 'viur';
   kind: string;
   /** Datastore namespace; empty for the default one. */
   namespace: string | undefined;
@@ -111,6 +113,7 @@ export function loadConfig(env: Environment = process.env): Config {
   return {
     projectId: project,
     store,
+    format: setting(env, 'SESSION_FORMAT'),
     kind: setting(env, 'SESSION_KIND'),
     namespace: setting(env, 'SESSION_NAMESPACE'),
     databaseId: setting(env, 'SESSION_DATABASE'),

@@ -626,6 +626,11 @@ describe('terraform/', () => {
     expect(store).toMatch(/['"]expiresAt['"]\s*,\s*['"]<['"]/);
   });
 
+  test('no TTL policy in viur format: a ViUR app stores lastseen as a double, which a TTL policy cannot act on', () => {
+    const ttl = resource('terraform_data', 'expires_at_ttl');
+    expect(ttl.count).toBe('${var.session_format == "native" ? 1 : 0}');
+  });
+
   test('the TTL step runs the gcloud command that enables (and on destroy disables) the policy on the kind, in the database', () => {
     const ttl = resource('terraform_data', 'expires_at_ttl');
     const triggers = ttl.triggers_replace as Record<string, string>;

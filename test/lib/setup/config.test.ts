@@ -97,6 +97,7 @@ describe('every variable is read', () => {
   test('a non-default value of each variable shows up in the configuration', () => {
     const c = loadConfig({
       GOOGLE_CLOUD_PROJECT: 'proj',
+      SESSION_FORMAT: 'viur',
       SESSION_KIND: 'my-kind',
       SESSION_NAMESPACE: 'ns.1',
       SESSION_DATABASE: 'db_2',
@@ -132,6 +133,7 @@ describe('every variable is read', () => {
     expect(c).toEqual({
       projectId: 'proj',
       store: 'datastore',
+      format: 'viur',
       kind: 'my-kind',
       namespace: 'ns.1',
       databaseId: 'db_2',
