@@ -91,7 +91,7 @@ export const SETTINGS = [
     values: ['native', 'viur'],
     default: 'native',
     scope: 'deploy',
-    doc: '`native` (this service\'s own entity), or `viur`: the entities exactly as a ViUR 3.8 app stores them, served side by side with that app ([docs/viur.md](docs/viur.md))',
+    doc: "`native` (this service's own entity), or `viur`: the entities exactly as a ViUR 3.8 app stores them, served side by side with that app ([docs/viur.md](docs/viur.md))",
   },
   { name: 'SESSION_KIND', ...NAME, default: 'viur-session', scope: 'deploy', doc: 'Datastore kind' },
   { name: 'SESSION_NAMESPACE', ...NAME, default: undefined, defaultText: 'none', scope: 'deploy', doc: 'Datastore namespace' },
