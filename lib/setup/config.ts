@@ -24,6 +24,8 @@ export interface Config {
   /** How long a read may be served from this instance's cache; 0: off. */
   readCacheMs: number;
   datastoreEmulatorHost: string | undefined;
+  /** On an emulator: open transactions with a separate beginTransaction (the Firestore emulator) or with the first lookup (production's path). */
+  emulatorTransactions: 'separate-begin' | 'lookup';
   /**
    * Which requests sessionApi writes a line for: `errors` (status 400 and above, the default) or
    * `all`. Cloud Run's own request log already has every request with its status, latency, user
@@ -121,6 +123,7 @@ export function loadConfig(env: Environment = process.env): Config {
     readCacheMs: setting(env, 'SESSION_READ_CACHE_MS'),
     logRequests: setting(env, 'SESSION_LOG_REQUESTS'),
     datastoreEmulatorHost: setting(env, 'DATASTORE_EMULATOR_HOST'),
+    emulatorTransactions: setting(env, 'DATASTORE_EMULATOR_TRANSACTIONS'),
     behindGoogleFrontEnd: setting(env, 'K_SERVICE') !== undefined,
     session: {
       lifetimeSeconds,

@@ -39,7 +39,7 @@ export function createStore(config: Config): SessionStore {
     kind: config.kind,
     namespace: config.namespace,
     timeoutMs: config.storeTimeoutMs,
-    separateBegin: config.datastoreEmulatorHost !== undefined,
+    separateBegin: config.datastoreEmulatorHost !== undefined && config.emulatorTransactions === 'separate-begin',
     ready: credentialsGate(datastore),
   });
 }

@@ -78,6 +78,14 @@ export const SETTINGS = [
     doc: 'the standard emulator switches of the Google clients',
   },
   {
+    name: 'DATASTORE_EMULATOR_TRANSACTIONS',
+    type: 'enum',
+    values: ['separate-begin', 'lookup'],
+    default: 'separate-begin',
+    scope: 'local',
+    doc: 'with `DATASTORE_EMULATOR_HOST`: how a transaction opens. `separate-begin` (a `beginTransaction` call first: the Firestore emulator needs it) or `lookup` (its first lookup opens it, as in production: one round trip less per write; the legacy Datastore emulator handles it). Without an emulator it is always `lookup`',
+  },
+  {
     name: 'SESSION_STORE',
     type: 'enum',
     values: ['datastore', 'memory'],

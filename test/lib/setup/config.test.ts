@@ -105,6 +105,7 @@ describe('every variable is read', () => {
       SESSION_READ_CACHE_MS: '250',
       SESSION_LOG_REQUESTS: 'all',
       DATASTORE_EMULATOR_HOST: 'localhost:8081',
+      DATASTORE_EMULATOR_TRANSACTIONS: 'lookup',
       K_SERVICE: 'session-api',
       SESSION_LIFETIME_SECONDS: '120',
       SESSION_REFRESH_INTERVAL_SECONDS: '7',
@@ -141,6 +142,7 @@ describe('every variable is read', () => {
       readCacheMs: 250,
       logRequests: 'all',
       datastoreEmulatorHost: 'localhost:8081',
+      emulatorTransactions: 'lookup',
       behindGoogleFrontEnd: true,
       session: {
         lifetimeSeconds: 120,
@@ -175,6 +177,7 @@ describe('every variable is read', () => {
       readCacheMs: 0,
       logRequests: 'errors',
       datastoreEmulatorHost: undefined,
+      emulatorTransactions: 'separate-begin',
       behindGoogleFrontEnd: false,
       killPushUrl: undefined,
       allowedOrigins: [],
