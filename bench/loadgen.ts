@@ -33,6 +33,8 @@ export interface LoadSpec {
   emulatorPgid?: number;
   /** The size curve: each session also holds this many more keys of about this many bytes in all (one PATCH at setup). */
   fill?: { keys: number; bytes: number };
+  /** Production-latency mode: the relay's control URL and this server's relay, to count RPCs at the wire. */
+  relay?: { countUrl: string; name: string };
 }
 
 export type RpcCounts = Record<string, number>;
@@ -57,6 +59,8 @@ export interface LoadResult {
   rpcPerRequest: number;
   rpcPerRead: RpcCounts & { total: number };
   rpcPerWrite: RpcCounts & { total: number };
+  /** Production-latency mode: RPCs counted at the relay (HTTP/2 streams), per measured request and per probed read / write. */
+  wire?: { perRequest: number; perRead: number; perWrite: number };
   serverRssMb: number;
   /** CPU time of the server process per measured request (user + system). */
   serverCpuMsPerRequest: number;
@@ -192,6 +196,14 @@ async function rpcs(base: URL): Promise<{ counts: RpcCounts; rss: number; cpuMs:
   return { counts: parsed.counts, rss: parsed.memory, cpuMs: parsed.cpuMs };
 }
 
+/** RPCs this server sent through its relay so far (production-latency mode), else 0. */
+async function wireRpcs(spec: LoadSpec): Promise<number> {
+  if (!spec.relay) return 0;
+  const u = new URL(spec.relay.countUrl);
+  const r = await request(u, undefined, 'GET', u.pathname, {});
+  return (JSON.parse(r.body) as Record<string, number>)[spec.relay.name] ?? NaN;
+}
+
 /** user + system CPU ms of every process in group `pgid` (the emulator: gcloud and its Java child). */
 function groupCpuMs(pgid: number | undefined): number {
   if (pgid === undefined) return NaN;
@@ -278,21 +290,26 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   await phase(spec, base, clients, spec.warmup, null);
 
   const before = await rpcs(base);
+  const wireBefore = await wireRpcs(spec);
   const emulatorBefore = groupCpuMs(spec.emulatorPgid);
   const lat = { all: [] as number[], read: [] as number[], write: [] as number[] };
   const t0 = process.hrtime.bigint();
   const { writes, errors, firstError } = await phase(spec, base, clients, spec.requests, lat);
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const after = await rpcs(base);
+  const wireAfter = await wireRpcs(spec);
   const emulatorAfter = groupCpuMs(spec.emulatorPgid);
 
   // Round trips per kind, one request at a time so nothing else is counted.
   const probeClient = clients[0]!;
   const r0 = await rpcs(base);
+  const w0 = await wireRpcs(spec);
   for (let i = 0; i < spec.probe; i++) await send(spec, base, probeClient, false);
   const r1 = await rpcs(base);
+  const w1 = await wireRpcs(spec);
   for (let i = 0; i < spec.probe; i++) await send(spec, base, probeClient, true);
   const r2 = await rpcs(base);
+  const w2 = await wireRpcs(spec);
   for (const c of clients) c.agent.destroy();
 
   for (const l of Object.values(lat)) l.sort((a, b) => a - b);
@@ -318,6 +335,15 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     rpcPerRequest: round(rpcTotal / spec.requests, 3),
     rpcPerRead: per(diff(r1.counts, r0.counts), spec.probe),
     rpcPerWrite: per(diff(r2.counts, r1.counts), spec.probe),
+    ...(spec.relay
+      ? {
+          wire: {
+            perRequest: round((wireAfter - wireBefore) / spec.requests, 3),
+            perRead: round((w1 - w0) / spec.probe, 3),
+            perWrite: round((w2 - w1) / spec.probe, 3),
+          },
+        }
+      : {}),
     serverRssMb: round(after.rss / 2 ** 20, 1),
     serverCpuMsPerRequest: round((after.cpuMs - before.cpuMs) / spec.requests, 3),
     emulatorCpuMsPerRequest: round((emulatorAfter - emulatorBefore) / spec.requests, 3),

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '../scripts/emulators';
+import type { RelaySet } from './latencyRelay';
 import type { LoadResult, LoadSpec } from './loadgen';
 import { BENCH_JS, FUNCTIONS_FRAMEWORK, FUNCTIONS_SOURCE, lastJson, runNode, type ServerProcess, startServer } from './proc';
 import { median, ratio, round } from './stats';
@@ -36,6 +37,15 @@ export interface RequestOptions {
   sizes?: Array<{ keys: number; bytes: number }>;
   sizeRequests?: number;
   sizeRepeats?: number;
+  /**
+   * Production-latency mode: every server reaches the emulator through a relay of its own from this
+   * set (the added round trip, and RPCs counted at the wire).
+   */
+  relays?: RelaySet;
+  /** Extra environment of our stacks (DATASTORE_EMULATOR_TRANSACTIONS=lookup on the legacy emulator). */
+  oursEnv?: Record<string, string>;
+  /** What the production-latency mode ran with, recorded in the result. */
+  latency?: { rttMs: number; jitterMs: number; emulator: string };
   /** A discarded first round on every stack: the emulator's JIT warms up on it, not on the first measured run. */
   warmupRound: boolean;
 }
@@ -46,8 +56,14 @@ export interface StackSummary {
   throughput: number;
   p50: number;
   p99: number;
+  readP50: number;
   readP99: number;
+  writeP50: number;
   writeP99: number;
+  /** Production-latency mode: RPCs at the relay per measured request, per read and per write (one at a time). */
+  wirePerRequest?: number;
+  wirePerRead?: number;
+  wirePerWrite?: number;
   rpcPerRequest: number;
   rpcPerRead: number;
   rpcPerWrite: number;
@@ -94,6 +110,8 @@ export interface RequestBenchResult {
   name: 'request';
   mixes: MixResult[];
   sizeCurve?: SizePoint[];
+  /** Production-latency mode: the round trip the relays added and the emulator behind them. */
+  latency?: { rttMs: number; jitterMs: number; emulator: string };
   notes: string[];
 }
 
@@ -103,8 +121,17 @@ function summarize(runs: LoadResult[]): StackSummary {
     throughput: m((r) => r.throughput),
     p50: m((r) => r.p50),
     p99: m((r) => r.p99),
+    readP50: m((r) => r.read.p50),
     readP99: m((r) => r.read.p99),
+    writeP50: m((r) => r.write.p50),
     writeP99: m((r) => r.write.p99),
+    ...(runs[0]!.wire
+      ? {
+          wirePerRequest: m((r) => r.wire!.perRequest),
+          wirePerRead: m((r) => r.wire!.perRead),
+          wirePerWrite: m((r) => r.wire!.perWrite),
+        }
+      : {}),
     rpcPerRequest: m((r) => r.rpcPerRequest),
     rpcPerRead: m((r) => r.rpcPerRead.total),
     rpcPerWrite: m((r) => r.rpcPerWrite.total),
@@ -128,6 +155,11 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
     NODE_ENV: 'production',
   };
   const servers: ServerProcess[] = [];
+  // Each server its own relay in the production-latency mode, so that its RPCs are counted apart.
+  const host = async (name: string): Promise<{ DATASTORE_EMULATOR_HOST: string }> => ({
+    DATASTORE_EMULATOR_HOST: options.relays ? (await options.relays.relay(name)).host : options.datastoreHost,
+  });
+  const oursEnv = options.oursEnv ?? {};
   try {
     const oursPort = await freePort();
     const ours = await startServer(
@@ -139,7 +171,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         `--port=${oursPort}`,
         `--source=${FUNCTIONS_SOURCE}`,
       ],
-      { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
+      { ...common, ...(await host('ours')), ...oursEnv, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
       oursPort,
       'sessionApi (functions-framework)',
     );
@@ -147,7 +179,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
     const expressPort = await freePort();
     const express = await startServer(
       [...preload, join(BENCH_JS, 'expressServer.js')],
-      { ...common, PORT: String(expressPort), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
+      { ...common, ...(await host('express')), PORT: String(expressPort), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
       expressPort,
       'express-session',
     );
@@ -164,7 +196,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
           `--port=${ffPort}`,
           `--source=${join(BENCH_JS, 'expressFunction.js')}`,
         ],
-        { ...common, BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
+        { ...common, ...(await host('ff-express')), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
         ffPort,
         'express-session (functions-framework)',
       );
@@ -182,7 +214,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
           `--port=${altPort}`,
           `--source=${options.altSource}`,
         ],
-        { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
+        { ...common, ...(await host('ours-alt')), ...oursEnv, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
         altPort,
         'sessionApi (alternative build)',
       );
@@ -200,7 +232,13 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
           `--port=${cachePort}`,
           `--source=${FUNCTIONS_SOURCE}`,
         ],
-        { ...common, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}`, SESSION_READ_CACHE_MS: String(options.readCacheMs) },
+        {
+          ...common,
+          ...(await host('ours-cache')),
+          ...oursEnv,
+          SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}`,
+          SESSION_READ_CACHE_MS: String(options.readCacheMs),
+        },
         cachePort,
         'sessionApi with the read cache',
       );
@@ -233,6 +271,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         timeoutMs: 300_000,
         ...(options.emulatorPgid !== undefined ? { emulatorPgid: options.emulatorPgid } : {}),
         ...(fill ? { fill, warmup: Math.min(options.warmup, 80) } : {}),
+        ...(options.relays ? { relay: { countUrl: options.relays.controlUrl, name: s.label ?? s.stack } } : {}),
       };
       const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, spec.timeoutMs + 10_000);
       if (code !== 0) throw new Error(`load generator failed (${code}):\n${stderr}\nserver output:\n${s.server.output().slice(-3000)}`);
@@ -255,7 +294,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
           const result = await load(s, mix.writeRatio, options.requests);
           runs.push(result);
           log(
-            `  request ${mix.name} run ${rep + 1}/${options.repeats} ${(label ?? stack).padEnd(10)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest} cpu/req server ${result.serverCpuMsPerRequest} ms emulator ${result.emulatorCpuMsPerRequest} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
+            `  request${options.latency ? ` rtt ${options.latency.rttMs} ms` : ''} ${mix.name} run ${rep + 1}/${options.repeats} ${(label ?? stack).padEnd(10)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest}${result.wire ? ` wire rpc/read ${result.wire.perRead} /write ${result.wire.perWrite}` : ''} cpu/req server ${result.serverCpuMsPerRequest} ms emulator ${result.emulatorCpuMsPerRequest} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
           );
         }
       }
@@ -323,6 +362,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
     return {
       name: 'request',
       mixes,
+      ...(options.latency ? { latency: options.latency } : {}),
       ...(sizeCurve.length > 0 ? { sizeCurve } : {}),
       notes: [
         'Writes on our API carry the static key (Sec-X-ViUR-StaticSKey): one constant-time compare, like the one cookie check of a typical app; the baseline has no CSRF check at all.',
@@ -333,5 +373,6 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
     };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
+    await options.relays?.close();
   }
 }

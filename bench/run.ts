@@ -9,24 +9,28 @@
  *   npm run bench -- --only=request --mix=read-mostly
  *   npm run bench -- --smoke           # tiny sizes: checks the harness, not the numbers
  *
- * --datastore-host / --pubsub-host use running emulators instead of starting new ones.
+ * --datastore-host / --pubsub-host / --legacy-datastore-host use running emulators instead of starting new ones.
+ * --rtt=8 --jitter=2 (the defaults) are the production-latency mode's ("latency") added round trip: every
+ * stack reaches the legacy Datastore emulator (--latency-emulator=legacy|firestore) through a relay of its
+ * own that delays each direction by rtt/2 ± jitter/2 and counts the RPCs at the wire.
  * --alt-source=DIR/functions/index.js runs another build of sessionApi next to this one ("ours-alt"),
  * e.g. the commit before a change, built with `git worktree add /tmp/old <commit> && …`.
  * --cold-alt-ref=COMMIT packages, installs and builds that commit as deployed and measures its cold
  * start ("ours-old") next to the working tree's; --cold-runs=N samples per stack (default 9).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Emulator, startEmulator } from '../scripts/emulators';
 import { runColdStartBench, type ColdStartResult } from './coldStart';
 import { type CleanupBenchResult, type KillBenchResult, runCleanupBench, runKillBench } from './external';
+import { RelaySet } from './latencyRelay';
 import { ROOT } from './proc';
 import { runRequestBench, type RequestBenchResult } from './request';
 import { formatTable } from './table';
 
-export const BENCHMARKS = ['request', 'cleanup', 'kill', 'coldStart'] as const;
+export const BENCHMARKS = ['request', 'latency', 'cleanup', 'kill', 'coldStart'] as const;
 export type BenchName = (typeof BENCHMARKS)[number];
 
 export interface BenchReport {
@@ -35,11 +39,15 @@ export interface BenchReport {
   machine: { nproc: number; memoryGiB: number; node: string; platform: string };
   results: {
     request?: RequestBenchResult;
+    /** The production-latency mode: the request benchmark through relays that add a round trip. */
+    latency?: RequestBenchResult;
     cleanup?: CleanupBenchResult;
     kill?: KillBenchResult;
     coldStart?: ColdStartResult;
   };
   errors: Array<{ benchmark: string; error: string }>;
+  /** `uptime`'s load averages (1, 5, 15 min) when each benchmark started and ended: how busy the shared machine was. */
+  load: Record<string, { start: number[]; end: number[] }>;
   elapsedMs: number;
 }
 
@@ -49,6 +57,7 @@ interface Options {
   repeats: number;
   datastoreHost?: string;
   pubsubHost?: string;
+  legacyDatastoreHost?: string;
   out?: string;
   mix?: string;
   altSource?: string;
@@ -57,6 +66,9 @@ interface Options {
   readCacheMs: number;
   cleanupBacklog: number;
   skipSizes: boolean;
+  rttMs: number;
+  jitterMs: number;
+  latencyEmulator: 'legacy' | 'firestore';
 }
 
 function options(argv: string[]): Options {
@@ -68,6 +80,7 @@ function options(argv: string[]): Options {
       repeats: { type: 'string' },
       'datastore-host': { type: 'string' },
       'pubsub-host': { type: 'string' },
+      'legacy-datastore-host': { type: 'string' },
       out: { type: 'string' },
       mix: { type: 'string' },
       'alt-source': { type: 'string' },
@@ -79,6 +92,11 @@ function options(argv: string[]): Options {
       'cleanup-backlog': { type: 'string' },
       // Leave the size curve out of the request benchmark (a quicker A/B of one change).
       'skip-sizes': { type: 'boolean', default: false },
+      // Production-latency mode (the "latency" benchmark): round trip and jitter every stack's relay adds, ms.
+      rtt: { type: 'string' },
+      jitter: { type: 'string' },
+      // The emulator behind the relays: legacy (transactions opened by their lookup, production's path) or firestore.
+      'latency-emulator': { type: 'string' },
     },
     strict: true,
   });
@@ -87,6 +105,11 @@ function options(argv: string[]): Options {
     if (!(BENCHMARKS as readonly string[]).includes(o)) throw new Error(`--only: unknown benchmark ${o} (known: ${BENCHMARKS.join(', ')})`);
   const repeats = Number(values.repeats ?? (values.smoke ? 1 : 3));
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) throw new Error('--repeats must be an integer from 1 to 20');
+  const rttMs = Number(values.rtt ?? (values.smoke ? 2 : 8));
+  const jitterMs = Number(values.jitter ?? (values.smoke ? 0 : 2));
+  if (!(rttMs >= 0 && rttMs <= 1000 && jitterMs >= 0 && jitterMs <= rttMs)) throw new Error('--rtt must be 0–1000 ms and --jitter 0–rtt');
+  const latencyEmulator = values['latency-emulator'] ?? 'legacy';
+  if (latencyEmulator !== 'legacy' && latencyEmulator !== 'firestore') throw new Error('--latency-emulator must be legacy or firestore');
   const coldRuns = Number(values['cold-runs'] ?? (values.smoke ? 1 : 9));
   if (!Number.isInteger(coldRuns) || coldRuns < 1 || coldRuns > 50) throw new Error('--cold-runs must be an integer from 1 to 50');
   return {
@@ -95,6 +118,7 @@ function options(argv: string[]): Options {
     repeats,
     datastoreHost: values['datastore-host'],
     pubsubHost: values['pubsub-host'],
+    legacyDatastoreHost: values['legacy-datastore-host'],
     out: values.out,
     mix: values.mix,
     altSource: values['alt-source'],
@@ -103,6 +127,9 @@ function options(argv: string[]): Options {
     readCacheMs: Number(values['read-cache-ms'] ?? 1000),
     cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)),
     skipSizes: values['skip-sizes'],
+    rttMs,
+    jitterMs,
+    latencyEmulator,
   };
 }
 
@@ -123,6 +150,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
     },
     results: {},
     errors: [],
+    load: {},
     elapsedMs: 0,
   };
   // Ctrl-C: stop the emulators before leaving (children of proc.ts are killed on exit).
@@ -154,7 +182,8 @@ export async function main(argv: string[]): Promise<BenchReport> {
 
     const attempt = async (name: BenchName, run: () => Promise<void>) => {
       if (!opts.only.includes(name)) return;
-      log(`${name}…`);
+      const start = loadavg().map((l) => Math.round(l * 100) / 100);
+      log(`${name}… (load average ${start.join(' ')})`);
       const t0 = Date.now();
       try {
         await run();
@@ -163,6 +192,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
         report.errors.push({ benchmark: name, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
         log(`${name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
       }
+      report.load[name] = { start, end: loadavg().map((l) => Math.round(l * 100) / 100) };
     };
 
     await attempt('request', async () => {
@@ -195,6 +225,47 @@ export async function main(argv: string[]): Promise<BenchReport> {
                 ],
           sizeRequests: opts.smoke ? 10 : 400,
           sizeRepeats: opts.smoke ? 1 : 3,
+          mixes: opts.smoke
+            ? [{ name: 'write-heavy', writeRatio: 0.5 }]
+            : [
+                { name: 'read-mostly', writeRatio: 0.1 },
+                { name: 'write-heavy', writeRatio: 0.5 },
+              ].filter((m) => opts.mix === undefined || m.name === opts.mix),
+        },
+        log,
+      );
+    });
+    await attempt('latency', async () => {
+      if (opts.rttMs <= 0) throw new Error('the latency benchmark needs --rtt > 0');
+      // The legacy emulator: a transaction opened by its first lookup, production's path (a change = lookup + commit).
+      let target = datastoreHost!;
+      let pgid = datastorePgid;
+      if (opts.latencyEmulator === 'legacy' && opts.legacyDatastoreHost) {
+        target = opts.legacyDatastoreHost;
+        pgid = undefined;
+      } else if (opts.latencyEmulator === 'legacy') {
+        const legacy = await startEmulator('datastore-legacy');
+        emulators.push(legacy);
+        target = legacy.host;
+        pgid = legacy.pid;
+      }
+      report.results.latency = await runRequestBench(
+        {
+          datastoreHost: target,
+          ...(pgid !== undefined ? { emulatorPgid: pgid } : {}),
+          project: opts.latencyEmulator === 'legacy' ? 'session-test' : project,
+          clients: opts.smoke ? 2 : 16,
+          requests: opts.smoke ? 20 : 3000,
+          warmup: opts.smoke ? 4 : 600,
+          probe: opts.smoke ? 2 : 20,
+          repeats: opts.repeats,
+          ffBaseline: !opts.smoke,
+          warmupRound: !opts.smoke,
+          relays: new RelaySet(target, { rttMs: opts.rttMs, jitterMs: opts.jitterMs }),
+          ...(opts.latencyEmulator === 'legacy' ? { oursEnv: { DATASTORE_EMULATOR_TRANSACTIONS: 'lookup' } } : {}),
+          latency: { rttMs: opts.rttMs, jitterMs: opts.jitterMs, emulator: opts.latencyEmulator },
+          ...(opts.readCacheMs > 0 ? { readCacheMs: opts.readCacheMs } : {}),
+          sizes: [],
           mixes: opts.smoke
             ? [{ name: 'write-heavy', writeRatio: 0.5 }]
             : [

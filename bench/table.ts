@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { LoadResult } from './loadgen';
 import type { MixResult } from './request';
 import type { BenchReport } from './run';
 import { median } from './stats';
@@ -31,6 +32,109 @@ export function pairedRatio(m: MixResult, stack: string, baseline: string, metri
     if (a && b) ratios.push(a[metric] / b[metric]);
   }
   return median(ratios);
+}
+
+/** pairedRatio for any figure of a run: the ratio within each repetition, then the median. */
+export function pairedBy(m: MixResult, stack: string, baseline: string, f: (r: LoadResult) => number): number {
+  const perRep = m.runs.length / m.repeats;
+  const ratios: number[] = [];
+  for (let i = 0; i + perRep <= m.runs.length; i += perRep) {
+    const rep = m.runs.slice(i, i + perRep);
+    const a = rep.find((r) => r.stack === stack);
+    const b = rep.find((r) => r.stack === baseline);
+    if (a && b) ratios.push(f(a) / f(b));
+  }
+  return median(ratios);
+}
+
+/**
+ * The production-latency mode (issue 27): reads and writes apart, p50 and p99, each ours-stack
+ * against both express-session baselines as paired ratios, with the RPCs counted at the relay.
+ */
+export function latencyRows(report: BenchReport): Row[] {
+  const out: Row[] = [];
+  const l = report.results.latency;
+  if (!l) return out;
+  const mode = l.latency ? `rtt ${l.latency.rttMs}±${l.latency.jitterMs / 2} ms, ${l.latency.emulator}` : 'relay';
+  for (const m of l.mixes) {
+    const base = `latency ${m.mix} (${mode})`;
+    const readMostly = m.mix === 'read-mostly';
+    const figures: Array<{ name: string; f: (r: LoadResult) => number; key: 'readP50' | 'readP99' | 'writeP50' | 'writeP99' }> = [
+      { name: 'read p50 ms', f: (r) => r.read.p50, key: 'readP50' },
+      { name: 'read p99 ms', f: (r) => r.read.p99, key: 'readP99' },
+      { name: 'write p50 ms', f: (r) => r.write.p50, key: 'writeP50' },
+      { name: 'write p99 ms', f: (r) => r.write.p99, key: 'writeP99' },
+    ];
+    const goalOf = (stack: string, key: string): number | undefined => {
+      if (stack === 'ours') return key.endsWith('P50') ? 1.05 : 1.0;
+      if (stack === 'ours-cache' && readMostly && key.startsWith('read')) return key.endsWith('P50') ? 0.3 : 1.0;
+      return undefined;
+    };
+    const stacks: Array<{ label: string; s: MixResult['ours'] | undefined }> = [
+      { label: 'ours', s: m.ours },
+      { label: 'ours-cache', s: m.oursCache },
+    ];
+    for (const { label, s } of stacks) {
+      if (!s) continue;
+      for (const fig of figures) {
+        const vsExpress = pairedBy(m, label, 'express', fig.f);
+        const goal = goalOf(label, fig.key);
+        out.push({
+          benchmark: base,
+          metric: `${label} ${fig.name} vs express-session (paired)`,
+          ours: fmt(s[fig.key], 2),
+          baseline: fmt(m.express[fig.key], 2),
+          ratio: `${fmt(vsExpress, 2)}×`,
+          goal: goal === undefined ? '' : `≤ ${goal.toFixed(2)}×`,
+          met: goal === undefined ? '' : verdict(vsExpress <= goal),
+        });
+        if (m.ffExpress)
+          out.push({
+            benchmark: base,
+            metric: `${label} ${fig.name} vs express-session under functions-framework (paired)`,
+            ours: fmt(s[fig.key], 2),
+            baseline: fmt(m.ffExpress[fig.key], 2),
+            ratio: `${fmt(pairedBy(m, label, 'ff-express', fig.f), 2)}×`,
+            goal: '',
+            met: '',
+          });
+      }
+      out.push({
+        benchmark: base,
+        metric: `${label} throughput req/s vs express-session (paired)`,
+        ours: fmt(s.throughput),
+        baseline: fmt(m.express.throughput),
+        ratio: `${fmt(pairedBy(m, label, 'express', (r) => r.throughput), 2)}×`,
+        goal: '',
+        met: '',
+      });
+    }
+    const wire = (s: MixResult['ours'] | undefined) =>
+      s?.wirePerRead === undefined ? '-' : `${fmt(s.wirePerRead, 2)} / ${fmt(s.wirePerWrite, 2)} (${fmt(s.wirePerRequest, 2)} per request)`;
+    out.push({
+      benchmark: base,
+      metric: 'RPCs at the relay: per read / per write (one at a time)',
+      ours: wire(m.ours),
+      baseline: wire(m.express),
+      ratio: '',
+      goal: '1 / 2',
+      met: verdict(m.ours.wirePerRead !== undefined && m.ours.wirePerRead <= 1 && (m.ours.wirePerWrite ?? Infinity) <= 2),
+    });
+    if (m.oursCache)
+      out.push({ benchmark: base, metric: 'RPCs at the relay with the read cache', ours: wire(m.oursCache), baseline: '', ratio: '', goal: '', met: '' });
+    if (m.ffExpress)
+      out.push({ benchmark: base, metric: 'RPCs at the relay of ff-express', ours: '', baseline: wire(m.ffExpress), ratio: '', goal: '', met: '' });
+    out.push({
+      benchmark: base,
+      metric: 'server CPU ms / request vs express-session',
+      ours: fmt(m.ours.serverCpuMsPerRequest, 2),
+      baseline: fmt(m.express.serverCpuMsPerRequest, 2),
+      ratio: `${fmt(pairedBy(m, 'ours', 'express', (r) => r.serverCpuMsPerRequest), 2)}×`,
+      goal: '',
+      met: '',
+    });
+  }
+  return out;
 }
 
 /** The goals of issue 7, each judged on a ratio (or a bound) from this run. */
@@ -514,7 +618,7 @@ export function rows(report: BenchReport): Row[] {
 }
 
 export function formatTable(report: BenchReport): string {
-  const body = rows(report);
+  const body = [...rows(report), ...latencyRows(report)];
   const head: Row = {
     benchmark: 'benchmark',
     metric: 'metric',
@@ -529,6 +633,8 @@ export function formatTable(report: BenchReport): string {
   const line = (row: Row) => `| ${keys.map((k, i) => row[k].padEnd(widths[i]!)).join(' | ')} |`;
   const sep = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
   const lines = [line(head), sep, ...body.map(line)];
+  for (const [name, l] of Object.entries(report.load ?? {}))
+    lines.push(`${lines.length === body.length + 2 ? '\n' : ''}load average (1/5/15 min) during ${name}: ${l.start.join(' ')} at the start, ${l.end.join(' ')} at the end`);
   for (const e of report.errors) lines.push(`\n${e.benchmark} FAILED: ${e.error.split('\n')[0]}`);
   return lines.join('\n');
 }

@@ -33,6 +33,7 @@ describe('benchmark harness (smoke)', () => {
         '--smoke',
         `--datastore-host=${process.env.DATASTORE_EMULATOR_HOST}`,
         `--pubsub-host=${process.env.PUBSUB_EMULATOR_HOST}`,
+        `--legacy-datastore-host=${process.env.LEGACY_DATASTORE_EMULATOR_HOST}`,
         `--out=${out}`,
       ],
       { cwd: ROOT, encoding: 'utf8', timeout: 110_000, killSignal: 'SIGKILL' },
@@ -41,7 +42,16 @@ describe('benchmark harness (smoke)', () => {
       smoke: boolean;
       machine: { nproc: number; node: string };
       errors: unknown[];
+      load: Record<string, { start: number[]; end: number[] }>;
       results: {
+        latency?: {
+          latency: { rttMs: number; emulator: string };
+          mixes: Array<{
+            ours: Record<string, number>;
+            express: Record<string, number>;
+            oursCache?: Record<string, number>;
+          }>;
+        };
         request?: {
           mixes: Array<{
             ours: Record<string, number>;
@@ -85,6 +95,22 @@ describe('benchmark harness (smoke)', () => {
     expect(mix.oursCache!.throughput).toBeGreaterThan(0);
     expect(mix.oursCache!.rpcPerRead).toBeLessThanOrEqual(1);
     expect(mix.oursCache!.rpcPerWrite).toBe(3);
+
+    // The production-latency mode: through relays on the legacy emulator, RPCs counted at the wire are
+    // production's (a change = the lookup that opens the transaction + the commit); reads and writes apart.
+    const latency = report.results.latency!;
+    expect(latency.latency).toMatchObject({ rttMs: 2, emulator: 'legacy' });
+    const lm = latency.mixes[0];
+    expect({ read: lm.ours.wirePerRead, write: lm.ours.wirePerWrite }).toEqual({ read: 1, write: 2 });
+    expect({ read: lm.express.wirePerRead, write: lm.express.wirePerWrite }).toEqual({ read: 1, write: 2 });
+    expect(lm.oursCache!.wirePerWrite).toBe(2);
+    for (const stack of [lm.ours, lm.express, lm.oursCache!]) {
+      expect(stack.readP99).toBeGreaterThanOrEqual(stack.readP50);
+      expect(stack.writeP99).toBeGreaterThanOrEqual(stack.writeP50);
+    }
+    // The machine's load average is recorded next to every benchmark's figures.
+    expect(Object.keys(report.load)).toEqual(['request', 'latency', 'cleanup', 'kill', 'coldStart']);
+    expect(report.load.request.start).toHaveLength(3);
 
     const cleanup = report.results.cleanup!.summary;
     expect(cleanup.sessions).toBe(50);
