@@ -72,6 +72,8 @@ export interface ColdBuild {
 }
 
 export interface ColdSpawnResult {
+  /** The Node version every stack ran on (process.version). */
+  node: string;
   runs: number;
   rssRequests: number;
   stacks: ColdStack[];
@@ -125,9 +127,27 @@ export interface ColdStartOptions {
   nodeModules: 'ci' | 'link';
   /** Also run the require-only rows. */
   requireRows: boolean;
+  /** The Node binary the stacks run on (default: the one running the benchmark). */
+  nodeBin?: string;
 }
 
 const COLD_DIR = join(ROOT, 'build', 'cold');
+
+/**
+ * The Node binary every stack of this run starts on (and the deployed tree is built with: the code
+ * cache is V8's, so it is made by the Node that reads it); `nodeBin` of the options, else this one.
+ */
+let nodeBin = process.execPath;
+
+function nodeVersion(bin: string): string {
+  const r = spawnSync(bin, ['-p', 'process.version'], { encoding: 'utf8' });
+  return r.stdout.trim();
+}
+
+/** PATH with the chosen Node first: `#!/usr/bin/env node` scripts (functions-framework, npm) run on it. */
+function nodePath(): string {
+  return `${dirname(nodeBin)}:${process.env.PATH ?? ''}`;
+}
 
 function runOrThrow(cmd: string, args: string[], cwd: string, what: string, env: NodeJS.ProcessEnv = process.env): void {
   const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
@@ -155,7 +175,8 @@ function deployedTree(
 ): { dir: string; cached: boolean; buildMs?: number } {
   runOrThrow(process.execPath, ['scripts/package-deploy.js'], sourceRoot, 'packaging');
   const packaged = join(sourceRoot, 'build', 'deploy');
-  const hash = createHash('sha256').update(nodeModules);
+  // Per Node version: gcp-build makes the bundle's code cache with the Node that builds it.
+  const hash = createHash('sha256').update(nodeModules).update(nodeVersion(nodeBin));
   for (const f of listFiles(packaged))
     hash
       .update(f)
@@ -170,9 +191,10 @@ function deployedTree(
   cpSync(packaged, dir, { recursive: true });
   if (nodeModules === 'ci') {
     log(`  cold start: npm ci in ${relative(ROOT, dir)}`);
-    runOrThrow('npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund'], dir, 'npm ci of the deployed tree');
+    const env = { ...process.env, PATH: nodePath() };
+    runOrThrow('npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund'], dir, 'npm ci of the deployed tree', env);
     log(`  cold start: npm run gcp-build in ${relative(ROOT, dir)}`);
-    runOrThrow('npm', ['run', '--silent', 'gcp-build'], dir, 'gcp-build of the deployed tree');
+    runOrThrow('npm', ['run', '--silent', 'gcp-build'], dir, 'gcp-build of the deployed tree', env);
   } else {
     // The smoke's shortcut: the repository's node_modules and its compiled dist/ (npm test has just
     // built it from the same sources), then gcp-build's own step, the bundle and its code cache.
@@ -183,7 +205,7 @@ function deployedTree(
       filter: (src) => !src.startsWith(join(sourceRoot, 'dist', 'deploy')),
     });
     log(`  cold start: node deploy/bundle.js in ${relative(ROOT, dir)}`);
-    runOrThrow(process.execPath, ['deploy/bundle.js'], dir, 'bundling of the deployed tree');
+    runOrThrow(nodeBin, ['deploy/bundle.js'], dir, 'bundling of the deployed tree', { ...process.env, PATH: nodePath() });
   }
   writeFileSync(join(dir, '.built'), `${new Date().toISOString()}\n`);
   return { dir, cached: false, buildMs: Date.now() - t0 };
@@ -238,7 +260,7 @@ async function start(spec: StackSpec): Promise<Started> {
   const port = await freePort();
   const env = {
     ...process.env,
-    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+    PATH: nodePath(),
     PORT: String(port),
     NODE_ENV: 'production',
     METADATA_SERVER_DETECTION: 'none',
@@ -350,6 +372,9 @@ const WHAT: Record<ColdStackName, string> = {
 };
 
 export async function runColdSpawnBench(options: ColdStartOptions, log: (line: string) => void): Promise<ColdSpawnResult> {
+  nodeBin = options.nodeBin ?? process.execPath;
+  const node = nodeVersion(nodeBin);
+  log(`  cold start on Node ${node}`);
   const builds: ColdBuild[] = [];
   const common = { GOOGLE_CLOUD_PROJECT: options.project, DATASTORE_EMULATOR_HOST: options.datastoreHost };
   // Named explicitly so an older build uses the same name.
@@ -410,7 +435,7 @@ export async function runColdSpawnBench(options: ColdStartOptions, log: (line: s
     name: 'express',
     what: WHAT.express,
     cwd: ROOT,
-    command: [process.execPath, join(BENCH_JS, 'expressServer.js')],
+    command: [nodeBin, join(BENCH_JS, 'expressServer.js')],
     env: { ...common, BENCH_NAMESPACE: `cold-${randomBytes(4).toString('hex')}` },
     cookieName: 'connect.sid',
   });
@@ -451,6 +476,7 @@ export async function runColdSpawnBench(options: ColdStartOptions, log: (line: s
   const ex = get('express')!;
   const old = get('ours-old');
   return {
+    node,
     runs: options.runs,
     rssRequests: options.rssRequests,
     stacks,

@@ -18,12 +18,13 @@
  * --cold-alt-ref=COMMIT packages, installs and builds that commit as deployed and measures its cold
  * start ("ours-old") next to the working tree's; --cold-runs=N samples per stack (default 9).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Emulator, startEmulator } from '../scripts/emulators';
-import { runColdStartBench, type ColdStartResult } from './coldStart';
+import { type ColdSpawnResult, runColdSpawnBench, runColdStartBench, type ColdStartResult } from './coldStart';
 import { type CleanupBenchResult, type KillBenchResult, runCleanupBench, runKillBench } from './external';
 import { RelaySet } from './latencyRelay';
 import { ROOT } from './proc';
@@ -44,6 +45,8 @@ export interface BenchReport {
     cleanup?: CleanupBenchResult;
     kill?: KillBenchResult;
     coldStart?: ColdStartResult;
+    /** Cold start on the other Node majors of --cold-node (the first one's is coldStart). */
+    coldStartOtherNodes?: ColdSpawnResult[];
   };
   errors: Array<{ benchmark: string; error: string }>;
   /** `uptime`'s load averages (1, 5, 15 min) when each benchmark started and ended: how busy the shared machine was. */
@@ -63,9 +66,11 @@ interface Options {
   altSource?: string;
   coldAltRef?: string;
   coldRuns: number;
+  coldNodes: string[];
   readCacheMs: number;
   cleanupBacklog: number;
   skipSizes: boolean;
+  cleanupLegacy: boolean;
   rttMs: number;
   jitterMs: number;
   latencyEmulator: 'legacy' | 'firestore';
@@ -86,12 +91,17 @@ function options(argv: string[]): Options {
       'alt-source': { type: 'string' },
       'cold-alt-ref': { type: 'string' },
       'cold-runs': { type: 'string' },
+      // Node majors the cold start runs on, the deployed one (Terraform's nodejs_runtime default) first;
+      // "current" is the Node running the benchmark. Binaries from scripts/node-versions.js (.local/).
+      'cold-node': { type: 'string' },
       // SESSION_READ_CACHE_MS of the "ours-cache" stack; 0 leaves it out.
       'read-cache-ms': { type: 'string' },
       // Expired sessions of the cleanup benchmark's engine-only run (default 80,000; 0 skips it).
       'cleanup-backlog': { type: 'string' },
       // Leave the size curve out of the request benchmark (a quicker A/B of one change).
       'skip-sizes': { type: 'boolean', default: false },
+      // Leave out the cleanup backlog's second run on the legacy emulator.
+      'skip-cleanup-legacy': { type: 'boolean', default: false },
       // Production-latency mode (the "latency" benchmark): round trip and jitter every stack's relay adds, ms.
       rtt: { type: 'string' },
       jitter: { type: 'string' },
@@ -124,13 +134,28 @@ function options(argv: string[]): Options {
     altSource: values['alt-source'],
     ...(values['cold-alt-ref'] ? { coldAltRef: values['cold-alt-ref'] } : {}),
     coldRuns,
+    coldNodes: (values['cold-node'] ?? (values.smoke ? 'current' : '24,22')).split(',').map((x) => x.trim()),
     readCacheMs: Number(values['read-cache-ms'] ?? 1000),
     cleanupBacklog: Number(values['cleanup-backlog'] ?? (values.smoke ? 30 : 80_000)),
     skipSizes: values['skip-sizes'],
+    cleanupLegacy: !values['skip-cleanup-legacy'] && !values.smoke,
     rttMs,
     jitterMs,
     latencyEmulator,
   };
+}
+
+/** The Node binary of each major ("current": undefined, the Node running this), installed by scripts/node-versions.js. */
+function nodeBinaries(majors: string[]): Array<string | undefined> {
+  if (majors.every((m) => m === 'current')) return majors.map(() => undefined);
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'node-versions.js'), '--json'], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`scripts/node-versions.js failed:\n${r.stderr}`);
+  const bins = JSON.parse(r.stdout) as Record<string, string>;
+  return majors.map((m) => {
+    if (m === 'current') return undefined;
+    if (!bins[m]) throw new Error(`--cold-node: no Node ${m} (scripts/node-versions.js has ${Object.keys(bins).join(', ')})`);
+    return bins[m];
+  });
 }
 
 export async function main(argv: string[]): Promise<BenchReport> {
@@ -180,6 +205,16 @@ export async function main(argv: string[]): Promise<BenchReport> {
     process.env.GOOGLE_CLOUD_PROJECT = project;
     process.env.METADATA_SERVER_DETECTION = 'none';
 
+    // The legacy Datastore emulator (latency mode, cleanup's second backlog run): started once, on first use.
+    let legacy: { host: string; pgid?: number } | undefined = opts.legacyDatastoreHost ? { host: opts.legacyDatastoreHost } : undefined;
+    const legacyEmulator = async (): Promise<{ host: string; pgid?: number }> => {
+      if (!legacy) {
+        const e = await startEmulator('datastore-legacy');
+        emulators.push(e);
+        legacy = { host: e.host, pgid: e.pid };
+      }
+      return legacy;
+    };
     const attempt = async (name: BenchName, run: () => Promise<void>) => {
       if (!opts.only.includes(name)) return;
       const start = loadavg().map((l) => Math.round(l * 100) / 100);
@@ -240,15 +275,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
       // The legacy emulator: a transaction opened by its first lookup, production's path (a change = lookup + commit).
       let target = datastoreHost!;
       let pgid = datastorePgid;
-      if (opts.latencyEmulator === 'legacy' && opts.legacyDatastoreHost) {
-        target = opts.legacyDatastoreHost;
-        pgid = undefined;
-      } else if (opts.latencyEmulator === 'legacy') {
-        const legacy = await startEmulator('datastore-legacy');
-        emulators.push(legacy);
-        target = legacy.host;
-        pgid = legacy.pid;
-      }
+      if (opts.latencyEmulator === 'legacy') ({ host: target, pgid } = await legacyEmulator());
       report.results.latency = await runRequestBench(
         {
           datastoreHost: target,
@@ -290,6 +317,10 @@ export async function main(argv: string[]): Promise<BenchReport> {
           oneAtATime: opts.smoke ? 20 : 2000,
           backlog: opts.cleanupBacklog,
           env: scriptEnv,
+          // The backlog once more on the legacy emulator (engine only): is the rising rate the emulator's?
+          ...(opts.cleanupLegacy
+            ? { legacyEnv: { ...scriptEnv, DATASTORE_EMULATOR_HOST: (await legacyEmulator()).host, GOOGLE_CLOUD_PROJECT: 'session-test' } }
+            : {}),
         },
         log,
       );
@@ -307,8 +338,10 @@ export async function main(argv: string[]): Promise<BenchReport> {
       );
     });
     await attempt('coldStart', async () => {
+      const bins = nodeBinaries(opts.coldNodes);
       report.results.coldStart = await runColdStartBench(
         {
+          ...(bins[0] ? { nodeBin: bins[0] } : {}),
           runs: opts.coldRuns,
           project,
           datastoreHost: datastoreHost!,
@@ -320,6 +353,22 @@ export async function main(argv: string[]): Promise<BenchReport> {
         },
         log,
       );
+      for (const bin of bins.slice(1)) {
+        (report.results.coldStartOtherNodes ??= []).push(
+          await runColdSpawnBench(
+            {
+              runs: opts.coldRuns,
+              project,
+              datastoreHost: datastoreHost!,
+              rssRequests: opts.smoke ? 20 : 1000,
+              nodeModules: opts.smoke ? 'link' : 'ci',
+              requireRows: false,
+              ...(bin ? { nodeBin: bin } : {}),
+            },
+            log,
+          ),
+        );
+      }
     });
   } finally {
     await Promise.all(emulators.map((e) => e.stop()));
