@@ -104,7 +104,10 @@ export function latencyRows(report: BenchReport): Row[] {
         metric: `${label} throughput req/s vs express-session (paired)`,
         ours: fmt(s.throughput),
         baseline: fmt(m.express.throughput),
-        ratio: `${fmt(pairedBy(m, label, 'express', (r) => r.throughput), 2)}×`,
+        ratio: `${fmt(
+          pairedBy(m, label, 'express', (r) => r.throughput),
+          2,
+        )}×`,
         goal: '',
         met: '',
       });
@@ -121,15 +124,34 @@ export function latencyRows(report: BenchReport): Row[] {
       met: verdict(m.ours.wirePerRead !== undefined && m.ours.wirePerRead <= 1 && (m.ours.wirePerWrite ?? Infinity) <= 2),
     });
     if (m.oursCache)
-      out.push({ benchmark: base, metric: 'RPCs at the relay with the read cache', ours: wire(m.oursCache), baseline: '', ratio: '', goal: '', met: '' });
+      out.push({
+        benchmark: base,
+        metric: 'RPCs at the relay with the read cache',
+        ours: wire(m.oursCache),
+        baseline: '',
+        ratio: '',
+        goal: '',
+        met: '',
+      });
     if (m.ffExpress)
-      out.push({ benchmark: base, metric: 'RPCs at the relay of ff-express', ours: '', baseline: wire(m.ffExpress), ratio: '', goal: '', met: '' });
+      out.push({
+        benchmark: base,
+        metric: 'RPCs at the relay of ff-express',
+        ours: '',
+        baseline: wire(m.ffExpress),
+        ratio: '',
+        goal: '',
+        met: '',
+      });
     out.push({
       benchmark: base,
       metric: 'server CPU ms / request vs express-session',
       ours: fmt(m.ours.serverCpuMsPerRequest, 2),
       baseline: fmt(m.express.serverCpuMsPerRequest, 2),
-      ratio: `${fmt(pairedBy(m, 'ours', 'express', (r) => r.serverCpuMsPerRequest), 2)}×`,
+      ratio: `${fmt(
+        pairedBy(m, 'ours', 'express', (r) => r.serverCpuMsPerRequest),
+        2,
+      )}×`,
       goal: '',
       met: '',
     });
@@ -658,7 +680,9 @@ export function formatTable(report: BenchReport): string {
   const sep = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
   const lines = [line(head), sep, ...body.map(line)];
   for (const [name, l] of Object.entries(report.load ?? {}))
-    lines.push(`${lines.length === body.length + 2 ? '\n' : ''}load average (1/5/15 min) during ${name}: ${l.start.join(' ')} at the start, ${l.end.join(' ')} at the end`);
+    lines.push(
+      `${lines.length === body.length + 2 ? '\n' : ''}load average (1/5/15 min) during ${name}: ${l.start.join(' ')} at the start, ${l.end.join(' ')} at the end`,
+    );
   for (const e of report.errors) lines.push(`\n${e.benchmark} FAILED: ${e.error.split('\n')[0]}`);
   return lines.join('\n');
 }
