@@ -105,17 +105,32 @@ export class LatencyRelay {
         }
       });
       const pipe = (from: Socket, to: Socket, count?: StreamCounter) => {
-        // A direction's chunks leave in the order they came, each no earlier than its own delay.
+        // One FIFO per direction, drained by one timer: a chunk leaves no earlier than its own delay
+        // and never before the chunks that came before it (a reordered HTTP/2 byte stream is a broken one).
+        const queue: Array<{ at: number; chunk: Buffer }> = [];
+        let timer: NodeJS.Timeout | undefined;
         let last = 0;
+        let ended = false;
+        const drain = () => {
+          timer = undefined;
+          const now = performance.now();
+          while (queue.length > 0 && queue[0]!.at <= now + 0.5) {
+            const { chunk } = queue.shift()!;
+            if (!to.destroyed) to.write(chunk);
+          }
+          if (queue.length > 0) timer = setTimeout(drain, queue[0]!.at - now);
+          else if (ended) to.end();
+        };
         from.on('data', (chunk: Buffer) => {
           count?.push(chunk);
-          const at = Math.max(last, performance.now() + this.#delay());
-          last = at;
-          const wait = at - performance.now();
-          if (wait <= 0.5) to.write(chunk);
-          else setTimeout(() => to.destroyed || to.write(chunk), wait);
+          last = Math.max(last, performance.now() + this.#delay());
+          queue.push({ at: last, chunk });
+          timer ??= setTimeout(drain, queue[0]!.at - performance.now());
         });
-        from.on('end', () => setTimeout(() => to.end(), Math.max(0, last - performance.now())));
+        from.on('end', () => {
+          ended = true;
+          if (queue.length === 0 && timer === undefined) to.end();
+        });
       };
       pipe(inbound, outbound, counter);
       pipe(outbound, inbound);
