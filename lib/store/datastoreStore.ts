@@ -38,8 +38,8 @@ export interface DatastoreStoreOptions {
   maxAttempts?: number;
   /**
    * Open transactions with a separate beginTransaction call instead of letting the first lookup
-   * open them: on whenever DATASTORE_EMULATOR_HOST is set, for the emulator's sake
-   * (docs/design/datastore-store.md).
+   * open them: on whenever DATASTORE_EMULATOR_HOST is set, for the Firestore emulator's sake, unless
+   * DATASTORE_EMULATOR_TRANSACTIONS=lookup (docs/design/datastore-store.md).
    */
   separateBegin?: boolean;
   /** Resolves once the client can make calls (credentials loaded, see credentials.ts); awaited before every call. */
