@@ -36,7 +36,7 @@ describe('benchmark harness (smoke)', () => {
         `--legacy-datastore-host=${process.env.LEGACY_DATASTORE_EMULATOR_HOST}`,
         `--out=${out}`,
       ],
-      { cwd: ROOT, encoding: 'utf8', timeout: 170_000, killSignal: 'SIGKILL' },
+      { cwd: ROOT, encoding: 'utf8', timeout: 240_000, killSignal: 'SIGKILL' },
     );
     const report = JSON.parse(readFileSync(out, 'utf8')) as {
       smoke: boolean;
@@ -143,5 +143,5 @@ describe('benchmark harness (smoke)', () => {
     expect(cold.spawn.builds.find((b) => b.stack === 'ours')!.main).toBe('dist/deploy/index.cjs');
     expect(cold.spawn.stacks[0].codeCache).toEqual(['accepted']);
     expect(cold.spawn.ratios.oursVsFfExpress).toBeGreaterThan(0);
-  }, 180_000);
+  }, 250_000);
 });
