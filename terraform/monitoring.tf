@@ -12,9 +12,10 @@ locals {
   cleanup_service = "${var.name_prefix}-cleanup"
 
   # The log line sessionApi writes per answer (functions/http/requestLog.ts): message
-  # "<METHOD> <route template> <status>" and Cloud Logging's httpRequest record. Cloud Run's own
+  # "<METHOD> <route template> <status>" ("unknown" for a path no route knows) and Cloud Logging's
+  # httpRequest record. Cloud Run's own
   # request log has an httpRequest too but no jsonPayload, so the message test keeps it out.
-  api_answer_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.api_service}\" AND jsonPayload.message=~\"^[A-Z]+ /\" AND httpRequest.status>=100"
+  api_answer_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.api_service}\" AND jsonPayload.message=~\"^[A-Z]+ [^ ]+ [0-9]{3}$\" AND httpRequest.status>=100"
 
   log_metric_filters = {
     # Answers by status and error code. With SESSION_LOG_REQUESTS=errors (the default) only
