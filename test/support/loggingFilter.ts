@@ -166,7 +166,8 @@ const NUMBER = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
 function compare(actual: unknown, node: Extract<FilterNode, { kind: 'cmp' }>): boolean {
   if (node.op === ':' && node.value === '*' && !node.quoted) return actual !== undefined && actual !== null;
   if (actual === undefined || actual === null) return false;
-  if (typeof actual === 'object') return false; // the subset compares scalars only
+  // The subset compares scalars only.
+  if (typeof actual !== 'string' && typeof actual !== 'number' && typeof actual !== 'boolean') return false;
   const text = String(actual);
   switch (node.op) {
     case ':':
@@ -203,7 +204,7 @@ function compare(actual: unknown, node: Extract<FilterNode, { kind: 'cmp' }>): b
     case '<=':
       return a <= b;
     default:
-      throw new Error(`unreachable ${node.op}`);
+      throw new Error(`unreachable operator ${String(node.op as unknown)}`);
   }
 }
 
@@ -288,7 +289,10 @@ export function toLogEntry(line: string | Record<string, unknown>, source: LineS
   const stream = level === 'WARNING' || level === 'ERROR' ? 'stderr' : 'stdout';
   return {
     logName: `projects/${source.project}/logs/run.googleapis.com%2F${stream}`,
-    resource: { type: 'cloud_run_revision', labels: { project_id: source.project, service_name: source.service, location: 'europe-west1' } },
+    resource: {
+      type: 'cloud_run_revision',
+      labels: { project_id: source.project, service_name: source.service, location: 'europe-west1' },
+    },
     severity: level,
     ...(httpRequest === undefined ? {} : { httpRequest }),
     ...(trace === undefined ? {} : { trace }),

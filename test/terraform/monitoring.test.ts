@@ -32,7 +32,7 @@ const PREFIX = 'session';
 const T0 = Date.UTC(2026, 0, 1, 3, 0, 0);
 const USER = 'alice@example.com';
 
-let locals: Json = {};
+const locals: Json = {};
 let counterBody: Json = {};
 
 /** A local's string with every `${local.x}` and `${var.name_prefix}` filled in, as Terraform would. */
@@ -68,7 +68,11 @@ function failingStore(): SessionStore {
 
 function pushEnvelope(data: unknown, id: string, publishTime: number) {
   return {
-    message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: id, publishTime: new Date(publishTime).toISOString() },
+    message: {
+      data: Buffer.from(JSON.stringify(data)).toString('base64'),
+      messageId: id,
+      publishTime: new Date(publishTime).toISOString(),
+    },
   };
 }
 

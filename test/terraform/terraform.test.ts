@@ -194,8 +194,7 @@ function evaluateEnv(vars: Record<string, unknown>): Record<string, string> {
     else if ((m = /^\$\{var\.(\w+) != "" \? var\.\1 : random_id\.\w+\.hex\}$/.exec(expr))) {
       const v = str(varValue(m[1]));
       value = v !== '' ? v : GENERATED_KEY;
-    }
-    else throw new Error(`${key}: the test cannot evaluate ${expr}; teach evaluateEnv this form`);
+    } else throw new Error(`${key}: the test cannot evaluate ${expr}; teach evaluateEnv this form`);
     // The same filter as local.session_env: empty values are left out.
     if (value !== '') env[key] = value;
   }
@@ -773,7 +772,9 @@ describe('terraform/', () => {
     expect(staging.filter((n) => prod.includes(n))).toEqual([]);
     // No name is left out of the prefix: every one mentions it.
     for (const n of staging) expect(n).toMatch(/staging/);
-    expect(prod).toEqual(expect.arrayContaining(['google_pubsub_topic session-kill', 'google_firestore_index kind viur-session', 'ttl viur-session']));
+    expect(prod).toEqual(
+      expect.arrayContaining(['google_pubsub_topic session-kill', 'google_firestore_index kind viur-session', 'ttl viur-session']),
+    );
   });
 
   test('outputs the API URL, the topic and the function names', () => {
