@@ -70,7 +70,7 @@ async function login(fn: FunctionProcess, user: string): Promise<{ cookie: strin
     body: JSON.stringify({ user }),
   });
   if (res.status !== 200) throw new Error(`login: ${res.status} ${await res.text()}`);
-  return { cookie: res.headers.getSetCookie()[0]!.split(';')[0]!, staticKey: res.headers.get('sec-x-viur-staticskey')! };
+  return { cookie: res.headers.getSetCookie()[0].split(';')[0], staticKey: res.headers.get('sec-x-viur-staticskey')! };
 }
 
 async function logout(fn: FunctionProcess, session: { cookie: string; staticKey: string }): Promise<void> {

@@ -104,6 +104,8 @@ describe('every variable is read', () => {
       SESSION_STORE_TIMEOUT_MS: '1234',
       SESSION_READ_CACHE_MS: '250',
       SESSION_LOG_REQUESTS: 'all',
+      SESSION_LOG_USER_IDS: 'raw',
+      SESSION_LOG_DIGEST_KEY: 'k-1',
       DATASTORE_EMULATOR_HOST: 'localhost:8081',
       K_SERVICE: 'session-api',
       SESSION_LIFETIME_SECONDS: '120',
@@ -140,6 +142,8 @@ describe('every variable is read', () => {
       storeTimeoutMs: 1234,
       readCacheMs: 250,
       logRequests: 'all',
+      logUserIds: 'raw',
+      logDigestKey: 'k-1',
       datastoreEmulatorHost: 'localhost:8081',
       behindGoogleFrontEnd: true,
       session: {
