@@ -41,6 +41,7 @@ const SOURCES = {
   'google-beta': '@cdktf/provider-google-beta@16.12.1',
   archive: '@cdktf/provider-archive@11.0.1',
   external: '@cdktf/provider-external@11.0.1',
+  random: '@cdktf/provider-random@11.0.1',
   time: '@cdktf/provider-time@11.0.1',
 };
 

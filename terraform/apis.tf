@@ -12,6 +12,9 @@ locals {
       "storage.googleapis.com",
       "iam.googleapis.com",
       "cloudresourcemanager.googleapis.com",
+      # Log-based metrics, alert policies, the dashboard and the uptime check (monitoring.tf).
+      "logging.googleapis.com",
+      "monitoring.googleapis.com",
     ],
     # Only the optional load balancer needs Compute Engine.
     local.lb_enabled ? ["compute.googleapis.com"] : [],

@@ -22,7 +22,7 @@ resource "google_firestore_database" "sessions" {
 resource "google_firestore_index" "kill_by_user" {
   project     = var.project_id
   database    = var.database_id
-  collection  = var.kind
+  collection  = local.kind
   api_scope   = "DATASTORE_MODE_API"
   query_scope = "COLLECTION_GROUP"
 
@@ -47,7 +47,7 @@ resource "google_firestore_index" "kill_by_user" {
 resource "google_firestore_index" "live_by_user" {
   project     = var.project_id
   database    = var.database_id
-  collection  = var.kind
+  collection  = local.kind
   api_scope   = "DATASTORE_MODE_API"
   query_scope = "COLLECTION_GROUP"
 
@@ -82,7 +82,7 @@ resource "terraform_data" "expires_at_ttl" {
   triggers_replace = {
     project  = var.project_id
     database = var.database_id
-    kind     = var.kind
+    kind     = local.kind
     field    = "expiresAt"
   }
 

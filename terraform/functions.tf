@@ -8,13 +8,17 @@ locals {
     GOOGLE_CLOUD_PROJECT = var.project_id
 
     SESSION_FORMAT = var.session_format
-    SESSION_KIND   = var.kind
+    SESSION_KIND   = local.kind
     # The parser accepts only [A-Za-z0-9_.-] here, so the default database is expressed by absence.
     SESSION_DATABASE         = var.database_id == "(default)" ? "" : var.database_id
     SESSION_NAMESPACE        = var.namespace
     SESSION_STORE_TIMEOUT_MS = var.store_timeout_ms
     SESSION_READ_CACHE_MS    = var.session_read_cache_ms
     SESSION_LOG_REQUESTS     = var.session_log_requests
+    SESSION_LOG_USER_IDS     = var.log_user_ids
+    # Not marked sensitive (random_id, not random_password): the key is in the functions'
+    # environment and the state either way, and a sensitive value could not pass the filter below.
+    SESSION_LOG_DIGEST_KEY = var.log_digest_key != "" ? var.log_digest_key : random_id.log_digest_key.hex
 
     SESSION_LIFETIME_SECONDS         = var.session_lifetime_seconds
     SESSION_REFRESH_INTERVAL_SECONDS = var.session_refresh_interval_seconds
@@ -103,7 +107,7 @@ resource "google_cloudfunctions2_function" "kill" {
   project     = var.project_id
   location    = var.region
   name        = "${var.name_prefix}-kill"
-  description = "killSessionByUser: deletes the sessions named by kill messages, delivered by the push subscription ${var.kill_topic}-push."
+  description = "killSessionByUser: deletes the sessions named by kill messages, delivered by the push subscription ${local.kill_topic}-push."
   labels      = var.labels
 
   # No event_trigger: the subscription an Eventarc trigger creates cannot take a dead-letter
@@ -184,4 +188,10 @@ resource "google_cloudfunctions2_function" "cleanup" {
     time_sleep.iam_propagation,
     google_project_iam_member.cleanup_datastore,
   ]
+}
+
+# The key of the user digest in log lines (SESSION_LOG_DIGEST_KEY) when var.log_digest_key is empty:
+# generated once, kept in the state; docs/operations.md says how to read it back.
+resource "random_id" "log_digest_key" {
+  byte_length = 32
 }

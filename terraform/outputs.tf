@@ -58,3 +58,14 @@ output "service_accounts" {
     build     = google_service_account.build.email
   }
 }
+
+output "log_digest_key" {
+  description = "Key of the user digest in log lines (SESSION_LOG_DIGEST_KEY): npm run user-digest -- <user> --key \"$(terraform output -raw log_digest_key)\"."
+  value       = var.log_digest_key != "" ? var.log_digest_key : random_id.log_digest_key.hex
+  sensitive   = true
+}
+
+output "cleanup_url" {
+  description = "URL of the cleanup function (startClearSessions), for npm run smoke -- <api_url> --cleanup-url <this>."
+  value       = google_cloudfunctions2_function.cleanup.service_config[0].uri
+}

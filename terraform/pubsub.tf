@@ -4,7 +4,7 @@ locals {
 
 resource "google_pubsub_topic" "kill" {
   project = var.project_id
-  name    = var.kill_topic
+  name    = local.kill_topic
 
   depends_on = [google_project_service.required]
 }
@@ -12,7 +12,7 @@ resource "google_pubsub_topic" "kill" {
 # Messages that keep failing end here instead of being retried forever or dropped.
 resource "google_pubsub_topic" "kill_dead_letter" {
   project = var.project_id
-  name    = "${var.kill_topic}-dead-letter"
+  name    = "${local.kill_topic}-dead-letter"
 
   depends_on = [google_project_service.required]
 }
@@ -21,7 +21,7 @@ resource "google_pubsub_topic" "kill_dead_letter" {
 # a week so an operator can inspect them and republish to the kill topic.
 resource "google_pubsub_subscription" "kill_dead_letter" {
   project = var.project_id
-  name    = "${var.kill_topic}-dead-letter"
+  name    = "${local.kill_topic}-dead-letter"
   topic   = google_pubsub_topic.kill_dead_letter.id
 
   ack_deadline_seconds       = 60
@@ -34,7 +34,7 @@ resource "google_pubsub_subscription" "kill_dead_letter" {
 
 resource "google_pubsub_subscription" "kill_push" {
   project = var.project_id
-  name    = "${var.kill_topic}-push"
+  name    = "${local.kill_topic}-push"
   topic   = google_pubsub_topic.kill.id
 
   # Pub/Sub's longest; above the kill function's 540 s timeout, so a slow invocation is not

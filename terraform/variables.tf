@@ -20,7 +20,7 @@ variable "region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of every resource name (functions, service accounts, scheduler job, bucket)."
+  description = "Prefix of every resource name (functions, service accounts, scheduler job, bucket, kill topic and subscriptions, kind and its indexes, log-based metrics, alert policies, dashboard, uptime check), so that two stacks (staging, prod) share a project without colliding. The default keeps the names a stack had before the prefix covered all of them."
   type        = string
   default     = "session"
 
@@ -80,12 +80,12 @@ variable "session_format" {
 }
 
 variable "kind" {
-  description = "Datastore kind of the session entities (SESSION_KIND)."
+  description = "Datastore kind of the session entities (SESSION_KIND); empty means \"viur-session\" with the default name_prefix and \"<name_prefix>-session\" with any other (local.kind)."
   type        = string
-  default     = "viur-session"
+  default     = ""
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]+$", var.kind))
+    condition     = var.kind == "" || can(regex("^[A-Za-z0-9_.-]+$", var.kind))
     error_message = "kind may contain only letters, digits, _ . -"
   }
 }
@@ -248,6 +248,23 @@ variable "session_log_requests" {
   }
 }
 
+variable "log_user_ids" {
+  description = "How kill log lines name a user (SESSION_LOG_USER_IDS): digest (a keyed HMAC-SHA-256 digest, the default) or raw (the user id itself; opt-in, ids are often e-mail addresses)."
+  type        = string
+  default     = "digest"
+
+  validation {
+    condition     = contains(["digest", "raw"], var.log_user_ids)
+    error_message = "log_user_ids must be digest or raw."
+  }
+}
+
+variable "log_digest_key" {
+  description = "Key of the user digest in log lines (SESSION_LOG_DIGEST_KEY); empty means a random 256-bit key Terraform generates once and keeps in its state (random_id.log_digest_key). Set it to keep digests stable across stacks or a re-created state."
+  type        = string
+  default     = ""
+}
+
 variable "allowed_origins" {
   description = "Origins (https://host[:port]) allowed to change sessions cross-site (SESSION_ALLOWED_ORIGINS)."
   type        = list(string)
@@ -281,12 +298,12 @@ variable "admin_audience" {
 # --- Kill messages ----------------------------------------------------------------------------------
 
 variable "kill_topic" {
-  description = "Pub/Sub topic id of kill messages (SESSION_KILL_TOPIC)."
+  description = "Pub/Sub topic id of kill messages (SESSION_KILL_TOPIC); empty means \"<name_prefix>-kill\" (local.kill_topic), \"session-kill\" with the default prefix."
   type        = string
-  default     = "session-kill"
+  default     = ""
 
   validation {
-    condition     = can(regex("^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", var.kill_topic)) && !startswith(lower(var.kill_topic), "goog")
+    condition     = var.kill_topic == "" || can(regex("^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", var.kill_topic)) && !startswith(lower(var.kill_topic), "goog")
     error_message = "kill_topic must be a Pub/Sub topic id (3-255 characters, starting with a letter, not with \"goog\")."
   }
 }
@@ -449,4 +466,40 @@ variable "custom_domain" {
     condition     = var.custom_domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.custom_domain))
     error_message = "custom_domain must be a lowercase host name without scheme or path."
   }
+}
+
+# --- Monitoring (monitoring.tf) ---------------------------------------------------------------------
+
+variable "notification_channels" {
+  description = "Ids of existing Cloud Monitoring notification channels (projects/<p>/notificationChannels/<id>) every alert policy notifies; empty: the policies open incidents in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "notification_channels must be full ids such as projects/my-project/notificationChannels/123."
+  }
+}
+
+variable "kill_latency_bound_seconds" {
+  description = "The stated revocation bound (docs/guarantees.md): an alert opens when a kill took longer than this from its publication to its last delete (the 95th percentile over 5 minutes)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.kill_latency_bound_seconds >= 1 && var.kill_latency_bound_seconds <= 3600
+    error_message = "kill_latency_bound_seconds must be from 1 to 3600."
+  }
+}
+
+variable "store_unavailable_alert_per_minute" {
+  description = "503 store_unavailable answers per minute (averaged over 5 minutes) above which an alert opens."
+  type        = number
+  default     = 1
+}
+
+variable "server_error_alert_per_minute" {
+  description = "5xx answers per minute (averaged over 5 minutes) above which an alert opens."
+  type        = number
+  default     = 1
 }

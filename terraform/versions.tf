@@ -18,6 +18,10 @@ terraform {
       source  = "hashicorp/external"
       version = "~> 2.3"
     }
+    random = {
+      source  = "hashicorp/random"
+      version = "~> 3.6"
+    }
     time = {
       source  = "hashicorp/time"
       version = "~> 0.13"

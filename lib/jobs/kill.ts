@@ -3,7 +3,7 @@ import { runCleanup } from './cleanup';
 import { type KillMessage, type KillMessageData, isoTime } from './killMessage';
 import { publisherFor } from './killPublisher';
 import { GUEST_USER, MAX_CONTINUATIONS } from '../core/limits';
-import { log } from '../setup/log';
+import { log, userLogFields } from '../setup/log';
 import type { Runtime } from '../setup/runtime';
 
 /** Where a message came from, as the kill function received it. */
@@ -52,7 +52,8 @@ export async function processKillMessage(rt: Runtime, message: KillMessage, rece
   const fields = {
     messageId,
     scope: scope(message.user),
-    user: message.user,
+    // A keyed digest unless the operator opted in to raw ids (docs/operations.md).
+    ...userLogFields(message.user, config),
     issuedAt: isoTime(new Date(issuedAt)),
     continuation: message.continuation,
   };
@@ -66,7 +67,11 @@ export async function processKillMessage(rt: Runtime, message: KillMessage, rece
     clock,
     onBatch: (p) => log('INFO', 'kill progress', { messageId, deleted: p.deleted, batches: p.batches, elapsedMs: p.elapsedMs }),
   });
-  log('INFO', report.done ? 'kill finished' : 'kill budget spent', { ...fields, ...report });
+  // The revocation latency (docs/guarantees.md): from the kill's publication to its last delete. A
+  // follow-up measures from issuedAt, which it carries from the first message and which is at most
+  // that message's publish time, so the figure can only err on the long side.
+  const latencyMs = clock.now() - (message.continuation > 0 ? issuedAt : publishTime);
+  log('INFO', report.done ? 'kill finished' : 'kill budget spent', { ...fields, ...report, ...(report.done ? { latencyMs } : {}) });
   if (!report.done) {
     await continueWith(rt, messageId, message.continuation, (n) => ({ user: message.user, issuedAt: fields.issuedAt, continuation: n }));
   }

@@ -1,6 +1,7 @@
 import { type SameSite, validateCookieName } from '../core/cookies';
 import { ConfigError } from '../core/errors';
 import type { SessionSettings } from '../core/settings';
+import { derivedDigestKey } from './log';
 import { type ConfigVariable, type Environment, SETTINGS, setting } from './settings';
 
 export { SETTINGS, setting, settingRow, type ConfigVariable, type SettingRow, type SettingScope } from './settings';
@@ -32,6 +33,10 @@ export interface Config {
    * agent and address, so a line per success mostly doubles the log bill and costs CPU.
    */
   logRequests: 'all' | 'errors';
+  /** How kill log lines name a user: a keyed digest (the default) or, by opt-in, the raw id. */
+  logUserIds: 'digest' | 'raw';
+  /** Key of that digest: SESSION_LOG_DIGEST_KEY, else derived from the project id (docs/operations.md). */
+  logDigestKey: string;
   /** On Cloud Run (K_SERVICE set): X-Forwarded-For's last entry is the client address Google's front end saw. */
   behindGoogleFrontEnd: boolean;
   session: SessionSettings;
@@ -122,6 +127,8 @@ export function loadConfig(env: Environment = process.env): Config {
     storeTimeoutMs: setting(env, 'SESSION_STORE_TIMEOUT_MS'),
     readCacheMs: setting(env, 'SESSION_READ_CACHE_MS'),
     logRequests: setting(env, 'SESSION_LOG_REQUESTS'),
+    logUserIds: setting(env, 'SESSION_LOG_USER_IDS'),
+    logDigestKey: setting(env, 'SESSION_LOG_DIGEST_KEY') ?? derivedDigestKey(project),
     datastoreEmulatorHost: setting(env, 'DATASTORE_EMULATOR_HOST'),
     emulatorTransactions: setting(env, 'DATASTORE_EMULATOR_TRANSACTIONS'),
     behindGoogleFrontEnd: setting(env, 'K_SERVICE') !== undefined,

@@ -1,4 +1,6 @@
+import { createHmac } from 'node:crypto';
 import { StoreUnavailableError } from '../core/errors';
+import { GUEST_USER } from '../core/limits';
 
 /**
  * One JSON object per line on stdout/stderr: Cloud Logging reads `severity` and `message` and
@@ -103,4 +105,49 @@ export function errorName(err: unknown): string {
     return code === undefined ? err.name : `${err.name}:${shown(code)}`;
   }
   return typeof err;
+}
+
+/** Hex digits of the user digest kept in log lines: 64 bits, enough to tell any two users of a deployment apart. */
+export const USER_DIGEST_HEX_DIGITS = 16;
+
+/**
+ * The keyed digest (HMAC-SHA-256, truncated) that stands for a user id in log lines: the same user
+ * always gets the same digest under one key, so an operator who knows the id (and the key) finds
+ * the user's lines, while the lines alone do not give the id away.
+ *
+ * @example
+ * userDigest('alice@example.com', 'the deployment key'); // 16 hex digits, the same on every call
+ */
+export function userDigest(user: string, key: string): string {
+  return createHmac('sha256', key).update(user, 'utf8').digest('hex').slice(0, USER_DIGEST_HEX_DIGITS);
+}
+
+/**
+ * The digest key used when SESSION_LOG_DIGEST_KEY is unset: derived from the project id, so it is
+ * stable across instances and restarts, but not secret (docs/operations.md says what that means).
+ *
+ * @example
+ * userDigest('alice', derivedDigestKey('my-project'));
+ */
+export function derivedDigestKey(projectId: string): string {
+  return `viur-session-functions/log-digest/${projectId}`;
+}
+
+/** How a log line names a user: `userDigest` by default, `user` only by the operator's opt-in. */
+export interface UserLogOptions {
+  logUserIds: 'digest' | 'raw';
+  logDigestKey: string;
+}
+
+/**
+ * The log fields that name `user`: `{ user }` with the raw id only when the operator opted in,
+ * otherwise `{ userDigest }`. `null` (every session) and the guest marker are not personal data and
+ * stay as they are, under `user`.
+ *
+ * @example
+ * log('INFO', 'kill started', { ...userLogFields('alice', config) }); // { userDigest: '…' }
+ */
+export function userLogFields(user: string | null, options: UserLogOptions): LogFields {
+  if (user === null || user === GUEST_USER || options.logUserIds === 'raw') return { user };
+  return { userDigest: userDigest(user, options.logDigestKey) };
 }

@@ -146,6 +146,27 @@ export const SETTINGS = [
       "records every request either way, so a line per success would mostly double the log volume, and it was about 4 % of sessionApi's " +
       'CPU per request (bench/RESULTS.md)',
   },
+  {
+    name: 'SESSION_LOG_USER_IDS',
+    type: 'enum',
+    values: ['digest', 'raw'],
+    default: 'digest',
+    scope: 'deploy',
+    doc:
+      '`digest`: kill log lines carry `userDigest`, a keyed digest of the user id (HMAC-SHA-256, 16 hex digits), never the id ' +
+      'itself; `raw`: they carry the id as `user` (opt-in: ids are often e-mail addresses). `npm run user-digest -- <user>` ' +
+      'computes the digest to search for (docs/operations.md#finding-a-users-log-lines)',
+  },
+  {
+    name: 'SESSION_LOG_DIGEST_KEY',
+    type: 'string',
+    default: undefined,
+    defaultText: 'derived from the project id (Terraform sets a random one)',
+    scope: 'deploy',
+    doc:
+      'secret key of the user digest in log lines; without it the key is derived from the project id, which hides ids from a ' +
+      'casual reader but not from anyone who can guess them, so a deployment sets a random one (terraform/ generates it)',
+  },
   { name: 'SESSION_LIFETIME_SECONDS', type: 'integer', min: 1, max: 366 * DAY, default: 3600, scope: 'deploy', doc: 'idle lifetime' },
   {
     name: 'SESSION_REFRESH_INTERVAL_SECONDS',

@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import { loadConfig } from '../../lib/setup/config';
+import { derivedDigestKey } from '../../lib/setup/log';
 import { type ConfigVariable, SETTINGS, type SettingRow, setting } from '../../lib/setup/settings';
 import { BUILT_IN_PROVIDER, checkAgainstSchema, declarations, providerOf, type SchemaExtract } from '../support/terraformSchema';
 
@@ -128,7 +129,9 @@ function variableDefault(name: string): unknown {
 function settingVariable(name: string): string {
   let expr = String((stack.locals.session_env_all as Json)[name]);
   expr = expr.replace(/\$\{google_pubsub_topic\.(\w+)\.name\}/g, (_, topic: string) => String(resource('google_pubsub_topic', topic).name));
-  const vars = [...new Set([...expr.matchAll(/\bvar\.(\w+)/g)].map((m) => m[1]))];
+  // A name of names.tf: the variable that overrides it (the prefix only fills in its default).
+  expr = expr.replace(/\$\{local\.(kind|kill_topic)\}/g, (_, local: string) => `\${var.${local}}`);
+  const vars = [...new Set([...expr.matchAll(/\bvar\.(\w+)/g)].map((m) => m[1]))].filter((v) => v !== 'name_prefix');
   if (vars.length !== 1) throw new Error(`${name}: expected one variable in ${expr}, found ${vars.length}`);
   return vars[0];
 }
@@ -168,9 +171,9 @@ function evaluateEnv(vars: Record<string, unknown>): Record<string, string> {
   };
   const str = (v: unknown) => (Array.isArray(v) ? v.join(',') : String(v));
   const topicName = () => {
-    const m = /^\$\{var\.(\w+)\}$/.exec(String(resource('google_pubsub_topic', 'kill').name));
-    if (!m) throw new Error('google_pubsub_topic.kill.name is not a variable');
-    return str(varValue(m[1]));
+    const m = /^\$\{local\.(\w+)\}$/.exec(String(resource('google_pubsub_topic', 'kill').name));
+    if (!m) throw new Error('google_pubsub_topic.kill.name is not a local of names.tf');
+    return nameLocal(m[1], varValue);
   };
   const env: Record<string, string> = {};
   for (const [key, expr] of Object.entries(all)) {
@@ -187,11 +190,39 @@ function evaluateEnv(vars: Record<string, unknown>): Record<string, string> {
       const v = str(varValue(m[1]));
       value = v === '(default)' ? '' : v;
     } else if (expr === '${google_pubsub_topic.kill.name}') value = topicName();
-    else throw new Error(`${key}: the test cannot evaluate ${expr}; teach evaluateEnv this form`);
+    else if ((m = /^\$\{local\.(kind)\}$/.exec(expr))) value = nameLocal(m[1], varValue);
+    else if ((m = /^\$\{var\.(\w+) != "" \? var\.\1 : random_id\.\w+\.hex\}$/.exec(expr))) {
+      const v = str(varValue(m[1]));
+      value = v !== '' ? v : GENERATED_KEY;
+    } else throw new Error(`${key}: the test cannot evaluate ${expr}; teach evaluateEnv this form`);
     // The same filter as local.session_env: empty values are left out.
     if (value !== '') env[key] = value;
   }
   return env;
+}
+
+/** Stands for the key random_id generates on the first apply. */
+const GENERATED_KEY = 'generated-by-random-id';
+
+/**
+ * The value of a name local of names.tf (kind, kill_topic) for given variable values: the exact
+ * expressions the file holds, evaluated; another form fails until this learns it.
+ */
+function nameLocal(name: string, varValue: (v: string) => unknown): string {
+  const expr = String(stack.locals[name]);
+  const prefix = String(varValue('name_prefix'));
+  if (name === 'kill_topic' && expr === '${var.kill_topic != "" ? var.kill_topic : "${var.name_prefix}-kill"}') {
+    const v = String(varValue('kill_topic'));
+    return v !== '' ? v : `${prefix}-kill`;
+  }
+  if (
+    name === 'kind' &&
+    expr === '${var.kind != "" ? var.kind : (var.name_prefix == "session" ? "viur-session" : "${var.name_prefix}-session")}'
+  ) {
+    const v = String(varValue('kind'));
+    return v !== '' ? v : prefix === 'session' ? 'viur-session' : `${prefix}-session`;
+  }
+  throw new Error(`local.${name}: the test cannot evaluate ${expr}`);
 }
 
 /**
@@ -334,6 +365,11 @@ describe('terraform/', () => {
     }
     // Through the env functions.tf builds and the parser, so "(default)", "" and [] are read as a deployment reads them.
     const deployed = setting(evaluateEnv({ project_id: 'p1' }), name as ConfigVariable);
+    if (name === 'SESSION_LOG_DIGEST_KEY') {
+      // The one setting a deployment never leaves at its default: the derived key is not secret, so Terraform generates one.
+      expect({ name, variable, default: deployed }).toEqual({ name, variable, default: GENERATED_KEY });
+      return;
+    }
     expect({ name, variable, default: deployed }).toEqual({ name, variable, default: row.default });
   });
 
@@ -363,7 +399,9 @@ describe('terraform/', () => {
 
   test("the variables' defaults produce exactly the parser's defaults", () => {
     const env = evaluateEnv({ project_id: 'p1' });
-    expect(loadConfig(env)).toEqual(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }));
+    // Except the digest key, which Terraform generates (the test above).
+    expect(loadConfig(env)).toEqual({ ...loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }), logDigestKey: GENERATED_KEY });
+    expect(loadConfig({ ...env, SESSION_LOG_DIGEST_KEY: undefined }).logDigestKey).toBe(derivedDigestKey('p1'));
   });
 
   test('terraform.tfvars.example shows the defaults, and sets only declared variables', async () => {
@@ -425,9 +463,9 @@ describe('terraform/', () => {
 
   test('creates the kill topic the functions and the publisher use, and lets every publisher publish', () => {
     const topic = resource('google_pubsub_topic', 'kill');
-    expect(topic.name).toBe('${var.kill_topic}');
-    expect(variableDefault('kill_topic')).toBe(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }).killTopic);
-    expect(variableDefault('kill_topic')).toBe('session-kill');
+    expect(topic.name).toBe('${local.kill_topic}');
+    expect(nameLocal('kill_topic', variableDefault)).toBe(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }).killTopic);
+    expect(nameLocal('kill_topic', variableDefault)).toBe('session-kill');
     expect((stack.locals.session_env_all as Json).SESSION_KILL_TOPIC).toBe('${google_pubsub_topic.kill.name}');
 
     const publishers = ofType('google_pubsub_topic_iam_member')
@@ -575,7 +613,7 @@ describe('terraform/', () => {
 
   test('Firestore: Datastore mode, the composite indexes of the kill query and of the live-session listing, a TTL policy on expiresAt', () => {
     const defaults = loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' });
-    expect(variableDefault('kind')).toBe(defaults.kind);
+    expect(nameLocal('kind', variableDefault)).toBe(defaults.kind);
     expect(variableDefault('database_id')).toBe('(default)');
     expect(variableDefault('create_database')).toBe(false);
     const db = resource('google_firestore_database', 'sessions');
@@ -586,7 +624,7 @@ describe('terraform/', () => {
     const common = {
       api_scope: 'DATASTORE_MODE_API',
       query_scope: 'COLLECTION_GROUP',
-      collection: '${var.kind}',
+      collection: '${local.kind}',
       database: '${var.database_id}',
     };
     expect(resource('google_firestore_index', 'kill_by_user')).toMatchObject({
@@ -620,7 +658,7 @@ describe('terraform/', () => {
     expect(ttl.triggers_replace).toEqual({
       project: '${var.project_id}',
       database: '${var.database_id}',
-      kind: '${var.kind}',
+      kind: '${local.kind}',
       field: 'expiresAt',
     });
     expect(store).toMatch(/['"]expiresAt['"]\s*,\s*['"]<['"]/);
@@ -694,6 +732,49 @@ describe('terraform/', () => {
     ]);
     for (const [key, body] of agentGrants)
       expect({ key, dependsOn: body.depends_on }).toEqual({ key, dependsOn: ['${time_sleep.iam_propagation}'] });
+  });
+
+  test('name_prefix: the default keeps the names of earlier releases; two prefixes share no name in the project', () => {
+    const defaults = (v: string) => variableDefault(v);
+    expect(variableDefault('name_prefix')).toBe('session');
+    expect([nameLocal('kind', defaults), nameLocal('kill_topic', defaults)]).toEqual(['viur-session', 'session-kill']);
+    // Every named resource of the stack with its name evaluated for a prefix (the names are literal
+    // templates over var.name_prefix and the name locals, or references to a named resource).
+    const namesFor = (prefix: string): string[] => {
+      const vars = (v: string) => (v === 'name_prefix' ? prefix : variableDefault(v));
+      const names: string[] = [];
+      const fill = (expr: string): string =>
+        expr
+          .replace(/\$\{var\.name_prefix\}/g, prefix)
+          .replace(/\$\{local\.(kind|kill_topic)\}/g, (_, l: string) => nameLocal(l, vars))
+          .replace(/\$\{var\.project_id\}/g, 'p1');
+      for (const [key, body] of stack.resources) {
+        const type = key.split('.')[0];
+        const field = ['name', 'account_id', 'display_name', 'collection'].find((f) => typeof body[f] === 'string');
+        if (!field) continue;
+        // Object names are scoped to their bucket; the bucket's name is checked below.
+        if (type === 'google_storage_bucket_object') continue;
+        const raw = String(body[field]).replace('${local.source_bucket}', '${var.project_id}-${var.name_prefix}-source');
+        // References to another resource's name and per-item names (for_each) are covered by their source.
+        if (/\$\{(google_|each\.|var\.database_id)/.test(raw)) {
+          if (/\$\{each\.key\}/.test(raw)) names.push(`${type} ${fill(raw.replace('${each.key}', '*'))}`);
+          continue;
+        }
+        names.push(`${type} ${field === 'collection' ? `kind ${fill(raw)}` : fill(raw)}`);
+      }
+      const ttl = resource('terraform_data', 'expires_at_ttl').triggers_replace as Json;
+      names.push(`ttl ${fill(String(ttl.kind))}`);
+      return names;
+    };
+    expect(String(stack.locals.source_bucket)).toMatch(/: "\$\{var\.project_id\}-\$\{var\.name_prefix\}-source"\}$/);
+    const staging = namesFor('staging');
+    const prod = namesFor('session');
+    expect(staging.filter((n) => prod.includes(n))).toEqual([]);
+    // No name is left out of the prefix: every one mentions it.
+    for (const n of staging) expect(n).toMatch(/staging/);
+    expect(prod).toEqual(
+      expect.arrayContaining(['google_pubsub_topic session-kill', 'google_firestore_index kind viur-session', 'ttl viur-session']),
+    );
   });
 
   test('outputs the API URL, the topic and the function names', () => {
