@@ -65,6 +65,7 @@ export async function processKillMessage(rt: Runtime, message: KillMessage, rece
     deadline: clock.now() + config.deletion.killBudgetSeconds * 1000,
     clock,
     onBatch: (p) => log('INFO', 'kill progress', { messageId, deleted: p.deleted, batches: p.batches, elapsedMs: p.elapsedMs }),
+    ...(rt.events ? { events: { type: 'ended' as const, reason: 'kill' as const, random: rt.random, sink: rt.events } } : {}),
   });
   log('INFO', report.done ? 'kill finished' : 'kill budget spent', { ...fields, ...report });
   if (!report.done) {
