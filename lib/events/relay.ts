@@ -67,9 +67,13 @@ export class EventRelay implements EventSink {
    * new EventRelay({ store: new MemorySessionStore(), publisher, clock: systemClock, relayIntervalMs: 10_000 });
    */
   constructor(options: EventRelayOptions) {
-    const { pendingOutbox, deleteOutbox } = options.store;
-    if (!pendingOutbox || !deleteOutbox) throw new Error('session events need a store with an outbox (pendingOutbox, deleteOutbox)');
-    this.#store = { pendingOutbox: pendingOutbox.bind(options.store), deleteOutbox: deleteOutbox.bind(options.store) };
+    const store = options.store;
+    if (!store.pendingOutbox || !store.deleteOutbox)
+      throw new Error('session events need a store with an outbox (pendingOutbox, deleteOutbox)');
+    this.#store = {
+      pendingOutbox: (before, limit) => store.pendingOutbox!(before, limit),
+      deleteOutbox: (ids) => store.deleteOutbox!(ids),
+    };
     this.#publisher = options.publisher;
     this.#clock = options.clock;
     this.#intervalMs = options.relayIntervalMs ?? 60_000;

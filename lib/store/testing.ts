@@ -105,9 +105,11 @@ function outboxOf(id: string, createdAt: number, user: string | null = 'user-1')
 
 /** The store's outbox methods; the session events (docs/events.md) need them, so the contract does. */
 function outbox(store: SessionStore): Required<Pick<SessionStore, 'pendingOutbox' | 'deleteOutbox'>> {
-  const { pendingOutbox, deleteOutbox } = store;
-  assert.ok(pendingOutbox && deleteOutbox, 'the store has no outbox (pendingOutbox, deleteOutbox): session events need one');
-  return { pendingOutbox: pendingOutbox.bind(store), deleteOutbox: deleteOutbox.bind(store) };
+  assert.ok(
+    typeof store.pendingOutbox === 'function' && typeof store.deleteOutbox === 'function',
+    'the store has no outbox (pendingOutbox, deleteOutbox): session events need one',
+  );
+  return { pendingOutbox: (before, limit) => store.pendingOutbox!(before, limit), deleteOutbox: (ids) => store.deleteOutbox!(ids) };
 }
 
 const CASES: Array<[string, Body]> = [

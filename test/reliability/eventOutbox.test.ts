@@ -96,7 +96,7 @@ test('killed right after the commit, before the publish: after a restart every e
   ] as OutboxRecord[];
   expect(orphaned.map((r) => r.events.map((e) => e.type))).toEqual([['created', 'login'], ['ended', 'ended'], Array(10).fill('expired')]);
   // Each orphaned record's change was committed: the outbox holds exactly them now.
-  const pending = await store.pendingOutbox!(Date.now() + 1, 100);
+  const pending = await store.pendingOutbox(Date.now() + 1, 100);
   expect(new Set(pending.map((r) => r.id))).toEqual(new Set(orphaned.map((r) => r.id)));
   expect((await store.findKeys({ kind: 'expired', before: now }, 100)).keys).toHaveLength(15);
 
@@ -121,6 +121,6 @@ test('killed right after the commit, before the publish: after a restart every e
   expect(new Set(byType('expired').map((e) => e.user))).toEqual(new Set(Array.from({ length: 25 }, (_, i) => `user-${i}`)));
   // The two logins' handles are the two sessions the kill ended.
   expect(new Set(byType('login').map((e) => e.device))).toEqual(new Set(byType('ended').map((e) => e.device)));
-  expect(await store.pendingOutbox!(Date.now() + 1, 100)).toEqual([]);
+  expect(await store.pendingOutbox(Date.now() + 1, 100)).toEqual([]);
   await client.topic(topicName).delete();
 }, 180_000);

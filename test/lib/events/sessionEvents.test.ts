@@ -37,7 +37,7 @@ function setup(overrides: Parameters<typeof settings>[0] = {}) {
   return { store, clock, publisher, relay, m };
 }
 
-const handleOf = (cookie: string) => deviceHandle(digest(cookie.split('=')[1]!));
+const handleOf = (cookie: string) => deviceHandle(digest(cookie.split('=')[1]));
 const shape = (events: SessionEvent[]) => events.map(({ type, reason, user, device }) => ({ type, reason, user, device }));
 
 async function login(m: SessionManager, user: string, cookie?: string): Promise<string> {
@@ -73,7 +73,7 @@ describe('what each change records', () => {
     }
     // Every event has its own id and the commit's time; the outbox is empty once published.
     expect(new Set(publisher.events.map((e) => e.id)).size).toBe(publisher.events.length);
-    expect(publisher.events[0]!.time).toBe('2026-01-01T00:00:00.000Z');
+    expect(publisher.events[0].time).toBe('2026-01-01T00:00:00.000Z');
     expect(await store.pendingOutbox(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
   });
 
@@ -92,9 +92,9 @@ describe('what each change records', () => {
     const a = [await login(m, 'alice'), await login(m, 'alice'), await login(m, 'alice')];
     publisher.events.length = 0;
     // The device route: withSession ending another session in its commit.
-    await m.withSession(a[0], () => undefined, { end: { user: 'alice', keys: [digest(a[1]!.split('=')[1]!)], reason: 'device' } });
+    await m.withSession(a[0], () => undefined, { end: { user: 'alice', keys: [digest(a[1].split('=')[1])], reason: 'device' } });
     // An admin route.
-    expect(await m.endSession('alice', handleOf(a[2]!), { reason: 'admin' })).toBe(true);
+    expect(await m.endSession('alice', handleOf(a[2]), { reason: 'admin' })).toBe(true);
     // The cap: three more logins end the least recently used one.
     const more: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -106,13 +106,13 @@ describe('what each change records', () => {
     await relay.idle();
     const ended = shape(publisher.events.filter((e) => e.type === 'ended'));
     expect(ended).toEqual([
-      { type: 'ended', reason: 'device', user: 'alice', device: handleOf(a[1]!) },
-      { type: 'ended', reason: 'admin', user: 'alice', device: handleOf(a[2]!) },
-      { type: 'ended', reason: 'cap', user: 'alice', device: handleOf(a[0]!) },
+      { type: 'ended', reason: 'device', user: 'alice', device: handleOf(a[1]) },
+      { type: 'ended', reason: 'admin', user: 'alice', device: handleOf(a[2]) },
+      { type: 'ended', reason: 'cap', user: 'alice', device: handleOf(a[0]) },
       expect.objectContaining({ type: 'ended', reason: 'logout_others', user: 'alice' }),
       expect.objectContaining({ type: 'ended', reason: 'logout_others', user: 'alice' }),
     ]);
-    expect(new Set(ended.slice(3).map((e) => e.device))).toEqual(new Set([handleOf(more[0]!), handleOf(more[1]!)]));
+    expect(new Set(ended.slice(3).map((e) => e.device))).toEqual(new Set([handleOf(more[0]), handleOf(more[1])]));
   });
 
   test('the kill job records ended/kill and the cleanup expired, each with the user and handle, guests as null', async () => {
@@ -162,7 +162,7 @@ describe('the outbox', () => {
     publisher.failing = false;
     clock.advance(1);
     expect(await relay.relay()).toEqual({ records: 1, events: 2, done: true });
-    expect(publisher.events.map((e) => e.id)).toEqual(pending[0]!.events.map((e) => e.id));
+    expect(publisher.events.map((e) => e.id)).toEqual(pending[0].events.map((e) => e.id));
     expect(await store.pendingOutbox(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
   });
 
