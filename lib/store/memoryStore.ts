@@ -168,7 +168,8 @@ export class MemorySessionStore implements SessionStore {
    * await store.deleteMany(keys);
    */
   async deleteMany(keys: StorageKey[], outbox?: OutboxRecord): Promise<void> {
-    if (keys.length + (outbox ? 1 : 0) > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} mutations per commit`);
+    if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
+    if (outbox && keys.length + 1 > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} mutations per commit`);
     for (const k of keys) this.#remove(k);
     if (outbox) this.#outbox.set(outbox.id, structuredClone(outbox));
   }
