@@ -360,7 +360,7 @@ export class DatastoreSessionStore implements SessionStore {
         if (this.#separateBegin) await this.#call(() => txn.run({ gaxOptions: this.#gax }));
         const [entity] = (await this.#call(() => txn.get(this.#key(key), { gaxOptions: this.#gax }))) as [SessionEntity | undefined];
         const { writes, result } = decide(entity ? fromEntity(entity) : null);
-        if (!writes || (writes.put.length === 0 && writes.delete.length === 0)) {
+        if (!writes || (writes.put.length === 0 && writes.delete.length === 0 && !writes.outbox)) {
           await this.#release(txn);
           return result;
         }

@@ -8,7 +8,8 @@ import { runCleanup } from '../../../lib/jobs/cleanup';
 import { processKillMessage } from '../../../lib/jobs/kill';
 import { createRuntime } from '../../../lib/setup/runtime';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
-import { cookieFrom, FakeClock, settings, testConfig } from '../../support/fixtures';
+import type { SessionStore } from '../../../lib/store/sessionStore';
+import { cookieFrom, datastoreStore, FakeClock, settings, testConfig, uniqueNamespace } from '../../support/fixtures';
 
 /*
  * Session events (docs/events.md) as the session logic records them: which change produces which
@@ -178,24 +179,31 @@ describe('the outbox', () => {
     expect(await relay.relay()).toEqual({ records: 1, events: 0, done: true });
   });
 
-  test('two relays at once lose nothing and leave nothing: every event is published at least once', async () => {
-    const store = new MemorySessionStore();
-    const clock = new FakeClock();
-    const publisher = new CollectingPublisher();
-    const ids: string[] = [];
-    for (let i = 0; i < 250; i++) {
-      const record: OutboxRecord = {
-        id: `r${i}`,
-        createdAt: clock.now() - 60_000 + i,
-        events: [{ id: `r${i}.0`, type: 'expired', user: null, device: 'd', time: new Date(clock.now()).toISOString() }],
-      };
-      ids.push(`r${i}.0`);
-      await store.deleteMany([], record);
-    }
-    const relays = [0, 1].map(() => new EventRelay({ store, publisher, clock }));
-    const reports = await Promise.all(relays.map((r) => r.relay()));
-    expect(reports.every((r) => r.done)).toBe(true);
-    expect(new Set(publisher.events.map((e) => e.id))).toEqual(new Set(ids));
-    expect(await store.pendingOutbox(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
-  });
+  test.each([
+    ['MemorySessionStore', () => new MemorySessionStore()],
+    ['DatastoreSessionStore (emulator)', () => datastoreStore(uniqueNamespace('relays'))],
+  ] as Array<[string, () => SessionStore]>)(
+    '%s: two relays at once lose nothing and leave nothing; every event is published at least once',
+    async (_, make) => {
+      const store = make();
+      const clock = new FakeClock();
+      const publisher = new CollectingPublisher();
+      const ids: string[] = [];
+      // More than one page (100) of records.
+      for (let i = 0; i < 130; i++) {
+        const record: OutboxRecord = {
+          id: `r${i}`,
+          createdAt: clock.now() - 60_000 + i,
+          events: [{ id: `r${i}.0`, type: 'expired', user: null, device: 'd', time: new Date(clock.now()).toISOString() }],
+        };
+        ids.push(`r${i}.0`);
+        await store.deleteMany([], record);
+      }
+      const relays = [0, 1].map(() => new EventRelay({ store, publisher, clock }));
+      const reports = await Promise.all(relays.map((r) => r.relay()));
+      expect(reports.every((r) => r.done)).toBe(true);
+      expect(new Set(publisher.events.map((e) => e.id))).toEqual(new Set(ids));
+      expect(await store.pendingOutbox!(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+    },
+  );
 });
