@@ -9,7 +9,7 @@ import { processKillMessage } from '../../../lib/jobs/kill';
 import { createRuntime } from '../../../lib/setup/runtime';
 import { MemorySessionStore } from '../../../lib/store/memoryStore';
 import type { SessionStore } from '../../../lib/store/sessionStore';
-import { cookieFrom, datastoreStore, FakeClock, settings, testConfig, uniqueNamespace } from '../../support/fixtures';
+import { cookieFrom, countRpcs, datastoreStore, FakeClock, settings, testConfig, uniqueNamespace } from '../../support/fixtures';
 
 /*
  * Session events (docs/events.md) as the session logic records them: which change produces which
@@ -206,4 +206,36 @@ describe('the outbox', () => {
       expect(await store.pendingOutbox!(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
     },
   );
+});
+
+describe('what events cost on Datastore', () => {
+  test('one more commit per change (the record’s delete after its publish); a new session’s first write becomes a transaction', async () => {
+    const rpcs = countRpcs();
+    const costs: Record<string, unknown> = {};
+    try {
+      for (const on of [false, true]) {
+        const store = datastoreStore(uniqueNamespace('cost'));
+        const clock = new FakeClock(Date.now());
+        const relay = new EventRelay({ store, publisher: new CollectingPublisher(), clock });
+        const m = new SessionManager({ store, settings: settings(), clock, random: cryptoRandom, ...(on ? { events: relay } : {}) });
+        await login(m, 'warm-up'); // the instance's first relay runs once, in the background
+        await relay.idle();
+        rpcs.reset();
+        const { outcome } = await m.withSession(undefined, (s) => s.set('cart', 1));
+        costs[`new session, events ${on ? 'on' : 'off'}`] = { ...rpcs.counts };
+        rpcs.reset();
+        await login(m, 'alice', cookieFrom(outcome.setCookie));
+        costs[`login, events ${on ? 'on' : 'off'}`] = { ...rpcs.counts };
+      }
+    } finally {
+      rpcs.restore();
+    }
+    // The tests' store opens transactions with their own beginTransaction (the emulator's need).
+    expect(costs).toEqual({
+      'new session, events off': { commit: 1 },
+      'new session, events on': { beginTransaction: 1, commit: 2 },
+      'login, events off': { beginTransaction: 1, lookup: 1, commit: 1 },
+      'login, events on': { beginTransaction: 1, lookup: 1, commit: 2 },
+    });
+  });
 });
