@@ -10,10 +10,18 @@
  */
 export { GUEST_USER, MAX_USER_BYTES } from './core/limits';
 export { Session, type SaveOutcome } from './core/session';
-export { SessionManager, type RequestInfo, type SessionManagerOptions, type WithSessionOptions } from './core/manager';
+export {
+  SessionManager,
+  type EndSessionOptions,
+  type RequestInfo,
+  type SessionManagerOptions,
+  type WithSessionOptions,
+} from './core/manager';
+export type { EndReason, EventSink, OutboxRecord, SessionEvent, SessionEventType } from './core/events';
 export type { SessionSettings } from './core/settings';
 export type {
   Decision,
+  FindKeysOptions,
   HeadPage,
   HeadRef,
   KeyPage,

@@ -76,8 +76,9 @@ resource "google_firestore_index" "live_by_user" {
 # verified offline; docs/deploy.md).
 resource "terraform_data" "expires_at_ttl" {
   # A ViUR app's sessions carry no timestamp to expire on (lastseen is a double): the cleanup alone
-  # removes them in viur format.
-  count = var.session_format == "native" ? 1 : 0
+  # removes them in viur format. With session events on, the cleanup alone removes expired
+  # sessions too: a session the TTL policy deleted would never get its `expired` event.
+  count = var.session_format == "native" && var.events_topic == "" ? 1 : 0
 
   triggers_replace = {
     project  = var.project_id

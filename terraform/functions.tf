@@ -40,6 +40,7 @@ locals {
     SESSION_ADMIN_PRINCIPALS = join(",", var.admin_principals)
 
     SESSION_KILL_TOPIC             = google_pubsub_topic.kill.name
+    SESSION_EVENTS_TOPIC           = var.events_topic
     SESSION_KILL_BUDGET_SECONDS    = var.kill_budget_seconds
     SESSION_DELETE_BATCH_SIZE      = var.delete_batch_size
     SESSION_DELETE_PARALLELISM     = var.delete_parallelism

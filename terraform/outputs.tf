@@ -23,6 +23,11 @@ output "kill_topic" {
   value       = google_pubsub_topic.kill.name
 }
 
+output "events_topic_id" {
+  description = "Full resource name of the session events topic (events_topic), or null when events are off."
+  value       = local.events_enabled ? google_pubsub_topic.events[0].id : null
+}
+
 output "kill_topic_id" {
   description = "Full resource name of the kill topic."
   value       = google_pubsub_topic.kill.id

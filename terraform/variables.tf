@@ -342,6 +342,19 @@ variable "kill_budget_seconds" {
   }
 }
 
+# --- Session events ---------------------------------------------------------------------------------
+
+variable "events_topic" {
+  description = "Pub/Sub topic id session events are published to (SESSION_EVENTS_TOPIC, docs/events.md); created by this stack, with publish rights for the three functions only. Empty (the default): no events, and nothing of the outbox is written or read."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.events_topic == "" || (can(regex("^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", var.events_topic)) && !startswith(lower(var.events_topic), "goog"))
+    error_message = "events_topic must be empty or a Pub/Sub topic id (3-255 characters, starting with a letter, not with \"goog\")."
+  }
+}
+
 # --- Deletion (kill and cleanup) --------------------------------------------------------------------
 
 variable "delete_batch_size" {

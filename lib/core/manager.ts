@@ -2,11 +2,13 @@ import type { Clock } from './clock';
 import { clearedCookie, readCookieValues, sessionCookie } from './cookies';
 import { type Device, type SessionRef, beyondCap, isWellFormedHandle, storedUserAgent, toDevices } from './devices';
 import { SessionEndedError } from './errors';
+import { type EndReason, type EventDraft, type EventSink, MAX_OUTBOX_EVENTS, type OutboxRecord } from './events';
 import { digest, isWellFormedToken, newToken, type RandomSource } from './ids';
 import { emptyData } from './json';
 import { FULL_SCAN, HEAD_PAGE, LIST_SCAN, MAX_COMMIT_MUTATIONS, MAX_COOKIE_CANDIDATES } from './limits';
 import { applyOperations, expiry, freshState, holdsSomething, tombstone } from './operations';
 import { type SaveOutcome, Session, type SessionInit } from './session';
+import { changeEvents, outboxRecord, removalEvents } from './sessionEvents';
 import type { SessionSettings } from './settings';
 import type { Decision, SessionHead, SessionStore, StorageKey, StoredSession, WriteSet } from '../store/sessionStore';
 
@@ -24,11 +26,21 @@ export interface WithSessionOptions extends RequestInfo {
    * belongs to `user`, nothing is written and SessionEndedError is thrown. Past what one commit can
    * hold, the rest are deleted in further commits right after it.
    */
-  end?: { user: string; keys: readonly StorageKey[] };
+  end?: { user: string; keys: readonly StorageKey[]; reason?: EndReason };
 }
 
-/** Most sessions that one commit ends next to the session's own writes (two: the session and a tombstone). */
+/** Options of SessionManager.endSession(). */
+export interface EndSessionOptions {
+  /** Why, as session events report it (docs/events.md); default `device`. */
+  reason?: EndReason;
+}
+
+/**
+ * Most sessions that one commit ends next to the session's own writes (two: the session and a
+ * tombstone), and with session events on, the commit's outbox record.
+ */
 const END_IN_COMMIT = MAX_COMMIT_MUTATIONS - 2;
+const END_IN_COMMIT_WITH_EVENTS = MAX_COMMIT_MUTATIONS - 3;
 
 /** What a SessionManager is built from; createRuntime() assembles it from the configuration. */
 export interface SessionManagerOptions {
@@ -36,6 +48,11 @@ export interface SessionManagerOptions {
   settings: SessionSettings;
   clock: Clock;
   random: RandomSource;
+  /**
+   * Session events (SESSION_EVENTS_TOPIC, docs/events.md): every change records its events in its
+   * own commit and hands them to this sink after it. Absent: no event is recorded.
+   */
+  events?: EventSink;
 }
 
 /**
@@ -60,6 +77,7 @@ export class SessionManager {
   readonly settings: SessionSettings;
   readonly #clock: Clock;
   readonly #random: RandomSource;
+  readonly #events: EventSink | undefined;
 
   /**
    * A manager on `options.store` with these settings; `clock` and `random` are injected so that
@@ -73,6 +91,7 @@ export class SessionManager {
     this.settings = options.settings;
     this.#clock = options.clock;
     this.#random = options.random;
+    this.#events = options.events;
   }
 
   /**
@@ -108,14 +127,17 @@ export class SessionManager {
   async save(session: Session): Promise<SaveOutcome> {
     if (!this.#needsWrite(session)) return this.#outcome(session, false, false);
     const now = this.#clock.now();
+    let record: OutboxRecord | null = null;
     const kept = await this.store.update(session.loadedKey, (current) => {
       // Ended (killed, or rotated away: a tombstone) while this request ran: not resurrected.
       if (session.loadedKey !== null && (current === null || current.endedAt !== undefined)) throw new SessionEndedError();
       const base = current ?? session.state;
       const ops = current === null ? [] : session.operations;
       const { writes, keepsSession } = this.#writeSet(session, applyOperations(base, ops, now, this.settings), now, current);
+      record = this.#record(this.#changeDrafts(session, current, keepsSession), writes, now);
       return { writes, result: keepsSession };
     });
+    await this.#published(record);
     await this.#afterLogin(session);
     return this.#outcome(session, true, kept);
   }
@@ -147,7 +169,7 @@ export class SessionManager {
     // found first, then read again in the transaction.
     const id = candidates.length > 1 ? (await this.#pick(sent)).id : (candidates[0] ?? null);
     const end = options.end;
-    let last: { session: Session; written: boolean; kept: boolean; endLater: StorageKey[] } | undefined;
+    let last: { session: Session; written: boolean; kept: boolean; endLater: StorageKey[]; record: OutboxRecord | null } | undefined;
     const result = await this.store.update(id === null ? null : digest(id), (current): Decision<T> => {
       if (current !== null && this.#isTombstone(current)) throw new SessionEndedError();
       const session = this.#open(id, current, sent, options);
@@ -158,18 +180,23 @@ export class SessionManager {
       const set = written ? this.#writeSet(session, session.state, now, current) : null;
       let writes = set?.writes ?? null;
       let endLater: StorageKey[] = [];
+      const drafts = set ? this.#changeDrafts(session, current, set.keepsSession) : [];
       if (end) {
         // The other sessions end in this commit, so a refused or failed change ends none of them.
         const own = new Set([session.loadedKey, digest(session.id)]);
         const others = end.keys.filter((k) => !own.has(k));
-        endLater = others.slice(END_IN_COMMIT);
-        writes = { put: writes?.put ?? [], delete: [...(writes?.delete ?? []), ...others.slice(0, END_IN_COMMIT)] };
+        const inCommit = this.#events ? END_IN_COMMIT_WITH_EVENTS : END_IN_COMMIT;
+        endLater = others.slice(inCommit);
+        writes = { put: writes?.put ?? [], delete: [...(writes?.delete ?? []), ...others.slice(0, inCommit)] };
+        if (this.#events) drafts.push(...this.#endDrafts(others.slice(0, inCommit), end.user, end.reason ?? 'device'));
       }
-      last = { session, written, kept: set?.keepsSession ?? false, endLater };
+      const record = this.#record(drafts, writes, now);
+      last = { session, written, kept: set?.keepsSession ?? false, endLater, record };
       return { writes, result: value };
     });
-    const { session, written, kept, endLater } = last!;
-    await this.#deleteAll(endLater);
+    const { session, written, kept, endLater, record } = last!;
+    await this.#published(record);
+    await this.#deleteAll(endLater, end && { user: end.user, reason: end.reason ?? 'device' });
     await this.#afterLogin(session);
     return { result, session, outcome: this.#outcome(session, written, kept) };
   }
@@ -238,10 +265,10 @@ export class SessionManager {
    * @example
    * if (!(await sessions.endSession('alice', deviceId))) res.writeHead(404).end();
    */
-  async endSession(user: string, handle: string): Promise<boolean> {
+  async endSession(user: string, handle: string, options: EndSessionOptions = {}): Promise<boolean> {
     const target = await this.findLiveSession(user, handle);
     if (!target) return false;
-    await this.store.endSessions([target.key]);
+    await this.#deleteAll([target.key], { user, reason: options.reason ?? 'device' });
     return true;
   }
 
@@ -270,7 +297,7 @@ export class SessionManager {
    */
   async endOtherSessions(session: Session): Promise<number> {
     const others = await this.otherSessionKeys(session);
-    await this.#deleteAll(others);
+    await this.#deleteAll(others, session.user === null ? undefined : { user: session.user, reason: 'logout_others' });
     return others.length;
   }
 
@@ -350,11 +377,55 @@ export class SessionManager {
     const max = this.settings.maxSessionsPerUser;
     if (max <= 0 || session.user === null) return;
     if (!session.operations.some((op) => op.type === 'reset' && op.user !== null)) return;
-    await this.#deleteAll(beyondCap(await this.liveSessions(session.user), max));
+    await this.#deleteAll(beyondCap(await this.liveSessions(session.user), max), { user: session.user, reason: 'cap' });
   }
 
-  async #deleteAll(keys: readonly StorageKey[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += MAX_COMMIT_MUTATIONS) await this.store.endSessions(keys.slice(i, i + MAX_COMMIT_MUTATIONS));
+  /** Ends these sessions of `ended.user`, one commit per 500 (499 and an outbox record with session events on). */
+  async #deleteAll(keys: readonly StorageKey[], ended?: { user: string; reason: EndReason }): Promise<void> {
+    if (!this.#events || !ended) {
+      for (let i = 0; i < keys.length; i += MAX_COMMIT_MUTATIONS) await this.store.endSessions(keys.slice(i, i + MAX_COMMIT_MUTATIONS));
+      return;
+    }
+    for (let i = 0; i < keys.length; i += MAX_OUTBOX_EVENTS) {
+      const chunk = keys.slice(i, i + MAX_OUTBOX_EVENTS);
+      const record = outboxRecord(this.#endDrafts(chunk, ended.user, ended.reason), this.#random, this.#clock.now());
+      await this.store.endSessions(chunk, record ?? undefined);
+      await this.#published(record);
+    }
+  }
+
+  /** The events of a change of `session` committed over `current` (none with events off). */
+  #changeDrafts(session: Session, current: StoredSession | null, stored: boolean): EventDraft[] {
+    if (!this.#events) return [];
+    const restarts = session.operations.flatMap((op) => (op.type === 'reset' ? [op.cause ?? (op.user === null ? 'reset' : 'login')] : []));
+    return changeEvents({
+      oldKey: session.loadedKey,
+      oldUser: current?.user ?? null,
+      newKey: digest(session.id),
+      newUser: session.state.user,
+      stored,
+      restarts,
+    });
+  }
+
+  #endDrafts(keys: readonly StorageKey[], user: string, reason: EndReason): EventDraft[] {
+    return removalEvents(
+      keys.map((key) => ({ key, user })),
+      'ended',
+      reason,
+    );
+  }
+
+  /** The outbox record of `drafts`, added to `writes` (nothing with events off, no drafts or no writes). */
+  #record(drafts: EventDraft[], writes: WriteSet | null, now: number): OutboxRecord | null {
+    if (!this.#events || writes === null || drafts.length === 0) return null;
+    const record = outboxRecord(drafts, this.#random, now);
+    if (record) writes.outbox = record;
+    return record;
+  }
+
+  async #published(record: OutboxRecord | null): Promise<void> {
+    if (record && this.#events) await this.#events.afterCommit(record);
   }
 
   #needsWrite(session: Session): boolean {

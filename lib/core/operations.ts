@@ -12,7 +12,16 @@ import type { StoredSession } from '../store/sessionStore';
 export type Operation =
   | { type: 'set'; key: string; value: JsonValue }
   | { type: 'delete'; key: string }
-  | { type: 'reset'; id: string; staticKeyDigest: string; keep: readonly string[]; user: string | null; userAgent: string | null }
+  | {
+      type: 'reset';
+      id: string;
+      staticKeyDigest: string;
+      keep: readonly string[];
+      user: string | null;
+      userAgent: string | null;
+      /** Which call started the session over (session events tell them apart); absent: reset. */
+      cause?: 'login' | 'logout' | 'reset';
+    }
   | { type: 'addKeys'; digests: string[] }
   | { type: 'consumeKey'; digest: string };
 

@@ -238,7 +238,7 @@ export class Session {
    * const { setCookie, staticSecurityKey } = await sessions.save(session);
    */
   reset(): void {
-    this.#startOver([], null);
+    this.#startOver([], null, 'reset');
   }
 
   /**
@@ -253,7 +253,7 @@ export class Session {
   login(user: string): void {
     const problem = userIdProblem(user);
     if (problem !== null) throw new InvalidUserError(problem);
-    this.#startOver(this.#settings.persistentFieldsOnLogin, user);
+    this.#startOver(this.#settings.persistentFieldsOnLogin, user, 'login');
   }
 
   /**
@@ -265,7 +265,7 @@ export class Session {
    * if (outcome.setCookie) res.appendHeader('Set-Cookie', outcome.setCookie);
    */
   logout(): void {
-    this.#startOver(this.#settings.persistentFieldsOnLogout, null);
+    this.#startOver(this.#settings.persistentFieldsOnLogout, null, 'logout');
   }
 
   /**
@@ -369,10 +369,10 @@ export class Session {
     return `Session { user: ${JSON.stringify(this.user)}, keys: ${JSON.stringify(Object.keys(this.#state.data))} }`;
   }
 
-  #startOver(keep: readonly string[], user: string | null): void {
+  #startOver(keep: readonly string[], user: string | null, cause: 'login' | 'logout' | 'reset'): void {
     const id = newToken(this.#random);
     const staticKey = newToken(this.#random);
-    this.#record({ type: 'reset', id, staticKeyDigest: digest(staticKey), keep: [...keep], user, userAgent: this.#userAgent });
+    this.#record({ type: 'reset', id, staticKeyDigest: digest(staticKey), keep: [...keep], user, userAgent: this.#userAgent, cause });
     this.#id = id;
     this.#revealedStaticKey = staticKey;
   }

@@ -1,6 +1,9 @@
 import type { Clock } from '../core/clock';
 import { StoreUnavailableError } from '../core/errors';
+import type { EndReason, EventSink } from '../core/events';
+import type { RandomSource } from '../core/ids';
 import { MAX_COMMIT_MUTATIONS } from '../core/limits';
+import { outboxRecord, removalEvents } from '../core/sessionEvents';
 import type { SessionSelector, SessionStore, StorageKey } from '../store/sessionStore';
 
 /** Progress of a batchDelete run, reported after every commit (BatchDeleteOptions.onBatch). */
@@ -34,6 +37,21 @@ export interface BatchDeleteOptions {
   retry?: RetryPolicy;
   /** Waits between retries (tests pass one that does not wait). */
   sleep?: (ms: number) => Promise<void>;
+  /** Session events of what is removed (SESSION_EVENTS_TOPIC set); absent: none. */
+  events?: BatchEvents;
+}
+
+/**
+ * Session events of a batch deletion (docs/events.md): the query also reads each session's user,
+ * each commit deletes at most 499 sessions and stores their events' outbox record with them, and
+ * the record goes to `sink` after the commit.
+ */
+export interface BatchEvents {
+  type: 'ended' | 'expired';
+  /** With `ended`: why (the kill job: `kill`). */
+  reason?: EndReason;
+  random: RandomSource;
+  sink: EventSink;
 }
 
 /** How often and how patiently the engine retries a query or commit the store reports unavailable. */
@@ -116,10 +134,27 @@ export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDel
     }
   };
 
-  const launch = (keys: StorageKey[]) => {
+  const events = options.events;
+  const chunkSize = events ? Math.min(batchSize, MAX_COMMIT_MUTATIONS - 1) : batchSize;
+
+  const launch = (keys: StorageKey[], users: string[] | undefined) => {
     launched++;
-    const commit = withRetry(() => store.deleteMany(keys)).then(
-      () => {
+    // Made once, so that a retried commit stores the same record (the same event ids) again.
+    const record =
+      events && users
+        ? outboxRecord(
+            removalEvents(
+              keys.map((key, i) => ({ key, user: users[i] ?? null })),
+              events.type,
+              events.reason,
+            ),
+            events.random,
+            clock.now(),
+          )
+        : null;
+    const commit = withRetry(() => (record ? store.deleteMany(keys, record) : store.deleteMany(keys))).then(
+      async () => {
+        if (record && events) await events.sink.afterCommit(record);
         deleted += keys.length;
         batches++;
         try {
@@ -140,11 +175,15 @@ export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDel
   let cursor: string | undefined;
   try {
     pages: while (!failure && !outOfTime()) {
-      const page = await withRetry(() => store.findKeys(selector, batchSize * parallelism, cursor));
-      for (let i = 0; i < page.keys.length; i += batchSize) {
+      const page = await withRetry(() =>
+        events
+          ? store.findKeys(selector, chunkSize * parallelism, cursor, { withUsers: true })
+          : store.findKeys(selector, batchSize * parallelism, cursor),
+      );
+      for (let i = 0; i < page.keys.length; i += chunkSize) {
         while (inFlight.size >= parallelism && !failure) await Promise.race(inFlight);
         if (failure || outOfTime()) break pages;
-        launch(page.keys.slice(i, i + batchSize));
+        launch(page.keys.slice(i, i + chunkSize), page.users?.slice(i, i + chunkSize));
       }
       if (page.cursor === undefined) {
         exhausted = true;

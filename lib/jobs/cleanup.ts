@@ -33,7 +33,10 @@ export async function runCleanup(rt: Runtime, budgetSeconds: number, context: Lo
     deadline: now + budgetSeconds * 1000,
     clock,
     onBatch: (p) => log('INFO', 'cleanup progress', { ...context, deleted: p.deleted, batches: p.batches, elapsedMs: p.elapsedMs }),
+    ...(rt.events ? { events: { type: 'expired' as const, random: rt.random, sink: rt.events } } : {}),
   });
+  // Session events that requests committed but did not publish (a crash, a failed publish).
+  if (rt.events) await rt.events.relay();
   log('INFO', report.done ? 'cleanup finished' : 'cleanup budget spent', { ...context, ...report, expiredBefore });
   return { ...report, expiredBefore };
 }

@@ -66,6 +66,7 @@ export async function processKillMessage(rt: Runtime, message: KillMessage, rece
     deadline: clock.now() + config.deletion.killBudgetSeconds * 1000,
     clock,
     onBatch: (p) => log('INFO', 'kill progress', { messageId, deleted: p.deleted, batches: p.batches, elapsedMs: p.elapsedMs }),
+    ...(rt.events ? { events: { type: 'ended' as const, reason: 'kill' as const, random: rt.random, sink: rt.events } } : {}),
   });
   // The revocation latency (docs/guarantees.md): from the kill's publication to its last delete. A
   // follow-up measures from issuedAt, which it carries from the first message and which is at most

@@ -34,9 +34,13 @@ const PUBLISH_TIMEOUT_MS = 30_000;
 
 /**
  * The Pub/Sub client library, an optional peer dependency of the package: the functions and
- * `session-kill` need it, a service that embeds the library only for publishKill/pubSubPublisher.
+ * `session-kill` need it, a service that embeds the library only for publishKill/pubSubPublisher
+ * (and the session events' publisher).
+ *
+ * @example
+ * const { PubSub } = loadPubSub(); // throws a message naming the package when it is not installed
  */
-function loadPubSub(): typeof import('@google-cloud/pubsub') {
+export function loadPubSub(): typeof import('@google-cloud/pubsub') {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('@google-cloud/pubsub') as typeof import('@google-cloud/pubsub');

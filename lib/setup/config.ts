@@ -43,6 +43,8 @@ export interface Config {
   killTopic: string;
   /** Local only: deliver kill messages as Pub/Sub push requests to this URL instead of publishing. */
   killPushUrl: string | undefined;
+  /** Topic of session events (docs/events.md); undefined: no events are recorded. */
+  eventsTopic: string | undefined;
   admin: {
     audience: string | undefined;
     principals: string[];
@@ -150,6 +152,7 @@ export function loadConfig(env: Environment = process.env): Config {
     },
     killTopic: setting(env, 'SESSION_KILL_TOPIC'),
     killPushUrl: setting(env, 'SESSION_KILL_PUSH_URL'),
+    eventsTopic: setting(env, 'SESSION_EVENTS_TOPIC'),
     admin: {
       audience,
       principals,

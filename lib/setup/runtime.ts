@@ -3,6 +3,8 @@ import { type Clock, systemClock } from '../core/clock';
 import { type Config, loadConfig } from './config';
 import { credentialsGate, missingCredentialsHint } from './credentials';
 import { cryptoRandom, type RandomSource } from '../core/ids';
+import { pubSubEventPublisher } from '../events/publisher';
+import { EventRelay } from '../events/relay';
 import { log } from './log';
 import { MemorySessionStore } from '../store/memoryStore';
 import { ReadCachingStore } from '../store/readCache';
@@ -16,6 +18,8 @@ export interface Runtime {
   sessions: SessionManager;
   clock: Clock;
   random: RandomSource;
+  /** The session events' relay when SESSION_EVENTS_TOPIC is set (docs/events.md); undefined otherwise. */
+  events?: EventRelay;
 }
 
 /**
@@ -56,13 +60,24 @@ export function createStore(config: Config): SessionStore {
  * // a test: the memory store and a fixed clock
  * const rt = createRuntime(loadConfig({ SESSION_STORE: 'memory' }), { clock: { now: () => Date.parse('2026-01-01T12:00:00Z') } });
  */
-export function createRuntime(config: Config, parts: Partial<Pick<Runtime, 'store' | 'clock' | 'random'>> = {}): Runtime {
+export function createRuntime(config: Config, parts: Partial<Pick<Runtime, 'store' | 'clock' | 'random' | 'events'>> = {}): Runtime {
   const clock = parts.clock ?? systemClock;
   const base = parts.store ?? createStore(config);
   // Opt-in (SESSION_READ_CACHE_MS > 0): reads of this instance's sessions served from memory for that long.
   const store = config.readCacheMs > 0 ? new ReadCachingStore(base, { ttlMs: config.readCacheMs, clock }) : base;
   const random = parts.random ?? cryptoRandom;
-  return { config, store, clock, random, sessions: new SessionManager({ store, settings: config.session, clock, random }) };
+  // Opt-in (SESSION_EVENTS_TOPIC): without it nothing of the outbox is written or read.
+  const events =
+    parts.events ??
+    (config.eventsTopic === undefined
+      ? undefined
+      : new EventRelay({
+          store: base,
+          publisher: pubSubEventPublisher({ projectId: config.projectId, topic: config.eventsTopic }),
+          clock,
+        }));
+  const sessions = new SessionManager({ store, settings: config.session, clock, random, ...(events ? { events } : {}) });
+  return { config, store, clock, random, sessions, ...(events ? { events } : {}) };
 }
 
 let configured: Config | undefined;

@@ -287,6 +287,18 @@ export const SETTINGS = [
     doc: 'topic kill messages are published to',
   },
   {
+    name: 'SESSION_EVENTS_TOPIC',
+    type: 'pattern',
+    pattern: TOPIC_ID_PATTERN,
+    message: 'not a Pub/Sub topic id',
+    default: undefined,
+    defaultNote: 'off',
+    scope: 'deploy',
+    doc:
+      'publish session events (created, login, logout, reset, ended, expired) to this topic, at least once, through an outbox ' +
+      'written in the same commit as each change (see [docs/events.md](docs/events.md)); unset: none are recorded',
+  },
+  {
     name: 'SESSION_KILL_PUSH_URL',
     type: 'url',
     default: undefined,

@@ -2,12 +2,14 @@ import { type Datastore, type Key, PropertyFilter, type Query, type Transaction 
 // The client's own proto conversions (not re-exported from its main module).
 import { entity as dsEntity } from '@google-cloud/datastore/build/src/entity';
 import { deviceHandle } from '../core/devices';
+import type { OutboxRecord, SessionEvent } from '../core/events';
 import { DataTooLargeError, StoreUnavailableError } from '../core/errors';
 import { KeyedLock } from './keyedLock';
 import { dataText, emptyData, type JsonValue, parseDataText, type SessionData } from '../core/json';
 import { GUEST_USER, HEAD_PAGE, LIST_SCAN, MAX_COMMIT_MUTATIONS } from '../core/limits';
 import type {
   Decision,
+  FindKeysOptions,
   HeadPage,
   HeadRef,
   KeyPage,
@@ -24,6 +26,8 @@ export interface DatastoreStoreOptions {
   datastore: Datastore;
   /** The entity kind sessions are stored as (SESSION_KIND, `viur-session` by default). */
   kind: string;
+  /** The kind of the session events' outbox records (docs/events.md); default `<kind>-outbox`. */
+  outboxKind?: string;
   /** The Datastore namespace; undefined for the default one. */
   namespace?: string;
   /** Deadline of every Datastore call; past it the call is cancelled and StoreUnavailableError thrown. */
@@ -83,6 +87,12 @@ interface SessionEntity {
   userAgent?: string | null;
   /** deviceHandle of the key, indexed: the device routes find a session by it. Absent on sessions written before it existed. */
   handle?: string;
+}
+
+/** An outbox record as stored: its events as one unindexed JSON text, its time indexed (the relay's query). */
+interface OutboxEntity {
+  createdAt: Date;
+  events: string;
 }
 
 /** What is written: the client's Double wrapper keeps `lastseen` a double even at whole seconds. */
@@ -219,6 +229,7 @@ function isAborted(err: unknown): boolean {
 export class DatastoreSessionStore implements SessionStore {
   readonly #ds: Datastore;
   readonly #kind: string;
+  readonly #outboxKind: string;
   readonly #namespace: string | undefined;
   readonly #gax: { timeout: number };
   readonly #engineGax: { timeout: number; retry: null };
@@ -236,6 +247,7 @@ export class DatastoreSessionStore implements SessionStore {
   constructor(options: DatastoreStoreOptions) {
     this.#ds = options.datastore;
     this.#kind = options.kind;
+    this.#outboxKind = options.outboxKind ?? `${options.kind}-outbox`;
     this.#namespace = options.namespace;
     this.#gax = { timeout: options.timeoutMs };
     // One RPC per engine try (the engine retries with its own backoff and budget); `retry: null`, not
@@ -248,6 +260,32 @@ export class DatastoreSessionStore implements SessionStore {
 
   #key(name: StorageKey): Key {
     return this.#ds.key({ namespace: this.#namespace, path: [this.#kind, name] });
+  }
+
+  /** The outbox record as a mutation: upserted, so a retried commit writes the same record again. */
+  #outboxEntity(record: OutboxRecord): { key: Key; data: OutboxEntity; excludeFromIndexes: string[] } {
+    return {
+      key: this.#ds.key({ namespace: this.#namespace, path: [this.#outboxKind, record.id] }),
+      data: { createdAt: new Date(record.createdAt), events: JSON.stringify(record.events) },
+      excludeFromIndexes: ['events'],
+    };
+  }
+
+  /**
+   * One atomic commit of mutations that involve no read: a transaction opened with its own
+   * beginTransaction (a non-transactional commit may apply only some of its mutations), so that
+   * an outbox record is stored if and only if the change it describes is.
+   */
+  async #commitTogether(mutate: (txn: Transaction) => void, timeoutMs: number): Promise<void> {
+    const txn = this.#ds.transaction();
+    try {
+      await this.#call(() => txn.run({ gaxOptions: { timeout: timeoutMs } }));
+      mutate(txn);
+      await this.#call(() => withDeadline(txn.commit({ timeout: timeoutMs }), timeoutMs));
+    } catch (err) {
+      await this.#release(txn);
+      throw err;
+    }
   }
 
   /** The protobuf key of a session, as `entity.keyToKeyProto` makes it, without a Key object in between. */
@@ -298,7 +336,15 @@ export class DatastoreSessionStore implements SessionStore {
           excludeFromIndexes: EXCLUDE_FROM_INDEXES,
           method: 'insert' as const,
         }));
-        await this.#call(() => this.#ds.save(entities, { timeout: this.#gax.timeout }));
+        const outbox = writes.outbox;
+        if (outbox) {
+          await this.#commitTogether((txn) => {
+            txn.insert(entities);
+            txn.save(this.#outboxEntity(outbox));
+          }, this.#gax.timeout);
+        } else {
+          await this.#call(() => this.#ds.save(entities, { timeout: this.#gax.timeout }));
+        }
       }
       return result;
     }
@@ -314,7 +360,7 @@ export class DatastoreSessionStore implements SessionStore {
         if (this.#separateBegin) await this.#call(() => txn.run({ gaxOptions: this.#gax }));
         const [entity] = (await this.#call(() => txn.get(this.#key(key), { gaxOptions: this.#gax }))) as [SessionEntity | undefined];
         const { writes, result } = decide(entity ? fromEntity(entity) : null);
-        if (!writes || (writes.put.length === 0 && writes.delete.length === 0)) {
+        if (!writes || (writes.put.length === 0 && writes.delete.length === 0 && !writes.outbox)) {
           await this.#release(txn);
           return result;
         }
@@ -322,6 +368,7 @@ export class DatastoreSessionStore implements SessionStore {
           txn.save({ key: this.#key(p.key), data: toEntity(p.key, p.session, this.#ds), excludeFromIndexes: EXCLUDE_FROM_INDEXES });
         }
         txn.delete(writes.delete.map((k) => this.#key(k)));
+        if (writes.outbox) txn.save(this.#outboxEntity(writes.outbox));
         await this.#call(() => withDeadline(txn.commit({ timeout: this.#gax.timeout }), this.#gax.timeout));
         return result;
       } catch (err) {
@@ -343,10 +390,9 @@ export class DatastoreSessionStore implements SessionStore {
    * @example
    * const { keys, cursor } = await store.findKeys({ kind: 'expired', before: Date.now() - 300_000 }, 500);
    */
-  async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
-    let query = (this.#namespace === undefined ? this.#ds.createQuery(this.#kind) : this.#ds.createQuery(this.#namespace, this.#kind))
-      .select('__key__')
-      .limit(limit);
+  async findKeys(selector: SessionSelector, limit: number, cursor?: string, options: FindKeysOptions = {}): Promise<KeyPage> {
+    let query = this.#query().limit(limit);
+    if (!options.withUsers) query = query.select('__key__');
     if (selector.kind === 'expired') {
       query = query.filter(new PropertyFilter('expiresAt', '<', new Date(selector.before))).order('expiresAt');
     } else {
@@ -355,6 +401,14 @@ export class DatastoreSessionStore implements SessionStore {
       query = query.filter(new PropertyFilter('createdAt', '<=', new Date(selector.createdAtOrBefore))).order('createdAt');
     }
     if (cursor) query = query.start(cursor);
+    if (options.withUsers) {
+      // The same query with a property mask on `user`: no further index, but an entity read per
+      // session instead of a keys-only read (docs/events.md).
+      const { found, cursor: next } = await this.#headQuery(query, ['user'], limit, this.#engineGax);
+      const page: KeyPage = { keys: found.map((e) => this.#name(e)), users: found.map((e) => e.user ?? GUEST_USER) };
+      if (next !== undefined) page.cursor = next;
+      return page;
+    }
     const [entities, info] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#engineGax }));
     const keys = (entities as Array<Record<symbol, Key>>).map((e) => e[this.#ds.KEY]!.name!);
     const exhausted = keys.length < limit || info.moreResults === 'NO_MORE_RESULTS';
@@ -427,13 +481,14 @@ export class DatastoreSessionStore implements SessionStore {
     query: Query,
     properties: string[],
     limit: number,
+    gax: object = this.#gax,
   ): Promise<{ found: Array<Partial<SessionEntity> & Record<symbol, unknown>>; cursor?: string }> {
     const reqOpts = {
       ...(this.#namespace === undefined ? {} : { partitionId: { namespaceId: this.#namespace } }),
       query: dsEntity.queryToQueryProto(query),
       propertyMask: { paths: properties },
     };
-    const resp = await this.#call(() => this.#request<RunQueryResponse>('runQuery', reqOpts));
+    const resp = await this.#call(() => this.#request<RunQueryResponse>('runQuery', reqOpts, gax));
     const batch = resp.batch ?? {};
     const found = dsEntity.formatArray(batch.entityResults ?? []) as Array<Partial<SessionEntity> & Record<symbol, unknown>>;
     const exhausted = found.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
@@ -449,11 +504,9 @@ export class DatastoreSessionStore implements SessionStore {
    * auth, project, database and the request deadline), for calls whose wrappers cost more than
    * they give (get) or cannot express the request (a property mask).
    */
-  #request<R>(method: 'lookup' | 'runQuery', reqOpts: object): Promise<R> {
+  #request<R>(method: 'lookup' | 'runQuery', reqOpts: object, gaxOpts: object = this.#gax): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts: this.#gax }, (err, r) =>
-        err ? reject(err) : resolve(r as R),
-      );
+      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts }, (err, r) => (err ? reject(err) : resolve(r as R)));
     });
   }
 
@@ -468,7 +521,8 @@ export class DatastoreSessionStore implements SessionStore {
    * @example
    * await store.endSessions([target.key]);
    */
-  async endSessions(keys: StorageKey[]): Promise<void> {
+  async endSessions(keys: StorageKey[], outbox?: OutboxRecord): Promise<void> {
+    if (outbox) return this.#deleteWith(keys, outbox, this.#gax.timeout);
     if (keys.length === 0) return;
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
     await this.#call(() =>
@@ -486,7 +540,8 @@ export class DatastoreSessionStore implements SessionStore {
    * @example
    * await store.deleteMany(page.keys.slice(0, 500));
    */
-  async deleteMany(keys: StorageKey[]): Promise<void> {
+  async deleteMany(keys: StorageKey[], outbox?: OutboxRecord): Promise<void> {
+    if (outbox) return this.#deleteWith(keys, outbox, this.#engineGax.timeout);
     if (keys.length === 0) return;
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
     await this.#call(() =>
@@ -495,6 +550,49 @@ export class DatastoreSessionStore implements SessionStore {
         this.#engineGax,
       ),
     );
+  }
+
+  /** Deletes `keys` and stores `outbox` in one commit (at most 499 keys). */
+  async #deleteWith(keys: StorageKey[], outbox: OutboxRecord, timeoutMs: number): Promise<void> {
+    if (keys.length + 1 > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} mutations per commit`);
+    await this.#commitTogether((txn) => {
+      txn.delete(keys.map((k) => this.#key(k)));
+      txn.save(this.#outboxEntity(outbox));
+    }, timeoutMs);
+  }
+
+  /**
+   * Outbox records written before `before`, oldest first: one query on `createdAt` (its built-in
+   * index), reading at most `limit` records.
+   *
+   * @example
+   * const pending = await store.pendingOutbox(Date.now() - 30_000, 100);
+   */
+  async pendingOutbox(before: number, limit: number): Promise<OutboxRecord[]> {
+    const query = (
+      this.#namespace === undefined ? this.#ds.createQuery(this.#outboxKind) : this.#ds.createQuery(this.#namespace, this.#outboxKind)
+    )
+      .filter(new PropertyFilter('createdAt', '<', new Date(before)))
+      .order('createdAt')
+      .limit(limit);
+    const [entities] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#gax }));
+    return (entities as Array<OutboxEntity & Record<symbol, Key>>).map((e) => ({
+      id: e[this.#ds.KEY]!.name!,
+      createdAt: new Date(e.createdAt).getTime(),
+      events: JSON.parse(e.events) as SessionEvent[],
+    }));
+  }
+
+  /**
+   * Deletes these outbox records in one commit; absent ids are ignored.
+   *
+   * @example
+   * await store.deleteOutbox([record.id]);
+   */
+  async deleteOutbox(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const keys = ids.map((id) => this.#ds.key({ namespace: this.#namespace, path: [this.#outboxKind, id] }));
+    await this.#call(() => this.#ds.delete(keys, { timeout: this.#gax.timeout }));
   }
 
   /** A transaction that was read but not committed is rolled back so its locks go at once. */

@@ -1,7 +1,9 @@
 import { deviceHandle } from '../core/devices';
+import type { OutboxRecord } from '../core/events';
 import { GUEST_USER, MAX_COMMIT_MUTATIONS } from '../core/limits';
 import type {
   Decision,
+  FindKeysOptions,
   HeadPage,
   HeadRef,
   KeyPage,
@@ -50,6 +52,8 @@ export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<StorageKey, StoredSession>();
   /** The storage key of each device handle (deviceHandle), as the Datastore store indexes it. */
   readonly #handles = new Map<string, StorageKey>();
+  /** Session events not yet published (docs/events.md), by record id. */
+  readonly #outbox = new Map<string, OutboxRecord>();
 
   /**
    * A copy of the session stored under `key`, or null.
@@ -74,6 +78,7 @@ export class MemorySessionStore implements SessionStore {
     const { writes, result } = decide(current ? clone(current) : null);
     if (writes) {
       if (key === null && writes.put.some((p) => this.#sessions.has(p.key))) throw new Error('session key already exists');
+      if (writes.outbox) this.#outbox.set(writes.outbox.id, structuredClone(writes.outbox));
       for (const k of writes.delete) this.#remove(k);
       for (const p of writes.put) {
         this.#sessions.set(p.key, clone(p.session));
@@ -89,15 +94,25 @@ export class MemorySessionStore implements SessionStore {
    * @example
    * const { keys } = await store.findKeys({ kind: 'expired', before: Date.now() }, 100);
    */
-  async findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
+  async findKeys(selector: SessionSelector, limit: number, cursor?: string, options: FindKeysOptions = {}): Promise<KeyPage> {
     // Ordered by key so that a cursor (the last key returned) is stable under deletions.
     const keys: StorageKey[] = [];
+    const users: string[] = [];
+    const page = (more: boolean): KeyPage => {
+      const found: KeyPage = options.withUsers ? { keys, users } : { keys };
+      if (more) found.cursor = keys[keys.length - 1]!;
+      return found;
+    };
     for (const k of [...this.#sessions.keys()].sort()) {
       if (cursor !== undefined && k <= cursor) continue;
-      if (matches(this.#sessions.get(k)!, selector)) keys.push(k);
-      if (keys.length === limit) return { keys, cursor: k };
+      const s = this.#sessions.get(k)!;
+      if (matches(s, selector)) {
+        keys.push(k);
+        users.push(s.user ?? GUEST_USER);
+      }
+      if (keys.length === limit) return page(true);
     }
-    return { keys };
+    return page(false);
   }
 
   /**
@@ -142,8 +157,8 @@ export class MemorySessionStore implements SessionStore {
    * @example
    * await store.endSessions([key]);
    */
-  endSessions(keys: StorageKey[]): Promise<void> {
-    return this.deleteMany(keys);
+  endSessions(keys: StorageKey[], outbox?: OutboxRecord): Promise<void> {
+    return this.deleteMany(keys, outbox);
   }
 
   /**
@@ -152,9 +167,35 @@ export class MemorySessionStore implements SessionStore {
    * @example
    * await store.deleteMany(keys);
    */
-  async deleteMany(keys: StorageKey[]): Promise<void> {
+  async deleteMany(keys: StorageKey[], outbox?: OutboxRecord): Promise<void> {
     if (keys.length > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} keys per commit`);
+    if (outbox && keys.length + 1 > MAX_COMMIT_MUTATIONS) throw new RangeError(`at most ${MAX_COMMIT_MUTATIONS} mutations per commit`);
     for (const k of keys) this.#remove(k);
+    if (outbox) this.#outbox.set(outbox.id, structuredClone(outbox));
+  }
+
+  /**
+   * Outbox records written before `before`, oldest first (then by id), at most `limit`.
+   *
+   * @example
+   * const pending = await store.pendingOutbox(Date.now() - 30_000, 100);
+   */
+  async pendingOutbox(before: number, limit: number): Promise<OutboxRecord[]> {
+    return [...this.#outbox.values()]
+      .filter((r) => r.createdAt < before)
+      .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, limit)
+      .map((r) => structuredClone(r));
+  }
+
+  /**
+   * Deletes these outbox records; absent ids are ignored.
+   *
+   * @example
+   * await store.deleteOutbox([record.id]);
+   */
+  async deleteOutbox(ids: string[]): Promise<void> {
+    for (const id of ids) this.#outbox.delete(id);
   }
 
   #remove(key: StorageKey): void {

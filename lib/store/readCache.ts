@@ -1,7 +1,9 @@
 import type { Clock } from '../core/clock';
+import type { OutboxRecord } from '../core/events';
 import { dataText, parseDataText } from '../core/json';
 import type {
   Decision,
+  FindKeysOptions,
   HeadPage,
   HeadRef,
   KeyPage,
@@ -157,8 +159,8 @@ export class ReadCachingStore implements SessionStore {
    * @example
    * await cache.findKeys({ kind: 'user', user: 'alice', createdAtOrBefore: Date.now() }, 500);
    */
-  findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage> {
-    return this.#inner.findKeys(selector, limit, cursor);
+  findKeys(selector: SessionSelector, limit: number, cursor?: string, options?: FindKeysOptions): Promise<KeyPage> {
+    return this.#inner.findKeys(selector, limit, cursor, options);
   }
 
   /**
@@ -187,8 +189,8 @@ export class ReadCachingStore implements SessionStore {
    * @example
    * await cache.endSessions([target.key]);
    */
-  endSessions(keys: StorageKey[]): Promise<void> {
-    return this.#deleting(keys, () => this.#inner.endSessions(keys));
+  endSessions(keys: StorageKey[], outbox?: OutboxRecord): Promise<void> {
+    return this.#deleting(keys, () => this.#inner.endSessions(keys, outbox));
   }
 
   /**
@@ -197,8 +199,30 @@ export class ReadCachingStore implements SessionStore {
    * @example
    * await cache.deleteMany(keys);
    */
-  deleteMany(keys: StorageKey[]): Promise<void> {
-    return this.#deleting(keys, () => this.#inner.deleteMany(keys));
+  deleteMany(keys: StorageKey[], outbox?: OutboxRecord): Promise<void> {
+    return this.#deleting(keys, () => this.#inner.deleteMany(keys, outbox));
+  }
+
+  /**
+   * The inner store's outbox (never cached).
+   *
+   * @example
+   * await cache.pendingOutbox(Date.now() - 30_000, 100);
+   */
+  pendingOutbox(before: number, limit: number): Promise<OutboxRecord[]> {
+    if (!this.#inner.pendingOutbox) return Promise.reject(new Error('the store keeps no session events'));
+    return this.#inner.pendingOutbox(before, limit);
+  }
+
+  /**
+   * The inner store's deleteOutbox.
+   *
+   * @example
+   * await cache.deleteOutbox([record.id]);
+   */
+  deleteOutbox(ids: string[]): Promise<void> {
+    if (!this.#inner.deleteOutbox) return Promise.reject(new Error('the store keeps no session events'));
+    return this.#inner.deleteOutbox(ids);
   }
 
   async #deleting(keys: StorageKey[], run: () => Promise<void>): Promise<void> {

@@ -1,3 +1,4 @@
+import type { OutboxRecord } from '../core/events';
 import type { SessionData } from '../core/json';
 
 /** The name a session is stored under: the SHA-256 hex digest of its id, never the id itself. */
@@ -48,6 +49,8 @@ export interface HeadPage {
 export interface WriteSet {
   put: Array<{ key: StorageKey; session: StoredSession }>;
   delete: StorageKey[];
+  /** Session events to store in the same commit (the outbox, docs/events.md); only with SESSION_EVENTS_TOPIC set. */
+  outbox?: OutboxRecord;
 }
 
 /** What an update's `decide` returns: the writes to commit with the read (none: null) and the caller's result. */
@@ -66,8 +69,16 @@ export type SessionSelector =
 /** One page of storage keys of a batch deletion's query (SessionStore.findKeys). */
 export interface KeyPage {
   keys: StorageKey[];
+  /** With FindKeysOptions.withUsers: the stored user of each key (GUEST_USER for a guest), in the same order. */
+  users?: string[];
   /** Opaque position after the last key; absent when the query is exhausted. */
   cursor?: string;
+}
+
+/** Options of SessionStore.findKeys. */
+export interface FindKeysOptions {
+  /** Also return each session's stored user (KeyPage.users): what session events need of a removed session. */
+  withUsers?: boolean;
 }
 
 /**
@@ -86,7 +97,7 @@ export interface SessionStore {
    */
   update<T>(key: StorageKey | null, decide: (current: StoredSession | null) => Decision<T>): Promise<T>;
   /** One page of keys of the sessions the selector matches, in a stable order. */
-  findKeys(selector: SessionSelector, limit: number, cursor?: string): Promise<KeyPage>;
+  findKeys(selector: SessionSelector, limit: number, cursor?: string, options?: FindKeysOptions): Promise<KeyPage>;
   /**
    * One page of at most `limit` sessions stored for `user` whose expiresAt lies after
    * `expiresAfter` (sessions past it are dead and never read; a tombstone or a session idle too long
@@ -104,9 +115,17 @@ export interface SessionStore {
   findUserSession(user: string, handle: string, expiresAfter: number): Promise<HeadRef | null>;
   /**
    * Ends these sessions for a request (the device routes, the session cap): deletes them in one
-   * commit under the request's deadline; absent keys are ignored. At most 500 keys.
+   * commit under the request's deadline; absent keys are ignored. At most 500 keys, 499 with an
+   * outbox record, which is stored in the same commit.
    */
-  endSessions(keys: StorageKey[]): Promise<void>;
-  /** Deletes these sessions in one commit; absent keys are ignored. At most 500 keys. */
-  deleteMany(keys: StorageKey[]): Promise<void>;
+  endSessions(keys: StorageKey[], outbox?: OutboxRecord): Promise<void>;
+  /** Deletes these sessions in one commit (with `outbox` stored in it); absent keys are ignored. At most 500 mutations in all. */
+  deleteMany(keys: StorageKey[], outbox?: OutboxRecord): Promise<void>;
+  /**
+   * Outbox records written before `before` (ms since the epoch), oldest first, at most `limit`:
+   * what a relay publishes. Required when session events are on (docs/events.md).
+   */
+  pendingOutbox?(before: number, limit: number): Promise<OutboxRecord[]>;
+  /** Deletes these outbox records (published); absent ids are ignored. */
+  deleteOutbox?(ids: string[]): Promise<void>;
 }

@@ -11,7 +11,9 @@
  */
 import assert from 'node:assert/strict';
 import { deviceHandle } from '../core/devices';
+import type { OutboxRecord } from '../core/events';
 import { emptyData, type SessionData } from '../core/json';
+import { GUEST_USER } from '../core/limits';
 import type { SessionHead, SessionSelector, SessionStore, StoredSession } from './sessionStore';
 
 /** One case of the contract: `run` makes its own store and throws when that store fails the case. */
@@ -91,6 +93,24 @@ async function all(store: SessionStore, selector: SessionSelector, limit = 3): P
 }
 
 type Body = (store: SessionStore) => Promise<void>;
+
+/** An outbox record of one event, written at `createdAt`. */
+function outboxOf(id: string, createdAt: number, user: string | null = 'user-1'): OutboxRecord {
+  return {
+    id,
+    createdAt,
+    events: [{ id: `${id}.0`, type: 'ended', reason: 'kill', user, device: deviceHandle(id), time: new Date(createdAt).toISOString() }],
+  };
+}
+
+/** The store's outbox methods; the session events (docs/events.md) need them, so the contract does. */
+function outbox(store: SessionStore): Required<Pick<SessionStore, 'pendingOutbox' | 'deleteOutbox'>> {
+  assert.ok(
+    typeof store.pendingOutbox === 'function' && typeof store.deleteOutbox === 'function',
+    'the store has no outbox (pendingOutbox, deleteOutbox): session events need one',
+  );
+  return { pendingOutbox: (before, limit) => store.pendingOutbox!(before, limit), deleteOutbox: (ids) => store.deleteOutbox!(ids) };
+}
 
 const CASES: Array<[string, Body]> = [
   [
@@ -291,6 +311,83 @@ const CASES: Array<[string, Body]> = [
       assert.equal(await store.get('e1'), null);
       assert.notEqual(await store.get('d2'), null);
       await assert.rejects(store.endSessions(Array.from({ length: 501 }, (_, i) => `k${i}`)), RangeError);
+    },
+  ],
+  [
+    'an outbox record is stored in the commit of an update, listed oldest first until deleted',
+    async (store) => {
+      const { pendingOutbox, deleteOutbox } = outbox(store);
+      const late = outboxOf('rec-late', T0 + 2000);
+      const early = outboxOf('rec-early', T0 + 1000, null);
+      await store.update(null, () => ({
+        writes: { put: [{ key: 'o1', session: sampleSession() }], delete: [], outbox: late },
+        result: undefined,
+      }));
+      await store.update('o1', (current) => ({
+        writes: { put: [{ key: 'o1', session: { ...current!, lastSeen: T0 + 1 } }], delete: [], outbox: early },
+        result: undefined,
+      }));
+      assertEqual(await pendingOutbox(T0 + 5000, 10), [early, late]);
+      assertEqual(await pendingOutbox(T0 + 5000, 1), [early]);
+      // Records written at or after `before` are left to the request that wrote them.
+      assertEqual(await pendingOutbox(T0 + 2000, 10), [early]);
+      await deleteOutbox(['rec-early', 'absent']);
+      assertEqual(await pendingOutbox(T0 + 5000, 10), [late]);
+      await deleteOutbox([late.id]);
+      assertEqual(await pendingOutbox(T0 + 5000, 10), []);
+    },
+  ],
+  [
+    'an update whose decide throws or writes nothing stores no outbox record',
+    async (store) => {
+      const { pendingOutbox } = outbox(store);
+      await store.update(null, () => put('o2', sampleSession()));
+      await assert.rejects(
+        store.update('o2', () => {
+          throw new Error('refused');
+        }),
+        /refused/,
+      );
+      await store.update('o2', () => ({ writes: null, result: undefined }));
+      assertEqual(await pendingOutbox(T0 + 3600_000, 10), []);
+    },
+  ],
+  [
+    'deleteMany and endSessions store their outbox record in the same commit; 500 keys and a record are refused whole',
+    async (store) => {
+      const { pendingOutbox } = outbox(store);
+      for (const k of ['x1', 'x2', 'x3']) await store.update(null, () => put(k, sampleSession()));
+      await store.deleteMany(['x1', 'absent'], outboxOf('del', T0));
+      await store.endSessions(['x2'], outboxOf('end', T0 + 1));
+      assert.equal(await store.get('x1'), null);
+      assert.equal(await store.get('x2'), null);
+      assertEqual(await pendingOutbox(T0 + 10, 10), [outboxOf('del', T0), outboxOf('end', T0 + 1)]);
+      const tooMany = ['x3', ...Array.from({ length: 499 }, (_, i) => `k${i}`)];
+      await assert.rejects(store.deleteMany(tooMany, outboxOf('big', T0 + 2)), RangeError);
+      await assert.rejects(store.endSessions(tooMany, outboxOf('big', T0 + 2)), RangeError);
+      assert.notEqual(await store.get('x3'), null);
+      assert.equal((await pendingOutbox(T0 + 10, 10)).length, 2);
+    },
+  ],
+  [
+    'findKeys withUsers gives each key its stored user (guests as GUEST_USER), page by page',
+    async (store) => {
+      await store.update(null, () => put('w1', sampleSession({ user: 'alice', expiresAt: T0 + 1 })));
+      await store.update(null, () => put('w2', sampleSession({ expiresAt: T0 + 2 })));
+      await store.update(null, () => put('w3', sampleSession({ user: 'bob', expiresAt: T0 + 3 })));
+      const seen: Record<string, string> = {};
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        assert.ok(++pages <= MAX_PAGES, 'findKeys withUsers never stopped returning a cursor');
+        const page = await store.findKeys({ kind: 'expired', before: T0 + 10 }, 2, cursor, { withUsers: true });
+        assert.equal(page.users?.length, page.keys.length, 'one user per key');
+        page.keys.forEach((k, i) => (seen[k] = page.users![i]!));
+        cursor = page.cursor;
+      } while (cursor);
+      assertEqual(seen, { w1: 'alice', w2: GUEST_USER, w3: 'bob' });
+      const bobs = await store.findKeys({ kind: 'user', user: 'bob', createdAtOrBefore: T0 }, 10, undefined, { withUsers: true });
+      assertEqual(bobs, { keys: ['w3'], users: ['bob'] });
     },
   ],
 ];

@@ -666,7 +666,27 @@ describe('terraform/', () => {
 
   test('no TTL policy in viur format: a ViUR app stores lastseen as a double, which a TTL policy cannot act on', () => {
     const ttl = resource('terraform_data', 'expires_at_ttl');
-    expect(ttl.count).toBe('${var.session_format == "native" ? 1 : 0}');
+    expect(ttl.count).toBe('${var.session_format == "native" && var.events_topic == "" ? 1 : 0}');
+  });
+
+  test('no TTL policy with session events on: only the cleanup removes expired sessions, so each gets its expired event', () => {
+    // The same count expression as above: its second operand is the events switch (docs/events.md).
+    expect(String(resource('terraform_data', 'expires_at_ttl').count)).toContain('var.events_topic == ""');
+    expect(resource('google_pubsub_topic', 'events').count).toBe('${local.events_enabled ? 1 : 0}');
+    expect(stack.locals.events_enabled).toBe('${var.events_topic != ""}');
+    // Least privilege: publish on that topic only, for the three functions' own accounts.
+    const grant = resource('google_pubsub_topic_iam_member', 'events_publisher');
+    expect({ role: grant.role, topic: grant.topic, member: grant.member, for_each: grant.for_each }).toEqual({
+      role: 'roles/pubsub.publisher',
+      topic: '${google_pubsub_topic.events[0].name}',
+      member: 'serviceAccount:${each.value}',
+      for_each: '${local.events_publishers}',
+    });
+    expect(String(stack.locals.events_publishers).match(/google_service_account\.(\w+)\.email/g)).toEqual([
+      'google_service_account.api.email',
+      'google_service_account.kill.email',
+      'google_service_account.cleanup.email',
+    ]);
   });
 
   test('the TTL step runs the gcloud command that enables (and on destroy disables) the policy on the kind, in the database', () => {

@@ -109,7 +109,7 @@ export const adminRoutes: Route[] = [
         mode: 'custom',
         run: async (ctx) => {
           await requireAdmin(ctx);
-          if (!(await ctx.rt.sessions.endSession(userParam(ctx), pathParam(ctx, 'id')))) throw noSuchSession();
+          if (!(await ctx.rt.sessions.endSession(userParam(ctx), pathParam(ctx, 'id'), { reason: 'admin' }))) throw noSuchSession();
           ctx.res.status(204).end();
         },
       },

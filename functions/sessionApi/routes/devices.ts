@@ -40,7 +40,7 @@ async function endOne(ctx: Context): Promise<Prepared> {
         return refusal(new HttpError(400, 'current_session', 'this is the current session: use POST /session/logout'));
       return { status: 204 };
     },
-    end: user !== null && target !== null && target.key !== current.loadedKey ? { user, keys: [target.key] } : undefined,
+    end: user !== null && target !== null && target.key !== current.loadedKey ? { user, keys: [target.key], reason: 'device' } : undefined,
   };
 }
 
@@ -51,7 +51,7 @@ async function endOthers(ctx: Context): Promise<Prepared> {
   const others = await ctx.rt.sessions.otherSessionKeys(current);
   return {
     apply: () => ({ status: 200, body: { ended: others.length } }),
-    end: user === null ? undefined : { user, keys: others },
+    end: user === null ? undefined : { user, keys: others, reason: 'logout_others' },
   };
 }
 

@@ -89,10 +89,11 @@ async function failedCases(make: () => SessionStore): Promise<string[]> {
 
 // A suite that cannot fail proves nothing: each broken store fails exactly the cases about what it breaks.
 describe('the store contract fails a broken store', () => {
-  test('findKeys that ignores the cursor: the two findKeys cases fail (and end, instead of paging forever)', async () => {
+  test('findKeys that ignores the cursor: the three findKeys cases fail (and end, instead of paging forever)', async () => {
     expect(await failedCases(() => new CursorIgnoringStore())).toEqual([
       'findKeys selects expired sessions, pages with a cursor, and never returns a live one',
       'findKeys selects by user and creation time; __guest__ means no user, null means everyone',
+      'findKeys withUsers gives each key its stored user (guests as GUEST_USER), page by page',
     ]);
   });
 
