@@ -42,7 +42,7 @@ function userParam(ctx: Context): string {
  */
 function nativeOnly(ctx: Context, what: string): void {
   if (ctx.rt.config.format === 'viur') {
-    throw new HttpError(404, 'not_in_viur_format', `${what} is not available with SESSION_FORMAT=viur: ${VIUR_REASONS[what]}`);
+    throw new HttpError(404, 'not_found', `${what} is not available with SESSION_FORMAT=viur: ${VIUR_REASONS[what]}`);
   }
 }
 
