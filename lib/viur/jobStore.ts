@@ -140,7 +140,8 @@ export class ViurJobStore {
       }),
     );
     const all = found.flat();
-    for (let i = 0; i < all.length; i += MAX_COMMIT_MUTATIONS) await this.#delete(VIUR_SECURITY_KEY_KIND, all.slice(i, i + MAX_COMMIT_MUTATIONS));
+    for (let i = 0; i < all.length; i += MAX_COMMIT_MUTATIONS)
+      await this.#delete(VIUR_SECURITY_KEY_KIND, all.slice(i, i + MAX_COMMIT_MUTATIONS));
   }
 
   /**
@@ -211,7 +212,9 @@ export class ViurJobStore {
 
   #request<R>(method: 'lookup', reqOpts: object): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts: this.#gax }, (err, r) => (err ? reject(err) : resolve(r as R)));
+      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts: this.#gax }, (err, r) =>
+        err ? reject(err) : resolve(r as R),
+      );
     });
   }
 

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { Datastore, Entity, Key } from '@google-cloud/datastore';
+import type { Datastore, Key } from '@google-cloud/datastore';
 import { entity as dsEntity } from '@google-cloud/datastore/build/src/entity';
 import { VIUR_COOKIE_LENGTH, VIUR_GUEST_USER, VIUR_KEY_LENGTH, VIUR_SECURITY_KEY_KIND } from '../../lib/viur/constants';
 
@@ -17,6 +17,13 @@ import { VIUR_COOKIE_LENGTH, VIUR_GUEST_USER, VIUR_KEY_LENGTH, VIUR_SECURITY_KEY
  * - `viur-securitykey`, key name = the key: `viur_session` (cookie or null), `viur_until` (timestamp),
  *   custom properties; all indexed (securitykey.py create with indexed=True).
  */
+
+/** An entity to write: its key, its properties and the paths excluded from indexes (the client's save() shape). */
+export interface FixtureEntity {
+  key: Key;
+  data: Record<string, unknown>;
+  excludeFromIndexes?: string[];
+}
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -49,7 +56,7 @@ export function viurSessionEntity(
   ds: Datastore,
   namespace: string | undefined,
   f: ViurSessionFixture = {},
-): Entity & { cookie: string; userKey?: Key } {
+): FixtureEntity & { cookie: string; userKey?: Key } {
   const cookie = f.cookie ?? viurCookie();
   const data: Record<string, unknown> = f.data ?? {
     language: 'de',
@@ -90,7 +97,11 @@ export interface ViurSecurityKeyFixture {
 }
 
 /** The stored one-time key entity a ViUR app writes (securitykey.create). */
-export function viurSecurityKeyEntity(ds: Datastore, namespace: string | undefined, f: ViurSecurityKeyFixture): Entity & { name: string } {
+export function viurSecurityKeyEntity(
+  ds: Datastore,
+  namespace: string | undefined,
+  f: ViurSecurityKeyFixture,
+): FixtureEntity & { name: string } {
   const name = f.key ?? viurRandom(VIUR_KEY_LENGTH);
   return {
     name,
@@ -103,12 +114,12 @@ export function viurSecurityKeyEntity(ds: Datastore, namespace: string | undefin
  * The entity as the client encodes it, with the key of the embedded user entity set (ViUR stores
  * `data.user` with its key; the client's save() has no way to give an embedded entity a key).
  */
-function entityProto(e: Entity & { userKey?: Key }): object {
-  const proto = dsEntity.entityToEntityProto({ data: e.data as object, excludeFromIndexes: e.excludeFromIndexes }) as {
+function entityProto(e: FixtureEntity & { userKey?: Key }): object {
+  const proto = dsEntity.entityToEntityProto({ data: e.data, excludeFromIndexes: e.excludeFromIndexes }) as {
     key: unknown;
     properties: Record<string, { entityValue?: { key?: unknown; properties: Record<string, { entityValue?: { key?: unknown } }> } }>;
   };
-  proto.key = dsEntity.keyToKeyProto(e.key as Key);
+  proto.key = dsEntity.keyToKeyProto(e.key);
   const user = proto.properties.data?.entityValue?.properties.user?.entityValue;
   if (e.userKey && user) user.key = dsEntity.keyToKeyProto(e.userKey);
   return proto;
@@ -118,7 +129,7 @@ function entityProto(e: Entity & { userKey?: Key }): object {
  * Writes entities with plain upserts (ViUR's db.put), in commits of at most 500, through the
  * client's own request path.
  */
-export async function putAll(ds: Datastore, entities: Entity[]): Promise<void> {
+export async function putAll(ds: Datastore, entities: FixtureEntity[]): Promise<void> {
   for (let i = 0; i < entities.length; i += 500) {
     const mutations = entities.slice(i, i + 500).map((e) => ({ upsert: entityProto(e) }));
     await new Promise<void>((resolve, reject) =>
@@ -133,5 +144,5 @@ export async function putAll(ds: Datastore, entities: Entity[]): Promise<void> {
 export async function namesOf(ds: Datastore, namespace: string | undefined, kind: string): Promise<string[]> {
   const query = (namespace === undefined ? ds.createQuery(kind) : ds.createQuery(namespace, kind)).select('__key__');
   const [rows] = await ds.runQuery(query);
-  return (rows as Array<Record<symbol, { name: string }>>).map((r) => r[ds.KEY]!.name).sort();
+  return (rows as Array<Record<symbol, { name: string }>>).map((r) => r[ds.KEY].name).sort();
 }

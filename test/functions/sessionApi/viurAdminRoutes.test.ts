@@ -50,12 +50,19 @@ test('a kill takes a key path, the stored string, __guest__ and null; a path tha
     for (const user of ['user/alice', 'user/123', 'agxzZXNzaW9uLXRlc3RyDwsSBHVzZXIiBWFsaWNlDA', '__guest__', null]) {
       await http().post('/sessions/kill').set('Authorization', auth()).send({ user }).expect(202);
     }
-    await http().post('/sessions/kill').set('Authorization', auth()).send({ users: ['user/a', 'user/b'] }).expect(202);
+    await http()
+      .post('/sessions/kill')
+      .set('Authorization', auth())
+      .send({ users: ['user/a', 'user/b'] })
+      .expect(202);
     for (const user of ['user/alice/x', 'user/0', 'user/']) {
       const res = await http().post('/sessions/kill').set('Authorization', auth()).send({ user });
       expect([res.status, res.body.error.code]).toEqual([400, 'invalid_user']);
     }
-    const res = await http().post('/sessions/kill').set('Authorization', auth()).send({ users: ['user/a', 'x/y/z'] });
+    const res = await http()
+      .post('/sessions/kill')
+      .set('Authorization', auth())
+      .send({ users: ['user/a', 'x/y/z'] });
     expect([res.status, res.body.error.code]).toEqual([400, 'invalid_user']);
   } finally {
     await pubsub.close();

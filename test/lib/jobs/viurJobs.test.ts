@@ -47,10 +47,21 @@ async function setup(env: Record<string, string> = {}): Promise<Setup> {
   const topicName = uniqueName('viur-kill');
   const { subscription } = await pullTopic(client, topicName);
   const rt = createRuntime(
-    testConfig({ SESSION_FORMAT: 'viur', SESSION_NAMESPACE: namespace, SESSION_KILL_TOPIC: topicName, SESSION_DELETE_BATCH_SIZE: '50', ...env }),
+    testConfig({
+      SESSION_FORMAT: 'viur',
+      SESSION_NAMESPACE: namespace,
+      SESSION_KILL_TOPIC: topicName,
+      SESSION_DELETE_BATCH_SIZE: '50',
+      ...env,
+    }),
     { store: new MemorySessionStore() },
   );
-  return { rt, namespace, subscription, userString: (name) => legacyUrlsafeKey({ projectId: PROJECT, namespace }, [{ kind: 'user', name }]) };
+  return {
+    rt,
+    namespace,
+    subscription,
+    userString: (name) => legacyUrlsafeKey({ projectId: PROJECT, namespace }, [{ kind: 'user', name }]),
+  };
 }
 
 let sequence = 0;
@@ -79,11 +90,16 @@ describe('kill in viur format', () => {
   it('a key path ends exactly the sessions ViUR stored for that user, with their one-time keys', async () => {
     const s = await setup({ SESSION_VIUR_RESWEEP_SECONDS: '0' });
     const alice = Array.from({ length: 120 }, () =>
-      viurSessionEntity(ds, s.namespace, { user: s.userString('alice'), userEntity: { path: ['user', 'alice'], properties: { name: 'alice' } } }),
+      viurSessionEntity(ds, s.namespace, {
+        user: s.userString('alice'),
+        userEntity: { path: ['user', 'alice'], properties: { name: 'alice' } },
+      }),
     );
     const bob = viurSessionEntity(ds, s.namespace, { user: s.userString('bob') });
     const guest = viurSessionEntity(ds, s.namespace);
-    const aliceKeys = alice.slice(0, 10).map((a) => viurSecurityKeyEntity(ds, s.namespace, { session: a.cookie, until: Date.now() + 3_600_000 }));
+    const aliceKeys = alice
+      .slice(0, 10)
+      .map((a) => viurSecurityKeyEntity(ds, s.namespace, { session: a.cookie, until: Date.now() + 3_600_000 }));
     const others = [
       viurSecurityKeyEntity(ds, s.namespace, { session: bob.cookie, until: Date.now() + 3_600_000 }),
       viurSecurityKeyEntity(ds, s.namespace, { session: null, until: Date.now() + 3_600_000 }),
@@ -125,7 +141,9 @@ describe('kill in viur format', () => {
     await putAll(ds, [guest]);
     await kill(s.rt, { user: 'user/alice/extra' });
     expect(await namesOf(ds, s.namespace, 'viur-session')).toEqual([guest.cookie]);
-    expect(logs.find((l) => l.message === 'malformed kill message acknowledged without action')).toMatchObject({ code: 'invalid_key_path' });
+    expect(logs.find((l) => l.message === 'malformed kill message acknowledged without action')).toMatchObject({
+      code: 'invalid_key_path',
+    });
   });
 
   it('no resurrection: ViUR requests that loaded a session before the kill put it back; the resweeps delete it for good', async () => {
@@ -187,7 +205,7 @@ describe('cleanup in viur format', () => {
     ];
     const expiredKeys = [viurSecurityKeyEntity(ds, s.namespace, { session: null, until: Date.now() - 301_000 })];
     const keptKeys = [
-      viurSecurityKeyEntity(ds, s.namespace, { session: kept[1]!.cookie, until: Date.now() + 60_000 }),
+      viurSecurityKeyEntity(ds, s.namespace, { session: kept[1].cookie, until: Date.now() + 60_000 }),
       viurSecurityKeyEntity(ds, s.namespace, { session: null, until: Date.now() - 100_000 }), // expired within the 300 s
     ];
     await putAll(ds, [...gone, ...kept, ...expiredKeys, ...keptKeys]);
@@ -201,7 +219,9 @@ describe('cleanup in viur format', () => {
   it('a 20,000-session cleanup, in one run', async () => {
     const s = await setup({ SESSION_DELETE_BATCH_SIZE: '500', SESSION_LIFETIME_SECONDS: '3600' });
     const now = Date.now() / 1000;
-    const stale = Array.from({ length: 20_000 }, (_, i) => viurSessionEntity(ds, s.namespace, { lastseen: now - 7200 - i, data: { n: i } }));
+    const stale = Array.from({ length: 20_000 }, (_, i) =>
+      viurSessionEntity(ds, s.namespace, { lastseen: now - 7200 - i, data: { n: i } }),
+    );
     const live = Array.from({ length: 50 }, () => viurSessionEntity(ds, s.namespace, { lastseen: now, data: {} }));
     await putAll(ds, [...stale, ...live]);
     const report = await runCleanup(s.rt, 600);

@@ -29,7 +29,7 @@ function rawLookup(namespace: string, kind: string, name: string): Promise<Recor
       (err, resp) => {
         if (err) return reject(err);
         const found = (resp as { found: Array<{ entity: { properties: Record<string, RawValue> } }> }).found;
-        resolve(found[0]!.entity.properties);
+        resolve(found[0].entity.properties);
       },
     );
   });
@@ -47,21 +47,21 @@ describe('ViUR fixtures: what the Node client writes is the shape ViUR stores', 
     await putAll(ds, [e, k]);
     const session = await rawLookup(namespace, 'viur-session', e.cookie);
     expect(session.lastseen).toMatchObject({ valueType: 'doubleValue' });
-    expect(session.lastseen!.excludeFromIndexes).toBeFalsy();
+    expect(session.lastseen.excludeFromIndexes).toBeFalsy();
     expect(session.user).toMatchObject({ valueType: 'stringValue' });
-    expect(session.user!.excludeFromIndexes).toBeFalsy();
-    expect(session.static_security_key!.excludeFromIndexes).toBeFalsy();
+    expect(session.user.excludeFromIndexes).toBeFalsy();
+    expect(session.static_security_key.excludeFromIndexes).toBeFalsy();
     expect(session.data).toMatchObject({ valueType: 'entityValue', excludeFromIndexes: true });
-    const inner = session.data!.entityValue!.properties;
-    expect(inner.language!.excludeFromIndexes).toBeFalsy();
-    expect(inner.long!.excludeFromIndexes).toBe(true);
+    const inner = session.data.entityValue!.properties;
+    expect(inner.language.excludeFromIndexes).toBeFalsy();
+    expect(inner.long.excludeFromIndexes).toBe(true);
     expect(inner.ratio).toMatchObject({ valueType: 'doubleValue' });
     expect(inner.when).toMatchObject({ valueType: 'timestampValue' });
-    expect(inner.user!.entityValue!.key).toMatchObject({ path: [{ kind: 'user', name: 'alice' }] });
+    expect(inner.user.entityValue!.key).toMatchObject({ path: [{ kind: 'user', name: 'alice' }] });
     const skey = await rawLookup(namespace, 'viur-securitykey', k.name);
     expect(skey.viur_until).toMatchObject({ valueType: 'timestampValue' });
     expect(skey.viur_session).toMatchObject({ valueType: 'stringValue' });
-    expect(skey.viur_until!.excludeFromIndexes).toBeFalsy();
+    expect(skey.viur_until.excludeFromIndexes).toBeFalsy();
     const unbound = viurSecurityKeyEntity(ds, namespace, { session: null, until: Date.now() });
     await putAll(ds, [unbound]);
     expect((await rawLookup(namespace, 'viur-securitykey', unbound.name)).viur_session).toMatchObject({ valueType: 'nullValue' });
@@ -75,11 +75,15 @@ describe('ViurJobStore (the engine on a ViUR app’s entities)', () => {
     const alice = Array.from({ length: 40 }, () => viurSessionEntity(ds, namespace, { user: ALICE }));
     const guests = Array.from({ length: 5 }, () => viurSessionEntity(ds, namespace));
     const bound = alice.map((s) => viurSecurityKeyEntity(ds, namespace, { session: s.cookie, until: Date.now() + 60_000 }));
-    const guestKey = viurSecurityKeyEntity(ds, namespace, { session: guests[0]!.cookie, until: Date.now() + 60_000 });
+    const guestKey = viurSecurityKeyEntity(ds, namespace, { session: guests[0].cookie, until: Date.now() + 60_000 });
     const unbound = viurSecurityKeyEntity(ds, namespace, { session: null, until: Date.now() + 60_000 });
     await putAll(ds, [...alice, ...guests, ...bound, guestKey, unbound]);
 
-    const report = await batchDelete({ ...engine, store: jobs.sessions({ withSecurityKeys: true }), selector: { kind: 'user', user: ALICE } });
+    const report = await batchDelete({
+      ...engine,
+      store: jobs.sessions({ withSecurityKeys: true }),
+      selector: { kind: 'user', user: ALICE },
+    });
     expect(report).toMatchObject({ deleted: 40, done: true });
     expect(await namesOf(ds, namespace, 'viur-session')).toEqual(guests.map((g) => g.cookie).sort());
     expect(await namesOf(ds, namespace, 'viur-securitykey')).toEqual([guestKey.name, unbound.name].sort());
@@ -130,7 +134,7 @@ describe('ViurJobStore (the engine on a ViUR app’s entities)', () => {
     const back = Array.from({ length: 3 }, () => viurSessionEntity(ds, namespace));
     await putAll(ds, back);
     const absent = Array.from({ length: 1200 }, (_, i) => `absent${String(i).padStart(36, '0')}`);
-    const found = await jobs.existing([...absent.slice(0, 1100), back[0]!.cookie, ...absent.slice(1100), back[1]!.cookie, back[2]!.cookie]);
+    const found = await jobs.existing([...absent.slice(0, 1100), back[0].cookie, ...absent.slice(1100), back[1].cookie, back[2].cookie]);
     expect(found.sort()).toEqual(back.map((b) => b.cookie).sort());
   });
 });

@@ -6,7 +6,9 @@ import { KeyPathError, legacyUrlsafeKey, parseKeyPath, viurUser } from '../../..
  * it (proto2, the path elements a group), decoded with protobufjs: an implementation independent
  * of the encoder under test.
  */
-const root = protobuf.parse(`
+const root = protobuf
+  .parse(
+    `
 syntax = "proto2";
 message Reference {
   required string app = 13;
@@ -21,7 +23,9 @@ message Path {
     optional string name = 4;
   }
 }
-`).root.resolveAll();
+`,
+  )
+  .root.resolveAll();
 const Reference = root.lookupType('Reference');
 
 function decode(urlsafe: string) {
@@ -54,7 +58,7 @@ describe('the user string ViUR stores (str(user_key))', () => {
   it('a digit-only name is an integer id, as ViUR’s db.Key makes it (leading zeros dropped)', () => {
     expect(decode(viurUser('user/123', { projectId: 'p' })!).path.element).toEqual([{ type: 'user', id: '123' }]);
     expect(viurUser('user/007', { projectId: 'p' })).toBe(viurUser('user/7', { projectId: 'p' }));
-    expect(decode(viurUser('user/9223372036854775807', { projectId: 'p' })!).path.element[0]!.id).toBe('9223372036854775807');
+    expect(decode(viurUser('user/9223372036854775807', { projectId: 'p' })!).path.element[0].id).toBe('9223372036854775807');
   });
 
   it('deeper paths keep their order; a namespace is written as name_space, an empty one not at all', () => {
@@ -73,7 +77,7 @@ describe('the user string ViUR stores (str(user_key))', () => {
   });
 
   it('non-ASCII names are UTF-8', () => {
-    expect(decode(viurUser('user/zoë', { projectId: 'p' })!).path.element[0]!.name).toBe('zoë');
+    expect(decode(viurUser('user/zoë', { projectId: 'p' })!).path.element[0].name).toBe('zoë');
   });
 
   it('the stored string, __guest__ and null pass unchanged', () => {
