@@ -191,6 +191,16 @@ describe('kill in viur format', () => {
   }, 60_000);
 });
 
+test('a resweep message reaching a native deployment is acknowledged without action', async () => {
+  const s = await setup();
+  const guest = viurSessionEntity(ds, s.namespace);
+  await putAll(ds, [guest]);
+  const native = createRuntime(testConfig({ SESSION_NAMESPACE: s.namespace }), { store: new MemorySessionStore() });
+  await kill(native, { resweep: { keys: [guest.cookie], at: new Date().toISOString() } });
+  expect(await namesOf(ds, s.namespace, 'viur-session')).toEqual([guest.cookie]);
+  expect(logs.find((l) => l.message === 'resweep message ignored: it belongs to SESSION_FORMAT=viur')).toBeDefined();
+});
+
 describe('cleanup in viur format', () => {
   it('deletes what start_clear_sessions and periodic_clear_skeys delete, and nothing else', async () => {
     const s = await setup({ SESSION_LIFETIME_SECONDS: '3600' });
