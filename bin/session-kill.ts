@@ -13,15 +13,18 @@ import { type KillTarget, MalformedKillMessageError, killMessageData, parseIssue
 import { publishKill, pushPublisher } from '../lib/jobs/killPublisher';
 import { GUEST_USER, TOPIC_ID_PATTERN } from '../lib/core/limits';
 import { type LauncherState, NoLauncherError, readLauncherState, stateDirFrom } from '../lib/setup/launcherState';
+import { KeyPathError, viurUser } from '../lib/viur/userKey';
 
 const USAGE = `usage: session-kill (--user ID | --guests | --all | --users ID,ID,...) [--issued-at ISO-8601] [--topic TOPIC] [--project PROJECT]
                     [--local [--state-dir DIR]]
 
-  --user ID          kill the sessions of this user
+  --user ID          kill the sessions of this user (SESSION_FORMAT=viur: the stored user string,
+                     or a key path such as user/alice or user/123, converted by the function)
   --guests           kill every session without a user
   --all              kill every session
   --users A,B,...    kill the sessions of each of these users (one unit of work per user)
-  --issued-at T      only sessions created at or before T (default: the publish time)
+  --issued-at T      only sessions created at or before T (default: the publish time; no effect in
+                     viur format, where sessions have no creation time)
   --topic TOPIC      kill topic (default: $SESSION_KILL_TOPIC or session-kill)
   --project PROJECT  Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)
   --local            send to the stack npm start runs (its launcher.json): its project, topic, and
@@ -113,6 +116,15 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   } catch (err) {
     if (err instanceof MalformedKillMessageError) throw new UsageError(err.message);
     throw err;
+  }
+  // With SESSION_FORMAT=viur in the environment, a key path is checked as the function will convert it.
+  if (env.SESSION_FORMAT?.trim() === 'viur') {
+    try {
+      for (const user of 'users' in target ? target.users : [target.user]) viurUser(user, { projectId });
+    } catch (err) {
+      if (err instanceof KeyPathError) throw new UsageError(err.message);
+      throw err;
+    }
   }
   return { target, issuedAt, topic, projectId, ...(local ? { local } : {}) };
 }

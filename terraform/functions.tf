@@ -42,6 +42,7 @@ locals {
     SESSION_KILL_TOPIC             = google_pubsub_topic.kill.name
     SESSION_EVENTS_TOPIC           = var.events_topic
     SESSION_KILL_BUDGET_SECONDS    = var.kill_budget_seconds
+    SESSION_VIUR_RESWEEP_SECONDS   = var.viur_resweep_seconds
     SESSION_DELETE_BATCH_SIZE      = var.delete_batch_size
     SESSION_DELETE_PARALLELISM     = var.delete_parallelism
     SESSION_CLEANUP_BUDGET_SECONDS = var.cleanup_budget_seconds

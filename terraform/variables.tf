@@ -355,6 +355,17 @@ variable "events_topic" {
   }
 }
 
+variable "viur_resweep_seconds" {
+  description = "session_format = viur: seconds after a kill until a second sweep deletes the killed sessions a ViUR request wrote back; longer than any request of the app can run (SESSION_VIUR_RESWEEP_SECONDS)."
+  type        = number
+  default     = 660
+
+  validation {
+    condition     = var.viur_resweep_seconds >= 0 && var.viur_resweep_seconds <= 86400 && floor(var.viur_resweep_seconds) == var.viur_resweep_seconds
+    error_message = "viur_resweep_seconds must be an integer from 0 to 86400."
+  }
+}
+
 # --- Deletion (kill and cleanup) --------------------------------------------------------------------
 
 variable "delete_batch_size" {

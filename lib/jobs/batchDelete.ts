@@ -4,7 +4,21 @@ import type { EndReason, EventSink } from '../core/events';
 import type { RandomSource } from '../core/ids';
 import { MAX_COMMIT_MUTATIONS } from '../core/limits';
 import { outboxRecord, removalEvents } from '../core/sessionEvents';
-import type { SessionSelector, SessionStore, StorageKey } from '../store/sessionStore';
+import type { OutboxRecord } from '../core/events';
+import type { FindKeysOptions, KeyPage, SessionSelector, StorageKey } from '../store/sessionStore';
+
+/**
+ * What the engine needs of a store: a page of keys a selector matches, and a delete commit. Every
+ * SessionStore is one for SessionSelector; the viur format's job store (lib/viur/jobStore.ts) is one
+ * for its own selectors. The optional arguments serve session events (BatchDeleteOptions.events),
+ * which only a SessionStore records.
+ */
+export interface KeyDeleter<S> {
+  /** One page of keys of what the selector matches, in a stable order (with `withUsers`: each key's user too). */
+  findKeys(selector: S, limit: number, cursor?: string, options?: FindKeysOptions): Promise<KeyPage>;
+  /** Deletes these keys in one commit, with `outbox` stored in the same commit; absent keys are ignored. At most 500 keys. */
+  deleteMany(keys: StorageKey[], outbox?: OutboxRecord): Promise<void>;
+}
 
 /** Progress of a batchDelete run, reported after every commit (BatchDeleteOptions.onBatch). */
 export interface BatchProgress {
@@ -19,11 +33,11 @@ export interface BatchProgress {
 }
 
 /** What a batchDelete run deletes, how fast, and until when. */
-export interface BatchDeleteOptions {
+export interface BatchDeleteOptions<S = SessionSelector> {
   /** The store whose findKeys and deleteMany the run uses. */
-  store: SessionStore;
-  /** Which sessions to delete (expiredSelector, killSelector). */
-  selector: SessionSelector;
+  store: KeyDeleter<S>;
+  /** Which sessions to delete (expiredSelector, killSelector, or a selector of the store's own). */
+  selector: S;
   /** Keys per delete commit, 1..500. */
   batchSize: number;
   /** Delete commits in flight at once, ≥ 1. */
@@ -104,7 +118,7 @@ export interface BatchDeleteReport {
  * });
  * if (!report.done) console.log(`deleted ${report.deleted}, more to do`);
  */
-export async function batchDelete(options: BatchDeleteOptions): Promise<BatchDeleteReport> {
+export async function batchDelete<S = SessionSelector>(options: BatchDeleteOptions<S>): Promise<BatchDeleteReport> {
   const { store, selector, clock, deadline, onBatch } = options;
   if (!Number.isInteger(options.batchSize) || options.batchSize < 1 || options.batchSize > MAX_COMMIT_MUTATIONS) {
     throw new RangeError(`batchSize must be an integer from 1 to ${MAX_COMMIT_MUTATIONS}`);

@@ -1,6 +1,7 @@
 import { type BatchDeleteReport, batchDelete, expiredSelector } from './batchDelete';
 import { log, type LogFields } from '../setup/log';
 import type { Runtime } from '../setup/runtime';
+import { runViurCleanup } from './viurJobs';
 
 /** What one cleanup pass did: the engine's report and its cut-off. */
 export interface CleanupReport extends BatchDeleteReport {
@@ -10,7 +11,7 @@ export interface CleanupReport extends BatchDeleteReport {
 
 /**
  * One cleanup pass within `budgetSeconds`: deletes sessions whose expiresAt lies more than the grace
- * period in the past. Shared by this function and by the kill function, which processes the cleanup
+ * period in the past (in `viur` format: runViurCleanup, ViUR's own criteria). Shared by this function and by the kill function, which processes the cleanup
  * continuation messages; the cut-off is always computed here, at processing time, never taken from
  * a message, so nothing can make the cleanup delete a live session. `context` is added to every
  * log line (the message id of a continuation). When `done` is false the caller continues the work.
@@ -21,6 +22,8 @@ export interface CleanupReport extends BatchDeleteReport {
  */
 export async function runCleanup(rt: Runtime, budgetSeconds: number, context: LogFields = {}): Promise<CleanupReport> {
   const { config, store, clock } = rt;
+  // viur format: ViUR's own criteria on ViUR's entities (docs/viur-kill-cleanup.md#cleanup).
+  if (config.format === 'viur') return runViurCleanup(rt, budgetSeconds, context);
   const now = clock.now();
   const selector = expiredSelector(now, config.deletion.cleanupGraceSeconds);
   const expiredBefore = new Date(selector.before).toISOString();

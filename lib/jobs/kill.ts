@@ -2,6 +2,8 @@ import { batchDelete, killSelector } from './batchDelete';
 import { runCleanup } from './cleanup';
 import { type KillMessage, type KillMessageData, isoTime } from './killMessage';
 import { publisherFor } from './killPublisher';
+import { processResweep, runViurKill } from './viurJobs';
+import { KeyPathError } from '../viur/userKey';
 import { GUEST_USER, MAX_CONTINUATIONS } from '../core/limits';
 import { log, userLogFields } from '../setup/log';
 import type { Runtime } from '../setup/runtime';
@@ -31,6 +33,15 @@ export async function processKillMessage(rt: Runtime, message: KillMessage, rece
   const { messageId } = received;
   const publishTime = received.publishTime ?? clock.now();
 
+  if (message.kind === 'resweep') {
+    if (config.format !== 'viur') {
+      log('WARNING', 'resweep message ignored: it belongs to SESSION_FORMAT=viur', { messageId });
+      return;
+    }
+    await processResweep(rt, message, { messageId, continuation: message.continuation });
+    return;
+  }
+
   if (message.kind === 'cleanup') {
     const report = await runCleanup(rt, config.deletion.killBudgetSeconds, { messageId, continuation: message.continuation });
     if (!report.done) await continueWith(rt, messageId, message.continuation, (n) => ({ cleanup: { continuation: n } }));
@@ -58,6 +69,22 @@ export async function processKillMessage(rt: Runtime, message: KillMessage, rece
     continuation: message.continuation,
   };
   log('INFO', 'kill started', fields);
+  if (config.format === 'viur') {
+    let viurReport;
+    try {
+      viurReport = await runViurKill(rt, message.user, { messageId });
+    } catch (err) {
+      if (!(err instanceof KeyPathError)) throw err;
+      // As a malformed message: retrying cannot fix it.
+      log('ERROR', 'malformed kill message acknowledged without action', { messageId, code: err.code, reason: err.message });
+      return;
+    }
+    log('INFO', viurReport.done ? 'kill finished' : 'kill budget spent', { ...fields, ...viurReport });
+    if (!viurReport.done) {
+      await continueWith(rt, messageId, message.continuation, (n) => ({ user: message.user, issuedAt: fields.issuedAt, continuation: n }));
+    }
+    return;
+  }
   const report = await batchDelete({
     store: rt.store,
     selector: killSelector(message.user, issuedAt),

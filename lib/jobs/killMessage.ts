@@ -1,5 +1,7 @@
 import type { z as Zod } from 'zod';
 import { MAX_CONTINUATIONS, MAX_MESSAGE_BYTES, MAX_USER_BYTES, MAX_USERS_PER_MESSAGE } from '../core/limits';
+import { VIUR_ID_PATTERN } from '../viur/constants';
+import { MAX_RESWEEP_KEYS } from '../viur/jobLimits';
 
 /**
  * The data of a message on the kill topic (docs/kill-messages.md#message-format), as JSON:
@@ -15,6 +17,8 @@ import { MAX_CONTINUATIONS, MAX_MESSAGE_BYTES, MAX_USER_BYTES, MAX_USERS_PER_MES
  * - `{"cleanup": {}}` / `{"cleanup": {"continuation": n}}`: continue the expired-session cleanup. It
  *   carries no time on purpose: the cut-off is computed when it is processed (now − grace), so no
  *   message, forged or stale, can make the cleanup delete a live session.
+ * - `{"resweep": {"keys": [...], "at": T, "continuation"?: n}}` (`viur` format only): at time T,
+ *   delete those of the killed sessions `keys` that a ViUR request has written back since the kill.
  *
  * Unknown fields make a message malformed: a typo such as `{"usr": "a"}` must not turn into
  * "kill everyone" or into a silent no-op.
@@ -23,13 +27,15 @@ export type KillMessageData =
   | { user: string | null; issuedAt?: string }
   | { users: string[]; issuedAt?: string }
   | { user: string | null; issuedAt: string; continuation: number }
-  | { cleanup: { continuation?: number } };
+  | { cleanup: { continuation?: number } }
+  | { resweep: { keys: string[]; at: string; continuation?: number } };
 
 /** A validated message. `continuation` is 0 for a message published from outside. */
 export type KillMessage =
   | { kind: 'kill'; user: string | null; issuedAt: Date | undefined; continuation: number }
   | { kind: 'fanOut'; users: string[]; issuedAt: Date | undefined }
-  | { kind: 'cleanup'; continuation: number };
+  | { kind: 'cleanup'; continuation: number }
+  | { kind: 'resweep'; keys: string[]; at: Date; continuation: number };
 
 /** What a kill targets, as the publisher and the CLI take it. */
 export type KillTarget = { user: string | null } | { users: string[] };
@@ -94,7 +100,17 @@ function buildSchemas(z: typeof Zod) {
   const cleanupSchema = z.strictObject({
     cleanup: z.strictObject({ continuation: continuation.optional() }),
   });
-  return { issuedAt, killSchema, fanOutSchema, cleanupSchema };
+  const resweepSchema = z.strictObject({
+    resweep: z.strictObject({
+      keys: z
+        .array(z.string().min(1).max(500).regex(VIUR_ID_PATTERN, 'must be session keys of letters and digits'))
+        .min(1, 'must not be empty')
+        .max(MAX_RESWEEP_KEYS, `must hold at most ${MAX_RESWEEP_KEYS} keys`),
+      at: issuedAt,
+      continuation: continuation.optional(),
+    }),
+  });
+  return { issuedAt, killSchema, fanOutSchema, cleanupSchema, resweepSchema };
 }
 
 let built: ReturnType<typeof buildSchemas> | undefined;
@@ -133,6 +149,10 @@ export function validateKillMessage(value: unknown): KillMessage {
   }
   if ('cleanup' in value) {
     return { kind: 'cleanup', continuation: check(schemas().cleanupSchema, value).cleanup.continuation ?? 0 };
+  }
+  if ('resweep' in value) {
+    const { resweep } = check(schemas().resweepSchema, value);
+    return { kind: 'resweep', keys: resweep.keys, at: resweep.at, continuation: resweep.continuation ?? 0 };
   }
   if ('users' in value) {
     const m = check(schemas().fanOutSchema, value);

@@ -58,6 +58,8 @@ export interface Config {
     cleanupBudgetSeconds: number;
     cleanupGraceSeconds: number;
     killBudgetSeconds: number;
+    /** `viur` format: seconds after a kill until the second sweep of the killed keys. */
+    viurResweepSeconds: number;
   };
 }
 
@@ -165,6 +167,7 @@ export function loadConfig(env: Environment = process.env): Config {
       cleanupBudgetSeconds: setting(env, 'SESSION_CLEANUP_BUDGET_SECONDS'),
       cleanupGraceSeconds: setting(env, 'SESSION_CLEANUP_GRACE_SECONDS'),
       killBudgetSeconds: setting(env, 'SESSION_KILL_BUDGET_SECONDS'),
+      viurResweepSeconds: setting(env, 'SESSION_VIUR_RESWEEP_SECONDS'),
     },
   };
 }

@@ -390,6 +390,19 @@ export const SETTINGS = [
     doc: 'time one kill invocation may take before it continues in a follow-up message',
   },
   {
+    name: 'SESSION_VIUR_RESWEEP_SECONDS',
+    type: 'integer',
+    min: 0,
+    max: DAY,
+    // App Engine's longest request (automatic scaling) is 600 s; a ViUR request that loaded a
+    // killed session writes it back at its end at the latest. A minute more for clocks and the write.
+    default: 660,
+    scope: 'deploy',
+    doc:
+      '`viur` format: how long after a kill a second sweep deletes the killed sessions a ViUR request wrote back ' +
+      '(longer than any request of the app can run; [docs/viur-kill-cleanup.md](docs/viur-kill-cleanup.md#no-resurrection))',
+  },
+  {
     name: 'K_SERVICE',
     type: 'string',
     default: undefined,

@@ -94,3 +94,16 @@ test('a publish failure (no such topic) exits 1 with a message', async () => {
   expect(result.stdout).toBe('');
   expect(result.stderr).toMatch(/^session-kill: publishing to .+ failed/);
 }, 60_000);
+
+describe('SESSION_FORMAT=viur', () => {
+  test('a key path is published as given, for the function to convert', async () => {
+    const { data } = await publishedBy(['--user', 'user/alice', '--project', 'session-test', '--topic', topic], { SESSION_FORMAT: 'viur' });
+    expect(data).toEqual({ user: 'user/alice' });
+  });
+
+  test('a key path that cannot be converted is a usage error, nothing is published', async () => {
+    const result = await run(['--user', 'user/alice/x', '--project', 'session-test', '--topic', topic], { SESSION_FORMAT: 'viur' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/key path/);
+  });
+});

@@ -2,6 +2,7 @@ import { userIdProblem } from '../../../lib/core/user';
 import { killMessageData, type KillTarget, MalformedKillMessageError, parseIssuedAt } from '../../../lib/jobs/killMessage';
 import { publisherFor } from '../../../lib/jobs/killPublisher';
 import type { Runtime } from '../../../lib/setup/runtime';
+import { KeyPathError, viurUser } from '../../../lib/viur/userKey';
 import { AdminVerifier } from '../../http/adminAuth';
 import { HttpError, sendJson } from '../../http/errors';
 import { applyOutcome, type Context, requestInfo, type Route } from '../pipeline';
@@ -35,8 +36,25 @@ function userParam(ctx: Context): string {
   return user;
 }
 
+/**
+ * In `viur` format the app owns login and has no device records: these routes answer 404 with a
+ * JSON error saying so (docs/viur-kill-cleanup.md#the-api-in-viur-format).
+ */
+function nativeOnly(ctx: Context, what: string): void {
+  if (ctx.rt.config.format === 'viur') {
+    throw new HttpError(404, 'not_found', `${what} is not available with SESSION_FORMAT=viur: ${VIUR_REASONS[what]}`);
+  }
+}
+
+const VIUR_REASONS: Record<string, string> = {
+  login: 'the ViUR app logs users in itself',
+  'listing a user’s sessions': 'ViUR stores no devices (no creation time, no user agent)',
+  'ending one session of a user': 'ViUR stores no devices; kill the user’s sessions with POST /sessions/kill',
+};
+
 async function login(ctx: Context): Promise<void> {
   await requireAdmin(ctx);
+  nativeOnly(ctx, 'login');
   const user = stringField(ctx, 'user');
   const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user), requestInfo(ctx));
   applyOutcome(ctx.res, outcome);
@@ -67,9 +85,22 @@ function killRequest(body: Record<string, unknown>): { target: KillTarget; issue
   }
 }
 
+/** In `viur` format a key path must convert to ViUR's user string (the kill function would drop it otherwise). */
+function checkViurTarget(ctx: Context, target: KillTarget): void {
+  if (ctx.rt.config.format !== 'viur') return;
+  const { projectId, namespace } = ctx.rt.config;
+  try {
+    for (const user of 'users' in target ? target.users : [target.user]) viurUser(user, { projectId, namespace });
+  } catch (err) {
+    if (err instanceof KeyPathError) throw new HttpError(400, 'invalid_user', err.message);
+    throw err;
+  }
+}
+
 async function kill(ctx: Context): Promise<void> {
   await requireAdmin(ctx);
   const { target, issuedAt } = killRequest(jsonBody(ctx, 'object') as Record<string, unknown>);
+  checkViurTarget(ctx, target);
   let messageId: string;
   try {
     // The publisher loads the Pub/Sub client on its first use, here: the rest of the API never needs it.
@@ -95,6 +126,7 @@ export const adminRoutes: Route[] = [
         mode: 'custom',
         run: async (ctx) => {
           await requireAdmin(ctx);
+          nativeOnly(ctx, 'listing a user’s sessions');
           const devices = await ctx.rt.sessions.listSessions(userParam(ctx));
           sendJson(ctx.res, 200, { sessions: devices.map(userSessionView) });
         },
@@ -109,6 +141,7 @@ export const adminRoutes: Route[] = [
         mode: 'custom',
         run: async (ctx) => {
           await requireAdmin(ctx);
+          nativeOnly(ctx, 'ending one session of a user');
           if (!(await ctx.rt.sessions.endSession(userParam(ctx), pathParam(ctx, 'id'), { reason: 'admin' }))) throw noSuchSession();
           ctx.res.status(204).end();
         },

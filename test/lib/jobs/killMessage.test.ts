@@ -182,3 +182,30 @@ describe('kill messages', () => {
     expect(encodeKillMessage({ user: 'ä' }).toString('utf8')).toBe('{"user":"ä"}');
   });
 });
+
+describe('the resweep form (viur format)', () => {
+  const keys = ['A'.repeat(42), 'b1'.repeat(21)];
+
+  test('is read with its keys, time and continuation', () => {
+    expect(validateKillMessage({ resweep: { keys, at: '2026-01-01T12:00:00Z' } })).toEqual({
+      kind: 'resweep',
+      keys,
+      at: new Date('2026-01-01T12:00:00Z'),
+      continuation: 0,
+    });
+    expect(validateKillMessage({ resweep: { keys, at: '2026-01-01T12:00:00Z', continuation: 3 } })).toMatchObject({ continuation: 3 });
+  });
+
+  test.each([
+    [{ resweep: { keys: [], at: '2026-01-01T12:00:00Z' } }],
+    [{ resweep: { keys: ['a/b'], at: '2026-01-01T12:00:00Z' } }],
+    [{ resweep: { keys: [''], at: '2026-01-01T12:00:00Z' } }],
+    [{ resweep: { keys, at: 'soon' } }],
+    [{ resweep: { keys } }],
+    [{ resweep: { keys, at: '2026-01-01T12:00:00Z', extra: 1 } }],
+    [{ resweep: { keys, at: '2026-01-01T12:00:00Z', continuation: MAX_CONTINUATIONS + 1 } }],
+    [{ resweep: { keys: Array.from({ length: 20_001 }, () => 'a'), at: '2026-01-01T12:00:00Z' } }],
+  ])('is malformed: %j', (value) => {
+    expect(() => validateKillMessage(value)).toThrow(MalformedKillMessageError);
+  });
+});

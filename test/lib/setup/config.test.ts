@@ -132,6 +132,7 @@ describe('every variable is read', () => {
       SESSION_CLEANUP_BUDGET_SECONDS: '60',
       SESSION_CLEANUP_GRACE_SECONDS: '0',
       SESSION_KILL_BUDGET_SECONDS: '30',
+      SESSION_VIUR_RESWEEP_SECONDS: '90',
     });
     expect(c).toEqual({
       projectId: 'proj',
@@ -164,7 +165,14 @@ describe('every variable is read', () => {
       killPushUrl: 'http://localhost:8080/push',
       admin: { audience: 'https://s.example', principals: ['a@x.example'], jwksFile: '/tmp/jwks.json' },
       allowedOrigins: ['https://app.example'],
-      deletion: { batchSize: 100, parallelism: 2, cleanupBudgetSeconds: 60, cleanupGraceSeconds: 0, killBudgetSeconds: 30 },
+      deletion: {
+        batchSize: 100,
+        parallelism: 2,
+        cleanupBudgetSeconds: 60,
+        cleanupGraceSeconds: 0,
+        killBudgetSeconds: 30,
+        viurResweepSeconds: 90,
+      },
     });
     // Every variable loadConfig reads is documented (the README table and Terraform are built from this list).
     expect(Object.keys(CONFIG_VARIABLES)).toEqual(
@@ -186,7 +194,14 @@ describe('every variable is read', () => {
       killPushUrl: undefined,
       allowedOrigins: [],
       session: { maxDataBytes: 786_432, maxSecurityKeys: 16, maxDataKeys: 10_000, absoluteLifetimeSeconds: 604_800, maxSessionsPerUser: 0 },
-      deletion: { batchSize: 500, parallelism: 4, cleanupBudgetSeconds: 1200, cleanupGraceSeconds: 300, killBudgetSeconds: 240 },
+      deletion: {
+        batchSize: 500,
+        parallelism: 4,
+        cleanupBudgetSeconds: 1200,
+        cleanupGraceSeconds: 300,
+        killBudgetSeconds: 240,
+        viurResweepSeconds: 660,
+      },
     });
   });
 
