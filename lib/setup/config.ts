@@ -100,7 +100,13 @@ export function loadConfig(env: Environment = process.env): Config {
   const sameSite: SameSite = sameSiteRaw === 'off' ? false : sameSiteRaw;
   // __Host-: browsers accept it only host-only (no Domain), Secure and Path=/, so a sibling subdomain
   // cannot plant a cookie of this name (cookie tossing).
-  const cookieName = validateCookieName(setting(env, 'SESSION_COOKIE_NAME') ?? `__Host-viur_cookie_${project}`, 'SESSION_COOKIE_NAME');
+  const format = setting(env, 'SESSION_FORMAT');
+  if (format === 'viur' && store === 'memory') {
+    throw new ConfigError('SESSION_FORMAT', 'viur works on the entities a ViUR app stores in Datastore: it needs SESSION_STORE=datastore');
+  }
+  // In viur format the cookie is the app's own: ViUR names it viur_cookie_<project> (session.py:56).
+  const defaultCookie = format === 'viur' ? `viur_cookie_${project}` : `__Host-viur_cookie_${project}`;
+  const cookieName = validateCookieName(setting(env, 'SESSION_COOKIE_NAME') ?? defaultCookie, 'SESSION_COOKIE_NAME');
   const principals = setting(env, 'SESSION_ADMIN_PRINCIPALS');
   const audience = setting(env, 'SESSION_ADMIN_AUDIENCE');
   if (principals.length > 0 && audience === undefined) {
@@ -113,7 +119,7 @@ export function loadConfig(env: Environment = process.env): Config {
   return {
     projectId: project,
     store,
-    format: setting(env, 'SESSION_FORMAT'),
+    format,
     kind: setting(env, 'SESSION_KIND'),
     namespace: setting(env, 'SESSION_NAMESPACE'),
     databaseId: setting(env, 'SESSION_DATABASE'),
