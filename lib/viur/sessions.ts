@@ -5,6 +5,7 @@ import { readCookieValues } from '../core/cookies';
 import { DataTooLargeError, InvalidKeyError, KeyNotFoundError, SessionError, StoreUnavailableError, TooManyKeysError } from '../core/errors';
 import type { RandomSource } from '../core/ids';
 import { assertValidKey, type JsonValue } from '../core/json';
+import { log } from '../setup/log';
 import { clearedViurCookie, type ViurCookieSettings, viurCookie } from './cookie';
 import { VIUR_COOKIE_LENGTH, VIUR_GUEST_USER, VIUR_ID_PATTERN, VIUR_KEY_LENGTH, VIUR_REFRESH_SECONDS, VIUR_SECURITY_KEY_KIND } from './constants';
 import { entityJson, propertyValue, type RawEntity, type RawKey, type RawValue, valueKind } from './entity';
@@ -355,7 +356,13 @@ export class ViurSessions {
         endedCookie = e;
       });
     });
-    if (endedCookie !== null) await this.#deleteBoundKeys(endedCookie);
+    // The keys of an ended session can never validate again (their cookie names nothing): their
+    // deletion is tidying, as ViUR defers it, and its failure does not undo the committed change.
+    if (endedCookie !== null) {
+      await this.#deleteBoundKeys(endedCookie).catch((err: unknown) =>
+        log('WARNING', 'could not delete the one-time keys of an ended ViUR session', { error: String(err) }),
+      );
+    }
     if (outcomeOrError.error !== undefined) throw outcomeOrError.error;
     return { result: outcomeOrError.value as T, outcome, keys };
   }
@@ -508,8 +515,7 @@ export class ViurSessions {
     let pending = keys;
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt >= 3) throw new StoreUnavailableError(undefined, new Error('the lookup stayed deferred'));
-      const reqOpts = transaction ? { keys: pending, readOptions: { transaction } } : { keys: pending };
-      const r = await this.#rpc<LookupResponse>('lookup', reqOpts);
+      const r = await this.#rpc<LookupResponse>('lookup', { keys: pending }, transaction);
       for (const f of r.found ?? []) if (f.entity.key) out.set(this.#nameOf(f.entity.key), f.entity);
       pending = r.deferred ?? [];
     }
@@ -523,14 +529,14 @@ export class ViurSessions {
       let committed = false;
       try {
         const { mutations, result } = await body((keys) => (keys.length === 0 ? Promise.resolve(new Map()) : this.#lookup(keys, transaction)));
-        await this.#rpc('commit', { mode: 'TRANSACTIONAL', transaction, mutations });
+        await this.#rpc('commit', { mutations }, transaction);
         committed = true;
         return result;
       } catch (err) {
         if ((err as { code?: unknown }).code === ABORTED && attempt < 5) continue;
         throw err;
       } finally {
-        if (!committed) await this.#rpc('rollback', { transaction }).catch(() => undefined);
+        if (!committed) await this.#rpc('rollback', {}, transaction).catch(() => undefined);
       }
     }
   }
@@ -541,24 +547,34 @@ export class ViurSessions {
       kind: [{ name: VIUR_SECURITY_KEY_KIND }],
       projection: [{ property: { name: '__key__' } }],
       filter: { propertyFilter: { property: { name: 'viur_session' }, op: 'EQUAL', value: { stringValue: cookie } } },
-      limit: 500,
+      limit: { value: 500 },
     };
     for (;;) {
       const partitionId = this.#partition();
       const r = await this.#rpc<{ batch?: { entityResults?: Array<{ entity: RawEntity }> } }>('runQuery', partitionId ? { partitionId, query } : { query });
       const keys = (r.batch?.entityResults ?? []).map((e) => e.entity.key!).filter(Boolean);
       if (keys.length === 0) return;
-      await this.#rpc('commit', { mode: 'NON_TRANSACTIONAL', mutations: keys.map((k) => ({ delete: k })) });
+      await this.#rpc('commit', { mutations: keys.map((k) => ({ delete: k })) });
       if (keys.length < 500) return;
     }
   }
 
-  /** One call of the generated client through the Datastore client (its channel, auth, project and database). */
-  async #rpc<R>(method: string, reqOpts: object): Promise<R> {
+  /**
+   * One call of the generated client through the Datastore client (its channel, auth, project and
+   * database); inside `transaction` through a Transaction of that id, which makes a commit
+   * transactional and a lookup read in it.
+   */
+  async #rpc<R>(method: string, reqOpts: object, transaction?: Uint8Array): Promise<R> {
     await this.options.ready?.();
+    let via: Pick<Datastore, 'request_'> = this.options.datastore;
+    if (transaction !== undefined) {
+      const txn = this.options.datastore.transaction();
+      (txn as unknown as { id: Uint8Array }).id = transaction;
+      via = txn;
+    }
     try {
       return await new Promise<R>((resolve, reject) => {
-        this.options.datastore.request_(
+        via.request_(
           { client: 'DatastoreClient', method, reqOpts, gaxOpts: { timeout: this.options.timeoutMs, maxRetries: 0 } } as never,
           (err: unknown, r: unknown) => (err ? reject(err as Error) : resolve(r as R)),
         );
