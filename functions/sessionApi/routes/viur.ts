@@ -117,8 +117,8 @@ export const viurRoutes: Route[] = [
         run: async (ctx) => {
           const key = keyParam(ctx);
           const { view, outcome } = await viurSessions(ctx.rt).read(ctx.req.get('cookie'));
+          if (!Object.hasOwn(view.data, key)) throw new HttpError(404, 'not_found', 'the session has no such key');
           applyViurOutcome(ctx, outcome);
-          if (key === 'user' || !Object.hasOwn(view.data, key)) throw new HttpError(404, 'not_found', 'the session has no such key');
           reply(ctx, 200, { key, value: view.data[key] });
         },
       },
