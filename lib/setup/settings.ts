@@ -152,7 +152,7 @@ export const SETTINGS = [
     name: 'SESSION_COOKIE_NAME',
     type: 'string',
     default: undefined,
-    defaultText: '`__Host-viur_cookie_<project>`; `viur_cookie_<project>` (the ViUR app\'s own) in viur format',
+    defaultText: "`__Host-viur_cookie_<project>`; `viur_cookie_<project>` (the ViUR app's own) in viur format",
     scope: 'deploy',
     doc:
       'the `__Host-` prefix keeps sibling subdomains from planting a cookie of the same name (browsers take it only host-only, ' +

@@ -14,7 +14,10 @@ import { ViurSessions } from './sessions';
  * const viur = createViurSessions(loadConfig()); // SESSION_FORMAT=viur, GOOGLE_CLOUD_PROJECT=my-project
  * const { view } = await viur.read(req.headers.cookie);
  */
-export function createViurSessions(config: Config, parts: { clock?: Clock; random?: RandomSource; datastore?: Datastore } = {}): ViurSessions {
+export function createViurSessions(
+  config: Config,
+  parts: { clock?: Clock; random?: RandomSource; datastore?: Datastore } = {},
+): ViurSessions {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Datastore: Client } = require('@google-cloud/datastore') as typeof import('@google-cloud/datastore');
   const datastore = parts.datastore ?? new Client({ projectId: config.projectId, databaseId: config.databaseId });
@@ -29,6 +32,6 @@ export function createViurSessions(config: Config, parts: { clock?: Clock; rando
     timeoutMs: config.storeTimeoutMs,
     clock: parts.clock ?? { now: () => Date.now() },
     random: parts.random ?? cryptoRandom,
-    ready: credentialsGate(datastore as unknown as Parameters<typeof credentialsGate>[0]),
+    ready: credentialsGate(datastore),
   });
 }

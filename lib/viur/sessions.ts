@@ -2,12 +2,26 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Datastore } from '@google-cloud/datastore';
 import type { Clock } from '../core/clock';
 import { readCookieValues } from '../core/cookies';
-import { DataTooLargeError, InvalidKeyError, KeyNotFoundError, SessionError, StoreUnavailableError, TooManyKeysError } from '../core/errors';
+import {
+  DataTooLargeError,
+  InvalidKeyError,
+  KeyNotFoundError,
+  SessionError,
+  StoreUnavailableError,
+  TooManyKeysError,
+} from '../core/errors';
 import type { RandomSource } from '../core/ids';
 import { assertValidKey, type JsonValue } from '../core/json';
 import { log } from '../setup/log';
 import { clearedViurCookie, type ViurCookieSettings, viurCookie } from './cookie';
-import { VIUR_COOKIE_LENGTH, VIUR_GUEST_USER, VIUR_ID_PATTERN, VIUR_KEY_LENGTH, VIUR_REFRESH_SECONDS, VIUR_SECURITY_KEY_KIND } from './constants';
+import {
+  VIUR_COOKIE_LENGTH,
+  VIUR_GUEST_USER,
+  VIUR_ID_PATTERN,
+  VIUR_KEY_LENGTH,
+  VIUR_REFRESH_SECONDS,
+  VIUR_SECURITY_KEY_KIND,
+} from './constants';
 import { entityJson, propertyValue, type RawEntity, type RawKey, type RawValue, valueKind } from './entity';
 
 /**
@@ -272,7 +286,10 @@ export class ViurSessions {
     const cookie = this.cookieValue(cookieHeader);
     const loaded = cookie === null ? null : this.#live(cookie, await this.#lookupOne(this.#sessionKey(cookie)));
     if (loaded === null) {
-      return { view: { user: null, data: {} }, outcome: { setCookie: cookie === null ? null : clearedViurCookie(this.options.cookie), staticSecurityKey: null } };
+      return {
+        view: { user: null, data: {} },
+        outcome: { setCookie: cookie === null ? null : clearedViurCookie(this.options.cookie), staticSecurityKey: null },
+      };
     }
     if (!this.#refreshDue(loaded)) return { view: new ViurDraft(loaded).view(), outcome: { setCookie: null, staticSecurityKey: null } };
     const { result: view, outcome } = await this.change(cookieHeader, null, (draft) => draft.view());
@@ -319,7 +336,7 @@ export class ViurSessions {
     let endedCookie: string | null = null;
     let outcome: ViurOutcome = { setCookie: null, staticSecurityKey: null };
     let keys: string[] = [];
-    const outcomeOrError = await this.#transaction(async (lookup): Promise<TxResult<{ value?: T; error?: unknown }>> => {
+    const outcomeOrError = await this.#transaction(async (lookup): Promise<TxResult<{ value?: T; error?: Error }>> => {
       const wanted: RawKey[] = [];
       if (cookie !== null) wanted.push(this.#sessionKey(cookie));
       if (oneTime !== undefined) wanted.push(this.#securityKey(oneTime));
@@ -377,7 +394,7 @@ export class ViurSessions {
     options: { mintKeys?: number | ((result: T, consumedKey: boolean) => number) },
     consumed: boolean,
     report: (outcome: ViurOutcome, keys: string[], endedCookie: string | null) => void,
-  ): TxResult<{ value?: T; error?: unknown }> {
+  ): TxResult<{ value?: T; error?: Error }> {
     const draft = new ViurDraft(loaded);
     let value: T;
     try {
@@ -385,7 +402,7 @@ export class ViurSessions {
     } catch (err) {
       // A refusal writes nothing but the consumed key's deletion.
       report({ setCookie: null, staticSecurityKey: null }, [], null);
-      return { mutations, result: { error: err } };
+      return { mutations, result: { error: err instanceof Error ? err : new Error(String(err)) } };
     }
     const plan = draft.plan();
     const mint = typeof options.mintKeys === 'function' ? options.mintKeys(value, consumed) : (options.mintKeys ?? 0);
@@ -490,7 +507,9 @@ export class ViurSessions {
 
   #sessionKey(cookie: string): RawKey {
     const partitionId = this.#partition();
-    return partitionId ? { partitionId, path: [{ kind: this.options.kind, name: cookie }] } : { path: [{ kind: this.options.kind, name: cookie }] };
+    return partitionId
+      ? { partitionId, path: [{ kind: this.options.kind, name: cookie }] }
+      : { path: [{ kind: this.options.kind, name: cookie }] };
   }
 
   #securityKey(key: string): RawKey {
@@ -528,7 +547,9 @@ export class ViurSessions {
       const { transaction } = await this.#rpc<{ transaction: Uint8Array }>('beginTransaction', {});
       let committed = false;
       try {
-        const { mutations, result } = await body((keys) => (keys.length === 0 ? Promise.resolve(new Map()) : this.#lookup(keys, transaction)));
+        const { mutations, result } = await body((keys) =>
+          keys.length === 0 ? Promise.resolve(new Map<string, RawEntity>()) : this.#lookup(keys, transaction),
+        );
         await this.#rpc('commit', { mutations }, transaction);
         committed = true;
         return result;
@@ -551,7 +572,10 @@ export class ViurSessions {
     };
     for (;;) {
       const partitionId = this.#partition();
-      const r = await this.#rpc<{ batch?: { entityResults?: Array<{ entity: RawEntity }> } }>('runQuery', partitionId ? { partitionId, query } : { query });
+      const r = await this.#rpc<{ batch?: { entityResults?: Array<{ entity: RawEntity }> } }>(
+        'runQuery',
+        partitionId ? { partitionId, query } : { query },
+      );
       const keys = (r.batch?.entityResults ?? []).map((e) => e.entity.key!).filter(Boolean);
       if (keys.length === 0) return;
       await this.#rpc('commit', { mutations: keys.map((k) => ({ delete: k })) });
@@ -575,13 +599,16 @@ export class ViurSessions {
     try {
       return await new Promise<R>((resolve, reject) => {
         via.request_(
-          { client: 'DatastoreClient', method, reqOpts, gaxOpts: { timeout: this.options.timeoutMs, maxRetries: 0 } } as never,
-          (err: unknown, r: unknown) => (err ? reject(err as Error) : resolve(r as R)),
+          { client: 'DatastoreClient', method, reqOpts, gaxOpts: { timeout: this.options.timeoutMs, maxRetries: 0 } },
+          (err: Error | null | undefined, r: unknown) => (err ? reject(err) : resolve(r as R)),
         );
       });
     } catch (err) {
       if ((err as { code?: unknown }).code === ABORTED) throw err;
-      if ((err as { code?: unknown }).code === INVALID_ARGUMENT && /longer than|too (big|large)|exceeds/i.test(String((err as Error).message))) {
+      if (
+        (err as { code?: unknown }).code === INVALID_ARGUMENT &&
+        /longer than|too (big|large)|exceeds/i.test(String((err as Error).message))
+      ) {
         throw new DataTooLargeError(0, 0, 'the session would be larger than Datastore stores');
       }
       throw new StoreUnavailableError(undefined, err);

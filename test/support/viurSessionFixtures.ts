@@ -30,7 +30,8 @@ export function rawKey(kind: string, name: string, namespace: string): RawKey {
 }
 
 /** What the Python client writes for `str`, indexed unless `excluded`. */
-export const str = (s: string, excluded = false): RawValue => (excluded ? { stringValue: s, excludeFromIndexes: true } : { stringValue: s });
+export const str = (s: string, excluded = false): RawValue =>
+  excluded ? { stringValue: s, excludeFromIndexes: true } : { stringValue: s };
 export const int = (n: number | string): RawValue => ({ integerValue: String(n) });
 export const dbl = (n: number): RawValue => ({ doubleValue: n });
 
@@ -143,7 +144,13 @@ export function sessionEntity(o: {
 }
 
 /** A one-time key as securitykey.create writes it: bound to `session` (a cookie) or unbound (null). */
-export function keyEntity(o: { namespace: string; key: string; session: string | null; untilMs: number; custom?: Record<string, RawValue> }): RawEntity {
+export function keyEntity(o: {
+  namespace: string;
+  key: string;
+  session: string | null;
+  untilMs: number;
+  custom?: Record<string, RawValue>;
+}): RawEntity {
   return {
     key: rawKey(KEY_KIND, o.key, o.namespace),
     properties: {
@@ -156,7 +163,9 @@ export function keyEntity(o: { namespace: string; key: string; session: string |
 
 function rpc<R>(ds: Datastore, method: string, reqOpts: object): Promise<R> {
   return new Promise<R>((resolve, reject) => {
-    ds.request_({ client: 'DatastoreClient', method, reqOpts } as never, (err: unknown, r: unknown) => (err ? reject(err as Error) : resolve(r as R)));
+    ds.request_({ client: 'DatastoreClient', method, reqOpts }, (err: unknown, r: unknown) =>
+      err ? reject(err) : resolve(r as R),
+    );
   });
 }
 

@@ -68,7 +68,11 @@ async function csrfChange<T>(ctx: Context, change: (draft: ViurDraft) => T, fres
 
 function csrfRefused(err: unknown): never {
   if (err instanceof ViurCsrfError) {
-    throw new HttpError(403, 'csrf', `a valid ${ONE_TIME_KEY_HEADER} header or static key (${STATIC_KEY_REQUEST_HEADERS.join(', ')}) is required`);
+    throw new HttpError(
+      403,
+      'csrf',
+      `a valid ${ONE_TIME_KEY_HEADER} header or static key (${STATIC_KEY_REQUEST_HEADERS.join(', ')}) is required`,
+    );
   }
   throw err;
 }
@@ -263,6 +267,10 @@ export const viurRoutes: Route[] = [
     pattern: /^\/session\/devices\/logout-others$/,
     methods: { POST: { mode: 'custom', run: DEVICES } },
   },
-  { template: '/session/devices/{id}', pattern: /^\/session\/devices\/(?<id>[^/]+)$/, methods: { DELETE: { mode: 'custom', run: DEVICES } } },
+  {
+    template: '/session/devices/{id}',
+    pattern: /^\/session\/devices\/(?<id>[^/]+)$/,
+    methods: { DELETE: { mode: 'custom', run: DEVICES } },
+  },
   ...adminRoutes,
 ];

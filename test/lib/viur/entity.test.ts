@@ -38,14 +38,21 @@ describe('JSON written as ViUR`s session[key] = value stores it', () => {
 
   test('a list is an array, a dict an entity without key, all indexed', () => {
     expect(propertyValue([1, 'a', { b: null }])).toEqual({
-      arrayValue: { values: [{ integerValue: '1' }, { stringValue: 'a' }, { entityValue: { properties: { b: { nullValue: 'NULL_VALUE' } } } }] },
+      arrayValue: {
+        values: [{ integerValue: '1' }, { stringValue: 'a' }, { entityValue: { properties: { b: { nullValue: 'NULL_VALUE' } } } }],
+      },
     });
   });
 
   test('a long string is excluded; a list holding one has every element excluded, not the list; a dict keeps the flag inside', () => {
     expect(propertyValue(LONG_TEXT)).toEqual({ stringValue: LONG_TEXT, excludeFromIndexes: true });
     expect(propertyValue(['x', LONG_TEXT])).toEqual({
-      arrayValue: { values: [{ stringValue: 'x', excludeFromIndexes: true }, { stringValue: LONG_TEXT, excludeFromIndexes: true }] },
+      arrayValue: {
+        values: [
+          { stringValue: 'x', excludeFromIndexes: true },
+          { stringValue: LONG_TEXT, excludeFromIndexes: true },
+        ],
+      },
     });
     expect(propertyValue({ text: LONG_TEXT, n: 1, inner: { t: 'y' } })).toEqual({
       entityValue: {
@@ -71,10 +78,12 @@ describe('JSON forms of stored values', () => {
   });
 
   test('an entity with a key shows its key and properties; non-finite doubles and timestamps keep their precision', () => {
-    expect(toJson({ entityValue: { key: { path: [{ kind: 'user', name: 'alice' }] }, properties: { a: { integerValue: '1' } } } })).toEqual({
-      $key: { path: [{ kind: 'user', name: 'alice' }] },
-      $properties: { a: 1 },
-    });
+    expect(toJson({ entityValue: { key: { path: [{ kind: 'user', name: 'alice' }] }, properties: { a: { integerValue: '1' } } } })).toEqual(
+      {
+        $key: { path: [{ kind: 'user', name: 'alice' }] },
+        $properties: { a: 1 },
+      },
+    );
     expect(toJson({ doubleValue: Infinity })).toEqual({ $double: 'Infinity' });
     expect(toJson({ timestampValue: { seconds: '0', nanos: 5 } })).toEqual({ $timestamp: '1970-01-01T00:00:00.000000005Z' });
     expect(toJson({ timestampValue: { seconds: '0', nanos: 0 } })).toEqual({ $timestamp: '1970-01-01T00:00:00Z' });

@@ -52,7 +52,15 @@ async function seed(o: { data?: RawEntity['properties']; user?: string; ageSecon
   const cookie = cookieValue();
   const staticKey = keyValue();
   await writeRaw(ds, [
-    sessionEntity({ namespace: ns, cookie, data: o.data, lastseen: nowSeconds() - (o.ageSeconds ?? 10), staticKey, user: o.user, legacyStaticKey: o.legacyStaticKey }),
+    sessionEntity({
+      namespace: ns,
+      cookie,
+      data: o.data,
+      lastseen: nowSeconds() - (o.ageSeconds ?? 10),
+      staticKey,
+      user: o.user,
+      legacyStaticKey: o.legacyStaticKey,
+    }),
   ]);
   return { cookie, staticKey };
 }
@@ -62,7 +70,10 @@ describe('reading a session ViUR wrote', () => {
     const { cookie } = await seed({ data: everyType(ns) });
     const before = await stored(cookie);
     const { view, outcome } = await viur.read(header(cookie));
-    expect(view).toEqual({ user: null, data: { ...EVERY_TYPE_JSON, ref: { $key: { path: [{ kind: 'order', id: '42' }], namespace: ns } } } });
+    expect(view).toEqual({
+      user: null,
+      data: { ...EVERY_TYPE_JSON, ref: { $key: { path: [{ kind: 'order', id: '42' }], namespace: ns } } },
+    });
     expect(outcome).toEqual({ setCookie: null, staticSecurityKey: null });
     expect(await stored(cookie)).toEqual(before);
   });
@@ -84,7 +95,12 @@ describe('reading a session ViUR wrote', () => {
   });
 
   test('a read more than 5 minutes after lastseen refreshes lastseen (ViUR`s load), keeps every value byte for byte and writes only ViUR`s four properties', async () => {
-    const { cookie, staticKey } = await seed({ data: { ...everyType(ns), user: userEntity(ns) }, user: USER_STRING, ageSeconds: 301, legacyStaticKey: true });
+    const { cookie, staticKey } = await seed({
+      data: { ...everyType(ns), user: userEntity(ns) },
+      user: USER_STRING,
+      ageSeconds: 301,
+      legacyStaticKey: true,
+    });
     const before = (await stored(cookie))!;
     const { outcome } = await viur.read(header(cookie));
     expect(outcome.setCookie).toBe(`viur_cookie_session-test=${cookie};Path=/;HttpOnly;SameSite=lax;Secure;Max-Age=${LIFETIME}`);
@@ -123,9 +139,9 @@ describe('writing', () => {
     });
     const after = (await stored(cookie))!;
     expect(Object.keys(after.properties).sort()).toEqual(['data', 'lastseen', 'static_security_key', 'user']);
-    expect(after.properties.data!.excludeFromIndexes).toBe(true);
-    const beforeData = shapeAll(before.properties.data!.entityValue!.properties);
-    const afterData = shapeAll(after.properties.data!.entityValue!.properties);
+    expect(after.properties.data.excludeFromIndexes).toBe(true);
+    const beforeData = shapeAll(before.properties.data.entityValue!.properties);
+    const afterData = shapeAll(after.properties.data.entityValue!.properties);
     const { fresh, count, ...rest } = afterData;
     const { count: oldCount, ...oldRest } = beforeData;
     expect(rest).toEqual(oldRest);
@@ -155,22 +171,37 @@ describe('writing', () => {
     const { cookie, staticKey } = await seed({ data: { user: userEntity(ns) }, user: USER_STRING });
     const before = await stored(cookie);
     await expect(viur.change(header(cookie), { staticKeys: ['wrong'] }, (d) => d.set('a', 1))).rejects.toBeInstanceOf(ViurCsrfError);
-    await expect(viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.set('user', 'mallory'))).rejects.toBeInstanceOf(InvalidKeyError);
+    await expect(viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.set('user', 'mallory'))).rejects.toBeInstanceOf(
+      InvalidKeyError,
+    );
     await expect(viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.delete('user'))).rejects.toBeInstanceOf(InvalidKeyError);
-    await expect(viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.delete('absent'))).rejects.toBeInstanceOf(KeyNotFoundError);
+    await expect(viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.delete('absent'))).rejects.toBeInstanceOf(
+      KeyNotFoundError,
+    );
     expect(await stored(cookie)).toEqual(before);
   });
 
   test('a session deleted (killed) before the write is never written again', async () => {
     const { cookie, staticKey } = await seed();
-    await new Promise<void>((resolve, reject) => ds.request_({ client: 'DatastoreClient', method: 'commit', reqOpts: { mode: 'NON_TRANSACTIONAL', mutations: [{ delete: sessionKey(cookie) }] } } as never, (e: unknown) => (e ? reject(e as Error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      ds.request_(
+        {
+          client: 'DatastoreClient',
+          method: 'commit',
+          reqOpts: { mode: 'NON_TRANSACTIONAL', mutations: [{ delete: sessionKey(cookie) }] },
+        },
+        (e: unknown) => (e ? reject(e) : resolve()),
+      ),
+    );
     await expect(viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.set('a', 1))).rejects.toBeInstanceOf(ViurCsrfError);
     expect(await stored(cookie)).toBeNull();
   });
 
   test('touch without a cookie creates a guest session as ViUR`s first save does: 42-character cookie, 13-character static key, user __guest__', async () => {
     const { outcome } = await viur.change(undefined, null, (d) => d.touch());
-    const cookie = /^viur_cookie_session-test=([A-Za-z0-9]{42});Path=\/;HttpOnly;SameSite=lax;Secure;Max-Age=3600$/.exec(outcome.setCookie ?? '')?.[1];
+    const cookie = /^viur_cookie_session-test=([A-Za-z0-9]{42});Path=\/;HttpOnly;SameSite=lax;Secure;Max-Age=3600$/.exec(
+      outcome.setCookie ?? '',
+    )?.[1];
     expect(cookie).toBeDefined();
     expect(outcome.staticSecurityKey).toMatch(/^[A-Za-z0-9]{13}$/);
     const e = (await stored(cookie!))!;
@@ -207,7 +238,9 @@ describe('one-time keys (viur-securitykey)', () => {
     });
     expect(keys).toHaveLength(1);
     expect(await storedKey(key)).toBeNull();
-    await expect(viur.change(header(cookie), { oneTimeKey: key, staticKeys: [] }, (d) => d.set('a', 2))).rejects.toBeInstanceOf(ViurCsrfError);
+    await expect(viur.change(header(cookie), { oneTimeKey: key, staticKeys: [] }, (d) => d.set('a', 2))).rejects.toBeInstanceOf(
+      ViurCsrfError,
+    );
   });
 
   test.each([
@@ -219,7 +252,9 @@ describe('one-time keys (viur-securitykey)', () => {
     const key = keyValue();
     await writeRaw(ds, [keyEntity({ namespace: ns, key, ...make(cookie, clock.now()) })]);
     const before = await stored(cookie);
-    await expect(viur.change(header(cookie), { oneTimeKey: key, staticKeys: [] }, (d) => d.set('a', 1))).rejects.toBeInstanceOf(ViurCsrfError);
+    await expect(viur.change(header(cookie), { oneTimeKey: key, staticKeys: [] }, (d) => d.set('a', 1))).rejects.toBeInstanceOf(
+      ViurCsrfError,
+    );
     expect(await storedKey(key)).toBeNull();
     expect(await stored(cookie)).toEqual(before);
   });
@@ -227,7 +262,10 @@ describe('one-time keys (viur-securitykey)', () => {
 
 describe('logout and reset', () => {
   test('logout keeping a persistent field starts a new guest session with it; the old session and its keys are gone', async () => {
-    const { cookie, staticKey } = await seed({ data: { user: userEntity(ns), language: { stringValue: 'de' }, cart: { integerValue: '3' } }, user: USER_STRING });
+    const { cookie, staticKey } = await seed({
+      data: { user: userEntity(ns), language: { stringValue: 'de' }, cart: { integerValue: '3' } },
+      user: USER_STRING,
+    });
     const bound = keyValue();
     await writeRaw(ds, [keyEntity({ namespace: ns, key: bound, session: cookie, untilMs: clock.now() + 60_000 })]);
     const { result, outcome } = await viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => {
@@ -241,7 +279,7 @@ describe('logout and reset', () => {
     expect(await storedKey(bound)).toBeNull();
     const e = (await stored(next!))!;
     expect(shape(e.properties.user)).toEqual({ type: 'stringValue', flag: false, value: '__guest__' });
-    expect(Object.keys(e.properties.data!.entityValue!.properties)).toEqual(['language']);
+    expect(Object.keys(e.properties.data.entityValue!.properties)).toEqual(['language']);
   });
 
   test('logout with nothing to keep deletes the session and writes nothing (ViUR`s clear); a guest cannot log out', async () => {
@@ -250,14 +288,16 @@ describe('logout and reset', () => {
     expect(outcome.setCookie).toContain('Max-Age=0');
     expect(await stored(cookie)).toBeNull();
     const guest = await seed();
-    await expect(viur.change(header(guest.cookie), { staticKeys: [guest.staticKey] }, (d) => d.logout([]))).rejects.toBeInstanceOf(ViurNotLoggedInError);
+    await expect(viur.change(header(guest.cookie), { staticKeys: [guest.staticKey] }, (d) => d.logout([]))).rejects.toBeInstanceOf(
+      ViurNotLoggedInError,
+    );
   });
 
   test('reset replaces the session with an empty guest one under a new cookie and static key', async () => {
     const { cookie, staticKey } = await seed({ data: { user: userEntity(ns), language: { stringValue: 'de' } }, user: USER_STRING });
     const { outcome } = await viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.reset());
     expect(outcome.staticSecurityKey).toMatch(/^[A-Za-z0-9]{13}$/);
-    const next = /=([A-Za-z0-9]{42});/.exec(outcome.setCookie ?? '')![1]!;
+    const next = /=([A-Za-z0-9]{42});/.exec(outcome.setCookie ?? '')![1];
     expect(await stored(cookie)).toBeNull();
     const { view } = await viur.read(header(next));
     expect(view).toEqual({ user: null, data: {} });
