@@ -152,12 +152,12 @@ export const SETTINGS = [
     name: 'SESSION_COOKIE_NAME',
     type: 'string',
     default: undefined,
-    defaultText: "`__Host-viur_cookie_<project>`; `viur_cookie_<project>` (the ViUR app's own) in viur format",
+    defaultText: '`__Host-viur_cookie_<project>`',
     scope: 'deploy',
     doc:
       'the `__Host-` prefix keeps sibling subdomains from planting a cookie of the same name (browsers take it only host-only, ' +
       '`Secure`, `Path=/`); `__session` behind Firebase Hosting (it forwards no other cookie). Changing the name logs everyone out ' +
-      'once: the old cookie is no longer read',
+      "once: the old cookie is no longer read. In viur format the default is the ViUR app's own `viur_cookie_<project>`",
   },
   {
     name: 'SESSION_SAME_SITE',
