@@ -28,6 +28,7 @@ export function createViurSessions(
     lifetimeSeconds: config.session.lifetimeSeconds,
     persistentFieldsOnLogout: config.session.persistentFieldsOnLogout,
     maxDataKeys: config.session.maxDataKeys,
+    maxDataBytes: config.session.maxDataBytes,
     cookie: { name: config.session.cookie.name, sameSite: config.session.cookie.sameSite },
     timeoutMs: config.storeTimeoutMs,
     clock: parts.clock ?? { now: () => Date.now() },

@@ -46,6 +46,8 @@ export interface ViurSessionsOptions {
   persistentFieldsOnLogout: readonly string[];
   /** Most keys the data may hold after a change (SESSION_MAX_DATA_KEYS). */
   maxDataKeys: number;
+  /** Most bytes the data's JSON form may take after a change (SESSION_MAX_DATA_BYTES), as in native. */
+  maxDataBytes: number;
   cookie: ViurCookieSettings;
   /** Deadline of each Datastore call. */
   timeoutMs: number;
@@ -257,7 +259,7 @@ interface TxResult<T> {
  *
  * @example
  * const viur = new ViurSessions({ datastore: new Datastore(), kind: 'viur-session', lifetimeSeconds: 3600,
- *   persistentFieldsOnLogout: ['language'], maxDataKeys: 10_000, cookie: { name: 'viur_cookie_my-project', sameSite: 'lax' },
+ *   persistentFieldsOnLogout: ['language'], maxDataKeys: 10_000, maxDataBytes: 786_432, cookie: { name: 'viur_cookie_my-project', sameSite: 'lax' },
  *   timeoutMs: 5000, clock: { now: () => Date.now() }, random: { bytes: (n) => randomBytes(n) } });
  * const { view } = await viur.read(req.headers.cookie); // { user: 'ahBz…' or null, data: { language: 'de' } }
  */
@@ -410,6 +412,15 @@ export class ViurSessions {
     if (plan.changed && count > this.options.maxDataKeys) {
       report({ setCookie: null, staticSecurityKey: null }, [], null);
       return { mutations, result: { error: new TooManyKeysError(count, this.options.maxDataKeys) } };
+    }
+    // Checked on a change only, as native does: the JSON form is what a client reads back, and
+    // keeps the entity well under Datastore's 1 MiB.
+    if (plan.changed) {
+      const size = Buffer.byteLength(JSON.stringify(entityJson(plan.data)), 'utf8');
+      if (size > this.options.maxDataBytes) {
+        report({ setCookie: null, staticSecurityKey: null }, [], null);
+        return { mutations, result: { error: new DataTooLargeError(size, this.options.maxDataBytes) } };
+      }
     }
     // A stored entity that is not live (expired) is deleted when a new session replaces it, as
     // ViUR's reset() does on load (session.py:79-82, 241-245).
@@ -607,7 +618,7 @@ export class ViurSessions {
       if ((err as { code?: unknown }).code === ABORTED) throw err;
       if (
         (err as { code?: unknown }).code === INVALID_ARGUMENT &&
-        /longer than|too (big|large)|exceeds/i.test(String((err as Error).message))
+        /longer than|too (big|large)|exceeds|invalid nested entity/i.test(String((err as Error).message))
       ) {
         throw new DataTooLargeError(0, 0, 'the session would be larger than Datastore stores');
       }

@@ -303,3 +303,28 @@ describe('logout and reset', () => {
     expect(view).toEqual({ user: null, data: {} });
   });
 });
+
+describe('limits', () => {
+  test('data over SESSION_MAX_DATA_BYTES (its JSON form) is 413 too_large and nothing is written', async () => {
+    const { cookie, staticKey } = await seed();
+    const before = await stored(cookie);
+    await expect(
+      viur.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.set('big', 'x'.repeat(1_100_000))),
+    ).rejects.toMatchObject({
+      code: 'too_large',
+      status: 413,
+    });
+    expect(await stored(cookie)).toEqual(before);
+  });
+
+  test('more keys than SESSION_MAX_DATA_KEYS is 413 too_many_keys', async () => {
+    const small = createViurSessions(testConfig({ SESSION_FORMAT: 'viur', SESSION_NAMESPACE: ns, SESSION_MAX_DATA_KEYS: '2' }), {
+      clock,
+      datastore: ds,
+    });
+    const { cookie, staticKey } = await seed();
+    await expect(small.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.merge({ a: 1, b: 2, c: 3 }))).rejects.toMatchObject({
+      code: 'too_many_keys',
+    });
+  });
+});
