@@ -75,14 +75,26 @@ export interface ViurCsrfProof {
   staticKeys: readonly string[];
 }
 
-/** No valid one-time or static key (nothing but a presented one-time key's deletion was written). */
+/**
+ * No valid one-time or static key (nothing but a presented one-time key's deletion was written);
+ * code `csrf`, 403.
+ *
+ * @example
+ * await viur.change(cookie, { oneTimeKey: 'spent', staticKeys: [] }, (d) => d.set('a', 1)); // throws ViurCsrfError
+ */
 export class ViurCsrfError extends SessionError {
   constructor() {
     super('csrf', 'a valid one-time key or static key of this session is required', 403);
   }
 }
 
-/** Logout of a session without a logged-in user: ViUR's logout answers Unauthorized (modules/user.py:1610). */
+/**
+ * Logout of a session without a logged-in user: ViUR's logout answers Unauthorized
+ * (modules/user.py:1606-1607); code `unauthenticated`, 401.
+ *
+ * @example
+ * await viur.change(guestCookie, { staticKeys: [staticKey] }, (d) => d.logout(['language'])); // throws ViurNotLoggedInError
+ */
 export class ViurNotLoggedInError extends SessionError {
   constructor() {
     super('unauthenticated', 'the session has no logged-in user', 401);
@@ -101,7 +113,13 @@ interface Loaded {
 /**
  * The session of one change, as the change sees it: its data as stored values, ViUR's user, and
  * the operations of the routes (set, delete, reset, logout, touch). Draft changes are written only
- * when the change returns.
+ * when the change returns; a throw writes none of them. ViurSessions.change() hands it out.
+ *
+ * @example
+ * await viur.change(cookie, { staticKeys: [staticKey] }, (draft) => {
+ *   if (!draft.has('visits')) draft.set('visits', 1);
+ *   return draft.view();
+ * });
  */
 export class ViurDraft {
   /** The live session this draft started from, or null (a new one is made if the draft is kept). */
@@ -111,18 +129,29 @@ export class ViurDraft {
   #replaced = false;
   #ended = false;
 
+  /** A draft of `loaded` (a live session's stored parts), or of a session not yet stored (null). */
   constructor(loaded: Loaded | null) {
     this.loaded = loaded;
     this.#data = loaded ? { ...loaded.data } : {};
   }
 
-  /** Whether a logged-in user is in `data.user` (what ViUR's getCurrentUser reads, modules/user.py:1398-1407). */
+  /**
+   * Whether a logged-in user is in `data.user` (what ViUR's getCurrentUser reads, modules/user.py:1398-1407).
+   *
+   * @example
+   * if (!draft.loggedIn) return { status: 401 };
+   */
   get loggedIn(): boolean {
     const u = this.#data.user;
     return u !== undefined && valueKind(u) === 'entityValue' && !!u.entityValue?.key;
   }
 
-  /** The view: `user` is the stored string while data.user holds a user, else null; data without `user`. */
+  /**
+   * The view: `user` is the stored string while data.user holds a user, else null; data without `user`.
+   *
+   * @example
+   * draft.view(); // { user: 'ahBz…', data: { language: 'de' } }
+   */
   view(): ViurSessionView {
     const { user: _hidden, ...rest } = this.#data;
     void _hidden;
@@ -130,19 +159,34 @@ export class ViurDraft {
     return { user: user === VIUR_GUEST_USER ? null : user, data: entityJson(rest) };
   }
 
-  /** Whether the data has `key` (never `user`). */
+  /**
+   * Whether the data has `key` (never `user`).
+   *
+   * @example
+   * draft.has('language'); // true
+   */
   has(key: string): boolean {
     return key !== 'user' && Object.hasOwn(this.#data, key);
   }
 
-  /** ViUR's `session[key] = value`: the value stored as ViUR's save stores it. */
+  /**
+   * ViUR's `session[key] = value`: the value stored as ViUR's save stores it (lib/viur/entity.ts).
+   *
+   * @example
+   * draft.set('cart', { items: [1, 2] }); // an entity without key holding an array of integers
+   */
   set(key: string, value: JsonValue): void {
     assertWritableKey(key);
     this.#data[key] = propertyValue(value);
     this.#changed = true;
   }
 
-  /** Sets each key of `values`; all or nothing (every value is converted before any is set). */
+  /**
+   * Sets each key of `values`; all or nothing (every value is converted before any is set).
+   *
+   * @example
+   * draft.merge({ language: 'en', theme: 'dark' });
+   */
   merge(values: Record<string, JsonValue>): void {
     const converted = Object.entries(values).map(([k, v]) => {
       assertWritableKey(k);
@@ -152,7 +196,12 @@ export class ViurDraft {
     this.#changed = true;
   }
 
-  /** ViUR's `del session[key]`: KeyNotFoundError when absent. */
+  /**
+   * ViUR's `del session[key]`: KeyNotFoundError when absent.
+   *
+   * @example
+   * draft.delete('cart');
+   */
   delete(key: string): void {
     assertWritableKey(key);
     if (!this.has(key)) throw new KeyNotFoundError(key);
@@ -160,7 +209,12 @@ export class ViurDraft {
     this.#changed = true;
   }
 
-  /** ViUR's `markChanged()`: the session is written (created when there is none). */
+  /**
+   * ViUR's `markChanged()`: the session is written (created when there is none).
+   *
+   * @example
+   * draft.touch();
+   */
   touch(): void {
     this.#changed = true;
   }
@@ -168,6 +222,9 @@ export class ViurDraft {
   /**
    * ViUR's `reset()` (session.py:188-202): the old session and its bound keys are deleted, a new
    * one with a new cookie and static key is written, holding only `keep` of the old data.
+   *
+   * @example
+   * draft.reset(); // an empty guest session under a new cookie
    */
   reset(keep: readonly string[] = []): void {
     const kept: Record<string, RawValue> = {};
@@ -181,6 +238,10 @@ export class ViurDraft {
   /**
    * The user module's logout (modules/user.py:1601-1621): with persistent fields present, a reset
    * keeping them; else `clear()`: the session and its keys are deleted and nothing is written.
+   * Throws ViurNotLoggedInError for a session without a logged-in user.
+   *
+   * @example
+   * draft.logout(['language']);
    */
   logout(persistent: readonly string[]): void {
     if (!this.loggedIn) throw new ViurNotLoggedInError();
@@ -193,7 +254,12 @@ export class ViurDraft {
     }
   }
 
-  /** @internal What the save writes: see ViurSessions. */
+  /**
+   * What the commit is to do with this draft (ViurSessions reads it after the change ran).
+   *
+   * @example
+   * draft.plan(); // { data: {…}, changed: true, replaced: false, ended: false }
+   */
   plan(): { data: Record<string, RawValue>; changed: boolean; replaced: boolean; ended: boolean } {
     return { data: this.#data, changed: this.#changed, replaced: this.#replaced, ended: this.#ended };
   }
@@ -266,11 +332,22 @@ interface TxResult<T> {
 export class ViurSessions {
   readonly options: ViurSessionsOptions;
 
+  /**
+   * A session layer on `options.datastore`; createViurSessions() builds one from the configuration.
+   *
+   * @example
+   * const viur = new ViurSessions({ ...createViurSessions(loadConfig()).options, lifetimeSeconds: 7200 });
+   */
   constructor(options: ViurSessionsOptions) {
     this.options = options;
   }
 
-  /** The first cookie value under the configured name that can be a ViUR session key. */
+  /**
+   * The first cookie value under the configured name that can be a ViUR session key.
+   *
+   * @example
+   * viur.cookieValue('viur_cookie_p1=abc123'); // 'abc123'
+   */
   cookieValue(cookieHeader: string | undefined): string | null {
     return readCookieValues(cookieHeader, this.options.cookie.name).find((v) => wellFormedId(v)) ?? null;
   }

@@ -3,7 +3,7 @@ import { InvalidKeyError, KeyNotFoundError } from '../../../lib/core/errors';
 import type { RawEntity } from '../../../lib/viur/entity';
 import { createViurSessions } from '../../../lib/viur/runtime';
 import { ViurCsrfError, ViurNotLoggedInError, type ViurSessions } from '../../../lib/viur/sessions';
-import { datastore, FakeClock, testConfig, uniqueNamespace } from '../../support/fixtures';
+import { countRpcs, datastore, FakeClock, testConfig, uniqueNamespace } from '../../support/fixtures';
 import {
   cookieValue,
   EVERY_TYPE_JSON,
@@ -326,5 +326,25 @@ describe('limits', () => {
     await expect(small.change(header(cookie), { staticKeys: [staticKey] }, (d) => d.merge({ a: 1, b: 2, c: 3 }))).rejects.toMatchObject({
       code: 'too_many_keys',
     });
+  });
+});
+
+describe('round trips', () => {
+  test('a read is one lookup; a refresh adds one transaction; a change is one transaction (begin, lookup, commit)', async () => {
+    const fresh = await seed();
+    const due = await seed({ ageSeconds: 301 });
+    const rpcs = countRpcs();
+    try {
+      await viur.read(header(fresh.cookie));
+      expect(rpcs.counts).toEqual({ lookup: 1 });
+      rpcs.reset();
+      await viur.read(header(due.cookie));
+      expect(rpcs.counts).toEqual({ lookup: 2, beginTransaction: 1, commit: 1 });
+      rpcs.reset();
+      await viur.change(header(fresh.cookie), { staticKeys: [fresh.staticKey] }, (d) => d.set('a', 1));
+      expect(rpcs.counts).toEqual({ beginTransaction: 1, lookup: 1, commit: 1 });
+    } finally {
+      rpcs.restore();
+    }
   });
 });
