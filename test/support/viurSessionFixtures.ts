@@ -163,9 +163,7 @@ export function keyEntity(o: {
 
 function rpc<R>(ds: Datastore, method: string, reqOpts: object): Promise<R> {
   return new Promise<R>((resolve, reject) => {
-    ds.request_({ client: 'DatastoreClient', method, reqOpts }, (err: unknown, r: unknown) =>
-      err ? reject(err) : resolve(r as R),
-    );
+    ds.request_({ client: 'DatastoreClient', method, reqOpts }, (err: unknown, r: unknown) => (err ? reject(err) : resolve(r as R)));
   });
 }
 
