@@ -506,8 +506,9 @@ export class ViurSessions {
     let outcome: ViurOutcome = { setCookie: null, staticSecurityKey: null };
     let target: string | null = loaded !== null && !plan.replaced && !plan.ended ? loaded.cookie : null;
     // ViUR's save writes when the session changed, and its load marks it changed every 5 minutes;
-    // minting a key on a session that does not exist yet starts one (securitykey.py:66-70).
-    const write = !plan.ended && (plan.changed || mint > 0 || (loaded !== null && this.#refreshDue(loaded)));
+    // minting a key on a session that does not exist yet starts one (securitykey.py:66-70), on a
+    // live one it writes only the key.
+    const write = !plan.ended && (plan.changed || (mint > 0 && loaded === null) || (loaded !== null && this.#refreshDue(loaded)));
     if (write && target === null) {
       target = viurRandom(this.options.random, VIUR_COOKIE_LENGTH);
       const staticKey = viurRandom(this.options.random, VIUR_KEY_LENGTH);
@@ -521,7 +522,7 @@ export class ViurSessions {
       outcome = { setCookie: clearedViurCookie(this.options.cookie), staticSecurityKey: null };
     }
     const keys: string[] = [];
-    if (write && target !== null) {
+    if (!plan.ended && target !== null) {
       for (let i = 0; i < mint; i++) {
         const key = viurRandom(this.options.random, VIUR_KEY_LENGTH);
         keys.push(key);

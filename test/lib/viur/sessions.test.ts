@@ -215,10 +215,14 @@ describe('writing', () => {
 });
 
 describe('one-time keys (viur-securitykey)', () => {
-  test('minted keys are bound to the session and expire after the lifetime, stored as securitykey.create stores them', async () => {
+  test('minted keys are bound to the session and expire after the lifetime, stored as securitykey.create stores them; the session is not rewritten', async () => {
     const { cookie } = await seed();
-    const { keys } = await viur.change(header(cookie), null, () => undefined, { mintKeys: 2 });
+    const before = await stored(cookie);
+    const { keys, outcome } = await viur.change(header(cookie), null, () => undefined, { mintKeys: 2 });
     expect(keys).toHaveLength(2);
+    // As securitykey.create on a loaded session: only the keys are written.
+    expect(await stored(cookie)).toEqual(before);
+    expect(outcome.setCookie).toBeNull();
     for (const key of keys) {
       expect(key).toMatch(/^[A-Za-z0-9]{13}$/);
       const e = (await storedKey(key))!;
