@@ -5,6 +5,7 @@ import { HttpError, respondWithError } from './http/errors';
 import { logRequest } from './http/requestLog';
 import { type Context, match, runEndpoint } from './sessionApi/pipeline';
 import { ROUTES } from './sessionApi/routes';
+import { viurRoutes } from './sessionApi/routes/viur';
 
 /**
  * The session API: a thin adapter that parses the request, calls the session library, and maps
@@ -37,7 +38,8 @@ export async function sessionApi(req: Request, res: Response): Promise<void> {
   const startedAt = process.hrtime.bigint();
   const rt = runtime();
   const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path;
-  const found = match(ROUTES, path);
+  // The format is fixed by the configuration parsed at start-up: one route table or the other.
+  const found = match(rt.config.format === 'viur' ? viurRoutes : ROUTES, path);
   let errorCode: string | undefined;
   let errorCause: string | undefined;
   applyAnswerHeaders(req, res, rt.config.allowedOrigins);

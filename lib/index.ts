@@ -7,6 +7,8 @@
  * configuration asks for it, and the kill publisher loads Pub/Sub only when it first publishes.
  * The other entries: `/functions` (registers the Cloud Functions), `/client` (browser), `/testing`
  * (the SessionStore contract suite), `/express` (the middleware: lib/express/index.ts).
+ * The viur format's session layer (ViurSessions, createViurSessions) loads the Datastore client
+ * only when createViurSessions() is called without one.
  */
 export { GUEST_USER, MAX_USER_BYTES } from './core/limits';
 export { Session, type SaveOutcome } from './core/session';
@@ -71,5 +73,19 @@ export {
 } from './core/errors';
 export { CredentialsUnavailableError } from './setup/credentials';
 export type { JsonPrimitive, JsonValue, SessionData } from './core/json';
+export {
+  ViurCsrfError,
+  ViurDraft,
+  ViurNotLoggedInError,
+  ViurSessions,
+  viurRandom,
+  type ViurCsrfProof,
+  type ViurOutcome,
+  type ViurSessionView,
+  type ViurSessionsOptions,
+} from './viur/sessions';
+export { createViurSessions } from './viur/runtime';
+export { entityJson, propertyValue, toJson, type RawEntity, type RawKey, type RawValue } from './viur/entity';
+export { clearedViurCookie, viurCookie, type ViurCookieSettings } from './viur/cookie';
 export type { Clock } from './core/clock';
 export type { RandomSource } from './core/ids';

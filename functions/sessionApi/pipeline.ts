@@ -125,10 +125,10 @@ const SAME_ORIGIN_FETCH_SITES: ReadonlySet<string> = new Set(['same-origin', 'no
 
 /**
  * The same origin (scheme, host and port: http://<own host> is another origin of an https service),
- * or one configured as allowed. Without `Origin` (browsers omit it on GETs and navigations), only
+ * or one configured as allowed (403 `cross_site` otherwise; every change checks it, in both formats). Without `Origin` (browsers omit it on GETs and navigations), only
  * what browsers mark `same-origin` or `none` passes, or a request without the mark.
  */
-function assertSameSite(ctx: Context): void {
+export function assertSameSite(ctx: Context): void {
   const origin = ctx.req.get('origin');
   const allowed = ctx.rt.config.allowedOrigins;
   if (origin !== undefined) {

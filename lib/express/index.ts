@@ -30,6 +30,7 @@ import { SessionError, StoreUnavailableError } from '../core/errors';
 import type { RequestInfo, SessionManager } from '../core/manager';
 import type { SaveOutcome, Session } from '../core/session';
 import { errorName, log } from '../setup/log';
+import { ViurCsrfError, type ViurSessions, type ViurSessionView } from '../viur/sessions';
 
 /** The header a one-time key travels in: sent by the client, and the fresh key in the answer. */
 export const SECURITY_KEY_HEADER = 'X-Security-Key';
@@ -211,6 +212,91 @@ export function sessionOf(req: IncomingMessage): Session {
   const state = states.get(req);
   if (!state) throw new Error('no session on this request: app.use(session({ sessions })) must run before this handler');
   return state.session;
+}
+
+/** Options of viurSession() and viurCsrf(). */
+export interface ViurMiddlewareOptions {
+  /** The ViUR app's sessions: `createViurSessions(loadConfig())` with SESSION_FORMAT=viur. */
+  viur: ViurSessions;
+  /** Methods viurCsrf() lets through without a key. Default GET, HEAD and OPTIONS. */
+  safeMethods?: readonly string[];
+}
+
+/** A request after viurSession() ran: the ViUR app's session as `{user, data}` (docs/viur.md). */
+export type ViurSessionRequest<R extends IncomingMessage = IncomingMessage> = R & { viurSession: ViurSessionView };
+
+/**
+ * viur format: puts the ViUR app's session named by the Cookie header on `req.viurSession` as
+ * `{user, data}` (ViurSessions.read: one lookup, a refresh of `lastseen` when ViUR's would, the
+ * cookie sent again or cleared as that read says). Read-only: change the session with
+ * `viur.change()`, which commits at once. A store outage answers 503 `store_unavailable`.
+ *
+ * @example
+ * const viur = createViurSessions(loadConfig());
+ * app.use(viurSession({ viur }));
+ * app.get('/me', (req, res) => res.json(viurSessionOf(req))); // { user, data }
+ */
+export function viurSession(options: ViurMiddlewareOptions): Middleware {
+  return (req, res, next) => {
+    options.viur.read(req.headers.cookie).then(
+      ({ view, outcome }) => {
+        if (outcome.setCookie) res.appendHeader('Set-Cookie', outcome.setCookie);
+        (req as ViurSessionRequest).viurSession = view;
+        next();
+      },
+      (err: unknown) => (err instanceof SessionError ? answerError(res, err) : next(err)),
+    );
+  };
+}
+
+/**
+ * The ViUR session viurSession() put on this request (also `req.viurSession`), typed without
+ * declaration merging. Throws when viurSession() did not run for it.
+ *
+ * @example
+ * app.get('/me', (req, res) => res.json(viurSessionOf(req))); // { user: 'ahBz…', data: { language: 'de' } }
+ */
+export function viurSessionOf(req: IncomingMessage): ViurSessionView {
+  const view = (req as Partial<ViurSessionRequest>).viurSession;
+  if (!view) throw new Error('no ViUR session on this request: app.use(viurSession({ viur })) must run before this handler');
+  return view;
+}
+
+/**
+ * viur format: guards changing methods with ViUR's CSRF proof before the handler runs: a one-time
+ * key in X-Security-Key (deleted, then checked for expiry and binding to this session, as ViUR's
+ * securitykey.validate does; a fresh one is answered in X-Security-Key) or the session's static key
+ * (the STATIC_KEY_REQUEST_HEADERS, compared in constant time). Otherwise 403 `csrf` and the handler
+ * never runs. One transaction.
+ *
+ * @example
+ * app.post('/order', viurCsrf({ viur }), placeOrder);
+ */
+export function viurCsrf(options: ViurMiddlewareOptions): Middleware {
+  const safe = new Set((options.safeMethods ?? SAFE_METHODS).map((m) => m.toUpperCase()));
+  return (req, res, next) => {
+    if (safe.has((req.method ?? 'GET').toUpperCase())) return next();
+    const proof = {
+      oneTimeKey: header(req, SECURITY_KEY_HEADER),
+      staticKeys: STATIC_KEY_REQUEST_HEADERS.map((h) => header(req, h)).filter((k) => k !== undefined),
+    };
+    options.viur
+      .change(req.headers.cookie, proof, () => undefined, { mintKeys: (_r, consumed) => (consumed ? 1 : 0) })
+      .then(
+        ({ outcome, keys }) => {
+          if (outcome.setCookie) res.appendHeader('Set-Cookie', outcome.setCookie);
+          if (keys[0]) res.setHeader(SECURITY_KEY_HEADER, keys[0]);
+          next();
+        },
+        (err: unknown) => {
+          if (err instanceof ViurCsrfError) {
+            const names = [SECURITY_KEY_HEADER, ...STATIC_KEY_REQUEST_HEADERS].join(', ');
+            sendJson(res, 403, { error: { code: 'csrf', message: `a valid ${names} header is required` } });
+          } else if (err instanceof SessionError) answerError(res, err);
+          else next(err);
+        },
+      );
+  };
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

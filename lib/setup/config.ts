@@ -111,7 +111,21 @@ export function loadConfig(env: Environment = process.env): Config {
   const sameSite: SameSite = sameSiteRaw === 'off' ? false : sameSiteRaw;
   // __Host-: browsers accept it only host-only (no Domain), Secure and Path=/, so a sibling subdomain
   // cannot plant a cookie of this name (cookie tossing).
-  const cookieName = validateCookieName(setting(env, 'SESSION_COOKIE_NAME') ?? `__Host-viur_cookie_${project}`, 'SESSION_COOKIE_NAME');
+  const format = setting(env, 'SESSION_FORMAT');
+  if (format === 'viur' && store === 'memory') {
+    throw new ConfigError('SESSION_FORMAT', 'viur works on the entities a ViUR app stores in Datastore: it needs SESSION_STORE=datastore');
+  }
+  if (format === 'viur' && setting(env, 'SESSION_EVENTS_TOPIC') !== undefined) {
+    // The outbox is stored with this service's own entities; a ViUR app's writes record nothing, so
+    // events would be partial (docs/events.md#formats).
+    throw new ConfigError(
+      'SESSION_EVENTS_TOPIC',
+      'session events are available in native format only: unset it, or use SESSION_FORMAT=native',
+    );
+  }
+  // In viur format the cookie is the app's own: ViUR names it viur_cookie_<project> (session.py:56).
+  const defaultCookie = format === 'viur' ? `viur_cookie_${project}` : `__Host-viur_cookie_${project}`;
+  const cookieName = validateCookieName(setting(env, 'SESSION_COOKIE_NAME') ?? defaultCookie, 'SESSION_COOKIE_NAME');
   const principals = setting(env, 'SESSION_ADMIN_PRINCIPALS');
   const audience = setting(env, 'SESSION_ADMIN_AUDIENCE');
   if (principals.length > 0 && audience === undefined) {
@@ -124,7 +138,7 @@ export function loadConfig(env: Environment = process.env): Config {
   return {
     projectId: project,
     store,
-    format: setting(env, 'SESSION_FORMAT'),
+    format,
     kind: setting(env, 'SESSION_KIND'),
     namespace: setting(env, 'SESSION_NAMESPACE'),
     databaseId: setting(env, 'SESSION_DATABASE'),

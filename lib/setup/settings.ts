@@ -186,7 +186,7 @@ export const SETTINGS = [
     doc:
       'the `__Host-` prefix keeps sibling subdomains from planting a cookie of the same name (browsers take it only host-only, ' +
       '`Secure`, `Path=/`); `__session` behind Firebase Hosting (it forwards no other cookie). Changing the name logs everyone out ' +
-      'once: the old cookie is no longer read',
+      "once: the old cookie is no longer read. In viur format the default is the ViUR app's own `viur_cookie_<project>`",
   },
   {
     name: 'SESSION_SAME_SITE',

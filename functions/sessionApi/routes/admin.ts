@@ -42,19 +42,17 @@ function userParam(ctx: Context): string {
  */
 function nativeOnly(ctx: Context, what: string): void {
   if (ctx.rt.config.format === 'viur') {
-    throw new HttpError(404, 'not_found', `${what} is not available with SESSION_FORMAT=viur: ${VIUR_REASONS[what]}`);
+    throw new HttpError(404, 'not_in_viur_format', `${what} is not available with SESSION_FORMAT=viur: ${VIUR_REASONS[what]}`);
   }
 }
 
 const VIUR_REASONS: Record<string, string> = {
-  login: 'the ViUR app logs users in itself',
   'listing a user’s sessions': 'ViUR stores no devices (no creation time, no user agent)',
   'ending one session of a user': 'ViUR stores no devices; kill the user’s sessions with POST /sessions/kill',
 };
 
 async function login(ctx: Context): Promise<void> {
   await requireAdmin(ctx);
-  nativeOnly(ctx, 'login');
   const user = stringField(ctx, 'user');
   const { session, outcome } = await ctx.rt.sessions.withSession(ctx.req.get('cookie'), (s) => s.login(user), requestInfo(ctx));
   applyOutcome(ctx.res, outcome);

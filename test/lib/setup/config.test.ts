@@ -332,3 +332,21 @@ describe('name patterns are anchored at both ends', () => {
     expect(() => load({ SESSION_STORE: 'Memory' })).toThrow(/expected one of datastore, memory/);
   });
 });
+
+describe('viur format', () => {
+  test('the cookie defaults to the ViUR app`s own name, viur_cookie_<project>; an explicit name wins', () => {
+    expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1', SESSION_FORMAT: 'viur' }).session.cookie.name).toBe('viur_cookie_p1');
+    expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1' }).session.cookie.name).toBe('__Host-viur_cookie_p1');
+    expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1', SESSION_FORMAT: 'viur', SESSION_COOKIE_NAME: 'sid' }).session.cookie.name).toBe('sid');
+  });
+
+  test('the memory store is refused: a ViUR app`s entities live in Datastore', () => {
+    expect(() => loadConfig({ SESSION_STORE: 'memory', SESSION_FORMAT: 'viur' })).toThrow(/^SESSION_FORMAT: .*SESSION_STORE=datastore/);
+  });
+
+  test('session events are refused: the outbox lives with native entities, and a ViUR app records none', () => {
+    expect(() => loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1', SESSION_FORMAT: 'viur', SESSION_EVENTS_TOPIC: 'ev' })).toThrow(
+      /^SESSION_EVENTS_TOPIC: .*native/,
+    );
+  });
+});
