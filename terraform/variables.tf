@@ -345,7 +345,7 @@ variable "kill_budget_seconds" {
 # --- Session events ---------------------------------------------------------------------------------
 
 variable "events_topic" {
-  description = "Pub/Sub topic id session events are published to (SESSION_EVENTS_TOPIC, docs/events.md); created by this stack, with publish rights for the three functions only. Empty (the default): no events, and nothing of the outbox is written or read."
+  description = "Pub/Sub topic id session events are published to (SESSION_EVENTS_TOPIC, docs/events.md); created by this stack, with publish rights for the three functions only. Empty (the default): no events, and nothing of the outbox is written or read. native format only: in viur format the functions refuse to start with it."
   type        = string
   default     = ""
 

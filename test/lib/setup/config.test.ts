@@ -345,7 +345,7 @@ describe('viur format', () => {
   });
 
   test('session events are refused: the outbox lives with native entities, and a ViUR app records none', () => {
-    expect(() => loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1', SESSION_FORMAT: 'viur', SESSION_EVENTS_TOPIC: 'ev' })).toThrow(
+    expect(() => loadConfig({ GOOGLE_CLOUD_PROJECT: 'p1', SESSION_FORMAT: 'viur', SESSION_EVENTS_TOPIC: 'session-events' })).toThrow(
       /^SESSION_EVENTS_TOPIC: .*native/,
     );
   });
