@@ -3,7 +3,9 @@
 # so an existing stack plans no replacement.
 locals {
   kill_topic = var.kill_topic != "" ? var.kill_topic : "${var.name_prefix}-kill"
-  kind       = var.kind != "" ? var.kind : (var.name_prefix == "session" ? "viur-session" : "${var.name_prefix}-session")
+  # A ViUR app's kind is fixed (Session.kindName): in viur format the default is always viur-session,
+  # and two stacks serving two apps in one project differ by namespace or database instead.
+  kind = var.kind != "" ? var.kind : (var.session_format == "viur" || var.name_prefix == "session" ? "viur-session" : "${var.name_prefix}-session")
 
   # Cloud Logging metric names are project-wide: "session/answers", "staging/answers", ...
   metric_prefix = var.name_prefix

@@ -217,10 +217,11 @@ function nameLocal(name: string, varValue: (v: string) => unknown): string {
   }
   if (
     name === 'kind' &&
-    expr === '${var.kind != "" ? var.kind : (var.name_prefix == "session" ? "viur-session" : "${var.name_prefix}-session")}'
+    expr ===
+      '${var.kind != "" ? var.kind : (var.session_format == "viur" || var.name_prefix == "session" ? "viur-session" : "${var.name_prefix}-session")}'
   ) {
     const v = String(varValue('kind'));
-    return v !== '' ? v : prefix === 'session' ? 'viur-session' : `${prefix}-session`;
+    return v !== '' ? v : varValue('session_format') === 'viur' || prefix === 'session' ? 'viur-session' : `${prefix}-session`;
   }
   throw new Error(`local.${name}: the test cannot evaluate ${expr}`);
 }
@@ -758,6 +759,9 @@ describe('terraform/', () => {
     const defaults = (v: string) => variableDefault(v);
     expect(variableDefault('name_prefix')).toBe('session');
     expect([nameLocal('kind', defaults), nameLocal('kill_topic', defaults)]).toEqual(['viur-session', 'session-kill']);
+    // A ViUR app's kind is fixed: in viur format a prefix never renames it (stacks differ by namespace).
+    const viurStaging = (v: string) => (v === 'name_prefix' ? 'staging' : v === 'session_format' ? 'viur' : variableDefault(v));
+    expect(nameLocal('kind', viurStaging)).toBe('viur-session');
     // Every named resource of the stack with its name evaluated for a prefix (the names are literal
     // templates over var.name_prefix and the name locals, or references to a named resource).
     const namesFor = (prefix: string): string[] => {
@@ -775,8 +779,9 @@ describe('terraform/', () => {
         // Object names are scoped to their bucket; the bucket's name is checked below.
         if (type === 'google_storage_bucket_object') continue;
         const raw = String(body[field]).replace('${local.source_bucket}', '${var.project_id}-${var.name_prefix}-source');
-        // References to another resource's name and per-item names (for_each) are covered by their source.
-        if (/\$\{(google_|each\.|var\.database_id)/.test(raw)) {
+        // References to another resource's name and per-item names (for_each) are covered by their source;
+        // the events topic is named by its own variable only (docs/deploy.md: each stack names its own).
+        if (/\$\{(google_|each\.|var\.database_id|var\.events_topic)/.test(raw)) {
           if (/\$\{each\.key\}/.test(raw)) names.push(`${type} ${fill(raw.replace('${each.key}', '*'))}`);
           continue;
         }
