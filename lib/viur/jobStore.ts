@@ -4,6 +4,7 @@ import { MAX_COMMIT_MUTATIONS } from '../core/limits';
 import type { KeyDeleter } from '../jobs/batchDelete';
 import type { KeyPage, StorageKey } from '../store/sessionStore';
 import { VIUR_SECURITY_KEY_KIND } from './constants';
+import { type LookupResponse, lookupAll, rawKey, rawRequest } from './raw';
 
 /**
  * What the kill and the cleanup delete in `viur` format, on the entities exactly as a ViUR 3.8 app
@@ -42,12 +43,6 @@ const IN_VALUES = 30;
 const LOOKUP_KEYS = 1000;
 /** gRPC codes that mean the store is down, slow or overloaded, not that the request was wrong. */
 const UNAVAILABLE_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
-
-interface LookupResponse {
-  found?: Array<{ entity?: { key?: { path?: Array<{ name?: string | null }> } | null } | null }> | null;
-  missing?: unknown[] | null;
-  deferred?: Array<{ path?: Array<{ name?: string | null }> }> | null;
-}
 
 /**
  * Keys-only queries and delete commits on a ViUR app's `viur-session` and `viur-securitykey`
@@ -154,17 +149,15 @@ export class ViurJobStore {
   async existing(keys: StorageKey[]): Promise<StorageKey[]> {
     const out: StorageKey[] = [];
     for (let i = 0; i < keys.length; i += LOOKUP_KEYS) {
-      let pending = keys.slice(i, i + LOOKUP_KEYS);
-      for (let attempt = 1; pending.length > 0; attempt++) {
-        const reqOpts = { keys: pending.map((name) => this.#keyProto(name)), propertyMask: { paths: ['lastseen'] } };
-        const resp = await this.#call(() => this.#request<LookupResponse>('lookup', reqOpts));
-        for (const f of resp.found ?? []) {
-          const name = f.entity?.key?.path?.at(-1)?.name;
-          if (name) out.push(name);
-        }
-        const deferred = (resp.deferred ?? []).map((k) => k.path?.at(-1)?.name).filter((n): n is string => typeof n === 'string');
-        if (deferred.length > 0 && attempt >= 3) throw new StoreUnavailableError(undefined, new Error('the lookup stayed deferred'));
-        pending = deferred;
+      const page = keys.slice(i, i + LOOKUP_KEYS).map((name) => rawKey(this.#kind, name, this.#namespace));
+      const found = await lookupAll(page, (pending) =>
+        this.#call(() =>
+          rawRequest<LookupResponse>(this.#ds, 'lookup', { keys: pending, propertyMask: { paths: ['lastseen'] } }, this.#gax),
+        ),
+      );
+      for (const entity of found) {
+        const name = entity.key?.path.at(-1)?.name;
+        if (name) out.push(name);
       }
     }
     return out;
@@ -201,21 +194,8 @@ export class ViurJobStore {
     );
   }
 
-  #keyProto(name: StorageKey): { partitionId?: { namespaceId: string }; path: Array<{ kind: string; name: string }> } {
-    const path = [{ kind: this.#kind, name }];
-    return this.#namespace ? { partitionId: { namespaceId: this.#namespace }, path } : { path };
-  }
-
   #query(kind: string) {
     return this.#namespace === undefined ? this.#ds.createQuery(kind) : this.#ds.createQuery(this.#namespace, kind);
-  }
-
-  #request<R>(method: 'lookup', reqOpts: object): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.#ds.request_({ client: 'DatastoreClient', method, reqOpts, gaxOpts: this.#gax }, (err, r) =>
-        err ? reject(err) : resolve(r as R),
-      );
-    });
   }
 
   async #call<R>(fn: () => Promise<R>): Promise<R> {

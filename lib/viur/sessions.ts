@@ -23,6 +23,7 @@ import {
   VIUR_SECURITY_KEY_KIND,
 } from './constants';
 import { entityJson, propertyValue, type RawEntity, type RawKey, type RawValue, valueKind } from './entity';
+import { type LookupResponse, lookupAll, rawKey, rawRequest } from './raw';
 
 /**
  * A ViUR 3.8 app's sessions and one-time keys, read and changed where the app stores them
@@ -304,12 +305,6 @@ function sameSecret(a: string, b: string): boolean {
 /** gRPC status codes read here. */
 const ABORTED = 10;
 const INVALID_ARGUMENT = 3;
-
-interface LookupResponse {
-  found?: Array<{ entity: RawEntity }> | null;
-  missing?: unknown[] | null;
-  deferred?: RawKey[] | null;
-}
 
 type Mutation = { insert: RawEntity } | { update: RawEntity } | { upsert: RawEntity } | { delete: RawKey };
 
@@ -595,17 +590,11 @@ export class ViurSessions {
   }
 
   #sessionKey(cookie: string): RawKey {
-    const partitionId = this.#partition();
-    return partitionId
-      ? { partitionId, path: [{ kind: this.options.kind, name: cookie }] }
-      : { path: [{ kind: this.options.kind, name: cookie }] };
+    return rawKey(this.options.kind, cookie, this.options.namespace);
   }
 
   #securityKey(key: string): RawKey {
-    const partitionId = this.#partition();
-    return partitionId
-      ? { partitionId, path: [{ kind: VIUR_SECURITY_KEY_KIND, name: key }] }
-      : { path: [{ kind: VIUR_SECURITY_KEY_KIND, name: key }] };
+    return rawKey(VIUR_SECURITY_KEY_KIND, key, this.options.namespace);
   }
 
   #nameOf(key: RawKey): string {
@@ -619,14 +608,9 @@ export class ViurSessions {
   }
 
   async #lookup(keys: RawKey[], transaction: Uint8Array | undefined): Promise<Map<string, RawEntity>> {
+    const found = await lookupAll(keys, (pending) => this.#rpc<LookupResponse>('lookup', { keys: pending }, transaction));
     const out = new Map<string, RawEntity>();
-    let pending = keys;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= 3) throw new StoreUnavailableError(undefined, new Error('the lookup stayed deferred'));
-      const r = await this.#rpc<LookupResponse>('lookup', { keys: pending }, transaction);
-      for (const f of r.found ?? []) if (f.entity.key) out.set(this.#nameOf(f.entity.key), f.entity);
-      pending = r.deferred ?? [];
-    }
+    for (const entity of found) if (entity.key) out.set(this.#nameOf(entity.key), entity);
     return out;
   }
 
@@ -686,12 +670,7 @@ export class ViurSessions {
       via = txn;
     }
     try {
-      return await new Promise<R>((resolve, reject) => {
-        via.request_(
-          { client: 'DatastoreClient', method, reqOpts, gaxOpts: { timeout: this.options.timeoutMs, maxRetries: 0 } },
-          (err: Error | null | undefined, r: unknown) => (err ? reject(err) : resolve(r as R)),
-        );
-      });
+      return await rawRequest<R>(via, method, reqOpts, { timeout: this.options.timeoutMs, maxRetries: 0 });
     } catch (err) {
       if ((err as { code?: unknown }).code === ABORTED) throw err;
       if (
