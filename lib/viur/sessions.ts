@@ -23,7 +23,6 @@ import {
   VIUR_SECURITY_KEY_KIND,
 } from './constants';
 import { entityJson, propertyValue, type RawEntity, type RawKey, type RawValue, valueKind } from './entity';
-import { ViurJobStore } from './jobStore';
 import { type LookupResponse, lookupAll, rawKey, rawRequest } from './raw';
 
 /**
@@ -327,8 +326,6 @@ interface TxResult<T> {
  */
 export class ViurSessions {
   readonly options: ViurSessionsOptions;
-  /** The kill's deletion of bound one-time keys, also used for a session ended here (logout, reset). */
-  readonly #jobs: ViurJobStore;
 
   /**
    * A session layer on `options.datastore`; createViurSessions() builds one from the configuration.
@@ -338,8 +335,6 @@ export class ViurSessions {
    */
   constructor(options: ViurSessionsOptions) {
     this.options = options;
-    const { datastore, kind, namespace, timeoutMs, ready } = options;
-    this.#jobs = new ViurJobStore({ datastore, kind, timeoutMs, ...(namespace ? { namespace } : {}), ...(ready ? { ready } : {}) });
   }
 
   /**
@@ -455,9 +450,9 @@ export class ViurSessions {
     // The keys of an ended session can never validate again (their cookie names nothing): their
     // deletion is tidying, as ViUR defers it, and its failure does not undo the committed change.
     if (endedCookie !== null) {
-      await this.#jobs
-        .deleteBoundSecurityKeys([endedCookie])
-        .catch((err: unknown) => log('WARNING', 'could not delete the one-time keys of an ended ViUR session', { error: String(err) }));
+      await this.#deleteBoundKeys(endedCookie).catch((err: unknown) =>
+        log('WARNING', 'could not delete the one-time keys of an ended ViUR session', { error: String(err) }),
+      );
     }
     if (outcomeOrError.error !== undefined) throw outcomeOrError.error;
     return { result: outcomeOrError.value as T, outcome, keys };
@@ -590,6 +585,10 @@ export class ViurSessions {
     };
   }
 
+  #partition(): RawKey['partitionId'] {
+    return this.options.namespace ? { namespaceId: this.options.namespace } : undefined;
+  }
+
   #sessionKey(cookie: string): RawKey {
     return rawKey(this.options.kind, cookie, this.options.namespace);
   }
@@ -633,6 +632,27 @@ export class ViurSessions {
       } finally {
         if (!committed) await this.#rpc('rollback', {}, transaction).catch(() => undefined);
       }
+    }
+  }
+
+  /** Deletes the one-time keys bound to an ended session: a keys-only query, then one commit per 500. */
+  async #deleteBoundKeys(cookie: string): Promise<void> {
+    const query = {
+      kind: [{ name: VIUR_SECURITY_KEY_KIND }],
+      projection: [{ property: { name: '__key__' } }],
+      filter: { propertyFilter: { property: { name: 'viur_session' }, op: 'EQUAL', value: { stringValue: cookie } } },
+      limit: { value: 500 },
+    };
+    for (;;) {
+      const partitionId = this.#partition();
+      const r = await this.#rpc<{ batch?: { entityResults?: Array<{ entity: RawEntity }> } }>(
+        'runQuery',
+        partitionId ? { partitionId, query } : { query },
+      );
+      const keys = (r.batch?.entityResults ?? []).map((e) => e.entity.key!).filter(Boolean);
+      if (keys.length === 0) return;
+      await this.#rpc('commit', { mutations: keys.map((k) => ({ delete: k })) });
+      if (keys.length < 500) return;
     }
   }
 
