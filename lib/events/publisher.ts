@@ -1,7 +1,5 @@
-import type { PubSub, Topic } from '@google-cloud/pubsub';
 import type { SessionEvent } from '../core/events';
-import { credentialsGate } from '../setup/credentials';
-import { loadPubSub } from '../jobs/killPublisher';
+import { lazyTopic } from '../jobs/killPublisher';
 
 /** Where session events go: SESSION_EVENTS_TOPIC in the project. */
 export interface EventDestination {
@@ -16,9 +14,6 @@ export interface EventPublisher {
   /** Flushes and releases the client. */
   close(): Promise<void>;
 }
-
-/** How long one publish may take, retries included (the client's default is ten minutes). */
-const PUBLISH_TIMEOUT_MS = 30_000;
 
 /**
  * The Pub/Sub message of one event: the event as its JSON body, and its id, type and (for `ended`)
@@ -43,33 +38,14 @@ export function eventMessage(event: SessionEvent): { data: Buffer; attributes: R
  * await publisher.publish(record.events);
  */
 export function pubSubEventPublisher(destination: EventDestination): EventPublisher {
-  let client: { pubsub: PubSub; topic: Topic; ready: () => Promise<void> } | undefined;
-  const open = () => {
-    if (!client) {
-      const { PubSub: Client } = loadPubSub();
-      const pubsub = new Client({ projectId: destination.projectId });
-      client = {
-        pubsub,
-        ready: credentialsGate(pubsub),
-        topic: pubsub.topic(destination.topic, { gaxOpts: { timeout: PUBLISH_TIMEOUT_MS } }),
-      };
-    }
-    return client;
-  };
+  const client = lazyTopic(destination);
   return {
     async publish(events) {
       if (events.length === 0) return;
-      const { ready, topic } = open();
-      await ready();
+      const topic = await client.topic();
       // All at once: the client batches them into few requests.
       await Promise.all(events.map((e) => topic.publishMessage(eventMessage(e))));
     },
-    async close() {
-      if (!client) return;
-      const { pubsub, topic } = client;
-      client = undefined;
-      await topic.flush();
-      await pubsub.close();
-    },
+    close: client.close,
   };
 }

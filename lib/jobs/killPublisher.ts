@@ -67,29 +67,52 @@ export function loadPubSub(): typeof import('@google-cloud/pubsub') {
  * await publisher.close();
  */
 export function pubSubPublisher(destination: KillDestination): KillPublisher {
+  const client = lazyTopic(destination);
+  return publisher(async (data: KillMessageData) => (await client.topic()).publishMessage({ data: encodeKillMessage(data) }), client.close);
+}
+
+/** A Pub/Sub topic whose client is made on first use (see pubSubPublisher for why), and its release. */
+export interface LazyTopic {
+  /** The topic, once the client has credentials: without them the client would crash the process (credentials.ts), so this rejects instead. */
+  readonly topic: () => Promise<Topic>;
+  /** Flushes and releases the client, if it was made. */
+  readonly close: () => Promise<void>;
+}
+
+/**
+ * The one way this package opens a topic to publish on: the kill publisher and the session events'
+ * publisher share it, with the same publish timeout and credentials gate.
+ *
+ * @example
+ * const events = lazyTopic({ projectId: 'my-project', topic: 'session-events' });
+ * await (await events.topic()).publishMessage({ data: Buffer.from('{}') });
+ * await events.close();
+ */
+export function lazyTopic(destination: { projectId: string; topic: string }): LazyTopic {
   let client: { pubsub: PubSub; topic: Topic; ready: () => Promise<void> } | undefined;
-  const open = () => {
-    if (!client) {
-      const { PubSub: Client } = loadPubSub();
-      const pubsub = new Client({ projectId: destination.projectId });
-      const ready = credentialsGate(pubsub);
-      client = { pubsub, ready, topic: pubsub.topic(destination.topic, { gaxOpts: { timeout: PUBLISH_TIMEOUT_MS } }) };
-    }
-    return client;
+  return {
+    topic: async () => {
+      if (!client) {
+        const { PubSub: Client } = loadPubSub();
+        const pubsub = new Client({ projectId: destination.projectId });
+        client = {
+          pubsub,
+          ready: credentialsGate(pubsub),
+          topic: pubsub.topic(destination.topic, { gaxOpts: { timeout: PUBLISH_TIMEOUT_MS } }),
+        };
+      }
+      const { ready, topic } = client;
+      await ready();
+      return topic;
+    },
+    close: async () => {
+      if (!client) return;
+      const { pubsub, topic } = client;
+      client = undefined;
+      await topic.flush();
+      await pubsub.close();
+    },
   };
-  const publish = async (data: KillMessageData) => {
-    const { ready, topic } = open();
-    // Without credentials the client would crash the process (see credentials.ts): fail this publish instead.
-    await ready();
-    return topic.publishMessage({ data: encodeKillMessage(data) });
-  };
-  return publisher(publish, async () => {
-    if (!client) return;
-    const { pubsub, topic: t } = client;
-    client = undefined;
-    await t.flush();
-    await pubsub.close();
-  });
 }
 
 const PUSH_ATTEMPTS = 5;
