@@ -11,7 +11,7 @@ import type { Message, PubSub, Subscription } from '@google-cloud/pubsub';
 import type { OutboxRecord, SessionEvent } from '../../lib/core/events';
 import { datastoreStore, uniqueNamespace } from '../support/fixtures';
 import { ensureBuilt } from '../support/functionsFramework';
-import { pubsub, pullTopic, uniqueName } from '../support/pubsub';
+import { pubsub, pullTopic, receive, uniqueName } from '../support/pubsub';
 import { runCommand } from '../support/runCommand';
 import { seed, stored } from '../support/seed';
 
@@ -49,33 +49,8 @@ async function step(name: string, crashAt: number, namespace: string, topic: str
 }
 
 /** Pulls until `count` distinct event ids arrived (then a short while more, to see duplicates). */
-async function collect(from: Subscription, count: number, timeoutMs = 60_000): Promise<Message[]> {
-  const subscription = from.pubsub.subscription(from.name);
-  const messages: Message[] = [];
-  const ids = new Set<string>();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`received ${ids.size} of ${count} distinct events`)), timeoutMs);
-      subscription.on('message', (m: Message) => {
-        m.ack();
-        messages.push(m);
-        ids.add(m.attributes.eventId ?? '');
-        if (ids.size >= count) {
-          clearTimeout(timer);
-          setTimeout(resolve, 1000);
-        }
-      });
-      subscription.on('error', (err: Error) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-  } finally {
-    subscription.removeAllListeners();
-    await subscription.close();
-  }
-  return messages;
-}
+const collect = (from: Subscription, count: number): Promise<Message[]> =>
+  receive(from, count, { timeoutMs: 60_000, countedAs: (m) => m.attributes.eventId ?? '', settleMs: 1000 });
 
 test('killed right after the commit, before the publish: after a restart every event arrives, once per id', async () => {
   const namespace = uniqueNamespace('events');

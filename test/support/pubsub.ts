@@ -33,22 +33,40 @@ export async function pullTopic(client: PubSub, topicName: string): Promise<{ to
   return { topic, subscription };
 }
 
+/** How receive() counts and when it stops. */
+export interface ReceiveOptions {
+  timeoutMs?: number;
+  /** What a message counts as (default: itself): e.g. its event id, so that duplicates count once. */
+  countedAs?: (m: Message) => unknown;
+  /** How long to keep receiving once `count` is reached (default 0), to see what arrives late (duplicates). */
+  settleMs?: number;
+}
+
 /**
- * Receives `count` messages (acknowledging them) or fails after `timeoutMs`. A fresh Subscription
- * object each time: a closed one does not reopen its stream.
+ * Receives until `count` messages (acknowledging them), or `count` distinct `countedAs` values,
+ * have arrived, or fails after `timeoutMs`. A fresh Subscription object each time: a closed one
+ * does not reopen its stream.
  */
-export async function receive(from: Subscription, count: number, timeoutMs = 30_000): Promise<Message[]> {
+export async function receive(from: Subscription, count: number, options: number | ReceiveOptions = {}): Promise<Message[]> {
+  const {
+    timeoutMs = 30_000,
+    countedAs = (m: Message) => m,
+    settleMs = 0,
+  } = typeof options === 'number' ? { timeoutMs: options } : options;
   const subscription = from.pubsub.subscription(from.name);
   const messages: Message[] = [];
+  const counted = new Set<unknown>();
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`received ${messages.length} of ${count} messages`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`received ${counted.size} of ${count} messages`)), timeoutMs);
       subscription.on('message', (m: Message) => {
         m.ack();
         messages.push(m);
-        if (messages.length >= count) {
+        counted.add(countedAs(m));
+        if (counted.size >= count) {
           clearTimeout(timer);
-          resolve();
+          if (settleMs > 0) setTimeout(resolve, settleMs);
+          else resolve();
         }
       });
       subscription.on('error', (err: Error) => {
