@@ -4,7 +4,7 @@
  * module that happens to use it most.
  */
 
-/** The user id stored for sessions without a user; a kill of `GUEST_USER` ends every guest session. */
+/** The user id stored for sessions without a user, in both formats (ViUR's `Session.GUEST_USER`); a kill of `GUEST_USER` ends every guest session. */
 export const GUEST_USER = '__guest__';
 
 /** Longest user id in UTF-8 bytes (it is an indexed Datastore string, limited to 1,500). */

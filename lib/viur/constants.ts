@@ -16,11 +16,5 @@ export const VIUR_KEY_LENGTH = 13;
 /** The alphabet of `utils.string.random`: ASCII letters and digits. */
 export const VIUR_ID_PATTERN = /^[A-Za-z0-9]+$/;
 
-/** The stored `user` of a guest session (Session.GUEST_USER). */
-export const VIUR_GUEST_USER = '__guest__';
-
 /** `load()` rewrites `lastseen` when it is older than this (5 minutes). */
 export const VIUR_REFRESH_SECONDS = 300;
-
-/** `start_clear_sessions` deletes a session only this long after it expired. */
-export const VIUR_CLEAR_GRACE_SECONDS = 300;

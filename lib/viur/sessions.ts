@@ -12,16 +12,10 @@ import {
 } from '../core/errors';
 import type { RandomSource } from '../core/ids';
 import { assertValidKey, type JsonValue } from '../core/json';
+import { GUEST_USER } from '../core/limits';
 import { log } from '../setup/log';
 import { clearedViurCookie, type ViurCookieSettings, viurCookie } from './cookie';
-import {
-  VIUR_COOKIE_LENGTH,
-  VIUR_GUEST_USER,
-  VIUR_ID_PATTERN,
-  VIUR_KEY_LENGTH,
-  VIUR_REFRESH_SECONDS,
-  VIUR_SECURITY_KEY_KIND,
-} from './constants';
+import { VIUR_COOKIE_LENGTH, VIUR_ID_PATTERN, VIUR_KEY_LENGTH, VIUR_REFRESH_SECONDS, VIUR_SECURITY_KEY_KIND } from './constants';
 import { entityJson, propertyValue, type RawEntity, type RawKey, type RawValue, valueKind } from './entity';
 import { type LookupResponse, lookupAll, rawKey, rawRequest } from './raw';
 
@@ -157,7 +151,7 @@ export class ViurDraft {
     const { user: _hidden, ...rest } = this.#data;
     void _hidden;
     const user = this.loggedIn ? (this.loaded?.user ?? null) : null;
-    return { user: user === VIUR_GUEST_USER ? null : user, data: entityJson(rest) };
+    return { user: user === GUEST_USER ? null : user, data: entityJson(rest) };
   }
 
   /**
@@ -507,10 +501,10 @@ export class ViurSessions {
     if (write && target === null) {
       target = viurRandom(this.options.random, VIUR_COOKIE_LENGTH);
       const staticKey = viurRandom(this.options.random, VIUR_KEY_LENGTH);
-      mutations.push({ insert: this.#sessionEntity(target, plan.data, staticKey, VIUR_GUEST_USER, now) });
+      mutations.push({ insert: this.#sessionEntity(target, plan.data, staticKey, GUEST_USER, now) });
       outcome = { setCookie: this.#cookie(target), staticSecurityKey: staticKey };
     } else if (write && loaded !== null && target !== null) {
-      const user = draft.loggedIn ? loaded.user : VIUR_GUEST_USER;
+      const user = draft.loggedIn ? loaded.user : GUEST_USER;
       mutations.push({ update: this.#sessionEntity(target, plan.data, loaded.staticKey, user, now) });
       outcome = { setCookie: this.#cookie(target), staticSecurityKey: null };
     } else if (plan.ended || (cookie !== null && loaded === null)) {
@@ -557,7 +551,7 @@ export class ViurSessions {
     const str = (v: RawValue | undefined) => (v && valueKind(v) === 'stringValue' ? (v.stringValue ?? '') : '');
     const staticKey = str(p.static_security_key) || str(p.staticSecurityKey);
     const data = p.data && valueKind(p.data) === 'entityValue' ? (p.data.entityValue?.properties ?? {}) : {};
-    return { cookie, data: { ...data }, staticKey, lastseen, user: str(p.user) || VIUR_GUEST_USER };
+    return { cookie, data: { ...data }, staticKey, lastseen, user: str(p.user) || GUEST_USER };
   }
 
   /** Exactly the four properties of ViUR's save (session.py:122-130): `data` unindexed as a whole. */

@@ -1,4 +1,4 @@
-import { VIUR_GUEST_USER } from './constants';
+import { GUEST_USER } from '../core/limits';
 
 /**
  * The `user` string a ViUR 3.8 app stores on its sessions: `str(user_key)`, which is the Python
@@ -118,6 +118,6 @@ export function legacyUrlsafeKey(partition: KeyPartition, path: KeyPathElement[]
  * viurUser(null, { projectId: 'my-project' }); // null
  */
 export function viurUser(target: string | null, partition: KeyPartition): string | null {
-  if (target === null || target === VIUR_GUEST_USER || !target.includes('/')) return target;
+  if (target === null || target === GUEST_USER || !target.includes('/')) return target;
   return legacyUrlsafeKey(partition, parseKeyPath(target));
 }

@@ -1,7 +1,8 @@
 import { randomInt } from 'node:crypto';
 import type { Datastore, Key } from '@google-cloud/datastore';
 import { entity as dsEntity } from '@google-cloud/datastore/build/src/entity';
-import { VIUR_COOKIE_LENGTH, VIUR_GUEST_USER, VIUR_KEY_LENGTH, VIUR_SECURITY_KEY_KIND } from '../../lib/viur/constants';
+import { GUEST_USER } from '../../lib/core/limits';
+import { VIUR_COOKIE_LENGTH, VIUR_KEY_LENGTH, VIUR_SECURITY_KEY_KIND } from '../../lib/viur/constants';
 
 /**
  * Sessions and one-time keys in exactly the shape a ViUR 3.8.35 app stores them, written with the
@@ -82,7 +83,7 @@ export function viurSessionEntity(
       data,
       static_security_key: f.staticSecurityKey ?? viurRandom(VIUR_KEY_LENGTH),
       lastseen: ds.double(f.lastseen ?? Date.now() / 1000),
-      user: f.user ?? VIUR_GUEST_USER,
+      user: f.user ?? GUEST_USER,
     },
   };
 }
