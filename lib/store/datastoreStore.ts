@@ -87,6 +87,10 @@ interface SessionEntity {
   userAgent?: string | null;
   /** deviceHandle of the key, indexed: the device routes find a session by it. Absent on sessions written before it existed. */
   handle?: string;
+  /** expiryKey of the key and expiresAt, indexed: the cleanup query's. Absent on sessions written before it existed. */
+  expiry?: string;
+  /** userExpiryKey of the user and expiresAt, indexed: the listing of a user's sessions. Absent on guests' and on sessions written before it existed. */
+  userExpiry?: string;
 }
 
 /** An outbox record as stored: its events as one unindexed JSON text, its time indexed (the relay's query). */
@@ -99,11 +103,91 @@ interface OutboxEntity {
 type WrittenEntity = Omit<SessionEntity, 'lastseen'> & { lastseen: unknown };
 
 /**
- * Everything but `user`, `createdAt`, `expiresAt` and `handle` is excluded from indexes: only what a
- * query needs is indexed, and an unindexed string may be far longer than the 1,500 bytes of an
- * indexed one.
+ * Everything but `user`, `createdAt`, `handle`, `expiry` and `userExpiry` is excluded from indexes:
+ * only what a query needs is indexed, and an unindexed string may be far longer than the 1,500 bytes
+ * of an indexed one. `expiresAt` above all: every write moves it to a new maximum, and an indexed
+ * value that only grows caps the kind near 500 writes per second (docs/capacity.md#the-hotspot);
+ * the TTL policy works on it unindexed, the cleanup queries the sharded `expiry` and the listing of
+ * a user's sessions `userExpiry`, whose values grow at as many places as there are users.
  */
-const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'staticSecurityKey', 'securityKeys[]', 'endedAt', 'userAgent'];
+const EXCLUDE_FROM_INDEXES = ['data', 'lastseen', 'expiresAt', 'staticSecurityKey', 'securityKeys[]', 'endedAt', 'userAgent'];
+
+/**
+ * The shards of the indexed expiry: 16, one per hex digit, so that its index grows at 16 places at
+ * once (16 × 500 writes per second before the sequential-value limit binds, docs/capacity.md).
+ */
+const EXPIRY_SHARDS = '0123456789abcdef';
+
+/**
+ * The indexed `expiry` of a session: `<shard>:<expiresAt as an ISO 8601 UTC time>`, e.g.
+ * `7:2026-12-02T15:04:05.000Z`. The shard is the storage key's first hex digit (keys are SHA-256
+ * digests, so the shards fill evenly); a key that does not start with one (the contract tests' short
+ * names) gets the digit its first character's code picks. ISO times of years 0–9999 have one width,
+ * so within a shard the strings sort as the times do.
+ */
+function expiryKey(key: StorageKey, expiresAt: number): string {
+  const first = key.charAt(0).toLowerCase();
+  const shard = /^[0-9a-f]$/.test(first) ? first : EXPIRY_SHARDS.charAt(key.charCodeAt(0) % EXPIRY_SHARDS.length);
+  return `${shard}:${new Date(expiresAt).toISOString()}`;
+}
+
+/**
+ * The indexed `userExpiry` of a named user's session: `<length of the user id>:<user id>:<expiresAt
+ * as an ISO 8601 UTC time>`. The length first, so that no user's prefix is the start of another's
+ * (`2:ab:` and `4:ab:x:`); within a prefix the strings sort as the times do. Guests have none: their
+ * sessions are never listed, and one shared prefix would be one sequential range again.
+ */
+function userExpiryKey(user: string, expiresAt: number): string {
+  return `${user.length}:${user}:${new Date(expiresAt).toISOString()}`;
+}
+
+/**
+ * The phases of a paged listing that runs several queries one after the other, and the cursor that
+ * says where it stands: `<phase>|<Datastore cursor within the phase>`.
+ */
+function phaseOf(cursor: string | undefined, phases: number): { phase: number; cursor?: string } {
+  if (cursor === undefined) return { phase: 0 };
+  const bar = cursor.indexOf('|');
+  const phase = Number(bar < 0 ? cursor : cursor.slice(0, bar));
+  if (!Number.isInteger(phase) || phase < 0 || phase >= phases) throw new RangeError('not a cursor of this listing');
+  return bar < 0 || bar === cursor.length - 1 ? { phase } : { phase, cursor: cursor.slice(bar + 1) };
+}
+
+/** An entity a query with a property mask found: the properties asked for, and its key under the client's KEY symbol. */
+type Found = Partial<SessionEntity> & Record<symbol, unknown>;
+
+/** One page of one phase's query. */
+interface PhasePage<T> {
+  items: T[];
+  cursor?: string;
+}
+
+/**
+ * Fills one page of at most `limit` items from the phases' queries in turn, starting where `cursor`
+ * says: the cleanup's legacy query and 16 shards, the listing's legacy query and `userExpiry`.
+ */
+async function phased<T>(
+  phases: number,
+  limit: number,
+  cursor: string | undefined,
+  run: (phase: number, limit: number, cursor: string | undefined) => Promise<PhasePage<T>>,
+): Promise<PhasePage<T>> {
+  const items: T[] = [];
+  let at = phaseOf(cursor, phases);
+  for (;;) {
+    const page = await run(at.phase, limit - items.length, at.cursor);
+    items.push(...page.items);
+    if (page.cursor !== undefined) at = { phase: at.phase, cursor: page.cursor };
+    else if (at.phase + 1 < phases) at = { phase: at.phase + 1 };
+    else return { items };
+    if (items.length >= limit) return { items, cursor: `${at.phase}|${at.cursor ?? ''}` };
+  }
+}
+
+/** The cleanup's phases: the legacy query on `expiresAt`, then one per shard of `expiry`. */
+const EXPIRED_PHASES = EXPIRY_SHARDS.length + 1;
+/** The listing's phases: the legacy query on (`user`, `expiresAt`), then `userExpiry`. */
+const LISTING_PHASES = 2;
 
 /**
  * Datastore refuses an entity over its size limit (1 MiB) with INVALID_ARGUMENT. The data limit
@@ -152,6 +236,8 @@ function toEntity(key: StorageKey, s: StoredSession, ds: Datastore): WrittenEnti
     securityKeys: s.securityKeyDigests,
     userAgent: s.userAgent,
     handle: deviceHandle(key),
+    expiry: expiryKey(key, s.expiresAt),
+    ...(s.user === null ? {} : { userExpiry: userExpiryKey(s.user, s.expiresAt) }),
     ...(s.endedAt === undefined ? {} : { endedAt: new Date(s.endedAt) }),
   };
 }
@@ -384,31 +470,65 @@ export class DatastoreSessionStore implements SessionStore {
   }
 
   /**
-   * One keys-only page of the sessions `selector` matches (expired ones by expiresAt, a user's by
-   * createdAt), under the engine's deadline; the batch-deletion engine pages through it.
+   * One page of the keys of the sessions `selector` matches, under the engine's deadline; the
+   * batch-deletion engine pages through it. A user's sessions: one keys-only query on (`user`,
+   * `createdAt`). Expired ones: the query on the indexed `expiresAt` that finds sessions written
+   * before `expiry` existed, then one range query per shard of `expiry` (docs/storage.md#queries-and-indexes),
+   * as many as it takes to fill the page; the cursor says which query and where in it.
    *
    * @example
    * const { keys, cursor } = await store.findKeys({ kind: 'expired', before: Date.now() - 300_000 }, 500);
    */
   async findKeys(selector: SessionSelector, limit: number, cursor?: string, options: FindKeysOptions = {}): Promise<KeyPage> {
-    let query = this.#query().limit(limit);
-    if (!options.withUsers) query = query.select('__key__');
-    if (selector.kind === 'expired') {
-      query = query.filter(new PropertyFilter('expiresAt', '<', new Date(selector.before))).order('expiresAt');
-    } else {
+    if (selector.kind === 'user') {
       // With a user: needs the composite index (user ASC, createdAt ASC) declared in terraform/datastore.tf.
+      let query = this.#query();
       if (selector.user !== null) query = query.filter(new PropertyFilter('user', '=', selector.user));
       query = query.filter(new PropertyFilter('createdAt', '<=', new Date(selector.createdAtOrBefore))).order('createdAt');
+      return this.#keyPage(query, limit, cursor, options);
     }
+    const page = await phased<{ key: StorageKey; user?: string }>(EXPIRED_PHASES, limit, cursor, async (phase, left, at) => {
+      const found = await this.#keyPage(this.#expiredQuery(phase, selector.before), left, at, options);
+      return { items: found.keys.map((key, i) => ({ key, user: found.users?.[i] })), cursor: found.cursor };
+    });
+    const found: KeyPage = { keys: page.items.map((x) => x.key) };
+    if (options.withUsers) found.users = page.items.map((x) => x.user ?? GUEST_USER);
+    if (page.cursor !== undefined) found.cursor = page.cursor;
+    return found;
+  }
+
+  /**
+   * The query of one phase of the expired-session listing: phase 0 `expiresAt` < T (sessions
+   * written before `expiry` existed; none once they were all written again or deleted), phase s
+   * `"<digit>:"` <= `expiry` < `"<digit>:<T>"` for the s-th hex digit. Built-in indexes only.
+   */
+  #expiredQuery(phase: number, before: number): Query {
+    if (phase === 0)
+      return this.#query()
+        .filter(new PropertyFilter('expiresAt', '<', new Date(before)))
+        .order('expiresAt');
+    const digit = EXPIRY_SHARDS.charAt(phase - 1);
+    return this.#query()
+      .filter(new PropertyFilter('expiry', '>=', `${digit}:`))
+      .filter(new PropertyFilter('expiry', '<', expiryKey(digit, before)))
+      .order('expiry');
+  }
+
+  /**
+   * One page of at most `limit` keys of `query` from `cursor`: keys only, or with `user` through a
+   * property mask (no further index, but an entity read per session instead of a keys-only read,
+   * docs/events.md).
+   */
+  async #keyPage(query: Query, limit: number, cursor: string | undefined, options: FindKeysOptions): Promise<KeyPage> {
+    query = query.limit(limit);
     if (cursor) query = query.start(cursor);
     if (options.withUsers) {
-      // The same query with a property mask on `user`: no further index, but an entity read per
-      // session instead of a keys-only read (docs/events.md).
       const { found, cursor: next } = await this.#headQuery(query, ['user'], limit, this.#engineGax);
       const page: KeyPage = { keys: found.map((e) => this.#name(e)), users: found.map((e) => e.user ?? GUEST_USER) };
       if (next !== undefined) page.cursor = next;
       return page;
     }
+    query = query.select('__key__');
     const [entities, info] = await this.#call(() => this.#ds.runQuery(query, { gaxOptions: this.#engineGax }));
     const keys = (entities as Array<Record<symbol, Key>>).map((e) => e[this.#ds.KEY]!.name!);
     const exhausted = keys.length < limit || info.moreResults === 'NO_MORE_RESULTS';
@@ -416,27 +536,30 @@ export class DatastoreSessionStore implements SessionStore {
   }
 
   /**
-   * One page of `user`'s sessions expiring after `expiresAfter`, latest first: `user` = U AND
-   * `expiresAt` > T ordered by `expiresAt` descending, which needs the composite index (user ASC,
-   * expiresAt DESC) declared in terraform/datastore.tf; dead sessions are not read. The client's
-   * runQuery has no property mask, so this sends the RunQuery request through the client's own
-   * request path (same channel, auth, database and deadline) with one, and decodes the answer with
-   * the client's own entity helpers.
+   * One page of `user`'s sessions expiring after `expiresAfter`, latest first, heads only: the range
+   * `userExpiry` > "<user>:<T>" on its built-in index, descending, with a property mask; dead
+   * sessions are not read. Sessions written before `userExpiry` existed are listed first by the
+   * query they were found by then: `user` = U AND `expiresAt` > T (the composite index user ASC,
+   * expiresAt DESC, which only they still have entries in). Both first queries go out together, so
+   * the older one costs no wait; once every such session was written again or ended it finds none.
+   * The client's runQuery has no property mask, so this sends the RunQuery request through the
+   * client's own request path (same channel, auth, database and deadline) with one, and decodes the
+   * answer with the client's own entity helpers.
    *
    * @example
    * const { sessions, cursor } = await store.listUserSessions('alice', Date.now(), 500);
    */
   async listUserSessions(user: string, expiresAfter: number, limit: number, cursor?: string): Promise<HeadPage> {
-    const { found, cursor: next } = await this.#headQuery(this.#liveQuery(user, expiresAfter, limit, cursor), HEAD_PROPERTIES, limit);
-    const sessions = found.map((e) => ({ key: this.#name(e), head: headOf(e, user) }));
-    return next === undefined ? { sessions } : { sessions, cursor: next };
+    const page = await this.#listing(user, expiresAfter, limit, cursor, HEAD_PROPERTIES);
+    const sessions = page.items.map((e) => ({ key: this.#name(e), head: headOf(e, user) }));
+    return page.cursor === undefined ? { sessions } : { sessions, cursor: page.cursor };
   }
 
   /**
    * The session of `user` that `handle` names, if it expires after `expiresAfter`: one query on
    * the indexed `handle` (Datastore's built-in index) that reads that session alone. Sessions
    * written before the handle was stored have none; when the query finds nothing, the first
-   * LIST_SCAN (1,000) sessions of listUserSessions are looked through for one of them (two queries
+   * LIST_SCAN (1,000) sessions of listUserSessions are looked through for one of them (two pages
    * at most, live sessions only). Their next write stores the handle.
    *
    * @example
@@ -455,23 +578,61 @@ export class DatastoreSessionStore implements SessionStore {
     let cursor: string | undefined;
     for (let seen = 0; seen < LIST_SCAN;) {
       const limit = Math.min(HEAD_PAGE, LIST_SCAN - seen);
-      const page = await this.#headQuery(this.#liveQuery(user, expiresAfter, limit, cursor), LEGACY_HANDLE_PROPERTIES, limit);
-      const legacy = page.found.find((e) => e.handle === undefined && deviceHandle(this.#name(e)) === handle);
+      const page = await this.#listing(user, expiresAfter, limit, cursor, LEGACY_HANDLE_PROPERTIES);
+      const legacy = page.items.find((e) => e.handle === undefined && deviceHandle(this.#name(e)) === handle);
       if (legacy) return { key: this.#name(legacy), head: headOf(legacy, user) };
-      seen += page.found.length;
-      if (page.cursor === undefined || page.found.length === 0) return null;
+      seen += page.items.length;
+      if (page.cursor === undefined || page.items.length === 0) return null;
       cursor = page.cursor;
     }
     return null;
   }
 
-  /** `user` = U AND `expiresAt` > T, latest expiresAt first (the composite index user ASC, expiresAt DESC). */
-  #liveQuery(user: string, expiresAfter: number, limit: number, cursor: string | undefined): Query {
-    let query = this.#query()
-      .filter(new PropertyFilter('user', '=', user))
-      .filter(new PropertyFilter('expiresAt', '>', new Date(expiresAfter)))
-      .order('expiresAt', { descending: true })
-      .limit(limit);
+  /**
+   * One page of the listing of `user`'s live sessions (listUserSessions), `properties` fetched. On
+   * the first page, the legacy query and the `userExpiry` one are sent together; when the legacy
+   * one finds nothing (the rule once the migration is over), the other's answer is the page. A page
+   * may then hold fewer than `limit` sessions and still have a cursor.
+   */
+  async #listing(
+    user: string,
+    expiresAfter: number,
+    limit: number,
+    cursor: string | undefined,
+    properties: string[],
+  ): Promise<PhasePage<Found>> {
+    const run = async (phase: number, left: number, at: string | undefined): Promise<PhasePage<Found>> => {
+      const { found, cursor: next } = await this.#headQuery(this.#liveQuery(phase, user, expiresAfter, left, at), properties, left);
+      return next === undefined ? { items: found } : { items: found, cursor: next };
+    };
+    if (cursor !== undefined) return phased(LISTING_PHASES, limit, cursor, run);
+    const [legacy, current] = await Promise.all([run(0, limit, undefined), run(1, limit, undefined)]);
+    if (legacy.cursor !== undefined) return { items: legacy.items, cursor: `0|${legacy.cursor}` };
+    if (legacy.items.length === 0) return current.cursor === undefined ? current : { items: current.items, cursor: `1|${current.cursor}` };
+    // Both exhausted within the page: one page of both; else the legacy sessions now, the rest from the start of phase 1.
+    if (current.cursor === undefined && legacy.items.length + current.items.length <= limit)
+      return { items: [...legacy.items, ...current.items] };
+    return { items: legacy.items, cursor: '1|' };
+  }
+
+  /**
+   * A user's live sessions, latest expiry first: phase 0 `user` = U AND `expiresAt` > T (sessions
+   * written before `userExpiry` existed; the composite index user ASC, expiresAt DESC), phase 1 the
+   * range of `userExpiry` between "<user>:<T>" and the end of the user's prefix (its built-in index).
+   */
+  #liveQuery(phase: number, user: string, expiresAfter: number, limit: number, cursor: string | undefined): Query {
+    let query =
+      phase === 0
+        ? this.#query()
+            .filter(new PropertyFilter('user', '=', user))
+            .filter(new PropertyFilter('expiresAt', '>', new Date(expiresAfter)))
+            .order('expiresAt', { descending: true })
+        : this.#query()
+            .filter(new PropertyFilter('userExpiry', '>', userExpiryKey(user, expiresAfter)))
+            // The prefix ends in ':'; ';' is the next character, so this bounds the user's own range.
+            .filter(new PropertyFilter('userExpiry', '<', `${user.length}:${user};`))
+            .order('userExpiry', { descending: true });
+    query = query.limit(limit);
     if (cursor) query = query.start(cursor);
     return query;
   }
@@ -482,7 +643,7 @@ export class DatastoreSessionStore implements SessionStore {
     properties: string[],
     limit: number,
     gax: object = this.#gax,
-  ): Promise<{ found: Array<Partial<SessionEntity> & Record<symbol, unknown>>; cursor?: string }> {
+  ): Promise<{ found: Found[]; cursor?: string }> {
     const reqOpts = {
       ...(this.#namespace === undefined ? {} : { partitionId: { namespaceId: this.#namespace } }),
       query: dsEntity.queryToQueryProto(query),
@@ -490,7 +651,7 @@ export class DatastoreSessionStore implements SessionStore {
     };
     const resp = await this.#call(() => this.#request<RunQueryResponse>('runQuery', reqOpts, gax));
     const batch = resp.batch ?? {};
-    const found = dsEntity.formatArray(batch.entityResults ?? []) as Array<Partial<SessionEntity> & Record<symbol, unknown>>;
+    const found = dsEntity.formatArray(batch.entityResults ?? []) as Found[];
     const exhausted = found.length < limit || batch.moreResults === 'NO_MORE_RESULTS';
     return exhausted || !batch.endCursor ? { found } : { found, cursor: Buffer.from(batch.endCursor).toString('base64') };
   }

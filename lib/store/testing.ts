@@ -10,6 +10,7 @@
  * the session library builds it without a prototype).
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { deviceHandle } from '../core/devices';
 import type { OutboxRecord } from '../core/events';
 import { emptyData, type SessionData } from '../core/json';
@@ -367,6 +368,25 @@ const CASES: Array<[string, Body]> = [
       await assert.rejects(store.endSessions(tooMany, outboxOf('big', T0 + 2)), RangeError);
       assert.notEqual(await store.get('x3'), null);
       assert.equal((await pendingOutbox(T0 + 10, 10)).length, 2);
+    },
+  ],
+  [
+    'findKeys finds expired sessions whatever their keys start with, each once, across pages',
+    async (store) => {
+      const expired: string[] = [];
+      // Storage keys are SHA-256 hex digests; a store may shard by their first character.
+      for (let i = 0; i < 48; i++) {
+        const key = createHash('sha256').update(`session-${i}`).digest('hex');
+        const gone = i % 3 !== 0;
+        await store.update(null, () => put(key, sampleSession({ expiresAt: gone ? T0 + i : T0 + 10_000 })));
+        if (gone) expired.push(key);
+      }
+      for (const key of ['Zed', '_x', '~tilde']) {
+        await store.update(null, () => put(key, sampleSession({ expiresAt: T0 })));
+        expired.push(key);
+      }
+      assert.deepEqual(await all(store, { kind: 'expired', before: T0 + 1000 }, 5), expired.sort());
+      assert.deepEqual(await all(store, { kind: 'expired', before: T0 + 1000 }, 500), expired.sort());
     },
   ],
   [

@@ -386,7 +386,7 @@ describe('batch delete bound', () => {
   });
 });
 
-describe('index exclusions (docs/storage.md#properties): only user, createdAt, expiresAt and handle can be queried', () => {
+describe('index exclusions (docs/storage.md#properties): only user, createdAt, handle, expiry and userExpiry can be queried', () => {
   test.each([
     ['the legacy emulator', () => ({ ds: legacyDatastore(), separateBegin: false })],
     ['the Firestore emulator', () => ({ ds: datastore(), separateBegin: true })],
@@ -404,6 +404,17 @@ describe('index exclusions (docs/storage.md#properties): only user, createdAt, e
     expect(await count('user', 'u1')).toBe(2);
     expect(await count('createdAt', new Date(T0))).toBe(2);
     expect(await count('handle', deviceHandle('new'))).toBe(1);
+    // The expiry, sharded by the key's first hex digit (a non-hex first character picks one by its code).
+    const expiry = new Date(T0 + 3600_000).toISOString();
+    expect(await count('expiry', `${'0123456789abcdef'['n'.charCodeAt(0) % 16]}:${expiry}`)).toBe(1);
+    expect(await count('expiry', `${'0123456789abcdef'['t'.charCodeAt(0) % 16]}:${expiry}`)).toBe(1);
+    // The user's expiry: the user id after its length; none for a guest.
+    expect(await count('userExpiry', `2:u1:${expiry}`)).toBe(2);
+    await store.update(null, () => put('guest', { ...r, user: null }));
+    const [[guest]] = await ds.runQuery(ds.createQuery(ns, KIND).filter(new PropertyFilter('handle', '=', deviceHandle('guest'))));
+    expect(guest).not.toHaveProperty('userExpiry');
+    // Not expiresAt: every write moves it to a new maximum (docs/capacity.md).
+    expect(await count('expiresAt', new Date(T0 + 3600_000))).toBe(0);
     expect(await count('lastseen', ds.double(T0 / 1000))).toBe(0);
     expect(await count('securityKeys', 'cd'.repeat(32))).toBe(0);
     expect(await count('staticSecurityKey', 'ab'.repeat(32))).toBe(0);
@@ -456,12 +467,13 @@ describe('what the store reads back from entities it did not write in the curren
         key: 'legacy',
         head: { user: 'old-timer', lastSeen: now, createdAt: now, expiresAt: now + 7200_000, userAgent: 'Old/1' },
       });
-      // The handle's query found nothing; one page of the user's live sessions had it.
-      expect(rpcs.counts).toEqual({ runQuery: 2 });
+      // The handle's query found nothing; the first page of the user's live sessions had it (its two
+      // queries, sent together: sessions written before `userExpiry` existed, and the others).
+      expect(rpcs.counts).toEqual({ runQuery: 3 });
       rpcs.reset();
       expect(await s.findUserSession('old-timer', deviceHandle('legacy-expired'), now)).toBeNull();
       expect(await s.findUserSession('someone-else', deviceHandle('legacy'), now)).toBeNull();
-      expect(rpcs.counts).toEqual({ runQuery: 4 });
+      expect(rpcs.counts).toEqual({ runQuery: 6 });
       rpcs.reset();
       await s.update('legacy', (current) => put('legacy', current!));
       rpcs.reset();
@@ -472,7 +484,60 @@ describe('what the store reads back from entities it did not write in the curren
     }
   });
 
-  test('the look-up among sessions without a handle stops at the listing bound: 1,000 live sessions in two queries', async () => {
+  test('a session written before `expiry` existed (expiresAt indexed, no expiry) is cleaned up, listed and ended; its next write moves it to the new shape', async () => {
+    // A namespace of its own: the cleanup query sees every expired session of its namespace.
+    const own = uniqueNamespace('migrate');
+    const ds = datastore();
+    const s = new DatastoreSessionStore({ datastore: ds, kind: KIND, namespace: own, timeoutMs: 10_000, separateBegin: true });
+    const raw = (name: string, data: Record<string, unknown>) =>
+      ds.save({ key: ds.key({ namespace: own, path: [KIND, name] }), data, excludeFromIndexes: ['data'] });
+    const now = Date.now();
+    const old = {
+      ...base,
+      user: 'migrant',
+      lastseen: datastore().double(now / 1000),
+      createdAt: new Date(now),
+      data: '{}',
+      securityKeys: [],
+    };
+    // As the previous version wrote them: expiresAt indexed, no expiry.
+    await raw('0-old-expired', { ...old, expiresAt: new Date(now - 1000) });
+    await raw('0-old-live', { ...old, expiresAt: new Date(now + 3600_000) });
+    await s.update(null, () => put('0-new-expired', record({ user: 'migrant', createdAt: now, expiresAt: now - 1000 })));
+    await s.update(null, () => put('f-new-expired', record({ user: 'migrant', createdAt: now, expiresAt: now - 2000 })));
+    const expired = async () => {
+      const keys: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await s.findKeys({ kind: 'expired', before: now }, 1, cursor);
+        keys.push(...page.keys);
+        cursor = page.cursor;
+      } while (cursor);
+      return keys.sort();
+    };
+    // Each once: the old one by the query on expiresAt, the new ones by their shards.
+    expect(await expired()).toEqual(['0-new-expired', '0-old-expired', 'f-new-expired']);
+    await s.update(null, () => put('9-new-live', record({ user: 'migrant', createdAt: now, expiresAt: now + 7200_000 })));
+    // Listed, the old one by the query on (user, expiresAt) first; the expired ones not read.
+    const read = countQueriedEntities();
+    try {
+      expect((await s.listUserSessions('migrant', now, 10)).sessions.map((x) => x.key)).toEqual(['0-old-live', '9-new-live']);
+      expect(read.count).toBe(2);
+    } finally {
+      read.restore();
+    }
+    // The next write (a refresh moves expiresAt) stores it in the new shape; the cleanup still finds it once.
+    await s.update('0-old-live', (current) => put('0-old-live', { ...current!, expiresAt: now - 500 }));
+    const [[entity]] = await ds.runQuery(
+      ds.createQuery(own, KIND).filter(new PropertyFilter('expiry', '=', `0:${new Date(now - 500).toISOString()}`)),
+    );
+    expect(entity).toMatchObject({ user: 'migrant', expiresAt: new Date(now - 500) });
+    const [byExpiresAt] = await ds.runQuery(ds.createQuery(own, KIND).filter(new PropertyFilter('expiresAt', '=', new Date(now - 500))));
+    expect(byExpiresAt).toEqual([]);
+    expect(await expired()).toEqual(['0-new-expired', '0-old-expired', '0-old-live', 'f-new-expired']);
+  });
+
+  test('the look-up among sessions without a handle stops at the listing bound: 1,000 live sessions in two pages', async () => {
     const s = store();
     const now = Date.now();
     const many = Array.from({ length: 1200 }, (_, i) => ({
@@ -486,7 +551,8 @@ describe('what the store reads back from entities it did not write in the curren
     const read = countQueriedEntities();
     try {
       expect(await s.findUserSession('crowd', 'A'.repeat(22), now)).toBeNull();
-      expect(rpcs.counts).toEqual({ runQuery: 3 });
+      // The handle's query, the first page's two (the legacy one finds none), the second page's one.
+      expect(rpcs.counts).toEqual({ runQuery: 4 });
       expect(read.count).toBe(1000);
     } finally {
       rpcs.restore();
