@@ -17,8 +17,9 @@ resource "google_firestore_database" "sessions" {
 }
 
 # The kill query: user = U AND createdAt <= T, ordered by createdAt, keys only
-# (lib/store/datastoreStore.ts). Guest and all-users kills and the cleanup query
-# (expiresAt < T) use Datastore's built-in single-property indexes.
+# (lib/store/datastoreStore.ts). Guest and all-users kills, the cleanup (the 16 shards of the
+# indexed expiry, and expiresAt < T for sessions written before expiry existed) and finding a
+# session by its handle use Datastore's built-in single-property indexes.
 resource "google_firestore_index" "kill_by_user" {
   project     = var.project_id
   database    = var.database_id
@@ -39,11 +40,12 @@ resource "google_firestore_index" "kill_by_user" {
   depends_on = [google_project_service.required, google_firestore_database.sessions]
 }
 
-# The listing of a user's live sessions: user = U AND expiresAt > now, ordered by expiresAt
-# descending, with a property mask (lib/store/datastoreStore.ts). The device routes, "sign out
-# everywhere else" and the session cap use it, so they read live sessions only, never the expired
-# ones that pile up between two cleanups. Finding one session by its handle uses the built-in
-# index on `handle`.
+# The listing of a user's live sessions as it was before `userExpiry` existed: user = U AND
+# expiresAt > now, ordered by expiresAt descending, with a property mask (lib/store/datastoreStore.ts).
+# Sessions written now store expiresAt unindexed (every write moved it to a new maximum: a hotspot,
+# docs/capacity.md#the-hotspot) and so have no entry here; the listing queries their indexed
+# userExpiry instead (a built-in index). This index serves the sessions written before, until their
+# next write moves them (docs/storage.md#the-move-off-indexed-expiresat); it no longer grows.
 resource "google_firestore_index" "live_by_user" {
   project     = var.project_id
   database    = var.database_id
@@ -70,8 +72,8 @@ resource "google_firestore_index" "live_by_user" {
 #
 # Not google_firestore_field: on create the provider always sends an indexConfig, which a
 # Datastore-mode database refuses ("Single-field indexing modes cannot be updated in Datastore mode
-# databases", hashicorp/terraform-provider-google#15781). gcloud changes the TTL configuration alone
-# and leaves the inherited single-property indexes that the cleanup query (expiresAt < T) needs.
+# databases", hashicorp/terraform-provider-google#15781). gcloud changes the TTL configuration alone.
+# A TTL field may be indexed or not: sessions store expiresAt unindexed (docs/storage.md).
 # --enable-ttl asks for a state, not a change, so running it again is meant to be harmless (not
 # verified offline; docs/deploy.md).
 resource "terraform_data" "expires_at_ttl" {
