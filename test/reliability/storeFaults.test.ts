@@ -286,6 +286,7 @@ test('the emulator goes away under traffic and is started again on the same port
         'createdAt',
         'data',
         'expiresAt',
+        'expiry',
         'handle',
         'lastseen',
         'securityKeys',

@@ -424,6 +424,30 @@ describe('index exclusions (docs/storage.md#properties): only user, createdAt, h
   });
 });
 
+test("the listing's userExpiry ranges keep users apart: ids that start alike, hold ':' or ';', are not ASCII or 500 bytes long", async () => {
+  const store = new DatastoreSessionStore({
+    datastore: datastore(),
+    kind: KIND,
+    namespace: uniqueNamespace('users'),
+    timeoutMs: 10_000,
+    separateBegin: true,
+  });
+  const now = Date.now();
+  const users = ['a', 'ab', 'a:', 'a:b', 'a;', '1:a', '10', 'ä', 'ä:', '😀', 'x'.repeat(500), 'x'.repeat(499), '__guest__x'];
+  for (const [i, user] of users.entries()) {
+    // Two live sessions and one expired one each.
+    await store.update(null, () => put(`${i}-live-1`, record({ user, expiresAt: now + 3600_000 })));
+    await store.update(null, () => put(`${i}-live-2`, record({ user, expiresAt: now + 7200_000 })));
+    await store.update(null, () => put(`${i}-dead`, record({ user, expiresAt: now - 1 })));
+  }
+  await store.update(null, () => put('guest', record({ user: null, expiresAt: now + 3600_000 })));
+  for (const [i, user] of users.entries()) {
+    const { sessions } = await store.listUserSessions(user, now, 10);
+    expect([user, sessions.map((x) => x.key)]).toEqual([user, [`${i}-live-2`, `${i}-live-1`]]);
+  }
+  expect((await store.listUserSessions('__guest__', now, 10)).sessions).toEqual([]);
+});
+
 describe('what the store reads back from entities it did not write in the current shape', () => {
   const ns = uniqueNamespace('shape');
   const store = () =>
