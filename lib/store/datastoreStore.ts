@@ -164,7 +164,7 @@ interface PhasePage<T> {
 
 /**
  * Fills one page of at most `limit` items from the phases' queries in turn, starting where `cursor`
- * says: the cleanup's legacy query and 16 shards, the listing's legacy query and `userExpiry`.
+ * says: the listing's legacy query, then the one on `userExpiry`.
  */
 async function phased<T>(
   phases: number,
@@ -184,8 +184,24 @@ async function phased<T>(
   }
 }
 
-/** The cleanup's phases: the legacy query on `expiresAt`, then one per shard of `expiry`. */
-const EXPIRED_PHASES = EXPIRY_SHARDS.length + 1;
+/** The cleanup's queries: the legacy one on `expiresAt`, then one per shard of `expiry`. */
+const EXPIRED_QUERIES = EXPIRY_SHARDS.length + 1;
+/** In a cursor of the cleanup's queries: a query not started yet, and one that is done. */
+const NOT_STARTED = '';
+const DONE = '~';
+
+/**
+ * Where each of the cleanup's queries stands, as the engine's opaque cursor: one entry per query,
+ * joined by `|` (Datastore cursors are base64, which has no `|`): NOT_STARTED, DONE, or the
+ * Datastore cursor after what was returned.
+ */
+function expiredPositions(cursor: string | undefined): string[] {
+  if (cursor === undefined) return Array.from({ length: EXPIRED_QUERIES }, () => NOT_STARTED);
+  const positions = cursor.split('|');
+  if (positions.length !== EXPIRED_QUERIES) throw new RangeError('not a cursor of the expired-session listing');
+  return positions;
+}
+
 /** The listing's phases: the legacy query on (`user`, `expiresAt`), then `userExpiry`. */
 const LISTING_PHASES = 2;
 
@@ -473,8 +489,9 @@ export class DatastoreSessionStore implements SessionStore {
    * One page of the keys of the sessions `selector` matches, under the engine's deadline; the
    * batch-deletion engine pages through it. A user's sessions: one keys-only query on (`user`,
    * `createdAt`). Expired ones: the query on the indexed `expiresAt` that finds sessions written
-   * before `expiry` existed, then one range query per shard of `expiry` (docs/storage.md#queries-and-indexes),
-   * as many as it takes to fill the page; the cursor says which query and where in it.
+   * before `expiry` existed, and one range query per shard of `expiry`
+   * (docs/storage.md#queries-and-indexes), sent together, each for its share of the page; the
+   * cursor holds where each of them stands.
    *
    * @example
    * const { keys, cursor } = await store.findKeys({ kind: 'expired', before: Date.now() - 300_000 }, 500);
@@ -487,27 +504,44 @@ export class DatastoreSessionStore implements SessionStore {
       query = query.filter(new PropertyFilter('createdAt', '<=', new Date(selector.createdAtOrBefore))).order('createdAt');
       return this.#keyPage(query, limit, cursor, options);
     }
-    const page = await phased<{ key: StorageKey; user?: string }>(EXPIRED_PHASES, limit, cursor, async (phase, left, at) => {
-      const found = await this.#keyPage(this.#expiredQuery(phase, selector.before), left, at, options);
-      return { items: found.keys.map((key, i) => ({ key, user: found.users?.[i] })), cursor: found.cursor };
-    });
-    const found: KeyPage = { keys: page.items.map((x) => x.key) };
-    if (options.withUsers) found.users = page.items.map((x) => x.user ?? GUEST_USER);
-    if (page.cursor !== undefined) found.cursor = page.cursor;
+    // All unfinished queries at once, each for its share of the page: one round trip per page, and
+    // the 16 shards (uniform by key) drain together. When a round finishes some queries, the others
+    // are asked for the rest of the page in another round (a backlog left in few shards).
+    const positions = expiredPositions(cursor);
+    const found: KeyPage = { keys: [] };
+    if (options.withUsers) found.users = [];
+    for (let finished = true; finished && found.keys.length < limit;) {
+      const left = limit - found.keys.length;
+      // At most `left` of them (at least one key each), so the page never holds more than `limit`.
+      const open = positions.flatMap((at, i) => (at === DONE ? [] : [i])).slice(0, left);
+      if (open.length === 0) break;
+      const share = Math.floor(left / open.length);
+      const pages = await Promise.all(
+        open.map((i) => this.#keyPage(this.#expiredQuery(i, selector.before), share, positions[i] || undefined, options)),
+      );
+      finished = false;
+      pages.forEach((page, n) => {
+        found.keys.push(...page.keys);
+        found.users?.push(...(page.users ?? []));
+        positions[open[n]!] = page.cursor ?? DONE;
+        if (page.cursor === undefined) finished = true;
+      });
+    }
+    if (positions.some((at) => at !== DONE)) found.cursor = positions.join('|');
     return found;
   }
 
   /**
-   * The query of one phase of the expired-session listing: phase 0 `expiresAt` < T (sessions
-   * written before `expiry` existed; none once they were all written again or deleted), phase s
-   * `"<digit>:"` <= `expiry` < `"<digit>:<T>"` for the s-th hex digit. Built-in indexes only.
+   * One of the cleanup's queries: 0 is `expiresAt` < T (sessions written before `expiry` existed;
+   * none once they were all written again or deleted), s from 1 to 16 `"<digit>:"` <= `expiry` <
+   * `"<digit>:<T>"` for the s-th hex digit. Built-in indexes only.
    */
-  #expiredQuery(phase: number, before: number): Query {
-    if (phase === 0)
+  #expiredQuery(query: number, before: number): Query {
+    if (query === 0)
       return this.#query()
         .filter(new PropertyFilter('expiresAt', '<', new Date(before)))
         .order('expiresAt');
-    const digit = EXPIRY_SHARDS.charAt(phase - 1);
+    const digit = EXPIRY_SHARDS.charAt(query - 1);
     return this.#query()
       .filter(new PropertyFilter('expiry', '>=', `${digit}:`))
       .filter(new PropertyFilter('expiry', '<', expiryKey(digit, before)))
