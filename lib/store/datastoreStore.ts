@@ -515,9 +515,10 @@ export class DatastoreSessionStore implements SessionStore {
       // At most `left` of them (at least one key each), so the page never holds more than `limit`.
       const open = positions.flatMap((at, i) => (at === DONE ? [] : [i])).slice(0, left);
       if (open.length === 0) break;
-      const share = Math.floor(left / open.length);
+      // Shares that add up to `left`, so that a page is full when no query runs out.
+      const share = (n: number) => Math.floor(left / open.length) + (n < left % open.length ? 1 : 0);
       const pages = await Promise.all(
-        open.map((i) => this.#keyPage(this.#expiredQuery(i, selector.before), share, positions[i] || undefined, options)),
+        open.map((i, n) => this.#keyPage(this.#expiredQuery(i, selector.before), share(n), positions[i] || undefined, options)),
       );
       finished = false;
       pages.forEach((page, n) => {
