@@ -5,10 +5,18 @@
  * the first choice, but its per-connection context is reset after every pass over the request list,
  * so it cannot keep one cookie per connection; this is the few lines it takes instead.
  *
+ * Two modes. Closed loop (the default): every client sends its next request when its previous one
+ * is answered, so the server is driven to saturation and latency follows CPU per request. Open loop
+ * (`rate`): requests arrive at a fixed rate whatever the server does, each on an idle client (its
+ * session, its connection), and each one's latency is measured from its SCHEDULED send time, so a
+ * stall delays every request due meanwhile, as it would users' (no coordinated omission).
+ *
  * Input: one JSON argument (LoadSpec). Output: one JSON line (LoadResult).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import { loadavg } from 'node:os';
+import type { GcStats } from './rpcPreload';
 import { percentile, round } from './stats';
 
 export interface LoadSpec {
@@ -35,6 +43,11 @@ export interface LoadSpec {
   fill?: { keys: number; bytes: number };
   /** Production-latency mode: the relay's control URL and this server's relay, to count RPCs at the wire. */
   relay?: { countUrl: string; name: string };
+  /**
+   * Open loop: requests per second, sent on schedule (warm-up and measured requests alike) whatever
+   * the answers; `clients` is then the number of sessions (and connections) they are spread over.
+   */
+  rate?: number;
 }
 
 export type RpcCounts = Record<string, number>;
@@ -62,6 +75,30 @@ export interface LoadResult {
   /** Production-latency mode: RPCs counted at the relay (HTTP/2 streams), per measured request and per probed read / write. */
   wire?: { perRequest: number; perRead: number; perWrite: number };
   serverRssMb: number;
+  /** The server's `process.version` (the Node it runs on, --server-node). */
+  serverNode: string;
+  /** The server's GC pauses over the measured requests (perf_hooks `gc` entries). */
+  gc: {
+    pausesPer1000: number;
+    msPer1000: number;
+    majorPer1000: number;
+    /** Pauses of 2 ms or more per 1,000 requests. */
+    over2msPer1000: number;
+    maxMs: number;
+  };
+  /** The machine's 1-minute load average when the measured requests started and ended. */
+  load: [number, number];
+  /** Open loop: the rate asked for and how well the generator kept to its schedule. */
+  open?: {
+    rate: number;
+    /** Measured requests ÷ the time from the first scheduled send to the last answer. */
+    achievedRate: number;
+    /** Sends that left 1 ms or more after their scheduled time (the generator itself was late), and the latest. */
+    lateSends: number;
+    maxLateMs: number;
+    /** Requests that found no idle client (session) and waited behind another request of theirs. */
+    queuedOnClient: number;
+  };
   /** CPU time of the server process per measured request (user + system). */
   serverCpuMsPerRequest: number;
   /** CPU time of the emulator (its whole process group) per measured request; NaN where /proc is missing. */
@@ -73,6 +110,8 @@ interface Client {
   cookie: string;
   staticKey: string | undefined;
   counter: number;
+  /** Requests of this client in flight (open loop: 0 = idle). */
+  busy: number;
 }
 
 export interface Reply {
@@ -146,7 +185,7 @@ async function setup(spec: LoadSpec, base: URL, i: number): Promise<Client> {
     staticKey = r.headers['sec-x-viur-staticskey'] as string | undefined;
     if (r.status !== 200 || !cookie || !staticKey) throw new Error(`setup of client ${i}: ${r.status} ${r.body}`);
   }
-  const c: Client = { agent, cookie: cookie ?? '', staticKey, counter: 0 };
+  const c: Client = { agent, cookie: cookie ?? '', staticKey, counter: 0, busy: 0 };
   const first = await request(base, agent, 'PUT', '/session/data/profile', headersFor(spec, c, true), JSON.stringify(PROFILE));
   if (spec.stack !== 'ours') c.cookie = cookieOf(first, spec.cookieName) ?? '';
   if (first.status !== 200 || !c.cookie) throw new Error(`setup of client ${i}: ${first.status} ${first.body}`);
@@ -189,11 +228,11 @@ function isWrite(n: number, ratio: number): boolean {
   return (n * 7919) % 1000 < ratio * 1000;
 }
 
-async function rpcs(base: URL): Promise<{ counts: RpcCounts; rss: number; cpuMs: number }> {
+async function rpcs(base: URL): Promise<{ counts: RpcCounts; rss: number; cpuMs: number; node: string; gc: GcStats }> {
   const r = await request(base, undefined, 'GET', '/__rpc', {});
   if (r.status !== 200) throw new Error(`/__rpc answered ${r.status}: is the server running with the preload?`);
-  const parsed = JSON.parse(r.body) as { counts: RpcCounts; memory: number; cpuMs: number };
-  return { counts: parsed.counts, rss: parsed.memory, cpuMs: parsed.cpuMs };
+  const parsed = JSON.parse(r.body) as { counts: RpcCounts; memory: number; cpuMs: number; node: string; gc: GcStats };
+  return { counts: parsed.counts, rss: parsed.memory, cpuMs: parsed.cpuMs, node: parsed.node, gc: parsed.gc };
 }
 
 /** RPCs this server sent through its relay so far (production-latency mode), else 0. */
@@ -281,21 +320,118 @@ async function phase(
   return { writes, errors, firstError };
 }
 
+interface OpenStats {
+  lateSends: number;
+  maxLateMs: number;
+  queuedOnClient: number;
+  /** From the first scheduled send to the last answer, ms. */
+  spanMs: number;
+}
+
+/**
+ * The open loop: request n is due at start + n / rate and goes out then (or as soon as the event
+ * loop lets it) on the next idle client, whether or not earlier requests were answered; its latency
+ * runs from the time it was due, not from when it left.
+ */
+async function openPhase(
+  spec: LoadSpec,
+  base: URL,
+  clients: Client[],
+  total: number,
+  rate: number,
+  latencies: { all: number[]; read: number[]; write: number[] } | null,
+): Promise<{ writes: number; errors: number; firstError?: string; stats: OpenStats }> {
+  const interval = 1000 / rate;
+  const start = performance.now() + 20;
+  let writes = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const stats: OpenStats = { lateSends: 0, maxLateMs: 0, queuedOnClient: 0, spanMs: 0 };
+  let cursor = 0;
+  let lastDone = start;
+  const pending: Array<Promise<void>> = [];
+  const pick = (): Client => {
+    for (let i = 0; i < clients.length; i++) {
+      const c = clients[(cursor + i) % clients.length]!;
+      if (c.busy === 0) {
+        cursor = (cursor + i + 1) % clients.length;
+        return c;
+      }
+    }
+    stats.queuedOnClient++;
+    const c = clients[cursor]!;
+    cursor = (cursor + 1) % clients.length;
+    return c;
+  };
+  const one = async (n: number, due: number): Promise<void> => {
+    const write = isWrite(n, spec.writeRatio);
+    const c = pick();
+    c.busy++;
+    try {
+      const r = await send(spec, base, c, write);
+      if (r.status >= 300) {
+        errors++;
+        firstError ??= `${r.status} ${r.body.slice(0, 200)}`;
+      }
+    } catch (err) {
+      errors++;
+      firstError ??= String(err);
+    } finally {
+      c.busy--;
+    }
+    const done = performance.now();
+    lastDone = Math.max(lastDone, done);
+    if (latencies) {
+      const ms = done - due;
+      latencies.all.push(ms);
+      (write ? latencies.write : latencies.read).push(ms);
+    }
+    if (write) writes++;
+  };
+  for (let n = 0; n < total; n++) {
+    const due = start + n * interval;
+    const wait = due - performance.now();
+    if (wait >= 1) await new Promise((r) => setTimeout(r, wait));
+    else if (wait > 0) await new Promise((r) => setImmediate(r));
+    const late = performance.now() - due;
+    if (late >= 1) stats.lateSends++;
+    stats.maxLateMs = Math.max(stats.maxLateMs, late);
+    pending.push(one(n, due));
+  }
+  await Promise.all(pending);
+  stats.spanMs = lastDone - start;
+  return { writes, errors, ...(firstError ? { firstError } : {}), stats };
+}
+
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const base = new URL(spec.url);
   const clients: Client[] = [];
   for (let i = 0; i < spec.clients; i += 8) {
     clients.push(...(await Promise.all(Array.from({ length: Math.min(8, spec.clients - i) }, (_, j) => setup(spec, base, i + j)))));
   }
-  await phase(spec, base, clients, spec.warmup, null);
+  // The warm-up in the mode of the run: an open-loop run starts measuring in its steady state, not
+  // behind the queue a closed-loop warm-up leaves.
+  if (spec.rate) await openPhase(spec, base, clients, spec.warmup, spec.rate, null);
+  else await phase(spec, base, clients, spec.warmup, null);
 
   const before = await rpcs(base);
   const wireBefore = await wireRpcs(spec);
   const emulatorBefore = groupCpuMs(spec.emulatorPgid);
+  const loadStart = round(loadavg()[0]!, 2);
   const lat = { all: [] as number[], read: [] as number[], write: [] as number[] };
   const t0 = process.hrtime.bigint();
-  const { writes, errors, firstError } = await phase(spec, base, clients, spec.requests, lat);
+  let open: OpenStats | undefined;
+  let outcome: { writes: number; errors: number; firstError?: string };
+  if (spec.rate) {
+    const o = await openPhase(spec, base, clients, spec.requests, spec.rate, lat);
+    open = o.stats;
+    outcome = o;
+  } else {
+    outcome = await phase(spec, base, clients, spec.requests, lat);
+  }
+  const { writes, errors, firstError } = outcome;
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const loadEnd = round(loadavg()[0]!, 2);
   const after = await rpcs(base);
   const wireAfter = await wireRpcs(spec);
   const emulatorAfter = groupCpuMs(spec.emulatorPgid);
@@ -345,6 +481,26 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         }
       : {}),
     serverRssMb: round(after.rss / 2 ** 20, 1),
+    serverNode: after.node,
+    gc: {
+      pausesPer1000: round(((after.gc.count - before.gc.count) / spec.requests) * 1000, 2),
+      msPer1000: round(((after.gc.ms - before.gc.ms) / spec.requests) * 1000, 2),
+      majorPer1000: round(((after.gc.major - before.gc.major) / spec.requests) * 1000, 2),
+      over2msPer1000: round(((after.gc.over2ms - before.gc.over2ms) / spec.requests) * 1000, 2),
+      maxMs: round(after.gc.maxMsSinceLastRead, 2),
+    },
+    load: [loadStart, loadEnd],
+    ...(spec.rate && open
+      ? {
+          open: {
+            rate: spec.rate,
+            achievedRate: round((spec.requests / open.spanMs) * 1000, 1),
+            lateSends: open.lateSends,
+            maxLateMs: round(open.maxLateMs, 2),
+            queuedOnClient: open.queuedOnClient,
+          },
+        }
+      : {}),
     serverCpuMsPerRequest: round((after.cpuMs - before.cpuMs) / spec.requests, 3),
     emulatorCpuMsPerRequest: round((emulatorAfter - emulatorBefore) / spec.requests, 3),
   };

@@ -34,8 +34,12 @@ process.once('exit', () => {
 });
 
 /** `node args…` in its own process group, piped, tracked so that an exiting benchmark ends it. */
-function spawnNode(args: string[], env: Record<string, string | undefined>): ChildProcessByStdio<null, Readable, Readable> {
-  const child = spawn(process.execPath, args, {
+function spawnNode(
+  args: string[],
+  env: Record<string, string | undefined>,
+  nodeBin: string = process.execPath,
+): ChildProcessByStdio<null, Readable, Readable> {
+  const child = spawn(nodeBin, args, {
     cwd: ROOT,
     env: { ...process.env, METADATA_SERVER_DETECTION: 'none', ...env },
     detached: true,
@@ -48,10 +52,16 @@ function spawnNode(args: string[], env: Record<string, string | undefined>): Chi
 /**
  * Spawns `node args…` in its own process group (stop() ends the group) and waits until it listens
  * on `port`. Its output is kept (the last 100 kB) for failure messages and drained, so a chatty
- * server never blocks on a full pipe.
+ * server never blocks on a full pipe. `nodeBin` is the Node it runs on (--server-node), else this one.
  */
-export async function startServer(args: string[], env: Record<string, string>, port: number, what: string): Promise<ServerProcess> {
-  const child = spawnNode(args, env);
+export async function startServer(
+  args: string[],
+  env: Record<string, string>,
+  port: number,
+  what: string,
+  nodeBin?: string,
+): Promise<ServerProcess> {
+  const child = spawnNode(args, env, nodeBin);
   let text = '';
   const collect = (b: Buffer) => {
     text = (text + b.toString()).slice(-100_000);

@@ -8,6 +8,10 @@
  *
  *   npm run bench:profile -- [--requests=3000] [--clients=16] [--alt-source=DIR/functions/index.js]
  *                            [--read-cache-ms=1000] [--datastore-host=H] [--keep=DIR]
+ *                            [--server-node=24|22|current]
+ *
+ * Every server runs on --server-node (default the deployed runtime, Terraform's nodejs_runtime:
+ * Node 24); the version each reported is printed with the table.
  *
  * Profiling slows every stack alike (sampling every 200 µs); the shares, not the absolute times,
  * are what it is for. The .cpuprofile files are kept with --keep (open them in Chrome DevTools).
@@ -21,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { type Emulator, freePort, startEmulator } from '../scripts/emulators';
 import type { LoadResult, LoadSpec } from './loadgen';
 import { BENCH_JS, FUNCTIONS_FRAMEWORK, FUNCTIONS_SOURCE, lastJson, runNode, type ServerProcess, startServer } from './proc';
+import { resolveServerNode } from './serverNode';
 
 interface ProfileNode {
   id: number;
@@ -98,6 +103,8 @@ export function componentOf(frame: { functionName: string; url: string }): strin
     if (functionName === '(program)') return 'V8 / native (unattributed)';
     return 'native';
   }
+  // The profiler's own Profiler.stop (its serialisation runs inside the profiled window): the harness's.
+  if (url === 'node:inspector') return 'bench preload';
   if (url.startsWith('node:')) return 'Node.js core';
   const at = url.lastIndexOf('/node_modules/');
   if (at >= 0) {
@@ -124,6 +131,62 @@ export function selfTimeByComponent(profile: CpuProfile): Map<string, number> {
   return totals;
 }
 
+/**
+ * Self time in ms of the heaviest functions of one component ("Node.js core": where functions-framework's
+ * AsyncLocalStorage, the HTTP server and the streams spend it), by name and file.
+ */
+export function topFunctions(profile: CpuProfile, component: string, n: number): Array<{ fn: string; ms: number }> {
+  const byId = new Map(profile.nodes.map((x) => [x.id, x.callFrame]));
+  const totals = new Map<string, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const frame = byId.get(profile.samples[i]!);
+    if (!frame || componentOf(frame) !== component) continue;
+    const key = `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^node:/, '')}`;
+    totals.set(key, (totals.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  }
+  return [...totals]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([fn, ms]) => ({ fn, ms }));
+}
+
+/**
+ * Self time of Node.js core, by the package whose code is the nearest caller on the stack outside
+ * Node core (e.g. "@google-cloud/functions-framework": its middleware's AsyncLocalStorage.run and
+ * domain; "(no caller)": ticks and callbacks entered from the event loop, promise hooks included).
+ */
+export function nodeCoreByCaller(profile: CpuProfile): Map<string, number> {
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(profile.nodes.map((x) => [x.id, x]));
+  const caller = new Map<number, string>();
+  const callerOf = (id: number): string => {
+    const known = caller.get(id);
+    if (known !== undefined) return known;
+    let at = parent.get(id);
+    let found = '(no caller)';
+    while (at !== undefined) {
+      const c = componentOf(byId.get(at)!.callFrame);
+      if (c !== 'Node.js core' && c !== 'native' && c !== 'V8 / native (unattributed)' && c !== 'GC' && c !== 'other') {
+        found = c;
+        break;
+      }
+      at = parent.get(at);
+    }
+    caller.set(id, found);
+    return found;
+  };
+  const totals = new Map<string, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i]!;
+    const node = byId.get(id);
+    if (!node || componentOf(node.callFrame) !== 'Node.js core') continue;
+    const c = callerOf(id);
+    totals.set(c, (totals.get(c) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  }
+  return totals;
+}
+
 function get(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
     http
@@ -145,8 +208,11 @@ async function main(): Promise<void> {
       'read-cache-ms': { type: 'string' },
       'datastore-host': { type: 'string' },
       keep: { type: 'string' },
+      'server-node': { type: 'string' },
     },
   });
+  const serverNode = resolveServerNode(values['server-node']);
+  console.error(`servers on Node ${serverNode.version} (${serverNode.bin})`);
   const requests = Number(values.requests);
   const clients = Number(values.clients);
   const project = 'session-bench';
@@ -229,7 +295,10 @@ async function main(): Promise<void> {
   try {
     for (const d of defs) {
       const port = await freePort();
-      servers.push({ ...d, server: await startServer(d.args(port), { ...common, ...d.env, PORT: String(port) }, port, d.label) });
+      servers.push({
+        ...d,
+        server: await startServer(d.args(port), { ...common, ...d.env, PORT: String(port) }, port, d.label, serverNode.bin),
+      });
     }
     const load = async (s: (typeof servers)[number], n: number): Promise<LoadResult> => {
       const spec: LoadSpec = {
@@ -252,7 +321,16 @@ async function main(): Promise<void> {
       const r = await load(s, requests);
       console.error(`warm-up ${s.label}: ${r.throughput} req/s, ${r.serverCpuMsPerRequest} ms CPU/request`);
     }
-    const rows: Array<{ label: string; perRequest: Map<string, number>; total: number; measured: number }> = [];
+    const rows: Array<{
+      label: string;
+      perRequest: Map<string, number>;
+      total: number;
+      measured: number;
+      node: string;
+      cpuMs: number;
+      nodeCore: Array<{ fn: string; ms: number }>;
+      nodeCoreCallers: Array<{ caller: string; ms: number }>;
+    }> = [];
     for (const s of servers) {
       await get(`${s.server.url}/__profile/start`);
       const r = await load(s, requests);
@@ -260,16 +338,28 @@ async function main(): Promise<void> {
       await get(`${s.server.url}/__profile/stop?file=${encodeURIComponent(file)}`);
       // The profiled window also holds the load generator's setup and warm-up requests.
       const measured = r.requests + 100 + 3 * clients;
-      const totals = selfTimeByComponent(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+      const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+      const totals = selfTimeByComponent(profile);
       const perRequest = new Map([...totals].map(([k, v]) => [k, v / measured]));
-      rows.push({ label: s.label, perRequest, total: [...perRequest.values()].reduce((a, b) => a + b, 0), measured });
+      rows.push({
+        label: s.label,
+        perRequest,
+        total: [...perRequest.values()].reduce((a, b) => a + b, 0),
+        measured,
+        node: r.serverNode,
+        cpuMs: r.serverCpuMsPerRequest,
+        nodeCore: topFunctions(profile, 'Node.js core', 8).map((f) => ({ fn: f.fn, ms: f.ms / measured })),
+        nodeCoreCallers: [...nodeCoreByCaller(profile)].sort((a, b) => b[1] - a[1]).map(([caller, ms]) => ({ caller, ms: ms / measured })),
+      });
     }
     const components = [...new Set(rows.flatMap((r) => [...r.perRequest.keys()]))].sort(
       (a, b) => (rows[0]!.perRequest.get(b) ?? 0) - (rows[0]!.perRequest.get(a) ?? 0),
     );
     const w = Math.max(...components.map((c) => c.length), 9);
     const line = (name: string, cells: string[]) => console.log(`${name.padEnd(w)} ${cells.map((c) => c.padStart(11)).join(' ')}`);
-    console.log(`CPU ms per request by component (self time, sampled; ${requests} read-mostly requests, ${clients} clients)`);
+    console.log(
+      `CPU ms per request by component (self time, sampled; ${requests} read-mostly requests, ${clients} clients; servers on Node ${[...new Set(rows.map((r) => r.node))].join(', ')})`,
+    );
     line(
       'component',
       rows.map((r) => r.label),
@@ -283,8 +373,30 @@ async function main(): Promise<void> {
       'total',
       rows.map((r) => r.total.toFixed(4)),
     );
+    line(
+      'process CPU / measured request',
+      rows.map((r) => r.cpuMs.toFixed(4)),
+    );
+    for (const r of rows) {
+      console.log(`\nNode.js core, heaviest functions of ${r.label} (self ms per request):`);
+      for (const f of r.nodeCore) console.log(`  ${f.ms.toFixed(4)}  ${f.fn}`);
+      console.log(`Node.js core of ${r.label} by its nearest caller outside Node core (self ms per request):`);
+      for (const c of r.nodeCoreCallers.slice(0, 8)) console.log(`  ${c.ms.toFixed(4)}  ${c.caller}`);
+    }
     console.log(
-      JSON.stringify({ dir, rows: rows.map((r) => ({ label: r.label, total: r.total, perRequest: Object.fromEntries(r.perRequest) })) }),
+      JSON.stringify({
+        dir,
+        serverNode: serverNode.version,
+        rows: rows.map((r) => ({
+          label: r.label,
+          node: r.node,
+          total: r.total,
+          cpuMs: r.cpuMs,
+          perRequest: Object.fromEntries(r.perRequest),
+          nodeCore: r.nodeCore,
+          nodeCoreCallers: r.nodeCoreCallers,
+        })),
+      }),
     );
   } finally {
     for (const s of servers) await s.server.stop();

@@ -11,6 +11,7 @@ import { freePort } from '../scripts/emulators';
 import type { RelaySet } from './latencyRelay';
 import type { LoadResult, LoadSpec } from './loadgen';
 import { BENCH_JS, FUNCTIONS_FRAMEWORK, FUNCTIONS_SOURCE, lastJson, runNode, type ServerProcess, startServer } from './proc';
+import type { ServerNode } from './serverNode';
 import { median, ratio, round } from './stats';
 
 export interface RequestOptions {
@@ -48,12 +49,27 @@ export interface RequestOptions {
   latency?: { rttMs: number; jitterMs: number; emulator: string };
   /** A discarded first round on every stack: the emulator's JIT warms up on it, not on the first measured run. */
   warmupRound: boolean;
+  /** The Node every server stack runs on (--server-node); the benchmark's own when not given. */
+  serverNode?: ServerNode;
+  /** Run the closed-loop mixes (default true); false with `open` runs the open loop only. */
+  closed?: boolean;
+  /**
+   * Open loop (issue 27): the same mixes again at each fixed arrival rate (requests/s per stack),
+   * latency from each request's scheduled send time, on `clients` sessions.
+   */
+  open?: { rates: number[]; clients: number; requests: number; warmup: number };
 }
 
 export type Stack = 'ours' | 'express' | 'ff-express';
 
 export interface StackSummary {
   throughput: number;
+  /** Server GC pauses per 1,000 measured requests, their ms per 1,000, and the longest pause (medians of the runs). */
+  gcPausesPer1000: number;
+  gcMsPer1000: number;
+  gcMaxMs: number;
+  /** The machine's 1-minute load average over the runs (median of each run's start and end). */
+  load: number;
   p50: number;
   p99: number;
   readP50: number;
@@ -106,9 +122,21 @@ export interface SizePoint {
   runs: LoadResult[];
 }
 
+export interface OpenLoopResult {
+  /** Requests per second each stack was sent, on schedule. */
+  rate: number;
+  clients: number;
+  mixes: MixResult[];
+}
+
 export interface RequestBenchResult {
   name: 'request';
+  /** Closed loop (empty when only the open loop ran). */
   mixes: MixResult[];
+  /** Open loop at each rate asked for. */
+  open?: OpenLoopResult[];
+  /** The Node the servers ran on: asked for, and what each server reported (`process.version`). */
+  serverNode?: { spec: string; version: string; reported: string[] };
   sizeCurve?: SizePoint[];
   /** Production-latency mode: the round trip the relays added and the emulator behind them. */
   latency?: { rttMs: number; jitterMs: number; emulator: string };
@@ -119,6 +147,10 @@ function summarize(runs: LoadResult[]): StackSummary {
   const m = (f: (r: LoadResult) => number) => round(median(runs.map(f)), 3);
   return {
     throughput: m((r) => r.throughput),
+    gcPausesPer1000: m((r) => r.gc.pausesPer1000),
+    gcMsPer1000: m((r) => r.gc.msPer1000),
+    gcMaxMs: m((r) => r.gc.maxMs),
+    load: round(median(runs.flatMap((r) => r.load)), 2),
     p50: m((r) => r.p50),
     p99: m((r) => r.p99),
     readP50: m((r) => r.read.p50),
@@ -160,6 +192,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
     DATASTORE_EMULATOR_HOST: options.relays ? (await options.relays.relay(name)).host : options.datastoreHost,
   });
   const oursEnv = options.oursEnv ?? {};
+  const nodeBin = options.serverNode?.bin;
   try {
     const oursPort = await freePort();
     const ours = await startServer(
@@ -174,6 +207,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       { ...common, ...(await host('ours')), ...oursEnv, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
       oursPort,
       'sessionApi (functions-framework)',
+      nodeBin,
     );
     servers.push(ours);
     const expressPort = await freePort();
@@ -182,6 +216,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       { ...common, ...(await host('express')), PORT: String(expressPort), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
       expressPort,
       'express-session',
+      nodeBin,
     );
     servers.push(express);
     let ffExpress: ServerProcess | undefined;
@@ -199,6 +234,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         { ...common, ...(await host('ff-express')), BENCH_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
         ffPort,
         'express-session (functions-framework)',
+        nodeBin,
       );
       servers.push(ffExpress);
     }
@@ -217,6 +253,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         { ...common, ...(await host('ours-alt')), ...oursEnv, SESSION_NAMESPACE: `bench-${randomBytes(4).toString('hex')}` },
         altPort,
         'sessionApi (alternative build)',
+        nodeBin,
       );
       servers.push(oursAlt);
     }
@@ -241,6 +278,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         },
         cachePort,
         'sessionApi with the read cache',
+        nodeBin,
       );
       servers.push(oursCache);
     }
@@ -257,6 +295,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
       writeRatio: number,
       requests: number,
       fill?: { keys: number; bytes: number },
+      open?: { rate: number; clients: number; warmup: number },
     ): Promise<LoadResult> => {
       const spec: LoadSpec = {
         url: s.server.url,
@@ -272,6 +311,7 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         ...(options.emulatorPgid !== undefined ? { emulatorPgid: options.emulatorPgid } : {}),
         ...(fill ? { fill, warmup: Math.min(options.warmup, 80) } : {}),
         ...(options.relays ? { relay: { countUrl: options.relays.controlUrl, name: s.label ?? s.stack } } : {}),
+        ...(open ? { rate: open.rate, clients: open.clients, warmup: open.warmup } : {}),
       };
       const { stdout, stderr, code } = await runNode([join(BENCH_JS, 'loadgen.js'), JSON.stringify(spec)], {}, spec.timeoutMs + 10_000);
       if (code !== 0) throw new Error(`load generator failed (${code}):\n${stderr}\nserver output:\n${s.server.output().slice(-3000)}`);
@@ -283,54 +323,69 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         log(`  request warm-up (discarded) ${(s.label ?? s.stack).padEnd(10)} ${r.throughput} req/s`);
       }
     }
-    const mixes: MixResult[] = [];
-    for (const mix of options.mixes) {
-      const runs: LoadResult[] = [];
-      for (let rep = 0; rep < options.repeats; rep++) {
-        // Rotate which stack goes first, so none always runs on a warmer (or busier) emulator.
-        const order = [...stacks.slice(rep % stacks.length), ...stacks.slice(0, rep % stacks.length)];
-        for (const s of order) {
-          const { stack, label } = s;
-          const result = await load(s, mix.writeRatio, options.requests);
-          runs.push(result);
-          log(
-            `  request${options.latency ? ` rtt ${options.latency.rttMs} ms` : ''} ${mix.name} run ${rep + 1}/${options.repeats} ${(label ?? stack).padEnd(10)} ${result.throughput} req/s p50 ${result.p50} ms p99 ${result.p99} ms rpc/req ${result.rpcPerRequest}${result.wire ? ` wire rpc/read ${result.wire.perRead} /write ${result.wire.perWrite}` : ''} cpu/req server ${result.serverCpuMsPerRequest} ms emulator ${result.emulatorCpuMsPerRequest} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
-          );
+    const runMixes = async (open?: { rate: number; clients: number; warmup: number }): Promise<MixResult[]> => {
+      const mixes: MixResult[] = [];
+      for (const mix of options.mixes) {
+        const runs: LoadResult[] = [];
+        for (let rep = 0; rep < options.repeats; rep++) {
+          // Rotate which stack goes first, so none always runs on a warmer (or busier) emulator.
+          const order = [...stacks.slice(rep % stacks.length), ...stacks.slice(0, rep % stacks.length)];
+          for (const s of order) {
+            const { stack, label } = s;
+            const result = await load(
+              s,
+              mix.writeRatio,
+              open ? (options.open?.requests ?? options.requests) : options.requests,
+              undefined,
+              open,
+            );
+            runs.push(result);
+            log(
+              `  request${options.latency ? ` rtt ${options.latency.rttMs} ms` : ''}${open ? ` open ${open.rate}/s` : ''} ${mix.name} run ${rep + 1}/${options.repeats} ${(label ?? stack).padEnd(10)} ${result.throughput} req/s read p50/p99 ${result.read.p50}/${result.read.p99} ms write p50/p99 ${result.write.p50}/${result.write.p99} ms rpc/req ${result.rpcPerRequest}${result.wire ? ` wire rpc/read ${result.wire.perRead} /write ${result.wire.perWrite}` : ''} cpu/req server ${result.serverCpuMsPerRequest} ms emulator ${result.emulatorCpuMsPerRequest} ms gc/1000 ${result.gc.pausesPer1000} (${result.gc.msPer1000} ms, max ${result.gc.maxMs} ms)${result.open ? ` late sends ${result.open.lateSends} (max ${result.open.maxLateMs} ms) queued ${result.open.queuedOnClient}` : ''} load ${result.load.join('→')} node ${result.serverNode} errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
+            );
+          }
         }
+        const oursSummary = summarize(runs.filter((r) => r.stack === 'ours'));
+        const expressSummary = summarize(runs.filter((r) => r.stack === 'express'));
+        const ffRuns = runs.filter((r) => r.stack === 'ff-express');
+        const ffSummary = ffRuns.length > 0 ? summarize(ffRuns) : undefined;
+        const altRuns = runs.filter((r) => r.stack === 'ours-alt');
+        const cacheRuns = runs.filter((r) => r.stack === 'ours-cache');
+        mixes.push({
+          mix: mix.name,
+          writeRatio: mix.writeRatio,
+          clients: open?.clients ?? options.clients,
+          requests: open ? (options.open?.requests ?? options.requests) : options.requests,
+          repeats: options.repeats,
+          ours: oursSummary,
+          express: expressSummary,
+          ...(ffSummary ? { ffExpress: ffSummary } : {}),
+          ...(altRuns.length > 0 ? { oursAlt: summarize(altRuns) } : {}),
+          ...(cacheRuns.length > 0 ? { oursCache: summarize(cacheRuns) } : {}),
+          ratios: {
+            throughput: ratio(oursSummary.throughput, expressSummary.throughput),
+            p50: ratio(oursSummary.p50, expressSummary.p50),
+            p99: ratio(oursSummary.p99, expressSummary.p99),
+          },
+          ...(ffSummary
+            ? {
+                ratiosSamePlatform: {
+                  throughput: ratio(oursSummary.throughput, ffSummary.throughput),
+                  p50: ratio(oursSummary.p50, ffSummary.p50),
+                  p99: ratio(oursSummary.p99, ffSummary.p99),
+                },
+              }
+            : {}),
+          runs,
+        });
       }
-      const oursSummary = summarize(runs.filter((r) => r.stack === 'ours'));
-      const expressSummary = summarize(runs.filter((r) => r.stack === 'express'));
-      const ffRuns = runs.filter((r) => r.stack === 'ff-express');
-      const ffSummary = ffRuns.length > 0 ? summarize(ffRuns) : undefined;
-      const altRuns = runs.filter((r) => r.stack === 'ours-alt');
-      const cacheRuns = runs.filter((r) => r.stack === 'ours-cache');
-      mixes.push({
-        mix: mix.name,
-        writeRatio: mix.writeRatio,
-        clients: options.clients,
-        requests: options.requests,
-        repeats: options.repeats,
-        ours: oursSummary,
-        express: expressSummary,
-        ...(ffSummary ? { ffExpress: ffSummary } : {}),
-        ...(altRuns.length > 0 ? { oursAlt: summarize(altRuns) } : {}),
-        ...(cacheRuns.length > 0 ? { oursCache: summarize(cacheRuns) } : {}),
-        ratios: {
-          throughput: ratio(oursSummary.throughput, expressSummary.throughput),
-          p50: ratio(oursSummary.p50, expressSummary.p50),
-          p99: ratio(oursSummary.p99, expressSummary.p99),
-        },
-        ...(ffSummary
-          ? {
-              ratiosSamePlatform: {
-                throughput: ratio(oursSummary.throughput, ffSummary.throughput),
-                p50: ratio(oursSummary.p50, ffSummary.p50),
-                p99: ratio(oursSummary.p99, ffSummary.p99),
-              },
-            }
-          : {}),
-        runs,
-      });
+      return mixes;
+    };
+    const mixes = options.closed === false ? [] : await runMixes();
+    const openResults: OpenLoopResult[] = [];
+    for (const rate of options.open?.rates ?? []) {
+      const clients = options.open!.clients;
+      openResults.push({ rate, clients, mixes: await runMixes({ rate, clients, warmup: options.open!.warmup }) });
     }
     const sizeCurve: SizePoint[] = [];
     for (const size of options.sizes ?? []) {
@@ -359,9 +414,12 @@ export async function runRequestBench(options: RequestOptions, log: (line: strin
         runs,
       });
     }
+    const reported = [...new Set([...mixes, ...openResults.flatMap((o) => o.mixes)].flatMap((m) => m.runs.map((r) => r.serverNode)))];
     return {
       name: 'request',
       mixes,
+      ...(openResults.length > 0 ? { open: openResults } : {}),
+      serverNode: { spec: options.serverNode?.spec ?? 'current', version: options.serverNode?.version ?? process.version, reported },
       ...(options.latency ? { latency: options.latency } : {}),
       ...(sizeCurve.length > 0 ? { sizeCurve } : {}),
       notes: [

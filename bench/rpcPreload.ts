@@ -3,12 +3,34 @@
  * BENCH_COUNT_RPCS=1; nothing of it is in the product. It counts Datastore round trips at the
  * client's RPC level (the methods of the generated v1.DatastoreClient every call goes through, the
  * same observation as test/support/fixtures.ts countRpcs) and answers `GET /__rpc` with the counts
- * so far (and the process's CPU time and RSS), before the application sees the request. Works for any server built on node:http
+ * so far (and the process's CPU time and RSS, its Node version and its GC pauses), before the application sees the request. Works for any server built on node:http
  * (functions-framework and Express alike).
  */
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
+
+/**
+ * GC pauses so far, from perf_hooks' `gc` entries (one per pause of the main thread; the same
+ * observation as `--trace-gc`, without its output): counts, total and per kind, and the longest
+ * since the previous `/__rpc` read (the load generator reads before and after a run, so it is the
+ * run's longest).
+ */
+export interface GcStats {
+  count: number;
+  ms: number;
+  /** Mark-sweep-compact pauses (the long ones). */
+  major: number;
+  majorMs: number;
+  /** Scavenges (young generation). */
+  minor: number;
+  minorMs: number;
+  /** Pauses of 2 ms or more, of any kind. */
+  over2ms: number;
+  /** The longest pause since the previous read. */
+  maxMsSinceLastRead: number;
+}
 
 const RPC_METHODS = [
   'lookup',
@@ -36,6 +58,23 @@ if (process.env.BENCH_COUNT_RPCS === '1') {
       return original.apply(this, args);
     };
   }
+  const gc: GcStats = { count: 0, ms: 0, major: 0, majorMs: 0, minor: 0, minorMs: 0, over2ms: 0, maxMsSinceLastRead: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      gc.count++;
+      gc.ms += e.duration;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major++;
+        gc.majorMs += e.duration;
+      } else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+        gc.minor++;
+        gc.minorMs += e.duration;
+      }
+      if (e.duration >= 2) gc.over2ms++;
+      gc.maxMsSinceLastRead = Math.max(gc.maxMsSinceLastRead, e.duration);
+    }
+  }).observe({ entryTypes: ['gc'] });
   const emit = http.Server.prototype.emit as (this: http.Server, event: string, ...args: unknown[]) => boolean;
   http.Server.prototype.emit = function (this: http.Server, event: string, ...args: unknown[]): boolean {
     if (event === 'request') {
@@ -47,7 +86,10 @@ if (process.env.BENCH_COUNT_RPCS === '1') {
       if (req.url === '/__rpc') {
         res.writeHead(200, { 'content-type': 'application/json' });
         const cpu = process.cpuUsage();
-        res.end(JSON.stringify({ counts, memory: process.memoryUsage().rss, cpuMs: (cpu.user + cpu.system) / 1000 }));
+        res.end(
+          JSON.stringify({ counts, memory: process.memoryUsage().rss, cpuMs: (cpu.user + cpu.system) / 1000, node: process.version, gc }),
+        );
+        gc.maxMsSinceLastRead = 0;
         return true;
       }
     }

@@ -17,6 +17,12 @@
  * e.g. the commit before a change, built with `git worktree add /tmp/old <commit> && …`.
  * --cold-alt-ref=COMMIT packages, installs and builds that commit as deployed and measures its cold
  * start ("ours-old") next to the working tree's; --cold-runs=N samples per stack (default 9).
+ * --server-node=24|22|current: the Node every server of the request and latency benchmarks runs on;
+ * default the deployed runtime (Terraform's nodejs_runtime, nodejs24).
+ * --rate=300[,100…]: also run the request and latency benchmarks in an OPEN loop at each of these
+ * arrival rates (requests/s per stack; latency from each request's scheduled send time) on
+ * --open-clients sessions (default 64); --loop=open leaves the closed loop out. The smoke runs the
+ * latency benchmark's open loop at 50/s.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -29,6 +35,7 @@ import { type CleanupBenchResult, type KillBenchResult, runCleanupBench, runKill
 import { RelaySet } from './latencyRelay';
 import { ROOT } from './proc';
 import { runRequestBench, type RequestBenchResult } from './request';
+import { resolveServerNode, type ServerNode } from './serverNode';
 import { formatTable } from './table';
 
 export const BENCHMARKS = ['request', 'latency', 'cleanup', 'kill', 'coldStart'] as const;
@@ -37,7 +44,7 @@ export type BenchName = (typeof BENCHMARKS)[number];
 export interface BenchReport {
   startedAt: string;
   smoke: boolean;
-  machine: { nproc: number; memoryGiB: number; node: string; platform: string };
+  machine: { nproc: number; memoryGiB: number; node: string; platform: string; serverNode?: string };
   results: {
     request?: RequestBenchResult;
     /** The production-latency mode: the request benchmark through relays that add a round trip. */
@@ -74,6 +81,13 @@ interface Options {
   rttMs: number;
   jitterMs: number;
   latencyEmulator: 'legacy' | 'firestore';
+  serverNode: string | undefined;
+  /** Open-loop rates of the request benchmark and of the latency benchmark (requests/s per stack). */
+  requestRates: number[];
+  latencyRates: number[];
+  closed: boolean;
+  openClients: number;
+  openRequests: number;
 }
 
 function options(argv: string[]): Options {
@@ -107,6 +121,13 @@ function options(argv: string[]): Options {
       jitter: { type: 'string' },
       // The emulator behind the relays: legacy (transactions opened by their lookup, production's path) or firestore.
       'latency-emulator': { type: 'string' },
+      // The Node every server stack runs on: a major (24, 22) or "current"; default the deployed one.
+      'server-node': { type: 'string' },
+      // Open loop: arrival rates (requests/s per stack), comma-separated; --loop=open skips the closed loop.
+      rate: { type: 'string' },
+      loop: { type: 'string' },
+      'open-clients': { type: 'string' },
+      'open-requests': { type: 'string' },
     },
     strict: true,
   });
@@ -120,6 +141,19 @@ function options(argv: string[]): Options {
   if (!(rttMs >= 0 && rttMs <= 1000 && jitterMs >= 0 && jitterMs <= rttMs)) throw new Error('--rtt must be 0–1000 ms and --jitter 0–rtt');
   const latencyEmulator = values['latency-emulator'] ?? 'legacy';
   if (latencyEmulator !== 'legacy' && latencyEmulator !== 'firestore') throw new Error('--latency-emulator must be legacy or firestore');
+  const rates = (values.rate ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')
+    .map(Number);
+  if (rates.some((r) => !(r > 0 && r <= 5000))) throw new Error('--rate must be requests per second, each 1–5000');
+  const loop = values.loop ?? (rates.length > 0 ? 'both' : 'closed');
+  if (loop !== 'closed' && loop !== 'open' && loop !== 'both') throw new Error('--loop must be closed, open or both');
+  if (loop !== 'closed' && rates.length === 0 && !values.smoke) throw new Error('--loop=open/both needs --rate');
+  const openClients = Number(values['open-clients'] ?? (values.smoke ? 4 : 64));
+  const openRequests = Number(values['open-requests'] ?? (values.smoke ? 20 : 3000));
+  if (!Number.isInteger(openClients) || openClients < 1 || !Number.isInteger(openRequests) || openRequests < 1)
+    throw new Error('--open-clients and --open-requests must be positive integers');
   const coldRuns = Number(values['cold-runs'] ?? (values.smoke ? 1 : 9));
   if (!Number.isInteger(coldRuns) || coldRuns < 1 || coldRuns > 50) throw new Error('--cold-runs must be an integer from 1 to 50');
   return {
@@ -142,6 +176,13 @@ function options(argv: string[]): Options {
     rttMs,
     jitterMs,
     latencyEmulator,
+    serverNode: values['server-node'],
+    requestRates: loop === 'closed' ? [] : rates,
+    // The smoke runs a tiny open loop on the latency benchmark, so that the mode is exercised too.
+    latencyRates: rates.length > 0 ? (loop === 'closed' ? [] : rates) : values.smoke && values.loop === undefined ? [50] : [],
+    closed: loop !== 'open',
+    openClients,
+    openRequests,
   };
 }
 
@@ -177,6 +218,16 @@ export async function main(argv: string[]): Promise<BenchReport> {
     errors: [],
     load: {},
     elapsedMs: 0,
+  };
+  // Resolved once (installs the binary when missing), only for the benchmarks that start servers.
+  let serverNode: ServerNode | undefined;
+  const serverNodeOnce = (): ServerNode => {
+    if (!serverNode) {
+      serverNode = resolveServerNode(opts.serverNode);
+      report.machine.serverNode = serverNode.version;
+      log(`server stacks run on Node ${serverNode.version} (${serverNode.bin})`);
+    }
+    return serverNode;
   };
   // Ctrl-C: stop the emulators before leaving (children of proc.ts are killed on exit).
   const onSignal = () => {
@@ -246,6 +297,11 @@ export async function main(argv: string[]): Promise<BenchReport> {
           warmupRound: !opts.smoke,
           ...(opts.altSource ? { altSource: opts.altSource } : {}),
           ...(opts.readCacheMs > 0 ? { readCacheMs: opts.readCacheMs } : {}),
+          serverNode: serverNodeOnce(),
+          closed: opts.closed,
+          ...(opts.requestRates.length > 0
+            ? { open: { rates: opts.requestRates, clients: opts.openClients, requests: opts.openRequests, warmup: opts.smoke ? 4 : 600 } }
+            : {}),
           // 1 → 10,000 keys (the default SESSION_MAX_DATA_KEYS counts the profile and counter too), 1 KB → 700 KB.
           sizes: opts.skipSizes
             ? []
@@ -292,6 +348,11 @@ export async function main(argv: string[]): Promise<BenchReport> {
           ...(opts.latencyEmulator === 'legacy' ? { oursEnv: { DATASTORE_EMULATOR_TRANSACTIONS: 'lookup' } } : {}),
           latency: { rttMs: opts.rttMs, jitterMs: opts.jitterMs, emulator: opts.latencyEmulator },
           ...(opts.readCacheMs > 0 ? { readCacheMs: opts.readCacheMs } : {}),
+          serverNode: serverNodeOnce(),
+          closed: opts.closed,
+          ...(opts.latencyRates.length > 0
+            ? { open: { rates: opts.latencyRates, clients: opts.openClients, requests: opts.openRequests, warmup: opts.smoke ? 4 : 600 } }
+            : {}),
           sizes: [],
           mixes: opts.smoke
             ? [{ name: 'write-heavy', writeRatio: 0.5 }]

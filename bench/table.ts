@@ -54,10 +54,31 @@ export function pairedBy(m: MixResult, stack: string, baseline: string, f: (r: L
 export function latencyRows(report: BenchReport): Row[] {
   const out: Row[] = [];
   const l = report.results.latency;
-  if (!l) return out;
-  const mode = l.latency ? `rtt ${l.latency.rttMs}±${l.latency.jitterMs / 2} ms, ${l.latency.emulator}` : 'relay';
-  for (const m of l.mixes) {
-    const base = `latency ${m.mix} (${mode})`;
+  if (l) {
+    const mode = l.latency ? `rtt ${l.latency.rttMs}±${l.latency.jitterMs / 2} ms, ${l.latency.emulator}` : 'relay';
+    const node = l.serverNode ? `, server Node ${l.serverNode.version}` : '';
+    out.push(...mixRows(l.mixes, (m) => `latency ${m.mix} (closed loop, ${m.clients} clients, ${mode}${node})`));
+    for (const o of l.open ?? [])
+      out.push(...mixRows(o.mixes, (m) => `latency ${m.mix} (open loop ${o.rate}/s, ${o.clients} sessions, ${mode}${node})`));
+  }
+  const r = report.results.request;
+  if (r) {
+    const node = r.serverNode ? `, server Node ${r.serverNode.version}` : '';
+    for (const o of r.open ?? [])
+      out.push(...mixRows(o.mixes, (m) => `request ${m.mix} (open loop ${o.rate}/s, ${o.clients} sessions, loopback${node})`, true));
+  }
+  return out;
+}
+
+/**
+ * Reads and writes apart at p50 and p99, each ours-stack against both express-session baselines as
+ * paired ratios, with the goals of issue 27 (at 8 ms; `loopback`: p99 ≤ ff-express's), CPU per
+ * request, GC pauses per 1,000 requests and the load average.
+ */
+function mixRows(mixes: MixResult[], label: (m: MixResult) => string, loopback = false): Row[] {
+  const out: Row[] = [];
+  for (const m of mixes) {
+    const base = label(m);
     const readMostly = m.mix === 'read-mostly';
     const figures: Array<{ name: string; f: (r: LoadResult) => number; key: 'readP50' | 'readP99' | 'writeP50' | 'writeP99' }> = [
       { name: 'read p50 ms', f: (r) => r.read.p50, key: 'readP50' },
@@ -66,6 +87,7 @@ export function latencyRows(report: BenchReport): Row[] {
       { name: 'write p99 ms', f: (r) => r.write.p99, key: 'writeP99' },
     ];
     const goalOf = (stack: string, key: string): number | undefined => {
+      if (loopback) return undefined;
       if (stack === 'ours') return key.endsWith('P50') ? 1.05 : 1.0;
       if (stack === 'ours-cache' && readMostly && key.startsWith('read')) return key.endsWith('P50') ? 0.3 : 1.0;
       return undefined;
@@ -88,16 +110,19 @@ export function latencyRows(report: BenchReport): Row[] {
           goal: goal === undefined ? '' : `≤ ${goal.toFixed(2)}×`,
           met: goal === undefined ? '' : verdict(vsExpress <= goal),
         });
-        if (m.ffExpress)
+        if (m.ffExpress) {
+          const vsFf = pairedBy(m, label, 'ff-express', fig.f);
+          const ffGoal = loopback && readMostly && label === 'ours' && fig.key.endsWith('P99');
           out.push({
             benchmark: base,
             metric: `${label} ${fig.name} vs express-session under functions-framework (paired)`,
             ours: fmt(s[fig.key], 2),
             baseline: fmt(m.ffExpress[fig.key], 2),
-            ratio: `${fmt(pairedBy(m, label, 'ff-express', fig.f), 2)}×`,
-            goal: '',
-            met: '',
+            ratio: `${fmt(vsFf, 2)}×`,
+            goal: ffGoal ? '≤ 1.00×' : '',
+            met: ffGoal ? verdict(vsFf <= 1) : '',
           });
+        }
       }
       out.push({
         benchmark: base,
@@ -143,19 +168,105 @@ export function latencyRows(report: BenchReport): Row[] {
         goal: '',
         met: '',
       });
+    const cpuVsExpress = pairedBy(m, 'ours', 'express', (r) => r.serverCpuMsPerRequest);
     out.push({
       benchmark: base,
       metric: 'server CPU ms / request vs express-session',
       ours: fmt(m.ours.serverCpuMsPerRequest, 2),
       baseline: fmt(m.express.serverCpuMsPerRequest, 2),
-      ratio: `${fmt(
-        pairedBy(m, 'ours', 'express', (r) => r.serverCpuMsPerRequest),
-        2,
-      )}×`,
+      ratio: `${fmt(cpuVsExpress, 2)}×`,
+      goal: loopback && readMostly ? '≤ 1.20×' : '',
+      met: loopback && readMostly ? verdict(cpuVsExpress <= 1.2) : '',
+    });
+    if (m.ffExpress) {
+      const cpuVsFf = pairedBy(m, 'ours', 'ff-express', (r) => r.serverCpuMsPerRequest);
+      out.push({
+        benchmark: base,
+        metric: 'server CPU ms / request vs express-session under functions-framework',
+        ours: fmt(m.ours.serverCpuMsPerRequest, 2),
+        baseline: fmt(m.ffExpress.serverCpuMsPerRequest, 2),
+        ratio: `${fmt(cpuVsFf, 2)}×`,
+        goal: loopback && readMostly ? '≤ 0.75×' : '',
+        met: loopback && readMostly ? verdict(cpuVsFf <= 0.75) : '',
+      });
+    }
+    out.push(...gcRows(m, base), ...openRows(m, base));
+  }
+  return out;
+}
+
+/**
+ * Open loop: did the generator keep to its schedule (achieved rate, sends 1 ms or more late,
+ * requests that found every session busy), per stack, medians of the runs. A rate the stacks cannot
+ * keep up with is saturation again, and its percentiles are the queue's.
+ */
+export function openRows(m: MixResult, base: string): Row[] {
+  if (!m.runs.some((r) => r.open)) return [];
+  const labels = [...new Set(m.runs.map((r) => r.stack))];
+  const of = (label: string) => {
+    const runs = m.runs.filter((r) => r.stack === label && r.open);
+    const med = (f: (r: LoadResult) => number) => median(runs.map(f));
+    return `${label} ${fmt(
+      med((r) => r.open!.achievedRate),
+      0,
+    )}/s, late ${fmt(
+      med((r) => r.open!.lateSends),
+      0,
+    )} (max ${fmt(
+      med((r) => r.open!.maxLateMs),
+      1,
+    )} ms), queued ${fmt(
+      med((r) => r.open!.queuedOnClient),
+      0,
+    )}`;
+  };
+  return [
+    {
+      benchmark: base,
+      metric: 'open loop kept: achieved rate, late sends, requests queued on a busy session (medians)',
+      ours: labels.map(of).join('; '),
+      baseline: '',
+      ratio: '',
+      goal: '',
+      met: '',
+    },
+  ];
+}
+
+/** GC pauses per 1,000 requests next to p99, per stack, and the load average over the runs. */
+export function gcRows(m: MixResult, base: string): Row[] {
+  const gc = (s: MixResult['ours'] | undefined) =>
+    s?.gcPausesPer1000 === undefined ? '-' : `${fmt(s.gcPausesPer1000, 1)} (${fmt(s.gcMsPer1000, 1)} ms; max ${fmt(s.gcMaxMs, 2)})`;
+  const out: Row[] = [
+    {
+      benchmark: base,
+      metric: 'GC pauses / 1,000 requests (pause ms / 1,000; longest ms): ours vs express',
+      ours: gc(m.ours),
+      baseline: gc(m.express),
+      ratio: '',
+      goal: '',
+      met: '',
+    },
+  ];
+  if (m.ffExpress || m.oursCache)
+    out.push({
+      benchmark: base,
+      metric: 'GC pauses / 1,000 requests: ours-cache vs ff-express',
+      ours: gc(m.oursCache),
+      baseline: gc(m.ffExpress),
+      ratio: '',
       goal: '',
       met: '',
     });
-  }
+  out.push({
+    benchmark: base,
+    metric: 'load average (1 min, median over the runs): ours vs express',
+    ours: fmt(m.ours.load, 2),
+    baseline: fmt(m.express.load, 2),
+    ratio: '',
+    goal: '',
+    met: '',
+  });
   return out;
 }
 
@@ -164,7 +275,7 @@ export function rows(report: BenchReport): Row[] {
   const out: Row[] = [];
   const r = report.results;
   for (const m of r.request?.mixes ?? []) {
-    const base = `request ${m.mix} (${m.clients} clients)`;
+    const base = `request ${m.mix} (${m.clients} clients${r.request?.serverNode ? `, server Node ${r.request.serverNode.version}` : ''})`;
     const readMostly = m.mix === 'read-mostly';
     const pt = pairedRatio(m, 'ours', 'express', 'throughput');
     const pp = pairedRatio(m, 'ours', 'express', 'p99');
@@ -247,8 +358,9 @@ export function rows(report: BenchReport): Row[] {
         ours: fmt(m.ours.p99, 2),
         baseline: fmt(m.ffExpress.p99, 2),
         ratio: `${fmt(pairedRatio(m, 'ours', 'ff-express', 'p99'), 2)}×`,
-        goal: '',
-        met: '',
+        // Issue 27's loopback goal: the tail no longer than the same platform's baseline.
+        goal: readMostly ? '≤ 1.00×' : '',
+        met: readMostly ? verdict(pairedRatio(m, 'ours', 'ff-express', 'p99') <= 1) : '',
       });
     }
     if (m.oursAlt) {
@@ -320,25 +432,30 @@ export function rows(report: BenchReport): Row[] {
         met: '',
       });
     }
+    // Issue 27's loopback CPU goals (read-mostly), on the paired ratios.
+    const cpuE = pairedBy(m, 'ours', 'express', (x) => x.serverCpuMsPerRequest);
     out.push({
       benchmark: base,
-      metric: 'server CPU ms / request',
+      metric: 'server CPU ms / request (paired ratio)',
       ours: fmt(m.ours.serverCpuMsPerRequest, 2),
       baseline: fmt(m.express.serverCpuMsPerRequest, 2),
-      ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.express.serverCpuMsPerRequest, 2)}×`,
-      goal: '',
-      met: '',
+      ratio: `${fmt(cpuE, 2)}×`,
+      goal: readMostly ? '≤ 1.20×' : '',
+      met: readMostly ? verdict(cpuE <= 1.2) : '',
     });
-    if (m.ffExpress)
+    if (m.ffExpress) {
+      const cpuF = pairedBy(m, 'ours', 'ff-express', (x) => x.serverCpuMsPerRequest);
       out.push({
         benchmark: base,
-        metric: 'server CPU ms / request vs express-session under functions-framework',
+        metric: 'server CPU ms / request vs express-session under functions-framework (paired ratio)',
         ours: fmt(m.ours.serverCpuMsPerRequest, 2),
         baseline: fmt(m.ffExpress.serverCpuMsPerRequest, 2),
-        ratio: `${fmt(m.ours.serverCpuMsPerRequest / m.ffExpress.serverCpuMsPerRequest, 2)}×`,
-        goal: '',
-        met: '',
+        ratio: `${fmt(cpuF, 2)}×`,
+        goal: readMostly ? '≤ 0.75×' : '',
+        met: readMostly ? verdict(cpuF <= 0.75) : '',
       });
+    }
+    out.push(...gcRows(m, base));
     out.push({
       benchmark: base,
       metric: 'emulator CPU ms / request',
