@@ -21,8 +21,8 @@
  * default the deployed runtime (Terraform's nodejs_runtime, nodejs24).
  * --rate=300[,100…]: also run the request and latency benchmarks in an OPEN loop at each of these
  * arrival rates (requests/s per stack; latency from each request's scheduled send time) on
- * --open-clients sessions (default 64); --loop=open leaves the closed loop out. The smoke runs the
- * latency benchmark's open loop at 50/s.
+ * --open-clients sessions (default 64); default 300 in a full run (--rate= turns it off);
+ * --loop=open leaves the closed loop out. The smoke runs the latency benchmark's open loop at 50/s.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -141,7 +141,9 @@ function options(argv: string[]): Options {
   if (!(rttMs >= 0 && rttMs <= 1000 && jitterMs >= 0 && jitterMs <= rttMs)) throw new Error('--rtt must be 0–1000 ms and --jitter 0–rtt');
   const latencyEmulator = values['latency-emulator'] ?? 'legacy';
   if (latencyEmulator !== 'legacy' && latencyEmulator !== 'firestore') throw new Error('--latency-emulator must be legacy or firestore');
-  const rates = (values.rate ?? '')
+  // The full run measures both loops: the closed one (saturation) and an open loop at 300 requests/s
+  // per stack (below it, what production's percentiles look like); --rate= with nothing turns it off.
+  const rates = (values.rate ?? (values.smoke ? '' : '300'))
     .split(',')
     .map((x) => x.trim())
     .filter((x) => x !== '')
