@@ -102,7 +102,8 @@ export interface SessionStore {
    * One page of at most `limit` sessions stored for `user` whose expiresAt lies after
    * `expiresAfter` (sessions past it are dead and never read; a tombstone or a session idle too long
    * may still be among them: liveness is the caller's call), latest expiresAt first, each with its
-   * head only: a fixed number of queries per page (one, or two sent together while a store migrates), whatever the number of dead sessions of the user.
+   * head only: a fixed number of queries per page (one, or two sent together while a store
+   * migrates), whatever the number of dead sessions of the user.
    */
   listUserSessions(user: string, expiresAfter: number, limit: number, cursor?: string): Promise<HeadPage>;
   /**
