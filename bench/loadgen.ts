@@ -282,42 +282,64 @@ function per(counts: RpcCounts, n: number): RpcCounts & { total: number } {
   return out;
 }
 
+type Latencies = { all: number[]; read: number[]; write: number[] };
+
+/** What both loops count: changes sent, failed requests (and the first failure), latencies. */
+class Tally {
+  writes = 0;
+  errors = 0;
+  firstError: string | undefined;
+
+  constructor(private readonly latencies: Latencies | null) {}
+
+  /** Sends one request; an answer of 300 or more, or an error, is counted, never thrown. */
+  async send(spec: LoadSpec, base: URL, c: Client, write: boolean): Promise<void> {
+    try {
+      const r = await send(spec, base, c, write);
+      if (r.status >= 300) {
+        this.errors++;
+        this.firstError ??= `${r.status} ${r.body.slice(0, 200)}`;
+      }
+    } catch (err) {
+      this.errors++;
+      this.firstError ??= String(err);
+    }
+  }
+
+  /** Counts a finished request and its latency in ms. */
+  done(write: boolean, ms: number): void {
+    if (this.latencies) {
+      this.latencies.all.push(ms);
+      (write ? this.latencies.write : this.latencies.read).push(ms);
+    }
+    if (write) this.writes++;
+  }
+
+  get result(): { writes: number; errors: number; firstError?: string } {
+    return { writes: this.writes, errors: this.errors, ...(this.firstError ? { firstError: this.firstError } : {}) };
+  }
+}
+
 async function phase(
   spec: LoadSpec,
   base: URL,
   clients: Client[],
   total: number,
-  latencies: { all: number[]; read: number[]; write: number[] } | null,
+  latencies: Latencies | null,
 ): Promise<{ writes: number; errors: number; firstError?: string }> {
   let next = 0;
-  let writes = 0;
-  let errors = 0;
-  let firstError: string | undefined;
+  const tally = new Tally(latencies);
   await Promise.all(
     clients.map(async (c) => {
       for (let n = next++; n < total; n = next++) {
         const write = isWrite(n, spec.writeRatio);
         const t0 = process.hrtime.bigint();
-        try {
-          const r = await send(spec, base, c, write);
-          if (r.status >= 300) {
-            errors++;
-            firstError ??= `${r.status} ${r.body.slice(0, 200)}`;
-          }
-        } catch (err) {
-          errors++;
-          firstError ??= String(err);
-        }
-        if (latencies) {
-          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-          latencies.all.push(ms);
-          (write ? latencies.write : latencies.read).push(ms);
-        }
-        if (write) writes++;
+        await tally.send(spec, base, c, write);
+        tally.done(write, Number(process.hrtime.bigint() - t0) / 1e6);
       }
     }),
   );
-  return { writes, errors, firstError };
+  return tally.result;
 }
 
 interface OpenStats {
@@ -339,13 +361,11 @@ async function openPhase(
   clients: Client[],
   total: number,
   rate: number,
-  latencies: { all: number[]; read: number[]; write: number[] } | null,
+  latencies: Latencies | null,
 ): Promise<{ writes: number; errors: number; firstError?: string; stats: OpenStats }> {
   const interval = 1000 / rate;
   const start = performance.now() + 20;
-  let writes = 0;
-  let errors = 0;
-  let firstError: string | undefined;
+  const tally = new Tally(latencies);
   const stats: OpenStats = { lateSends: 0, maxLateMs: 0, queuedOnClient: 0, spanMs: 0 };
   let cursor = 0;
   let lastDone = start;
@@ -367,26 +387,11 @@ async function openPhase(
     const write = isWrite(n, spec.writeRatio);
     const c = pick();
     c.busy++;
-    try {
-      const r = await send(spec, base, c, write);
-      if (r.status >= 300) {
-        errors++;
-        firstError ??= `${r.status} ${r.body.slice(0, 200)}`;
-      }
-    } catch (err) {
-      errors++;
-      firstError ??= String(err);
-    } finally {
-      c.busy--;
-    }
+    await tally.send(spec, base, c, write);
+    c.busy--;
     const done = performance.now();
     lastDone = Math.max(lastDone, done);
-    if (latencies) {
-      const ms = done - due;
-      latencies.all.push(ms);
-      (write ? latencies.write : latencies.read).push(ms);
-    }
-    if (write) writes++;
+    tally.done(write, done - due);
   };
   for (let n = 0; n < total; n++) {
     const due = start + n * interval;
@@ -400,7 +405,7 @@ async function openPhase(
   }
   await Promise.all(pending);
   stats.spanMs = lastDone - start;
-  return { writes, errors, ...(firstError ? { firstError } : {}), stats };
+  return { ...tally.result, stats };
 }
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
