@@ -168,31 +168,41 @@ function mixRows(mixes: MixResult[], label: (m: MixResult) => string, loopback =
         goal: '',
         met: '',
       });
-    const cpuVsExpress = pairedBy(m, 'ours', 'express', (r) => r.serverCpuMsPerRequest);
-    out.push({
-      benchmark: base,
-      metric: 'server CPU ms / request vs express-session',
-      ours: fmt(m.ours.serverCpuMsPerRequest, 2),
-      baseline: fmt(m.express.serverCpuMsPerRequest, 2),
-      ratio: `${fmt(cpuVsExpress, 2)}×`,
-      goal: loopback && readMostly ? '≤ 1.20×' : '',
-      met: loopback && readMostly ? verdict(cpuVsExpress <= 1.2) : '',
-    });
-    if (m.ffExpress) {
-      const cpuVsFf = pairedBy(m, 'ours', 'ff-express', (r) => r.serverCpuMsPerRequest);
-      out.push({
-        benchmark: base,
-        metric: 'server CPU ms / request vs express-session under functions-framework',
-        ours: fmt(m.ours.serverCpuMsPerRequest, 2),
-        baseline: fmt(m.ffExpress.serverCpuMsPerRequest, 2),
-        ratio: `${fmt(cpuVsFf, 2)}×`,
-        goal: loopback && readMostly ? '≤ 0.75×' : '',
-        met: loopback && readMostly ? verdict(cpuVsFf <= 0.75) : '',
-      });
-    }
+    out.push(
+      ...cpuRows(m, base, loopback && readMostly, [
+        'server CPU ms / request vs express-session',
+        'server CPU ms / request vs express-session under functions-framework',
+      ]),
+    );
     out.push(...gcRows(m, base), ...openRows(m, base));
   }
   return out;
+}
+
+/**
+ * Our server CPU per request against express-session's and, when it ran, express-session under
+ * functions-framework's, as paired ratios; with `goals`, issue 27's loopback bounds (≤ 1.2×, ≤ 0.75×).
+ */
+function cpuRows(m: MixResult, base: string, goals: boolean, metrics: readonly [string, string]): Row[] {
+  const baselines: Array<[string, MixResult['ours'] | undefined, number, string]> = [
+    ['express', m.express, 1.2, metrics[0]],
+    ['ff-express', m.ffExpress, 0.75, metrics[1]],
+  ];
+  return baselines.flatMap(([stack, result, bound, metric]) => {
+    if (!result) return [];
+    const ratio = pairedBy(m, 'ours', stack, (r) => r.serverCpuMsPerRequest);
+    return [
+      {
+        benchmark: base,
+        metric,
+        ours: fmt(m.ours.serverCpuMsPerRequest, 2),
+        baseline: fmt(result.serverCpuMsPerRequest, 2),
+        ratio: `${fmt(ratio, 2)}×`,
+        goal: goals ? `≤ ${fmt(bound, 2)}×` : '',
+        met: goals ? verdict(ratio <= bound) : '',
+      },
+    ];
+  });
 }
 
 /**
@@ -433,28 +443,12 @@ export function rows(report: BenchReport): Row[] {
       });
     }
     // Issue 27's loopback CPU goals (read-mostly), on the paired ratios.
-    const cpuE = pairedBy(m, 'ours', 'express', (x) => x.serverCpuMsPerRequest);
-    out.push({
-      benchmark: base,
-      metric: 'server CPU ms / request (paired ratio)',
-      ours: fmt(m.ours.serverCpuMsPerRequest, 2),
-      baseline: fmt(m.express.serverCpuMsPerRequest, 2),
-      ratio: `${fmt(cpuE, 2)}×`,
-      goal: readMostly ? '≤ 1.20×' : '',
-      met: readMostly ? verdict(cpuE <= 1.2) : '',
-    });
-    if (m.ffExpress) {
-      const cpuF = pairedBy(m, 'ours', 'ff-express', (x) => x.serverCpuMsPerRequest);
-      out.push({
-        benchmark: base,
-        metric: 'server CPU ms / request vs express-session under functions-framework (paired ratio)',
-        ours: fmt(m.ours.serverCpuMsPerRequest, 2),
-        baseline: fmt(m.ffExpress.serverCpuMsPerRequest, 2),
-        ratio: `${fmt(cpuF, 2)}×`,
-        goal: readMostly ? '≤ 0.75×' : '',
-        met: readMostly ? verdict(cpuF <= 0.75) : '',
-      });
-    }
+    out.push(
+      ...cpuRows(m, base, readMostly, [
+        'server CPU ms / request (paired ratio)',
+        'server CPU ms / request vs express-session under functions-framework (paired ratio)',
+      ]),
+    );
     out.push(...gcRows(m, base));
     out.push({
       benchmark: base,
