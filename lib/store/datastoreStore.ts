@@ -141,15 +141,18 @@ function userExpiryKey(user: string, expiresAt: number): string {
   return `${user.length}:${user}:${new Date(expiresAt).toISOString()}`;
 }
 
+/** The listing's phases: the legacy query on (`user`, `expiresAt`), then `userExpiry`. */
+const LISTING_PHASES = 2;
+
 /**
- * The phases of a paged listing that runs several queries one after the other, and the cursor that
- * says where it stands: `<phase>|<Datastore cursor within the phase>`.
+ * Where the listing of a user's sessions stands, from its cursor `<phase>|<Datastore cursor within
+ * the phase>`: phase 0 the legacy query, phase 1 the one on `userExpiry`.
  */
-function phaseOf(cursor: string | undefined, phases: number): { phase: number; cursor?: string } {
+function phaseOf(cursor: string | undefined): { phase: number; cursor?: string } {
   if (cursor === undefined) return { phase: 0 };
   const bar = cursor.indexOf('|');
   const phase = Number(bar < 0 ? cursor : cursor.slice(0, bar));
-  if (!Number.isInteger(phase) || phase < 0 || phase >= phases) throw new RangeError('not a cursor of this listing');
+  if (!Number.isInteger(phase) || phase < 0 || phase >= LISTING_PHASES) throw new RangeError('not a cursor of this listing');
   return bar < 0 || bar === cursor.length - 1 ? { phase } : { phase, cursor: cursor.slice(bar + 1) };
 }
 
@@ -157,28 +160,27 @@ function phaseOf(cursor: string | undefined, phases: number): { phase: number; c
 type Found = Partial<SessionEntity> & Record<symbol, unknown>;
 
 /** One page of one phase's query. */
-interface PhasePage<T> {
-  items: T[];
+interface PhasePage {
+  items: Found[];
   cursor?: string;
 }
 
 /**
- * Fills one page of at most `limit` items from the phases' queries in turn, starting where `cursor`
- * says: the listing's legacy query, then the one on `userExpiry`.
+ * Fills one page of at most `limit` sessions from the listing's queries in turn, starting where
+ * `cursor` says: the legacy query, then the one on `userExpiry`.
  */
-async function phased<T>(
-  phases: number,
+async function phased(
   limit: number,
   cursor: string | undefined,
-  run: (phase: number, limit: number, cursor: string | undefined) => Promise<PhasePage<T>>,
-): Promise<PhasePage<T>> {
-  const items: T[] = [];
-  let at = phaseOf(cursor, phases);
+  run: (phase: number, limit: number, cursor: string | undefined) => Promise<PhasePage>,
+): Promise<PhasePage> {
+  const items: Found[] = [];
+  let at = phaseOf(cursor);
   for (;;) {
     const page = await run(at.phase, limit - items.length, at.cursor);
     items.push(...page.items);
     if (page.cursor !== undefined) at = { phase: at.phase, cursor: page.cursor };
-    else if (at.phase + 1 < phases) at = { phase: at.phase + 1 };
+    else if (at.phase + 1 < LISTING_PHASES) at = { phase: at.phase + 1 };
     else return { items };
     if (items.length >= limit) return { items, cursor: `${at.phase}|${at.cursor ?? ''}` };
   }
@@ -201,9 +203,6 @@ function expiredPositions(cursor: string | undefined): string[] {
   if (positions.length !== EXPIRED_QUERIES) throw new RangeError('not a cursor of the expired-session listing');
   return positions;
 }
-
-/** The listing's phases: the legacy query on (`user`, `expiresAt`), then `userExpiry`. */
-const LISTING_PHASES = 2;
 
 /**
  * Datastore refuses an entity over its size limit (1 MiB) with INVALID_ARGUMENT. The data limit
@@ -629,18 +628,12 @@ export class DatastoreSessionStore implements SessionStore {
    * one finds nothing (the rule once the migration is over), the other's answer is the page. A page
    * may then hold fewer than `limit` sessions and still have a cursor.
    */
-  async #listing(
-    user: string,
-    expiresAfter: number,
-    limit: number,
-    cursor: string | undefined,
-    properties: string[],
-  ): Promise<PhasePage<Found>> {
-    const run = async (phase: number, left: number, at: string | undefined): Promise<PhasePage<Found>> => {
+  async #listing(user: string, expiresAfter: number, limit: number, cursor: string | undefined, properties: string[]): Promise<PhasePage> {
+    const run = async (phase: number, left: number, at: string | undefined): Promise<PhasePage> => {
       const { found, cursor: next } = await this.#headQuery(this.#liveQuery(phase, user, expiresAfter, left, at), properties, left);
       return next === undefined ? { items: found } : { items: found, cursor: next };
     };
-    if (cursor !== undefined) return phased(LISTING_PHASES, limit, cursor, run);
+    if (cursor !== undefined) return phased(limit, cursor, run);
     const [legacy, current] = await Promise.all([run(0, limit, undefined), run(1, limit, undefined)]);
     if (legacy.cursor !== undefined) return { items: legacy.items, cursor: `0|${legacy.cursor}` };
     if (legacy.items.length === 0) return current.cursor === undefined ? current : { items: current.items, cursor: `1|${current.cursor}` };
